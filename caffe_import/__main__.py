@@ -1,0 +1,3 @@
+from caffe_import.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,3 @@
+from fcn_repro.cli import main
+import sys
+sys.exit(main())
