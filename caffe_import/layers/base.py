@@ -47,16 +47,13 @@ class CaffeLayer(nn.Module):
         Default: run ``forward`` on meta tensors (no memory, no compute). Layers whose forward
         cannot run on the meta device override this.
         """
+        from torch.func import functional_call
+
         with torch.no_grad():
             bottoms = [torch.empty(s, device="meta") for s in bottom_shapes]
-            saved = [(p, p.data) for p in self.blobs]
-            try:
-                for p, _ in saved:
-                    p.data = torch.empty(p.shape, device="meta", dtype=p.dtype)
-                tops = self.forward(*bottoms)
-            finally:
-                for p, data in saved:
-                    p.data = data
+            state = {k: torch.empty(v.shape, device="meta", dtype=v.dtype)
+                     for k, v in [*self.named_parameters(), *self.named_buffers()]}
+            tops = functional_call(self, state, tuple(bottoms))
         return [tuple(t.shape) for t in tops]
 
     def extra_repr(self) -> str:
