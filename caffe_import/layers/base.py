@@ -18,7 +18,12 @@ class CaffeLayer(nn.Module):
     it here rather than from ``nn.Module.training``.
 
     ``self.blobs`` holds the param blobs in Caffe's order (``net.params[name]`` in pycaffe);
-    ``forward(*bottoms)`` returns a tuple with one tensor per top.
+    ``forward(*bottoms)`` returns a tuple with one tensor per top. Param blob ``i`` is
+    registered as the parameter named ``"<i>"``, so a layer's ``state_dict`` keys are
+    ``"0"``, ``"1"``, ... and a net's are ``"<layer>.<i>"``. Read params through
+    ``self.blobs[i]`` in ``forward`` (not through an attribute kept from ``add_blob``): the net
+    may replace a blob by one shared with another layer (``ParamSpec.name``), and under
+    ``share_mode: PERMISSIVE`` ``self.blobs[i]`` is then a reshaped view of the owner's blob.
     """
 
     type_names: tuple[str, ...] = ()
@@ -29,13 +34,42 @@ class CaffeLayer(nn.Module):
         self.name: str = param.name
         self.phase = phase
         self.bottom_shapes = [tuple(int(d) for d in s) for s in bottom_shapes]
-        self.blobs = nn.ParameterList()
+        self._num_blobs = 0
+        # blob index -> (owner parameter, shape this layer sees): PERMISSIVE sharing only
+        self._blob_views: dict[int, Shape] = {}
+
+    @property
+    def blobs(self) -> list[torch.Tensor]:
+        """Param blobs in Caffe's order (``nn.Parameter``; a view for PERMISSIVE sharing)."""
+        out = []
+        for i in range(self._num_blobs):
+            p = self._parameters[str(i)]
+            shape = self._blob_views.get(i)
+            out.append(p if shape is None else p.view(shape))
+        return out
 
     def add_blob(self, shape: Sequence[int], requires_grad: bool = True) -> nn.Parameter:
-        """Append a param blob of ``shape`` (zeros; the net fills weights or Caffe's fillers)."""
+        """Append a param blob of ``shape`` (zeros; the layer or its fillers initialise it)."""
         p = nn.Parameter(torch.zeros(tuple(int(d) for d in shape)), requires_grad=requires_grad)
-        self.blobs.append(p)
+        self.register_parameter(str(self._num_blobs), p)
+        self._num_blobs += 1
         return p
+
+    def set_blob(self, index: int, param: nn.Parameter, view_shape: Shape | None = None) -> None:
+        """Make blob ``index`` the parameter ``param`` (Caffe's param sharing).
+
+        ``view_shape``: the shape this layer expects when it differs from ``param``'s (equal
+        element counts, ``share_mode: PERMISSIVE``); ``self.blobs[index]`` is then a view.
+        Attributes of this module that still pointed at the replaced parameter are rebound.
+        """
+        old = self._parameters[str(index)]
+        for key, value in list(self._parameters.items()):
+            if value is old:
+                self._parameters[key] = param
+        if view_shape is not None and tuple(view_shape) != tuple(param.shape):
+            self._blob_views[index] = tuple(int(d) for d in view_shape)
+        else:
+            self._blob_views.pop(index, None)
 
     def blob_shapes(self) -> list[Shape]:
         """Shapes Caffe gives this layer's param blobs (what a caffemodel must match)."""
@@ -52,9 +86,35 @@ class CaffeLayer(nn.Module):
         with torch.no_grad():
             bottoms = [torch.empty(s, device="meta") for s in bottom_shapes]
             state = {k: torch.empty(v.shape, device="meta", dtype=v.dtype)
-                     for k, v in [*self.named_parameters(), *self.named_buffers()]}
+                     for k, v in [*self.named_parameters(remove_duplicate=False),
+                                 *self.named_buffers(remove_duplicate=False)]}
             tops = functional_call(self, state, tuple(bottoms))
         return [tuple(t.shape) for t in tops]
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def apply_filler(tensor: torch.Tensor, filler, layer: str) -> None:
+    """Initialise ``tensor`` with a Caffe ``FillerParameter`` (constant/uniform/gaussian here;
+    the numerics layers' ``fillers`` module, when present, handles every type)."""
+    try:
+        from . import fillers  # written by the numerics-layer engineer
+        fill = getattr(fillers, "fill", None)
+    except ImportError:
+        fill = None
+    if fill is not None:
+        with torch.no_grad():
+            fill(tensor, filler)
+        return
+    kind = filler.type
+    with torch.no_grad():
+        if kind == "constant":
+            tensor.fill_(filler.value)
+        elif kind == "uniform":
+            tensor.uniform_(filler.min, filler.max)
+        elif kind == "gaussian":
+            tensor.normal_(filler.mean, filler.std)
+        else:
+            from ..errors import CaffeFormatError
+            raise CaffeFormatError(f"filler type '{kind}' is not available", layer=layer)
