@@ -1,0 +1,93 @@
+"""NYUDv2 (40 classes of Gupta et al.), as the release's ``NYUDSegDataLayer`` reads it.
+
+Layout::
+
+    root/data/images/img_<id>.png   colour (RGB)
+    root/data/depth/img_<id>.png    depth (one channel, e.g. 16-bit millimetres)
+    root/data/hha/img_<id>.png      HHA encoding (3 channels, used in file order)
+    root/segmentation/img_<id>.mat  variable segmentation: 0 void, 1..40
+    root/<split>.txt                train / val / test / trainval (the release's lists ship
+                                    with fcn_repro and are used when the file is absent)
+
+Modalities and what each returns as input (keys are the release nets' input blob names):
+``color`` -> tensor (blob ``data``); ``depth`` -> 1-channel tensor ``log(d) - 7.844``;
+``hha`` -> tensor; ``color-depth`` -> ``{"color", "depth"}``; ``color-hha`` -> ``{"color", "hha"}``.
+Colour is flipped to BGR minus (116.190, 97.203, 92.318); HHA is NOT flipped and has
+(132.431, 94.076, 118.477) removed in file order.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from caffe_import.errors import CaffeFormatError
+from fcn_repro.data import transforms as T
+from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
+from fcn_repro.data.base import SegmentationDataset, open_image
+
+NYUD_CLASSES = tuple(l.strip() for l in (ASSETS / "nyud" / "classes.txt").read_text().splitlines() if l.strip())[:40]
+
+MODALITIES: dict[str, tuple[str, ...]] = {
+    "color": ("color",), "depth": ("depth",), "hha": ("hha",),
+    "color-depth": ("color", "depth"), "color-d": ("color", "depth"),
+    "color-hha": ("color", "hha"),
+}
+
+LAYOUT = """  <root>/data/images/img_<id>.png
+  <root>/data/depth/img_<id>.png
+  <root>/data/hha/img_<id>.png
+  <root>/segmentation/img_<id>.mat  (variable segmentation: 0 void, 1..40)
+  <root>/<split>.txt  (train, val, test; the release's lists are used when absent)"""
+
+
+class NYUDSegmentation(SegmentationDataset):
+    """NYUDv2 40-class segmentation in one of the modalities of :data:`MODALITIES`."""
+
+    name = "nyud"
+    layout = LAYOUT
+    num_classes = {None: 40}
+    class_names = {None: NYUD_CLASSES}
+
+    def __init__(self, root: str | Path, split: str = "test", *, modality: str = "color",
+                 limit: int | None = None) -> None:
+        if modality not in MODALITIES:
+            raise ValueError(f"nyud: unknown modality {modality!r}; one of {sorted(MODALITIES)}")
+        self.modality = modality
+        self.tops = MODALITIES[modality]
+        super().__init__(root, split, limit=limit)
+
+    def _read_ids(self) -> list[str]:
+        path = self.root / f"{self.split}.txt"
+        shipped = ASSETS / "nyud" / f"{self.split}.txt"
+        if not path.exists() and shipped.exists():
+            path = shipped
+        return read_split(path, self.name, self.layout)
+
+    def image_path(self, idx: str) -> Path:
+        return self.root / "data" / "images" / f"img_{idx}.png"
+
+    def load_top(self, top: str, idx: str) -> torch.Tensor:
+        if top == "color":
+            im = open_image(self._require(self.image_path(idx)))
+            return T.image_tensor(T.caffe_rgb(T.rgb_array(im), T.NYUD_COLOR_MEAN_BGR))
+        if top == "depth":
+            im = open_image(self._require(self.root / "data" / "depth" / f"img_{idx}.png"))
+            return T.image_tensor(T.caffe_log_depth(np.asarray(im)))
+        if top == "hha":
+            im = open_image(self._require(self.root / "data" / "hha" / f"img_{idx}.png"))
+            return T.image_tensor(T.caffe_unflipped(np.asarray(im.convert("RGB")), T.NYUD_HHA_MEAN))
+        raise ValueError(f"nyud: unknown top {top!r}")
+
+    def load_inputs(self, idx: str) -> torch.Tensor | dict[str, torch.Tensor]:
+        if len(self.tops) == 1:
+            return self.load_top(self.tops[0], idx)
+        return {top: self.load_top(top, idx) for top in self.tops}
+
+    def load_labels(self, idx: str) -> torch.Tensor:
+        path = self.root / "segmentation" / f"img_{idx}.mat"
+        seg = np.asarray(load_mat_field(path, "segmentation", self.name, self.layout))
+        if seg.ndim != 2:
+            raise CaffeFormatError(f"nyud: segmentation is not 2-D (shape {seg.shape})", path=path)
+        return T.label_tensor(T.shift_labels(seg))
