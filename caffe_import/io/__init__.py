@@ -1,0 +1,69 @@
+"""Caffe's files: nets, weights, means and solvers in, weights out.
+
+    read_net(path_or_text)      -> caffe_pb2.NetParameter (current form, upgraded)
+    read_solver(path_or_text)   -> caffe_pb2.SolverParameter (upgraded)
+    read_weights(path)          -> OrderedDict layer name -> [float32 arrays] (binary or HDF5)
+    read_weights_net(path)      -> NetParameter: a caffemodel's layer structure, no blob data
+    read_mean(path)             -> float32 array of a .binaryproto mean
+    write_weights(path, net, weights), write_weights_h5(path, net, weights)
+    detect(path)                -> the kind of file, judged by content
+    match_blob_shape(array, expected_shape, ...) -> Caffe's load-time shape rule
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import CaffeFormatError
+from .binary import read_weights_binary, read_weights_net
+from .detect import detect
+from .shapes import match_blob_shape
+from .text import read_net, read_solver
+
+__all__ = ["read_net", "read_solver", "read_weights", "read_weights_net", "read_mean",
+           "write_weights", "write_weights_h5", "detect", "match_blob_shape"]
+
+_WRONG_KIND = {
+    "prototxt": "a prototxt (text), not weights: read it with read_net / read_solver",
+    "binaryproto": "a BlobProto (e.g. a mean .binaryproto), not weights: read it with read_mean",
+    "blobprotovector": "a BlobProtoVector, not weights",
+    "solverstate": "a solver state (.solverstate), not weights",
+}
+
+
+def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
+    """Layer name -> param blobs (float32, C-contiguous, Caffe blob order) of a weights file.
+
+    Binary caffemodels (current, V1 and V0 layouts) and HDF5 ``.caffemodel.h5`` are told
+    apart by content, as Caffe's ``CopyTrainedLayersFrom`` does. Shapes are as stored: the
+    ``BlobShape`` dims, or the legacy 4-D ``(num, channels, height, width)`` (see
+    :func:`match_blob_shape` for how Caffe matches those to a layer). Layers without blobs
+    are left out.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such weights file: {path}")
+    kind = detect(path)
+    if kind == "hdf5":
+        from .hdf5 import read_weights_h5
+        return read_weights_h5(path)
+    if kind in _WRONG_KIND:
+        raise CaffeFormatError(f"this file is {_WRONG_KIND[kind]}", path=path)
+    return read_weights_binary(path)
+
+
+def read_mean(path: str | os.PathLike) -> np.ndarray:
+    from .mean import read_mean as _read_mean
+    return _read_mean(path)
+
+
+def write_weights(path, net, weights) -> None:
+    from .writer import write_weights as _write
+    return _write(path, net, weights)
+
+
+def write_weights_h5(path, net, weights) -> None:
+    from .writer import write_weights_h5 as _write
+    return _write(path, net, weights)

@@ -1,0 +1,94 @@
+"""Prototxt (protobuf text format) files: nets and solvers.
+
+Caffe parses with ``google::protobuf::TextFormat::Parse`` and then upgrades legacy forms
+(``ReadNetParamsFromTextFileOrDie``); the same happens here with
+``google.protobuf.text_format``. A syntax error becomes a :class:`CaffeFormatError` that
+names the file, line and column.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar, Union
+
+from google.protobuf import message as _message
+from google.protobuf import text_format
+
+from ..errors import CaffeFormatError
+from ..proto import caffe_pb2
+from .upgrade import upgrade_net, upgrade_solver
+
+PathOrText = Union[str, os.PathLike]
+M = TypeVar("M", bound=_message.Message)
+
+MAX_TEXT_BYTES = 1 << 30  # a prototxt is a few KB; refuse to slurp a stray 10 GB file
+
+
+def _looks_like_path(value: str) -> bool:
+    return "\n" not in value and "{" not in value and len(value) < 4096
+
+
+def load_text(path_or_text: PathOrText) -> tuple[str, object]:
+    """``(text, path)``: a path-like or an existing file name is read; other strings are text."""
+    if isinstance(path_or_text, os.PathLike) or (
+            isinstance(path_or_text, str) and _looks_like_path(path_or_text)
+            and os.path.isfile(path_or_text)):
+        path = os.fspath(path_or_text)
+        size = os.path.getsize(path)
+        if size > MAX_TEXT_BYTES:
+            raise CaffeFormatError(f"{size} bytes is too large for a prototxt", path=path)
+        raw = Path(path).read_bytes()
+        if b"\x00" in raw[:4096]:
+            raise CaffeFormatError("binary data where a prototxt (text) was expected; a "
+                                   "caffemodel or binaryproto is read with read_weights / "
+                                   "read_mean", path=path)
+        try:
+            return raw.decode("utf-8"), path
+        except UnicodeDecodeError as exc:
+            raise CaffeFormatError(f"not UTF-8 text (byte {exc.start}); expected a prototxt",
+                                   path=path) from None
+    if isinstance(path_or_text, bytes):
+        path_or_text = path_or_text.decode("utf-8")
+    if not isinstance(path_or_text, str):
+        raise TypeError(f"expected a path or prototxt text, got {type(path_or_text).__name__}")
+    return path_or_text, None
+
+
+def parse_text(text: str, message: M, path: object = None) -> M:
+    """Parse protobuf text into ``message``; errors name the file, line and column."""
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as exc:
+        line, column = exc.GetLine(), exc.GetColumn()
+        msg = str(exc)
+        # the library prefixes "line:column : "; keep only what went wrong
+        if line is not None and msg.startswith(f"{line}:"):
+            msg = msg.split(" : ", 1)[-1]
+        raise CaffeFormatError(f"prototxt syntax error: {msg}",
+                               path=path if path is not None else "<text>",
+                               line=line, column=column) from None
+    return message
+
+
+def read_net(path_or_text: PathOrText) -> caffe_pb2.NetParameter:
+    """A net prototxt (file or text) as a current-form ``NetParameter``.
+
+    Legacy V0 / V1 nets and ``input``/``input_dim``/``input_shape`` fields are upgraded as
+    Caffe upgrades them (see :mod:`caffe_import.io.upgrade`), so the result always uses
+    ``layer`` entries with type strings and an ``Input`` layer for the net's inputs.
+    """
+    text, path = load_text(path_or_text)
+    net = parse_text(text, caffe_pb2.NetParameter(), path)
+    return upgrade_net(net, path=path)
+
+
+def read_solver(path_or_text: PathOrText) -> caffe_pb2.SolverParameter:
+    """A solver prototxt as ``SolverParameter``, upgraded (``solver_type`` -> ``type``).
+
+    As in Caffe's ``ReadSolverParamsFromTextFileOrDie``, when read from a file an unset
+    ``snapshot_prefix`` becomes the solver file's path without its extension, and a prefix
+    naming an existing directory gets the solver file's stem appended.
+    """
+    text, path = load_text(path_or_text)
+    solver = parse_text(text, caffe_pb2.SolverParameter(), path)
+    return upgrade_solver(solver, path=path)
