@@ -1,0 +1,533 @@
+"""``CaffeNet``: a Caffe ``NetParameter`` built the way Caffe's ``Net::Init`` builds it.
+
+What carries over from Caffe (``src/caffe/net.cpp``):
+
+* the net state (phase, level, stages) and the include/exclude ``NetStateRule``s decide which
+  layers exist (``filter_net``);
+* blobs are named; a top equal to the bottom at the same index is computed in place (later
+  readers see the new value), any other reuse of a name is an error;
+* a blob read by several layers is simply reused: Caffe's automatic ``Split`` layers are not
+  needed (autograd sums the gradients as Split's backward does);
+* tops of ``Input`` layers are the net's inputs; blobs produced and never consumed are its
+  outputs (sorted by name, as Caffe's ``std::set`` yields them);
+* ``loss_weight`` per top (``*Loss`` types: 1 for the first top unless given, others 0);
+* params shared by ``ParamSpec.name`` are one ``nn.Parameter`` (STRICT: same shape,
+  PERMISSIVE: same count); ``lr_mult: 0`` params do not require grad (Caffe skips their diff);
+* weights are copied by layer name (``CopyTrainedLayersFrom``).
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import CaffeFormatError
+from .layers import registry
+from .layers.base import CaffeLayer, Shape
+
+PathLike = str | os.PathLike
+_PHASES = {"train": 0, "test": 1}
+_PHASE_NAMES = {0: "train", 1: "test"}
+AUTO_TOP = "(automatic)"
+
+
+@dataclass
+class ParamSpecInfo:
+    """A learnable param as Caffe's solver sees it (``Net::learnable_params()``)."""
+
+    layer: str
+    index: int
+    param: nn.Parameter
+    lr_mult: float = 1.0
+    decay_mult: float = 1.0
+    name: str = ""  # ParamSpec.name ("" when not shared)
+
+
+@dataclass
+class _Step:
+    """One instantiated layer and its wiring."""
+
+    name: str
+    type: str
+    module: CaffeLayer
+    bottoms: list[str]
+    tops: list[str]
+    in_place: list[bool]
+    is_input: bool
+
+
+def phase_name(phase: str | int) -> str:
+    """``"train"`` or ``"test"`` from a name (any case) or Caffe's enum (TRAIN=0, TEST=1)."""
+    if isinstance(phase, str) and phase.lower() in _PHASES:
+        return phase.lower()
+    if isinstance(phase, int) and not isinstance(phase, bool) and phase in _PHASE_NAMES:
+        return _PHASE_NAMES[phase]
+    raise ValueError(f"phase must be 'train' or 'test' (or caffe_pb2.TRAIN/TEST), got {phase!r}")
+
+
+def state_meets_rule(state, rule) -> bool:
+    """Caffe's ``StateMeetsRule``: every condition the rule sets holds for ``state``."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    stages = set(state.stage)
+    if any(s not in stages for s in rule.stage):
+        return False
+    return not any(s in stages for s in rule.not_stage)
+
+
+def layer_included(layer, state) -> bool:
+    """No rules: included. Exclude rules: out if any is met. Include rules: in if any is met."""
+    if len(layer.include) and len(layer.exclude):
+        raise CaffeFormatError("a layer may have include rules or exclude rules, not both",
+                               layer=layer.name)
+    if len(layer.exclude):
+        return not any(state_meets_rule(state, r) for r in layer.exclude)
+    if len(layer.include):
+        return any(state_meets_rule(state, r) for r in layer.include)
+    return True
+
+
+def filter_net(net, phase: str | int = "test", stages: Iterable[str] = (), level: int = 0):
+    """The NetParameter Caffe instantiates for this state (``Net(file, phase, level, stages)``:
+    phase and level replace the file's ``state``; stages are added to the file's stages)."""
+    out = type(net)()
+    out.CopyFrom(net)
+    out.state.phase = _PHASES[phase_name(phase)]
+    out.state.level = int(level)
+    out.state.stage.extend(str(s) for s in stages)
+    del out.layer[:]
+    out.layer.extend(layer for layer in net.layer if layer_included(layer, out.state))
+    return out
+
+
+def _load_net(net):
+    from .proto import caffe_pb2
+
+    if isinstance(net, caffe_pb2.NetParameter):
+        from .io.upgrade import net_needs_upgrade, upgrade_net
+
+        return upgrade_net(net) if net_needs_upgrade(net) else net
+    if isinstance(net, (str, os.PathLike)):
+        from .io import read_net
+
+        return read_net(net)
+    raise TypeError(f"net must be a NetParameter, a path or prototxt text, not {type(net)!r}")
+
+
+def _escape(name: str) -> str:
+    """A layer name as an ``nn.Module`` attribute name (no ``.``; reversible)."""
+    return name.replace("%", "%25").replace(".", "%2E").replace("#", "%23") or "%"
+
+
+def _is_loss_type(type_name: str) -> bool:
+    return type_name.endswith("Loss")
+
+
+class CaffeNet(nn.Module):
+    """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
+
+    ``CaffeNet(net, weights=None, phase="test", stages=(), level=0, retain_blob_grads=False,
+    device=None)``: ``net`` is a NetParameter, a path or prototxt text; ``weights`` a path
+    (binary or HDF5 caffemodel) or a ``read_weights``-style mapping.
+
+    ``forward(outputs=None, **inputs)`` feeds the ``Input`` blobs (tensors or arrays, any shape:
+    layers re-derive shapes on every call, as Caffe's ``Reshape`` does; an input not given keeps
+    the tensor in ``net.blobs``, or zeros of its declared shape) and returns every blob, or the
+    named ones. In phase "train" (or with ``force_backward`` or ``keep_graph = True``) the
+    autograd graph is kept; otherwise forward runs under ``torch.no_grad()``.
+
+    Gradients as Caffe holds them: ``net.total_loss().backward()`` seeds each loss top with its
+    weight, as Caffe's backward does, and leaves param gradients in ``p.grad``
+    (``param_grads()`` returns them with zeros where Caffe's diff stays 0). For blob gradients set
+    ``retain_blob_grads=True`` (constructor argument or attribute) before ``forward``; then
+    ``net.blob_grads()`` returns, per blob, the gradient with respect to the blob *as its first
+    writer produced it* — what Caffe's in-place backward leaves in the blob's diff (for
+    ``conv1_1`` rewritten by ``relu1_1``: the gradient w.r.t. the convolution's output) — and
+    zeros for blobs Caffe does not back-propagate into (inputs, labels).
+    """
+
+    def __init__(self, net: Any, weights: PathLike | Mapping[str, Sequence[Any]] | None = None,
+                 phase: str | int = "test", stages: Iterable[str] = (), level: int = 0, *,
+                 retain_blob_grads: bool = False, device: torch.device | str | None = None
+                 ) -> None:
+        super().__init__()
+        source = _load_net(net)
+        self.phase: str = phase_name(phase)
+        self.net_param = filter_net(source, self.phase, stages, level)
+        self.retain_blob_grads = retain_blob_grads
+        self.keep_graph: bool | None = None
+        self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.blob_shapes: OrderedDict[str, Shape] = OrderedDict()
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.layer_names: list[str] = []
+        self.layer_types: list[str] = []
+        self.loss_weights: OrderedDict[str, float] = OrderedDict()
+        self._steps: list[_Step] = []
+        self._learnable: list[ParamSpecInfo] = []
+        self._first_writer: dict[str, torch.Tensor] = {}
+        self._loss_tops: dict[str, torch.Tensor] = {}
+        self._mult_seen: dict[str, set[str]] = {"lr_mult": set(), "decay_mult": set()}
+        self._first_index: dict[str, int] = {}
+        self.register_buffer("_device_probe", torch.empty(0), persistent=False)
+        self._build()
+        if weights is not None:
+            self.load_weights(weights)
+        if device is not None:
+            self.to(device)
+
+    # ------------------------------------------------------------------ construction
+    def _resolve_classes(self) -> list[type[CaffeLayer]]:
+        """Every layer's class, or one error listing all layers whose type is unavailable."""
+        classes, missing = [], []
+        for lp in self.net_param.layer:
+            cls = registry.get(lp.type)
+            resolve = getattr(cls, "resolve", None)
+            if cls is not None and resolve is not None:
+                resolved = resolve(lp)
+                if resolved is None:
+                    describe = getattr(cls, "describe", None)
+                    missing.append(f"'{lp.name}' ({describe(lp) if describe else lp.type})")
+                cls = resolved
+            elif cls is None:
+                missing.append(f"'{lp.name}' (type '{lp.type}')")
+            classes.append(cls)
+        if missing:
+            raise CaffeFormatError(f"{len(missing)} layer(s) of unknown or unavailable type: "
+                                   + ", ".join(missing) + f". Known types: "
+                                   + ", ".join(registry.known_types()))
+        return classes
+
+    def _build(self) -> None:
+        classes = self._resolve_classes()
+        net_phase = _PHASES[self.phase]
+        available: set[str] = set()
+        auto_count = 0
+        owners: dict[str, tuple[str, int, ParamSpecInfo, Shape]] = {}
+        for lp, cls in zip(self.net_param.layer, classes):
+            name = lp.name
+            if not lp.HasField("phase"):
+                lp.phase = net_phase
+            layer_phase = _PHASE_NAMES[lp.phase]
+            if len(lp.propagate_down) not in (0, len(lp.bottom)):
+                raise CaffeFormatError(f"propagate_down has {len(lp.propagate_down)} entries for "
+                                       f"{len(lp.bottom)} bottoms", layer=name)
+            bottoms = list(lp.bottom)
+            for i, b in enumerate(bottoms):
+                if b not in self.blob_shapes:
+                    raise CaffeFormatError(f"unknown bottom blob '{b}' (bottom {i}); no earlier "
+                                           f"layer produces it", layer=name)
+                available.discard(b)
+            build_param = lp
+            if _is_loss_type(lp.type) and not len(lp.top):
+                # Caffe's AutoTopBlobs: a loss layer without tops gets an anonymous one
+                build_param = type(lp)()
+                build_param.CopyFrom(lp)
+                build_param.top.append(AUTO_TOP if not auto_count else f"{AUTO_TOP}_{auto_count}")
+                auto_count += 1
+            tops = list(build_param.top)
+            in_place = []
+            for j, t in enumerate(tops):
+                same = j < len(bottoms) and t == bottoms[j]
+                if not same and t in self.blob_shapes:
+                    raise CaffeFormatError(f"top blob '{t}' produced by multiple sources",
+                                           layer=name)
+                in_place.append(same)
+            bottom_shapes = [self.blob_shapes[b] for b in bottoms]
+            module = self._make_layer(cls, build_param, bottom_shapes, layer_phase)
+            try:
+                shapes = module.top_shapes(bottom_shapes)
+            except CaffeFormatError:
+                raise
+            except Exception as e:  # a layer's own checks, in whatever form it raised them
+                raise CaffeFormatError(f"{lp.type} cannot take bottoms of shapes "
+                                       f"{bottom_shapes}: {e}", layer=name) from e
+            if len(shapes) != len(tops):
+                raise CaffeFormatError(f"{lp.type} produces {len(shapes)} tops but the layer "
+                                       f"names {len(tops)}", layer=name)
+            for t, s, auto in zip(tops, shapes, [x.startswith(AUTO_TOP) and build_param is not lp
+                                                 for x in tops]):
+                self.blob_shapes[t] = tuple(int(d) for d in s)
+                if not auto:
+                    available.add(t)
+            self._set_loss_weights(lp, tops)
+            self._share_params(lp, module, owners)
+            is_input = lp.type == "Input"
+            if is_input:
+                self.inputs.extend(tops)
+            self._steps.append(_Step(name, lp.type, module, bottoms, tops, in_place, is_input))
+            self.layer_names.append(name)
+            self.layer_types.append(lp.type)
+            self._register_layer(name, module)
+        for info in self._learnable:
+            info.param.requires_grad_(info.lr_mult != 0)
+        self.outputs = sorted(available)
+        for i, n in enumerate(self.layer_names):
+            self._first_index.setdefault(n, i)
+        for n in self.inputs:
+            self.blobs[n] = torch.zeros(self.blob_shapes[n])
+
+    def _make_layer(self, cls, lp, bottom_shapes, phase) -> CaffeLayer:
+        try:
+            return cls(lp, bottom_shapes, phase)
+        except CaffeFormatError:
+            raise
+        except Exception as e:
+            raise CaffeFormatError(f"cannot build {lp.type} for bottoms of shapes "
+                                   f"{bottom_shapes}: {type(e).__name__}: {e}", layer=lp.name) from e
+
+    def _set_loss_weights(self, lp, tops: list[str]) -> None:
+        weights = list(lp.loss_weight)
+        if weights and len(weights) != len(tops):
+            raise CaffeFormatError(f"loss_weight must be given once per top or not at all: "
+                                   f"{len(weights)} for {len(tops)} tops", layer=lp.name)
+        if not weights and _is_loss_type(lp.type) and tops:
+            weights = [1.0] + [0.0] * (len(tops) - 1)
+        for t, w in zip(tops, weights):
+            if w != 0:
+                self.loss_weights[t] = float(w)
+
+    def _share_params(self, lp, module: CaffeLayer, owners) -> None:
+        blobs = module.blobs
+        if len(lp.param) > len(blobs):
+            raise CaffeFormatError(f"{len(lp.param)} param specs for {len(blobs)} param blobs",
+                                   layer=lp.name)
+        for j, blob in enumerate(blobs):
+            spec = lp.param[j] if j < len(lp.param) else None
+            key = spec.name if spec is not None else ""
+            shape = tuple(blob.shape)
+            if key and key in owners:
+                owner_layer, owner_idx, info, owner_shape = owners[key]
+                strict = spec.share_mode == 0  # ParamSpec.STRICT
+                if strict and owner_shape != shape:
+                    raise CaffeFormatError(
+                        f"cannot share param '{key}' owned by layer '{owner_layer}' (blob "
+                        f"{owner_idx}): shape {shape} differs from the owner's {owner_shape} "
+                        f"(share_mode STRICT)", layer=lp.name)
+                if int(np.prod(shape)) != int(np.prod(owner_shape)):
+                    raise CaffeFormatError(
+                        f"cannot share param '{key}' owned by layer '{owner_layer}': "
+                        f"{int(np.prod(shape))} elements vs the owner's "
+                        f"{int(np.prod(owner_shape))} (share_mode PERMISSIVE)", layer=lp.name)
+                module.set_blob(j, info.param, None if shape == owner_shape else shape)
+                for field in ("lr_mult", "decay_mult"):
+                    if spec.HasField(field):
+                        value = float(getattr(spec, field))
+                        if key in self._mult_seen[field]:
+                            if getattr(info, field) != value:
+                                raise CaffeFormatError(f"shared param '{key}' has mismatched "
+                                                       f"{field}: {value} vs "
+                                                       f"{getattr(info, field)}", layer=lp.name)
+                        else:
+                            self._mult_seen[field].add(key)
+                            setattr(info, field, value)
+                continue
+            info = ParamSpecInfo(lp.name, j, blob,
+                                 float(spec.lr_mult) if spec is not None else 1.0,
+                                 float(spec.decay_mult) if spec is not None else 1.0, key)
+            self._learnable.append(info)
+            if key:
+                owners[key] = (lp.name, j, info, shape)
+                for field in ("lr_mult", "decay_mult"):
+                    if spec.HasField(field):
+                        self._mult_seen[field].add(key)
+
+    def _register_layer(self, name: str, module: CaffeLayer) -> None:
+        attr = _escape(name)
+        if attr in self._modules:  # a later layer with the same name (Caffe allows it)
+            k = 1
+            while f"{attr}#{k}" in self._modules:
+                k += 1
+            attr = f"{attr}#{k}"
+        elif hasattr(self, attr):  # the name of a CaffeNet attribute: escape its first char
+            attr = f"%{ord(attr[0]):02X}{attr[1:]}"
+        self.add_module(attr, module)
+
+    # ------------------------------------------------------------------ running
+    @property
+    def device(self) -> torch.device:
+        return self._device_probe.device
+
+    def _input_tensor(self, name: str, value: Any) -> torch.Tensor:
+        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+        if t.is_floating_point() and t.dtype != torch.float32:
+            t = t.float()
+        elif not t.is_floating_point():
+            t = t.float()  # Caffe holds labels and indices as float blobs
+        return t.to(self.device)
+
+    def forward(self, outputs: Iterable[str] | None = None, **inputs: Any
+                ) -> OrderedDict[str, torch.Tensor]:
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            raise CaffeFormatError(f"{unknown} are not inputs of this net; its inputs are "
+                                   f"{self.inputs}")
+        keep = self.keep_graph
+        if keep is None:
+            keep = self.phase == "train" or self.net_param.force_backward
+        with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
+            blobs = self._run(inputs)
+        self.blobs = blobs
+        if outputs is None:
+            return OrderedDict(blobs)
+        wanted = [outputs] if isinstance(outputs, str) else list(outputs)
+        missing = [n for n in wanted if n not in blobs]
+        if missing:
+            raise CaffeFormatError(f"no blobs named {missing} in this net")
+        return OrderedDict((n, blobs[n]) for n in wanted)
+
+    def _run(self, inputs: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
+        blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        first: dict[str, torch.Tensor] = {}
+        losses: dict[str, torch.Tensor] = {}
+        retain = self.retain_blob_grads and torch.is_grad_enabled()
+        for step in self._steps:
+            if step.is_input:
+                for t in step.tops:
+                    if t in inputs:
+                        value = self._input_tensor(t, inputs[t])
+                    elif t in self.blobs:
+                        value = self.blobs[t].to(self.device)
+                    else:
+                        value = torch.zeros(self.blob_shapes[t], device=self.device)
+                    blobs[t] = value
+                    first[t] = value
+                continue
+            try:
+                tops = step.module(*[blobs[b] for b in step.bottoms])
+            except CaffeFormatError:
+                raise
+            except Exception as e:
+                e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+                           f"{[tuple(blobs[b].shape) for b in step.bottoms]}")
+                raise
+            if len(tops) != len(step.tops):
+                raise CaffeFormatError(f"{step.type} returned {len(tops)} tops, the layer "
+                                       f"names {len(step.tops)}", layer=step.name)
+            for name, value, in_place in zip(step.tops, tops, step.in_place):
+                blobs[name] = value
+                if not in_place:
+                    first[name] = value
+                    if retain and value.requires_grad:
+                        value.retain_grad()
+                if name in self.loss_weights:
+                    losses[name] = value
+        self._first_writer = first
+        self._loss_tops = losses
+        return blobs
+
+    def total_loss(self, blobs: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``sum(weight * top.sum())`` over the loss tops: Caffe's net loss, and the value whose
+        ``backward()`` seeds each loss top's gradient with its weight, as Caffe does. Without
+        ``blobs``, the loss tops of the last forward (as their layers produced them)."""
+        source = self._loss_tops if blobs is None else blobs
+        total = torch.zeros((), device=self.device)
+        for name, w in self.loss_weights.items():
+            if name not in source:
+                raise CaffeFormatError(f"loss blob '{name}' was not computed; run forward first")
+            total = total + w * source[name].sum()
+        return total
+
+    def blob_grads(self) -> OrderedDict[str, torch.Tensor]:
+        """Per blob, the gradient Caffe would hold in its diff after backward (needs
+        ``retain_blob_grads=True`` before forward; zeros where no gradient reaches)."""
+        out = OrderedDict()
+        for name, t in self._first_writer.items():
+            g = t.grad if t.requires_grad else None
+            out[name] = g if g is not None else torch.zeros_like(t.detach())
+        return out
+
+    def param_grads(self) -> OrderedDict[str, list[torch.Tensor]]:
+        """Per layer with params, each blob's gradient (zeros where Caffe's diff stays 0)."""
+        out = OrderedDict()
+        for name, blobs in self.params.items():
+            out[name] = [b.grad if getattr(b, "grad", None) is not None
+                         else torch.zeros_like(b.detach()) for b in blobs]
+        return out
+
+    # ------------------------------------------------------------------ pycaffe surface
+    @property
+    def layers(self) -> list[CaffeLayer]:
+        """The layer modules in Caffe's order (pycaffe's ``net.layers``)."""
+        return [s.module for s in self._steps]
+
+    def layer(self, name: str) -> CaffeLayer:
+        """The (first) layer called ``name``."""
+        if name not in self._first_index:
+            raise KeyError(f"no layer named {name!r}")
+        return self._steps[self._first_index[name]].module
+
+    @property
+    def params(self) -> OrderedDict[str, list[torch.Tensor]]:
+        """Layer name -> param blobs in Caffe's order, for layers that have any."""
+        out = OrderedDict()
+        for step in self._steps:
+            if step.module.blobs:
+                out[step.name] = step.module.blobs
+        return out
+
+    def learnable_params(self) -> list[ParamSpecInfo]:
+        """Params the solver updates, in Caffe's ``learnable_params_`` order; a param shared
+        by ``ParamSpec.name`` appears once, under the layer that owns it."""
+        return list(self._learnable)
+
+    # ------------------------------------------------------------------ weights
+    def weights(self) -> OrderedDict[str, list[np.ndarray]]:
+        """Layer name -> param blobs as float32 arrays (for ``caffe_import.io.write_weights``)."""
+        return OrderedDict((name, [b.detach().to("cpu", torch.float32).numpy().copy()
+                                   for b in blobs]) for name, blobs in self.params.items())
+
+    def load_weights(self, source: PathLike | Mapping[str, Sequence[Any]]) -> None:
+        """Copy weights in by layer name, as Caffe's ``CopyTrainedLayersFrom``: layers of the
+        file absent from the net are ignored, net layers absent from the file keep their
+        values; the first net layer of a name is the target; blob counts must agree and
+        shapes match (legacy 4-D shapes by ``match_blob_shape``)."""
+        from .io.shapes import match_blob_shape
+
+        path = None
+        if isinstance(source, Mapping):
+            mapping = source
+        else:
+            from .io import read_weights
+
+            path = source
+            mapping = read_weights(source)
+        for lname, arrays in mapping.items():
+            idx = self._first_index.get(lname)
+            if idx is None:
+                continue
+            targets = self._steps[idx].module.blobs
+            arrays = list(arrays)
+            if len(arrays) != len(targets):
+                raise CaffeFormatError(f"the weights hold {len(arrays)} param blob(s) but the "
+                                       f"net's {self._steps[idx].type} layer has "
+                                       f"{len(targets)} (shapes "
+                                       f"{[tuple(t.shape) for t in targets]})",
+                                       layer=lname, path=path)
+            for j, (arr, target) in enumerate(zip(arrays, targets)):
+                if isinstance(arr, torch.Tensor):
+                    arr = arr.detach().cpu().numpy()
+                arr = np.asarray(arr, dtype=np.float32)
+                arr = match_blob_shape(arr, tuple(target.shape), layer=lname, path=path, index=j)
+                with torch.no_grad():
+                    target.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, order="C")))
+
+    def save_weights(self, path: PathLike, h5: bool = False) -> None:
+        """Write a caffemodel (binary, or Caffe's HDF5 layout with ``h5=True``), atomically."""
+        from . import io as cio
+
+        writer = cio.write_weights_h5 if h5 else cio.write_weights
+        writer(path, self.net_param, self.weights())
+
+    def extra_repr(self) -> str:
+        return (f"name={self.net_param.name!r}, phase={self.phase!r}, "
+                f"inputs={self.inputs}, outputs={self.outputs}")
