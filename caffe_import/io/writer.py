@@ -1,0 +1,144 @@
+"""Writing weights as Caffe writes them: binary caffemodels and ``.caffemodel.h5``.
+
+The binary writer emits the protobuf wire format itself: layer and net fields go through
+the protobuf library (they are small), while each blob's values are written as one packed
+float32 run straight from the array's memory. A 540 MB model therefore never becomes a
+protobuf repeated field or a Python list. The bytes are the ones protobuf's own serializer
+would produce (fields in number order, ``data`` packed, then ``shape``), as Caffe's
+``Blob<float>::ToProto`` writes them: ``BlobShape`` dims and float ``data``, never the
+legacy num/channels/height/width.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..errors import CaffeFormatError
+from ..proto import caffe_pb2
+from . import wire
+from .atomic import atomic_open, atomic_path
+
+_NET_LAYER = 100
+_LAYER_BLOBS = 7
+_BLOB_DATA, _BLOB_SHAPE = 5, 7
+
+
+def _as_float32(value: Any, layer: str, index: int) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor or Parameter, on any device
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise CaffeFormatError(f"param blob {index} has dtype {array.dtype}; Caffe stores floats",
+                               layer=layer)
+    # not ascontiguousarray: it turns a 0-axis blob (PReLU channel_shared) into shape (1,)
+    return np.asarray(array, dtype="<f4", order="C")
+
+
+def _blob_bytes_header(array: np.ndarray) -> tuple[bytes, bytes]:
+    """(bytes before the float payload, bytes after it) of one BlobProto."""
+    data_len = array.nbytes
+    head = wire.tag(_BLOB_DATA, wire.LENGTH) + wire.encode_varint(data_len) if data_len else b""
+    dims = b"".join(wire.encode_varint(int(d)) for d in array.shape)
+    if array.ndim == 0:  # Caffe writes no BlobShape at all for a 0-axis blob
+        return head, b""
+    shape = wire.tag(1, wire.LENGTH) + wire.encode_varint(len(dims)) + dims
+    tail = wire.tag(_BLOB_SHAPE, wire.LENGTH) + wire.encode_varint(len(shape)) + shape
+    return head, tail
+
+
+def _split_at(serialized: bytes, number: int) -> tuple[bytes, bytes]:
+    """Split a serialized message before its first field numbered above ``number``.
+
+    protobuf serializes known fields in number order, so the blobs (field 7 of a layer)
+    go between the two halves exactly where protobuf itself would put them.
+    """
+    pos = 0
+    while pos < len(serialized):
+        tag, after = wire.read_varint(serialized, pos, len(serialized))
+        if tag >> 3 > number:
+            return serialized[:pos], serialized[pos:]
+        pos = wire._skip(serialized, after, len(serialized), tag & 7, tag >> 3)
+    return serialized, b""
+
+
+def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
+                     weights: Mapping[str, Sequence[Any]]) -> tuple[Optional[str], list[caffe_pb2.LayerParameter]]:
+    if net is None:
+        return None, [caffe_pb2.LayerParameter(name=name) for name in weights]
+    if len(net.layers) or len(net.input):
+        from .upgrade import upgrade_net
+        upgraded = caffe_pb2.NetParameter()
+        upgraded.CopyFrom(net)
+        net = upgrade_net(upgraded)
+    layers = []
+    seen = set()
+    for layer in net.layer:
+        copy = caffe_pb2.LayerParameter()
+        copy.CopyFrom(layer)
+        copy.ClearField("blobs")
+        layers.append(copy)
+        seen.add(layer.name)
+    # weights of layers the net does not have are kept, under their name only
+    layers += [caffe_pb2.LayerParameter(name=name) for name in weights if name not in seen]
+    return (net.name if net.HasField("name") else None), layers
+
+
+def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter],
+                  weights: Mapping[str, Sequence[Any]]) -> None:
+    """Write a binary caffemodel Caffe reads: a NetParameter in the current layout.
+
+    Layers (name, type, bottoms/tops and settings) are copied from ``net`` when given, as
+    Caffe's ``Net::ToProto`` does, each with its blobs from ``weights`` (arrays or tensors,
+    written as float32 with a ``BlobShape``). Without ``net`` each weighted layer is written
+    with its name only, which is all Caffe's loader matches on. Atomic: temp file + rename.
+    """
+    name, layers = _layers_to_write(net, weights)
+    arrays = {lname: [_as_float32(v, lname, i) for i, v in enumerate(blobs)]
+              for lname, blobs in weights.items()}
+    head_msg = caffe_pb2.NetParameter()
+    if name is not None:
+        head_msg.name = name
+    with atomic_open(path) as fh:
+        fh.write(head_msg.SerializeToString())
+        for layer in layers:
+            before, after = _split_at(layer.SerializeToString(), _LAYER_BLOBS)
+            blob_parts = []
+            for array in arrays.get(layer.name, []) if layer.name else []:
+                head, tail = _blob_bytes_header(array)
+                size = len(head) + array.nbytes + len(tail)
+                blob_parts.append((wire.tag(_LAYER_BLOBS, wire.LENGTH) + wire.encode_varint(size)
+                                   + head, array, tail))
+            body = len(before) + len(after) + sum(len(h) + a.nbytes + len(t)
+                                                  for h, a, t in blob_parts)
+            fh.write(wire.tag(_NET_LAYER, wire.LENGTH) + wire.encode_varint(body) + before)
+            for head, array, tail in blob_parts:
+                fh.write(head)
+                if array.nbytes:
+                    fh.write(memoryview(array.reshape(-1)).cast("B"))
+                fh.write(tail)
+            fh.write(after)
+
+
+def write_weights_h5(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter],
+                     weights: Mapping[str, Sequence[Any]]) -> None:
+    """Write Caffe's HDF5 weights layout: ``/data/<layer>/<i>`` float32 datasets.
+
+    As ``Net::ToHDF5`` does, a group is made for every layer of ``net`` (also those without
+    params), in net order; weights of layers not in ``net`` get groups too. Atomic.
+    """
+    import h5py
+
+    names = []
+    if net is not None:
+        _, layers = _layers_to_write(net, weights)
+        names = [l.name for l in layers]
+    names += [n for n in weights if n not in set(names)]
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            data = f.create_group("data")
+            for lname in names:
+                group = data.require_group(lname)
+                for i, value in enumerate(weights.get(lname, [])):
+                    group.create_dataset(str(i), data=_as_float32(value, lname, i))
