@@ -1,0 +1,25 @@
+"""Our solver against real Caffe's SGD trajectory on a narrow FCN-32s (5 steps, lr drops)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import case_dir
+
+pytest.importorskip("caffe_import.net")
+
+
+def test_every_step_of_the_caffe_trajectory_is_within_tolerance(capsys):
+    from caffe_import.cli import main
+    rc = main(["solver-parity", str(case_dir("solver_fcn32s_narrow"))])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("5/5 steps within tolerance"), "\n".join(out)
+    assert rc == 0
+    assert len([line for line in out if re.match(r"step \d+: .* ok$", line)]) == 5
+
+
+def test_missing_files_are_reported_not_a_traceback(tmp_path, capsys):
+    from caffe_import.cli import main
+    assert main(["solver-parity", str(tmp_path)]) == 2
+    assert "solver.prototxt" in capsys.readouterr().err
