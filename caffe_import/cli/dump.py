@@ -1,0 +1,56 @@
+"""``caffe-import dump NET WEIGHTS --input name=file.npy ... -o REF.h5``: store our activations."""
+from __future__ import annotations
+
+import argparse
+from collections import OrderedDict
+from pathlib import Path
+
+from ..errors import CaffeFormatError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dump", help="run a net and store its blobs in the stored-activation format",
+        description="Run NET with WEIGHTS on the given inputs and write every blob (TRAIN: also "
+                    "the gradients of one backward) to an HDF5 file that `caffe-import parity` "
+                    "reads: store once, regression-test later.")
+    p.add_argument("net", help="net prototxt")
+    p.add_argument("weights", help="caffemodel or .caffemodel.h5")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="array for an input blob (repeat for each input)")
+    p.add_argument("-o", "--output", required=True, help="HDF5 file to write")
+    p.add_argument("--phase", choices=("test", "train"), default="test",
+                   help="net phase; train also stores gradients (default: test)")
+    p.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    p.add_argument("--params", action="store_true", help="also store the param blobs")
+    p.set_defaults(func=run)
+
+
+def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
+    """``name=file.npy`` pairs -> arrays (``allow_pickle=False``: no code from a data file)."""
+    import numpy as np
+
+    out: OrderedDict[str, object] = OrderedDict()
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep or not name or not file:
+            raise CaffeFormatError(f"--input {spec!r}: expected NAME=FILE.npy")
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--input {name}: no such file: {path}")
+        try:
+            out[name] = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise CaffeFormatError(f"not a .npy array of numbers ({exc})", path=path) from exc
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..parity import dump
+
+    ref = dump(args.net, args.weights, parse_npy_inputs(args.input), args.output,
+               phase=args.phase, device=args.device, include_params=args.params)
+    extra = f", {sum(len(d) for d in ref.diffs.values()) + len(ref.blob_diffs)} gradients" \
+        if ref.diffs or ref.blob_diffs else ""
+    print(f"wrote {args.output}: {len(ref.blobs)} blobs{extra} ({args.phase.upper()})")
+    return 0

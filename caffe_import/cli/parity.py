@@ -1,0 +1,36 @@
+"""``caffe-import parity NET WEIGHTS REFERENCE.h5``: compare our run with stored activations."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "parity", help="compare a net's blobs (and gradients) with stored Caffe activations",
+        description="Run NET with WEIGHTS on the inputs stored in REFERENCE.h5 and compare every "
+                    "stored blob (and, for TRAIN references, every gradient). Exit status 0 only "
+                    "when all are within tolerance (default: meta.json beside the reference, "
+                    "else rel L2 1e-5 and max abs / max ref 1e-4).")
+    p.add_argument("net", help="net prototxt")
+    p.add_argument("weights", help="caffemodel or .caffemodel.h5")
+    p.add_argument("reference", help="stored activations (reference.h5)")
+    p.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    p.add_argument("--rel-l2", type=float, default=None, help="bound on ||ours-ref|| / ||ref||")
+    p.add_argument("--max-abs", type=float, default=None,
+                   help="bound on max|ours-ref| / max|ref|")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..parity import check_parity
+
+    report = check_parity(args.net, args.weights, args.reference, device=args.device,
+                          rel_l2=args.rel_l2, max_abs=args.max_abs)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+        print(report.summary)
+    else:
+        print(report.table())
+    return 0 if report.ok else 1

@@ -1,0 +1,244 @@
+"""The converted artefact: one self-contained file holding a net definition and its weights.
+
+Caffe ships a model as two files (a prototxt and a caffemodel) and rebuilds the net from them
+every time. The artefact keeps both in one file, with no pickled code:
+
+* ``.pt`` (default): a plain ``torch.save`` of a dict of strings, ints, lists and tensors, so
+  ``torch.load(path, weights_only=True)`` reads it;
+* ``.safetensors``: tensors ``params/<quoted layer>/<i>`` and the rest as string metadata.
+
+Both carry the net's prototxt (the whole ``NetParameter`` in current form), the state it was
+built in (phase, stages, level: Caffe filters layers by them at build time) and every param
+blob in Caffe's order, float32. ``load`` rebuilds the ``CaffeNet``.
+
+Dict keys of the ``.pt`` form (format version 1)::
+
+    format          "caffe_import.converted"
+    format_version  1
+    net_prototxt    str (protobuf text of caffe.NetParameter)
+    phase           "train" | "test"
+    stages          list[str]
+    level           int
+    params          {layer name: [tensor, ...]}
+    producer        str (caffe_import and torch versions)
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote, unquote
+
+import numpy as np
+import torch
+
+from .errors import CaffeFormatError
+
+FORMAT = "caffe_import.converted"
+FORMAT_VERSION = 1
+_ZIP_MAGIC = b"PK\x03\x04"
+_MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def net_definition(net) -> Any:
+    """The ``NetParameter`` to store for ``net``: the one it instantiated (Caffe's state
+    filtering already applied, the include/exclude rules kept), with ``state.stage`` cleared
+    because the stages are stored beside it (``CaffeNet`` adds given stages to the file's)."""
+    param = type(net.net_param)()
+    param.CopyFrom(net.net_param)
+    del param.state.stage[:]
+    return param
+
+
+def _net_state(net) -> tuple[str, list[str], int]:
+    """``(phase, stages, level)`` the net was built with (stages and level as its
+    ``net_param.state`` records them: the file's own plus the ones given)."""
+    phase = str(getattr(net, "phase", "test")).lower()
+    state = net.net_param.state
+    stages = list(dict.fromkeys(str(s) for s in state.stage))
+    return phase, stages, int(state.level)
+
+
+def _weights_of(net) -> "OrderedDict[str, list[torch.Tensor]]":
+    out: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
+    for layer, params in net.params.items():
+        if params:
+            # clone: shared params become independent copies (safetensors refuses aliasing,
+            # and the net re-shares them from ParamSpec.name when it is rebuilt)
+            out[layer] = [p.detach().to("cpu", torch.float32).contiguous().clone()
+                          for p in params]
+    return out
+
+
+def save_converted(net, path: str | os.PathLike) -> None:
+    """Write ``net`` (a ``CaffeNet``) as one file, atomically.
+
+    The form follows the suffix: ``.safetensors`` writes safetensors, anything else a
+    ``torch.save`` dict loadable with ``weights_only=True``.
+    """
+    from google.protobuf import text_format
+
+    from . import __version__
+
+    path = Path(path)
+    prototxt = text_format.MessageToString(net_definition(net))
+    phase, stages, level = _net_state(net)
+    params = _weights_of(net)
+    producer = f"caffe_import {__version__}, torch {torch.__version__}"
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        tensors = {f"params/{quote(layer, safe='')}/{i}": t
+                   for layer, ts in params.items() for i, t in enumerate(ts)}
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                    "net_prototxt": prototxt, "phase": phase, "stages": json.dumps(stages),
+                    "level": str(level), "layers": json.dumps(list(params)),
+                    "producer": producer}
+        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        return
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "net_prototxt": prototxt,
+               "phase": phase, "stages": stages, "level": level,
+               "params": {layer: ts for layer, ts in params.items()}, "producer": producer}
+    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _read_pt(path: Path) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the unpickler's errors vary: all mean "not our artefact"
+        raise CaffeFormatError(f"not a readable converted artefact ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                               path=path) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CaffeFormatError(f"a torch file, but not a caffe_import artefact (no "
+                               f"format '{FORMAT}')", path=path)
+    return payload
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise CaffeFormatError(f"a safetensors file, but not a caffe_import artefact "
+                                       f"(no format '{FORMAT}')", path=path)
+            try:
+                layers = json.loads(meta.get("layers", "[]"))
+                stages = json.loads(meta.get("stages", "[]"))
+                level = int(meta.get("level", "0"))
+                version = int(meta.get("format_version", "0"))
+            except ValueError as exc:
+                raise CaffeFormatError(f"bad artefact metadata ({exc})", path=path) from None
+            params: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+            by_layer: dict[str, dict[int, torch.Tensor]] = {}
+            for key in f.keys():
+                head, _, rest = key.partition("/")
+                layer_q, _, index = rest.rpartition("/")
+                if head != "params" or not layer_q or not index.isdigit():
+                    raise CaffeFormatError(f"unexpected tensor '{key}' in the artefact", path=path)
+                by_layer.setdefault(unquote(layer_q), {})[int(index)] = f.get_tensor(key)
+    except SafetensorError as exc:
+        raise CaffeFormatError(f"not a readable safetensors file ({exc})", path=path) from None
+    for layer, blobs in by_layer.items():
+        if sorted(blobs) != list(range(len(blobs))):
+            raise CaffeFormatError(f"param blobs {sorted(blobs)} are not 0..{len(blobs) - 1}",
+                                   path=path, layer=layer)
+        params[layer] = [blobs[i] for i in range(len(blobs))]
+    return {"format": FORMAT, "format_version": version,
+            "net_prototxt": meta.get("net_prototxt"), "phase": meta.get("phase", "test"),
+            "stages": stages, "level": level, "params": params}
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= min(size - 8, _MAX_SAFETENSORS_HEADER) and head[8:9] == b"{"
+
+
+def read_converted(path: str | os.PathLike) -> dict[str, Any]:
+    """The artefact's content as a dict (the ``.pt`` keys), validated; no net is built.
+
+    The form is told by content, not suffix. Anything else raises ``CaffeFormatError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such artefact: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(_ZIP_MAGIC):
+        payload = _read_pt(path)
+    elif _looks_like_safetensors(head, size):
+        payload = _read_safetensors(path)
+    else:
+        raise CaffeFormatError("not a converted artefact (neither a torch zip file nor "
+                               "safetensors); a caffemodel is read with read_weights", path=path)
+    version = payload.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise CaffeFormatError(f"artefact format version {version!r}; this caffe_import reads "
+                               f"1..{FORMAT_VERSION}", path=path)
+    if not isinstance(payload.get("net_prototxt"), str):
+        raise CaffeFormatError("the artefact holds no net definition", path=path)
+    if payload.get("phase") not in ("train", "test"):
+        raise CaffeFormatError(f"phase {payload.get('phase')!r}: expected 'train' or 'test'",
+                               path=path)
+    stages, level = payload.get("stages"), payload.get("level")
+    if not isinstance(stages, (list, tuple)) or not all(isinstance(s, str) for s in stages):
+        raise CaffeFormatError("stages must be a list of strings", path=path)
+    if not isinstance(level, int):
+        raise CaffeFormatError("level must be an int", path=path)
+    params = payload.get("params")
+    if not isinstance(params, dict):
+        raise CaffeFormatError("the artefact holds no params mapping", path=path)
+    for layer, blobs in params.items():
+        if not isinstance(layer, str) or not isinstance(blobs, (list, tuple)) or not all(
+                isinstance(b, torch.Tensor) and b.is_floating_point() for b in blobs):
+            raise CaffeFormatError("params must map layer names to lists of float tensors",
+                                   path=path, layer=str(layer))
+    return payload
+
+
+def load(path: str | os.PathLike, device: str | torch.device | None = None):
+    """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given).
+
+    Loading never runs code from the file: ``.pt`` goes through ``torch.load(weights_only=
+    True)``, safetensors through its own parser. A foreign or corrupt file raises
+    ``CaffeFormatError``; so does a weight that does not fit its layer.
+    """
+    from .io.text import parse_text
+    from .net import CaffeNet
+    from .proto import caffe_pb2
+
+    payload = read_converted(path)
+    net_param = parse_text(payload["net_prototxt"], caffe_pb2.NetParameter(),
+                           path=f"{path} (net_prototxt)")
+    weights = OrderedDict((layer, [np.ascontiguousarray(b.to(torch.float32).numpy())
+                                   for b in blobs])
+                          for layer, blobs in payload["params"].items())
+    net = CaffeNet(net_param, weights, phase=payload["phase"], stages=tuple(payload["stages"]),
+                   level=payload["level"])
+    if device is not None:
+        net.to(device)
+    return net
+
+
+__all__ = ["save_converted", "load", "read_converted", "FORMAT", "FORMAT_VERSION"]

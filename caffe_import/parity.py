@@ -1,0 +1,545 @@
+"""Stored activations: read them, write them from our own run, compare a net against them.
+
+The format is ``docs/stored_activations_format.md``: an HDF5 file with ``/inputs/<blob>``,
+``/blobs/<blob>``, optionally ``/params/<layer>/<i>``, and for TRAIN references
+``/diffs/<layer>/<i>`` (param gradients) and ``/blob_diffs/<blob>`` (blob gradients); names are
+percent-encoded with ``urllib.parse.quote(name, safe='')``; attrs ``caffe`` and ``phase``.
+
+What Caffe holds differs from what a plain PyTorch run exposes in two places, and the checker
+follows Caffe:
+
+* an in-place layer (``ReLU`` writing into ``conv1_1``) leaves the *last* writer's value in the
+  blob, so ``/blobs`` is compared with the net's final value of each name;
+* backward also runs in place, so the diff Caffe holds for such a blob is the gradient with
+  respect to the value the *first* layer wrote (the ReLU's input). The checker captures the
+  tensor each top name was first written with and differentiates with respect to it.
+
+Caffe never writes a diff for a blob nothing back-propagates into (inputs, labels): it stays at
+zero. An autograd gradient that is ``None`` is therefore compared as zeros.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote, unquote
+
+import numpy as np
+import torch
+
+from .errors import CaffeFormatError
+
+#: Bounds used when neither the caller nor a ``meta.json`` beside the reference gives any.
+DEFAULT_REL_L2 = 1e-5
+DEFAULT_MAX_ABS = 1e-4
+_TINY = 1e-30
+
+#: Row kinds, in the order a report lists them.
+KINDS = ("param", "blob", "diff", "blob_diff")
+
+
+# ----------------------------------------------------------------------------- the file format
+@dataclass
+class StoredActivations:
+    """The content of a stored-activation file, names decoded.
+
+    ``params`` and ``diffs`` map a layer name to its blobs by index (``{i: array}``), so a file
+    that stores only some of a layer's blobs still reads.
+    """
+
+    inputs: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    blobs: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    params: "OrderedDict[str, dict[int, np.ndarray]]" = field(default_factory=OrderedDict)
+    diffs: "OrderedDict[str, dict[int, np.ndarray]]" = field(default_factory=OrderedDict)
+    blob_diffs: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def phase(self) -> str:
+        """``"train"`` when the file says TRAIN or holds gradients, else ``"test"``."""
+        stored = str(self.attrs.get("phase", "")).strip().upper()
+        if stored == "TRAIN" or self.diffs or self.blob_diffs:
+            return "train"
+        return "test"
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is a dependency
+        raise CaffeFormatError("reading stored activations needs h5py") from exc
+    return h5py
+
+
+def _read_array(ds, path: Path, where: str) -> np.ndarray:
+    h5py = _h5py()
+    if not isinstance(ds, h5py.Dataset):
+        raise CaffeFormatError(f"'{where}' is a group, expected an array", path=path)
+    if ds.dtype.kind not in "fiub":
+        raise CaffeFormatError(f"'{where}' holds {ds.dtype}, expected numbers", path=path)
+    return np.ascontiguousarray(ds[()], dtype=np.float32)
+
+
+def _read_flat(group, path: Path, prefix: str) -> "OrderedDict[str, np.ndarray]":
+    return OrderedDict((unquote(k), _read_array(group[k], path, f"{prefix}/{k}")) for k in group)
+
+
+def _read_nested(group, path: Path, prefix: str) -> "OrderedDict[str, dict[int, np.ndarray]]":
+    h5py = _h5py()
+    out: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
+    for layer_key in group:
+        sub = group[layer_key]
+        if not isinstance(sub, h5py.Group):
+            raise CaffeFormatError(f"'{prefix}/{layer_key}' should be a group of blobs 0, 1, ...",
+                                   path=path)
+        blobs: dict[int, np.ndarray] = {}
+        for k in sub:
+            if not k.isdigit():
+                raise CaffeFormatError(f"'{prefix}/{layer_key}/{k}': blob names are indices",
+                                       path=path)
+            blobs[int(k)] = _read_array(sub[k], path, f"{prefix}/{layer_key}/{k}")
+        out[unquote(layer_key)] = dict(sorted(blobs.items()))
+    return out
+
+
+def read_reference(path: str | os.PathLike) -> StoredActivations:
+    """Read a stored-activation file (``reference.h5``).
+
+    Raises ``CaffeFormatError`` for a file that is not HDF5 or has no ``/blobs``.
+    """
+    h5py = _h5py()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such reference file: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise CaffeFormatError(f"not an HDF5 file ({exc})", path=path) from exc
+    with f:
+        if "blobs" not in f:
+            raise CaffeFormatError("no /blobs group: not a stored-activation file", path=path)
+        ref = StoredActivations()
+        ref.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        for name in ("inputs", "blobs", "blob_diffs"):
+            if name in f:
+                setattr(ref, name, _read_flat(f[name], path, name))
+        for name in ("params", "diffs"):
+            if name in f:
+                setattr(ref, name, _read_nested(f[name], path, name))
+    return ref
+
+
+def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
+    """Write ``ref`` in the stored-activation format, atomically (temp file + ``os.replace``)."""
+    h5py = _h5py()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, value in ref.attrs.items():
+                f.attrs[key] = value
+            for name in ("inputs", "blobs", "blob_diffs"):
+                arrays = getattr(ref, name)
+                if arrays or name == "blobs":
+                    group = f.create_group(name)
+                    for blob, arr in arrays.items():
+                        group.create_dataset(quote(blob, safe=""),
+                                             data=np.asarray(arr, dtype=np.float32))
+            for name in ("params", "diffs"):
+                nested = getattr(ref, name)
+                if nested:
+                    group = f.create_group(name)
+                    for layer, blobs in nested.items():
+                        sub = group.create_group(quote(layer, safe=""))
+                        for i, arr in blobs.items():
+                            sub.create_dataset(str(i), data=np.asarray(arr, dtype=np.float32))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------- comparison
+@dataclass
+class Tolerance:
+    """Both bounds must hold: ``rel_l2 = ||ours - ref|| / ||ref||`` and
+    ``max_abs = max|ours - ref| / max|ref|`` (meta.json calls it ``max_abs_over_max_ref``)."""
+
+    rel_l2: float = DEFAULT_REL_L2
+    max_abs: float = DEFAULT_MAX_ABS
+
+    @classmethod
+    def for_reference(cls, reference: str | os.PathLike, rel_l2: float | None = None,
+                      max_abs: float | None = None) -> "Tolerance":
+        """Explicit bounds win; else the ``tolerance`` of a ``meta.json`` beside the reference;
+        else the defaults (1e-5 / 1e-4)."""
+        tol = cls()
+        meta_path = Path(reference).parent / "meta.json"
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise CaffeFormatError(f"unreadable meta.json ({exc})", path=meta_path) from exc
+            stored = meta.get("tolerance") if isinstance(meta, dict) else None
+            if isinstance(stored, dict):
+                if "rel_l2" in stored:
+                    tol.rel_l2 = float(stored["rel_l2"])
+                for key in ("max_abs_over_max_ref", "max_abs"):
+                    if key in stored:
+                        tol.max_abs = float(stored[key])
+                        break
+        if rel_l2 is not None:
+            tol.rel_l2 = float(rel_l2)
+        if max_abs is not None:
+            tol.max_abs = float(max_abs)
+        return tol
+
+
+@dataclass
+class ParityRow:
+    """One compared array. ``kind``: ``param`` | ``blob`` | ``diff`` (param gradient) |
+    ``blob_diff`` (blob gradient); ``index`` is the param blob index for params and diffs."""
+
+    kind: str
+    name: str
+    index: int | None
+    shape: tuple[int, ...]
+    ours_shape: tuple[int, ...] | None
+    rel_l2: float
+    max_abs: float
+    ok: bool
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the report names the array: the blob name for blobs, else kind-qualified."""
+        if self.kind == "blob":
+            return self.name
+        if self.kind == "blob_diff":
+            return f"{self.name} (diff)"
+        return f"{self.name}[{self.index}] ({self.kind})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "index": self.index,
+                "shape": list(self.shape),
+                "ours_shape": None if self.ours_shape is None else list(self.ours_shape),
+                "rel_l2": _json_float(self.rel_l2), "max_abs_over_max_ref": _json_float(self.max_abs),
+                "ok": self.ok, "note": self.note}
+
+
+def _json_float(x: float) -> float | None:
+    return None if math.isnan(x) else (x if math.isfinite(x) else (1e308 if x > 0 else -1e308))
+
+
+@dataclass
+class ParityReport:
+    """Rows in the report's order, the bounds they were checked with, and the reference."""
+
+    rows: list[ParityRow]
+    tolerance: Tolerance
+    reference: str = ""
+    phase: str = "test"
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    @property
+    def failures(self) -> list[ParityRow]:
+        return [r for r in self.rows if not r.ok]
+
+    @property
+    def summary(self) -> str:
+        passed = sum(r.ok for r in self.rows)
+        return f"{passed}/{len(self.rows)} blobs within tolerance"
+
+    def table(self) -> str:
+        """A fixed-width table: blob, shape, rel L2, max abs / max ref, ok; then the summary."""
+        head = ("blob", "shape", "rel L2", "max abs / max ref", "ok")
+        lines = []
+        for r in self.rows:
+            shape = "x".join(map(str, r.shape)) or "scalar"
+            if r.ours_shape is not None and r.ours_shape != r.shape:
+                shape += " (ours " + ("x".join(map(str, r.ours_shape)) or "scalar") + ")"
+            ok = "ok" if r.ok else "FAIL" + (f": {r.note}" if r.note else "")
+            lines.append((r.label, shape, _fmt(r.rel_l2), _fmt(r.max_abs), ok))
+        widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+                  for i, h in enumerate(head)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+        out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+        out.append(f"tolerance: rel L2 <= {self.tolerance.rel_l2:g}, "
+                   f"max abs / max ref <= {self.tolerance.max_abs:g}")
+        out.append(self.summary)
+        return "\n".join(out)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "phase": self.phase, "ok": self.ok,
+                "summary": self.summary,
+                "tolerance": {"rel_l2": self.tolerance.rel_l2,
+                              "max_abs_over_max_ref": self.tolerance.max_abs},
+                "rows": [r.as_dict() for r in self.rows]}
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.3e}"
+
+
+def compare_arrays(kind: str, name: str, ours: np.ndarray | torch.Tensor | None,
+                   ref: np.ndarray, tol: Tolerance, index: int | None = None) -> ParityRow:
+    """Compare one array; never raises for bad data (missing, wrong shape, NaN): the row fails.
+
+    Both measures are computed in float64. Positions where both sides hold the same
+    non-finite value (Caffe can store inf) count as equal; a NaN or inf on one side only fails.
+    """
+    ref = np.asarray(ref)
+    shape = tuple(int(d) for d in ref.shape)
+    nan = float("nan")
+    if ours is None:
+        return ParityRow(kind, name, index, shape, None, nan, nan, False, "missing in our run")
+    if isinstance(ours, torch.Tensor):
+        ours = ours.detach().to("cpu", torch.float64).numpy()
+    ours = np.asarray(ours, dtype=np.float64)
+    ours_shape = tuple(int(d) for d in ours.shape)
+    if ours_shape != shape:
+        return ParityRow(kind, name, index, shape, ours_shape, nan, nan, False, "shape differs")
+    ref64 = ref.astype(np.float64)
+    both_finite = np.isfinite(ours) & np.isfinite(ref64)
+    same_special = ~both_finite & ((ours == ref64) | (np.isnan(ours) & np.isnan(ref64)))
+    bad = ~(both_finite | same_special)
+    if bad.any():
+        which = "NaN" if np.isnan(ours[bad]).any() or np.isnan(ref64[bad]).any() else "inf"
+        return ParityRow(kind, name, index, shape, ours_shape, nan, nan, False,
+                         f"{which} at {int(bad.sum())} positions")
+    diff = np.where(both_finite, ours - ref64, 0.0)
+    refc = np.where(both_finite, ref64, 0.0)
+    rel = float(np.linalg.norm(diff.ravel()) / max(float(np.linalg.norm(refc.ravel())), _TINY))
+    mx = float(np.abs(diff).max(initial=0.0) / max(float(np.abs(refc).max(initial=0.0)), _TINY))
+    ok = rel <= tol.rel_l2 and mx <= tol.max_abs
+    return ParityRow(kind, name, index, shape, ours_shape, rel, mx, ok)
+
+
+# ----------------------------------------------------------------------------- running a net
+@dataclass
+class RunResult:
+    """What one run of a net gives, keyed as the stored-activation format keys it."""
+
+    blobs: "OrderedDict[str, torch.Tensor]"
+    params: "OrderedDict[str, list[torch.Tensor]]"
+    diffs: "OrderedDict[str, list[torch.Tensor | None]]" = field(default_factory=OrderedDict)
+    blob_diffs: "OrderedDict[str, torch.Tensor | None]" = field(default_factory=OrderedDict)
+
+
+def _declared_tops(net) -> list[str]:
+    """Every blob declared as a top by the instantiated net, in order, without repeats."""
+    seen: OrderedDict[str, None] = OrderedDict()
+    for name in getattr(net, "inputs", []):
+        seen.setdefault(name, None)
+    for layer in net.net_param.layer:
+        for top in layer.top:
+            seen.setdefault(top, None)
+    return list(seen)
+
+
+def _layer_modules(net) -> Iterable[torch.nn.Module]:
+    from .layers.base import CaffeLayer
+
+    return [m for m in net.modules() if isinstance(m, CaffeLayer)]
+
+
+def run_net(net, inputs: Mapping[str, Any], backward: bool = False,
+            device: str | torch.device | None = None) -> RunResult:
+    """Run ``net`` on ``inputs``; with ``backward`` also the gradients Caffe would hold.
+
+    The backward seeds what Caffe's does: the weighted total loss (``net.total_loss``), every
+    loss top's diff set to its ``loss_weight``. Blob gradients are taken with respect to the
+    tensor each name was *first* written with (in-place layers back-propagate in place in
+    Caffe, so that is the diff it ends up holding).
+    """
+    if device is None:
+        try:
+            device = next(net.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    device = torch.device(device)
+    feed = OrderedDict()
+    for name, value in inputs.items():
+        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+        feed[name] = t.to(device=device, dtype=torch.float32)
+
+    first_written: OrderedDict[str, torch.Tensor] = OrderedDict()
+    handles = []
+    if backward:
+        def hook(module, _args, output):
+            tops = list(module.param.top)
+            outs = output if isinstance(output, (tuple, list)) else (output,)
+            for top, tensor in zip(tops, outs):
+                if isinstance(tensor, torch.Tensor) and top not in first_written:
+                    first_written[top] = tensor
+        handles = [m.register_forward_hook(hook) for m in _layer_modules(net)]
+    try:
+        with torch.set_grad_enabled(backward):
+            blobs = net(**feed)
+    finally:
+        for h in handles:
+            h.remove()
+    blobs = OrderedDict((k, v) for k, v in blobs.items())
+    for name, value in feed.items():
+        blobs.setdefault(name, value)
+        first_written.setdefault(name, value)
+    params = OrderedDict((layer, list(ps)) for layer, ps in net.params.items())
+    result = RunResult(blobs=blobs, params=params)
+    if not backward:
+        return result
+
+    loss = net.total_loss(blobs)
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise CaffeFormatError("the net has no loss that depends on learnable params or "
+                               "inputs: nothing to back-propagate")
+    flat_params: list[torch.Tensor] = []
+    for ps in params.values():
+        flat_params.extend(p for p in ps if p.requires_grad)
+    unique_params = list({id(p): p for p in flat_params}.values())
+    blob_names = [n for n, t in first_written.items() if t.requires_grad]
+    wrt = unique_params + [first_written[n] for n in blob_names]
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    by_id = {id(p): g for p, g in zip(unique_params, grads[:len(unique_params)])}
+    for layer, ps in params.items():
+        result.diffs[layer] = [_or_zeros(by_id.get(id(p)), p) for p in ps]
+    grad_of = dict(zip(blob_names, grads[len(unique_params):]))
+    for name, tensor in first_written.items():
+        result.blob_diffs[name] = _or_zeros(grad_of.get(name), tensor)
+    return result
+
+
+def _or_zeros(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like).detach() if grad is None else grad.detach()
+
+
+def _build_net(net, weights, phase: str, device):
+    """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built."""
+    from .net import CaffeNet
+
+    if isinstance(net, CaffeNet):
+        built_phase = str(getattr(net, "phase", phase)).lower()
+        if built_phase != phase:
+            raise CaffeFormatError(
+                f"the reference is a {phase.upper()} reference but the net was built in phase "
+                f"{built_phase.upper()}: build it with phase='{phase}'")
+        if weights is not None:
+            net.load_weights(weights)
+    else:
+        net = CaffeNet(net, weights, phase=phase)
+    if device is not None:
+        net.to(device)
+    return net
+
+
+# ----------------------------------------------------------------------------- public API
+def check_parity(net, weights, reference: str | os.PathLike, device: str | torch.device = "cpu",
+                 rel_l2: float | None = None, max_abs: float | None = None) -> ParityReport:
+    """Run ``net`` on a reference's inputs and compare with what Caffe stored.
+
+    ``net``: a ``CaffeNet`` (used as is, ``weights`` loaded into it when given) or anything
+    ``CaffeNet`` accepts (a path, prototxt text, a NetParameter), then built in the reference's
+    phase. A TRAIN reference (attr ``phase`` TRAIN, or ``/diffs`` present) also runs backward of
+    the weighted total loss and compares param gradients and blob gradients.
+
+    Tolerance: ``rel_l2`` / ``max_abs`` when given, else the ``tolerance`` of a ``meta.json``
+    beside the reference, else 1e-5 / 1e-4. A missing blob, a shape mismatch or a NaN makes a
+    failing row; it does not raise.
+    """
+    ref = read_reference(reference)
+    tol = Tolerance.for_reference(reference, rel_l2, max_abs)
+    phase = ref.phase
+    net = _build_net(net, weights, phase, device)
+    missing = [n for n in getattr(net, "inputs", []) if n not in ref.inputs]
+    if missing:
+        raise CaffeFormatError(f"the reference stores no input for {', '.join(missing)}",
+                               path=reference)
+    inputs = OrderedDict((n, ref.inputs[n]) for n in getattr(net, "inputs", ref.inputs.keys())
+                         if n in ref.inputs)
+    run = run_net(net, inputs, backward=phase == "train", device=device)
+    rows: list[ParityRow] = []
+    for layer, blobs in ref.params.items():
+        ours = run.params.get(layer, [])
+        for i, arr in blobs.items():
+            rows.append(compare_arrays("param", layer, ours[i] if i < len(ours) else None,
+                                       arr, tol, i))
+    order = {name: k for k, name in enumerate(run.blobs)}  # the net's order, not the file's
+    for name in sorted(ref.blobs, key=lambda n: order.get(n, len(order))):
+        rows.append(compare_arrays("blob", name, run.blobs.get(name), ref.blobs[name], tol))
+    for layer, blobs in ref.diffs.items():
+        ours_d = run.diffs.get(layer, [])
+        for i, arr in blobs.items():
+            rows.append(compare_arrays("diff", layer, ours_d[i] if i < len(ours_d) else None,
+                                       arr, tol, i))
+    for name in sorted(ref.blob_diffs, key=lambda n: order.get(n, len(order))):
+        rows.append(compare_arrays("blob_diff", name, run.blob_diffs.get(name),
+                                   ref.blob_diffs[name], tol))
+    return ParityReport(rows=rows, tolerance=tol, reference=str(reference), phase=phase)
+
+
+def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
+         phase: str | None = None, device: str | torch.device | None = None,
+         include_params: bool = False) -> StoredActivations:
+    """Run our net and store what it computed, in the format ``check_parity`` reads.
+
+    ``phase``: ``"test"`` or ``"train"`` (default: the net's own phase, else test); a TRAIN
+    dump also runs backward and stores ``/diffs`` and ``/blob_diffs``. ``include_params`` also
+    stores ``/params`` (then a later check verifies the weights too). Written atomically.
+    Returns what was written.
+    """
+    from . import __version__
+
+    if phase is None:
+        phase = str(getattr(net, "phase", "test"))
+    phase = phase.lower()
+    if phase not in ("train", "test"):
+        raise CaffeFormatError(f"phase must be 'train' or 'test', got {phase!r}")
+    net = _build_net(net, weights, phase, device)
+    declared = list(getattr(net, "inputs", []))
+    unknown = [n for n in inputs if n not in declared]
+    if unknown:
+        raise CaffeFormatError(f"the net has no input blob {', '.join(map(repr, unknown))} "
+                               f"(inputs: {', '.join(declared) or 'none'})")
+    missing = [n for n in declared if n not in inputs]
+    if missing:
+        raise CaffeFormatError(f"no value given for input blob {', '.join(map(repr, missing))}")
+    run = run_net(net, inputs, backward=phase == "train", device=device)
+    ref = StoredActivations()
+    ref.attrs = {"caffe": f"caffe_import {__version__} (torch {torch.__version__}), not Caffe",
+                 "phase": phase.upper()}
+    for name in declared:
+        ref.inputs[name] = _np(run.blobs[name])
+    for name in _declared_tops(net):
+        if name in run.blobs:
+            ref.blobs[name] = _np(run.blobs[name])
+    if include_params:
+        for layer, ps in run.params.items():
+            if ps:
+                ref.params[layer] = {i: _np(p) for i, p in enumerate(ps)}
+    for layer, ds in run.diffs.items():
+        if ds:
+            ref.diffs[layer] = {i: _np(d) for i, d in enumerate(ds)}
+    for name in _declared_tops(net):
+        if name in run.blob_diffs:
+            ref.blob_diffs[name] = _np(run.blob_diffs[name])
+    write_reference(out_h5, ref)
+    return ref
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
+
+
+__all__ = ["StoredActivations", "read_reference", "write_reference", "Tolerance", "ParityRow",
+           "ParityReport", "compare_arrays", "run_net", "check_parity", "dump",
+           "DEFAULT_REL_L2", "DEFAULT_MAX_ABS"]
