@@ -1,0 +1,42 @@
+"""``fcn-repro eval``: score a model on a dataset split, as the release's score.py does."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a model on a dataset split (pixel acc, mean acc, mean IU, f.w. IU)",
+                       description="Score a net on a dataset split with the release's preprocessing "
+                                   "and score.py's metrics; writes metrics.json.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a zoo model name (its deploy net), e.g. voc-fcn8s")
+    which.add_argument("--net", type=Path, help="a deploy prototxt")
+    p.add_argument("--weights", type=Path, required=True, help="caffemodel (binary or HDF5)")
+    p.add_argument("--dataset", choices=["voc", "sbd", "siftflow", "nyud", "pascalcontext"],
+                   help="default: the model's dataset")
+    p.add_argument("--root", type=Path, required=True, help="the dataset folder (see fcn_repro.data)")
+    p.add_argument("--split", help="default: seg11valid (voc), val (sbd, pascalcontext), test (siftflow, nyud)")
+    p.add_argument("--modality", choices=["color", "depth", "hha", "color-depth", "color-hha"],
+                   help="NYUDv2 inputs (default: from the model name)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda, cuda:1 (default cpu)")
+    p.add_argument("--save-predictions", type=Path, metavar="DIR", help="write predictions as palette PNGs")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--exclude-absent", action="store_true",
+                   help="leave classes absent from the ground truth out of the class averages")
+    p.add_argument("-o", "--output", type=Path, default=Path("metrics.json"), help="metrics.json path")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcn_repro.evaluate import evaluate, format_summary
+    record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
+                      root=args.root, split=args.split, device=args.device,
+                      save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
+                      output=args.output, progress=not args.no_progress, modality=args.modality,
+                      exclude_absent=args.exclude_absent)
+    print(format_summary(record))
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,121 @@
+"""Segment image files with a net: label PNG (VOC palette), colour overlay, optional scores.
+
+Each image is preprocessed as the release does for the model's dataset (RGB -> BGR, minus the
+BGR mean, full size, batch 1), run through the deploy net, and the argmax over the classes of
+every score blob is written. Only nets fed by one colour image are supported here (NYUDv2 nets
+with depth / HHA inputs need those inputs: use ``fcn-repro eval`` on the dataset).
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from caffe_import.errors import CaffeFormatError
+from fcn_repro.data.base import open_image
+from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
+from fcn_repro.palette import save_label_png, save_overlay_png
+
+
+@dataclass
+class Segmentation:
+    """What :func:`segment` gives for one image."""
+
+    rgb: np.ndarray                       #: H x W x 3 uint8 input image
+    labels: dict[str, np.ndarray]         #: score blob -> H x W uint8 argmax
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  #: score blob -> C x H x W float32
+
+
+def save_npy_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def single_input(net: Any) -> str:
+    names = list(getattr(net, "inputs", []) or [])
+    if len(names) != 1:
+        raise CaffeFormatError(f"fcn-repro infer segments single-image nets; this net takes {names}")
+    return names[0]
+
+
+def score_blobs(net: Any, spec: Any = None) -> list[str]:
+    if spec is not None and getattr(spec, "outputs", None):
+        return list(spec.outputs)
+    outputs = list(getattr(net, "outputs", []) or [])
+    if not outputs:
+        raise CaffeFormatError("the net has no output blob to segment with")
+    return outputs
+
+
+def segment(net: Any, rgb: np.ndarray, *, mean_bgr: Sequence[float] = VOC_MEAN_BGR,
+            device: str | torch.device = "cpu", heads: Sequence[str] | None = None,
+            keep_scores: bool = False) -> Segmentation:
+    """Segment one ``H x W x 3`` uint8 RGB image with a CaffeNet (already on ``device``)."""
+    device = torch.device(device)
+    blob = single_input(net)
+    heads = list(heads) if heads else score_blobs(net)
+    x = torch.from_numpy(caffe_rgb(rgb, tuple(mean_bgr)))[None].to(device, non_blocking=True)
+    with torch.inference_mode():
+        outs = net.forward(outputs=heads, **{blob: x})
+    result = Segmentation(rgb=rgb, labels={})
+    for head in heads:
+        scores = outs[head][0]
+        result.labels[head] = scores.argmax(0).to("cpu", torch.uint8).numpy()
+        if keep_scores:
+            result.scores[head] = scores.float().cpu().numpy()
+    return result
+
+
+def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
+          model: str | None = None, net: str | os.PathLike | None = None,
+          weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+          save_scores: bool = False, mean_bgr: Sequence[float] | None = None) -> list[Path]:
+    """What ``fcn-repro infer`` does. Writes ``<stem>.png`` (labels, VOC palette),
+    ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
+    ``_<head>`` for nets with several score blobs); returns the written paths."""
+    from fcn_repro.evaluate import build_net
+    caffe_net, spec = build_net(model=model, net=net, weights=weights, device=device)
+    if mean_bgr is None:
+        if spec is not None:
+            means = getattr(spec, "means", None) or {}
+            mean_bgr = means.get(single_input(caffe_net), spec.mean)
+        else:
+            mean_bgr = VOC_MEAN_BGR
+    heads = score_blobs(caffe_net, spec)
+    out = Path(output_dir)
+    written: list[Path] = []
+    for image in images:
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
+        try:
+            rgb = rgb_array(open_image(path))
+        except OSError as exc:
+            raise CaffeFormatError(f"not a readable image ({exc})", path=path) from exc
+        seg = segment(caffe_net, rgb, mean_bgr=mean_bgr, device=device, heads=heads,
+                      keep_scores=save_scores)
+        for head, label in seg.labels.items():
+            tag = "" if len(heads) == 1 else f"_{head}"
+            written.append(save_label_png(label, out / f"{path.stem}{tag}.png"))
+            written.append(save_overlay_png(rgb, label, out / f"{path.stem}{tag}_overlay.png"))
+            if save_scores:
+                written.append(save_npy_atomic(seg.scores[head], out / f"{path.stem}{tag}_scores.npy"))
+    return written
