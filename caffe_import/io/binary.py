@@ -191,7 +191,12 @@ def _layer_fields(buf, start: int, end: int, name_no: int, blobs_no: int):
         elif f.number == blobs_no:
             if f.wire_type != LENGTH:
                 raise WireError(f"layer blobs have wire type {f.wire_type}", f.start)
-            blobs.append(_parse_blob(buf, f.start, f.end))
+            try:
+                blobs.append(_parse_blob(buf, f.start, f.end))
+            except WireError as exc:
+                exc.layer = name  # the name field precedes the blobs in every writer
+                exc.args = (f"blob {len(blobs)}: {exc.args[0]}",)
+                raise
         elif name_no == _V1_NAME and f.number == _V1_V0:
             if f.wire_type != LENGTH:
                 raise WireError(f"V0 layer has wire type {f.wire_type}", f.start)
@@ -236,7 +241,7 @@ def scan(buf: mmap.mmap, path: str) -> ScannedModel:
             v1_refs, layout = [ref for ref, _ in v1], "V1"
     except WireError as exc:
         raise CaffeFormatError(f"corrupt or truncated caffemodel: {exc}", path=path,
-                               layer=layer_name) from None
+                               layer=getattr(exc, "layer", None) or layer_name) from None
     if current and v1_refs:
         raise CaffeFormatError("the net has both 'layer' (current) and 'layers' (V1) entries; "
                                "Caffe refuses to upgrade such a file", path=path)
