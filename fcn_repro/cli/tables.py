@@ -1,0 +1,25 @@
+"""``fcn-repro tables``: the paper's tables, published vs reproduced."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tables", help="the paper's tables: published vs our metrics.json results",
+                       description="Match the metrics.json files under --results to the published "
+                                   "rows (by model, dataset and split) and print the tables.")
+    p.add_argument("--results", type=Path, required=True, metavar="DIR", help="folder searched for metrics.json files")
+    p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="bar chart of published vs reproduced mean IU")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcn_repro.tables import build_tables, collect_results, plot_mean_iu, render
+    results = collect_results(args.results)
+    tables = build_tables(results)
+    print(render(tables, args.format), end="")
+    if args.plot:
+        print(f"wrote {plot_mean_iu(tables, args.plot)}")
+    return 0

@@ -1,0 +1,77 @@
+"""fcn-repro tables: published rows matched to metrics.json by model, dataset and split."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from fcn_repro.published import ROWS
+from fcn_repro.tables import build_tables, collect_results, render
+
+
+def _write(path, **record):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def results(tmp_path):
+    _write(tmp_path / "voc8" / "metrics.json", model="voc-fcn8s", dataset="voc", split="seg11valid",
+           images=736, pixel_acc=0.9122, mean_acc=0.7761, mean_iu=0.6551, fw_iu=0.8454)
+    _write(tmp_path / "sift" / "metrics.json", model="siftflow-fcn16s", dataset="siftflow", split="test",
+           images=200, pixel_acc=0.85, mean_acc=0.5, mean_iu=0.4, fw_iu=0.76, geometric_acc=0.943)
+    _write(tmp_path / "other" / "metrics.json", model="voc-fcn8s", dataset="voc", split="val",
+           images=3, pixel_acc=0.1, mean_acc=0.1, mean_iu=0.1, fw_iu=0.1)
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    return tmp_path
+
+
+def test_published_numbers_are_the_papers():
+    by = {(r.table, r.label): r for r in ROWS}
+    assert by[("cvpr-2", "FCN-8s")].mean_iu == 62.7
+    assert by[("cvpr-5", "FCN-16s")].geometric_acc == 94.3
+    assert by[("release", "voc-fcn8s")].mean_iu == 65.5
+    assert by[("context", "FCN-8s")].fw_iu == 51.0
+
+
+def test_results_match_by_model_dataset_and_split(results):
+    found = collect_results(results)
+    assert len(found) == 3  # junk.json is not a result
+    tables = build_tables(found)
+    release8 = next(r for r in tables["release"] if r.published.model == "voc-fcn8s")
+    assert release8.ours("mean_iu") == pytest.approx(65.51)
+    assert release8.diff("mean_iu") == pytest.approx(0.01)
+    assert next(r for r in tables["release"] if r.published.model == "voc-fcn32s").result is None
+    sift = tables["cvpr-5"][0]
+    assert sift.diff("geometric_acc") == pytest.approx(0.0)
+
+
+def test_markdown_says_which_rows_have_no_result(results):
+    text = render(build_tables(collect_results(results)), "markdown")
+    assert "| voc-fcn8s | voc-fcn8s | 65.5 | 65.5 | +0.0 | 736 images |" in text
+    assert "| voc-fcn32s | voc-fcn32s | 63.6 |  |  | no result |" in text
+
+
+def test_csv_and_latex(results):
+    tables = build_tables(collect_results(results))
+    rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
+    hit = [r for r in rows if r["table"] == "third-party" and r["model"] == "voc-fcn8s" and r["metric"] == "mean_iu"]
+    assert hit and float(hit[0]["ours"]) == pytest.approx(65.51)
+    tex = render(tables, "latex")
+    assert tex.count(r"\begin{tabular}") == len(tables) and r"mean\_iu" not in tex
+
+
+def test_cli_tables_with_plot(results, tmp_path, capsys):
+    from fcn_repro.cli import main
+    assert main(["tables", "--results", str(results), "--plot", str(tmp_path / "iu.png")]) == 0
+    assert (tmp_path / "iu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "CVPR 2015 Table 5" in capsys.readouterr().out
+
+
+def test_cli_tables_missing_folder_exits_2(tmp_path, capsys):
+    from fcn_repro.cli import main
+    assert main(["tables", "--results", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
