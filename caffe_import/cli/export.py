@@ -1,0 +1,66 @@
+"""``caffe-import export NET WEIGHTS --onnx out.onnx | --torch-export out.pt2``."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import CaffeFormatError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a deploy net as ONNX or a torch.export program (.pt2)",
+        description="Build the deploy (TEST phase) NET with WEIGHTS, trace it for fixed input "
+                    "shapes (default: the shapes its Input layers declare), write ONNX and/or a "
+                    "torch.export program, and check that the export reproduces the eager net.")
+    p.add_argument("net", help="net prototxt (deploy)")
+    p.add_argument("weights", help="caffemodel or .caffemodel.h5")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="write ONNX (needs onnxscript)")
+    p.add_argument("--torch-export", metavar="OUT.pt2", help="write a torch.export program")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=1x3x500x500",
+                   help="input blob shape to trace with (repeatable)")
+    p.add_argument("--output", action="append", default=[], metavar="BLOB",
+                   help="output blob (repeatable; default: the net's outputs)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset version")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip rerunning the export against the eager net")
+    p.set_defaults(func=run)
+
+
+def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    from ..export import parse_shape
+
+    out = {}
+    for spec in specs:
+        name, sep, shape = spec.partition("=")
+        if not sep or not name:
+            raise CaffeFormatError(f"--input {spec!r}: expected NAME=1x3x500x500")
+        out[name] = parse_shape(shape)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import export as ex
+    from ..net import CaffeNet
+
+    if not args.onnx and not args.torch_export:
+        raise CaffeFormatError("nothing to do: give --onnx OUT.onnx and/or "
+                               "--torch-export OUT.pt2")
+    net = CaffeNet(args.net, args.weights, phase="test")
+    shapes = parse_shapes(args.input)
+    outputs = args.output or None
+    if args.torch_export:
+        program = ex.export_program(net, shapes, outputs)
+        ex.save_program(program, args.torch_export)
+        msg = f"wrote {args.torch_export}"
+        if not args.no_verify:
+            diffs = ex.verify_program(program, net, shapes, outputs)
+            msg += f" (matches eager: max abs / max {max(diffs.values(), default=0):.2e})"
+        print(msg)
+    if args.onnx:
+        ex.export_onnx(net, args.onnx, shapes, outputs, opset=args.opset)
+        msg = f"wrote {args.onnx}"
+        if not args.no_verify:
+            diffs = ex.verify_onnx(args.onnx, net, shapes, outputs)
+            msg += f" (matches eager: max abs / max {max(diffs.values(), default=0):.2e})"
+        print(msg)
+    return 0

@@ -1,0 +1,303 @@
+"""Deploy nets out of Python: ``torch.export`` programs and ONNX, each checked against eager.
+
+Caffe has no graph export of its own: a deploy net is its prototxt plus its caffemodel, run by
+Caffe's interpreter loop. Here the ``CaffeNet`` is traced once for fixed input shapes (Caffe
+reshapes the whole net when an input shape changes; the traced program has those shapes baked
+in, crop offsets and deconvolution output sizes included), so export once per input size.
+
+* ``export_program(net, inputs)`` -> ``torch.export.ExportedProgram`` (``save_program`` writes
+  the ``.pt2``);
+* ``export_onnx(net, inputs, path)`` writes ``.onnx`` with the dynamo-based exporter;
+* ``verify_program`` / ``verify_onnx`` rerun the exported artefact and compare with eager.
+
+Inputs are positional in the exported graph, in ``net.inputs`` order; outputs are the net's
+output blobs (``net.outputs``: tops no layer consumes) unless named.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import CaffeFormatError
+
+InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
+
+
+class ExportableNet(nn.Module):
+    """A ``CaffeNet`` with positional inputs and a tuple of outputs (what exporters trace)."""
+
+    def __init__(self, net, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        super().__init__()
+        self.net = net
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        blobs = self.net(outputs=self.output_names, **dict(zip(self.input_names, inputs)))
+        return tuple(blobs[name] for name in self.output_names)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1x3x500x500"`` (or with commas) -> ``(1, 3, 500, 500)``."""
+    parts = [p for p in re.split(r"[x,×\s]+", text.strip()) if p]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CaffeFormatError(f"input shape {text!r}: expected positive sizes like 1x3x500x500")
+    return tuple(int(p) for p in parts)
+
+
+def example_inputs(net, inputs: InputSpec | None = None, seed: int = 0,
+                   device: str | torch.device | None = None) -> "OrderedDict[str, torch.Tensor]":
+    """One tensor per net input, in ``net.inputs`` order.
+
+    ``inputs`` maps a name to a tensor/array (used as is) or a shape (filled with seeded
+    normal noise); names left out take the shape the net declares for them (its ``Input``
+    layer). Unknown names raise ``CaffeFormatError``.
+    """
+    inputs = dict(inputs or {})
+    unknown = [n for n in inputs if n not in net.inputs]
+    if unknown:
+        raise CaffeFormatError(f"{unknown} are not inputs of this net; its inputs are "
+                               f"{net.inputs}")
+    device = torch.device(device) if device is not None else net.device
+    gen = torch.Generator().manual_seed(seed)
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for name in net.inputs:
+        value = inputs.get(name)
+        if isinstance(value, torch.Tensor):
+            t = value.detach().float()
+        elif isinstance(value, np.ndarray):
+            t = torch.from_numpy(np.asarray(value, dtype=np.float32))
+        else:
+            shape = tuple(value) if value is not None else tuple(net.blob_shapes[name])
+            t = torch.randn(shape, generator=gen)
+        out[name] = t.to(device)
+    return out
+
+
+def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
+    if getattr(net, "phase", "test") != "test":
+        raise CaffeFormatError("export takes a deploy net: build it with phase='test' (a TRAIN "
+                               "net's dropout and loss layers have no place in a deployed graph)")
+    names = list(outputs) if outputs else list(net.outputs)
+    if not names:
+        raise CaffeFormatError("the net has no output blobs to export")
+    return ExportableNet(net, net.inputs, names).eval()
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp",
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _tracing(net) -> Iterator[None]:
+    """Trace without leaving tracer tensors behind: ``CaffeNet.forward`` records the last
+    run's blobs on the module (pycaffe's ``net.blobs``); those attributes are put back after
+    tracing, and the exporter's warning about them is silenced."""
+    saved = {k: v for k, v in net.__dict__.items()
+             if k not in ("_parameters", "_buffers", "_modules")}
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*were assigned during export.*")
+            with torch.no_grad():
+                yield
+    finally:
+        net.__dict__.update(saved)
+
+
+def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] | None = None
+                   ) -> torch.export.ExportedProgram:
+    """``torch.export`` of a deploy ``CaffeNet`` for the shapes of ``inputs`` (static)."""
+    wrapper = _wrap(net, outputs)
+    args = tuple(example_inputs(net, inputs).values())
+    with _tracing(net):
+        return torch.export.export(wrapper, args)
+
+
+def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike) -> None:
+    """Write an exported program (``.pt2``) atomically; ``torch.export.load`` reads it."""
+    _atomic(Path(path), lambda tmp: torch.export.save(program, tmp))
+
+
+def _max_diffs(ours: Sequence[Any], eager: Sequence[torch.Tensor], names: Sequence[str]
+               ) -> "OrderedDict[str, float]":
+    out: OrderedDict[str, float] = OrderedDict()
+    for name, a, b in zip(names, ours, eager):
+        a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
+        a = a.detach().to("cpu", torch.float64)
+        b = b.detach().to("cpu", torch.float64)
+        if a.shape != b.shape:
+            raise CaffeFormatError(f"exported output '{name}' has shape {tuple(a.shape)}, "
+                                   f"eager gives {tuple(b.shape)}")
+        scale = max(float(b.abs().max()) if b.numel() else 0.0, 1e-30)
+        out[name] = float((a - b).abs().max()) / scale if b.numel() else 0.0
+    return out
+
+
+def eager_outputs(net, inputs: Mapping[str, torch.Tensor], outputs: Sequence[str] | None = None
+                  ) -> tuple[torch.Tensor, ...]:
+    wrapper = _wrap(net, outputs)
+    with torch.no_grad():
+        return wrapper(*inputs.values())
+
+
+def verify_program(program: torch.export.ExportedProgram, net,
+                   inputs: InputSpec | None = None, outputs: Sequence[str] | None = None,
+                   tol: float = 1e-5) -> "OrderedDict[str, float]":
+    """Run ``program`` and the eager net on the same inputs; return, per output,
+    ``max|exported - eager| / max|eager|``. Raises ``CaffeFormatError`` above ``tol``."""
+    feed = example_inputs(net, inputs, seed=1)
+    names = list(outputs) if outputs else list(net.outputs)
+    with torch.no_grad():
+        got = program.module()(*feed.values())
+    diffs = _max_diffs(got, eager_outputs(net, feed, names), names)
+    _check(diffs, tol, "torch.export program")
+    return diffs
+
+
+def _check(diffs: Mapping[str, float], tol: float, what: str) -> None:
+    bad = {k: v for k, v in diffs.items() if not v <= tol}
+    if bad:
+        raise CaffeFormatError(f"the {what} does not reproduce the eager net: "
+                               + ", ".join(f"{k}: max abs / max = {v:.3g}" for k, v in bad.items())
+                               + f" (tolerance {tol:g})")
+
+
+def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
+                outputs: Sequence[str] | None = None, opset: int | None = None) -> Path:
+    """Write ``net`` as ONNX (dynamo-based exporter; needs ``onnxscript``), atomically.
+
+    Graph inputs and outputs carry the Caffe blob names.
+    """
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter imports it lazily; fail early)
+    except ImportError as exc:
+        raise CaffeFormatError("ONNX export needs the 'onnx' and 'onnxscript' packages "
+                               "(pip install caffe-fcn-repro[onnx])") from exc
+    wrapper = _wrap(net, outputs)
+    args = tuple(example_inputs(net, inputs).values())
+    path = Path(path)
+    kwargs: dict[str, Any] = {"dynamo": True, "verbose": False}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+
+    def write(tmp: str) -> None:
+        import onnx
+
+        with _tracing(net), contextlib.redirect_stdout(io.StringIO()):
+            program = torch.onnx.export(wrapper, args, **kwargs)
+        program.save(tmp)
+        model = onnx.load(tmp)
+        _name_graph_io(model, list(net.inputs), list(wrapper.output_names))
+        onnx.save(model, tmp)
+
+    _atomic(path, write)
+    return path
+
+
+def _name_graph_io(model, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+    """Give the graph's inputs and outputs the Caffe blob names.
+
+    (The exporter's own ``input_names``/``output_names`` can clash with the names it gives
+    intermediate values, e.g. an output blob called ``tanh``; here a clashing value is renamed
+    out of the way first, so the graph stays in SSA form.)
+    """
+    graph = model.graph
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(node.input)
+        used.update(node.output)
+    used.update(i.name for i in graph.initializer)
+    used.update(v.name for v in [*graph.input, *graph.output, *graph.value_info])
+
+    def rename(old: str, new: str) -> None:
+        for node in graph.node:
+            node.input[:] = [new if n == old else n for n in node.input]
+            node.output[:] = [new if n == old else n for n in node.output]
+        for v in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+            if v.name == old:
+                v.name = new
+        used.discard(old)
+        used.add(new)
+
+    real_inputs = [v for v in graph.input if v.name not in {i.name for i in graph.initializer}]
+    pairs = list(zip([v.name for v in real_inputs], input_names))
+    pairs += list(zip([v.name for v in graph.output], output_names))
+    targets = {new for _, new in pairs}
+    for old, new in pairs:
+        if old == new:
+            continue
+        if new in used:  # an intermediate value already carries the blob's name
+            k = 1
+            while f"{new}__{k}" in used or f"{new}__{k}" in targets:
+                k += 1
+            rename(new, f"{new}__{k}")
+        rename(old, new)
+
+
+def verify_onnx(path: str | os.PathLike, net, inputs: InputSpec | None = None,
+                outputs: Sequence[str] | None = None, tol: float = 1e-4
+                ) -> "OrderedDict[str, float]":
+    """Check an ONNX file and run it (onnxruntime when installed, else ONNX's pure-Python
+    reference evaluator: slow, fine for small nets) against the eager net; per output
+    ``max|onnx - eager| / max|eager|``, ``CaffeFormatError`` above ``tol``."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    feed = example_inputs(net, inputs, seed=1, device="cpu")
+    names = list(outputs) if outputs else list(net.outputs)
+    np_feed = {k: v.numpy() for k, v in feed.items()}
+    try:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(names, np_feed)
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        got = ReferenceEvaluator(model).run(names, np_feed)
+    eager_feed = OrderedDict((k, v.to(net.device)) for k, v in feed.items())
+    diffs = _max_diffs(got, eager_outputs(net, eager_feed, names), names)
+    _check(diffs, tol, "ONNX model")
+    return diffs
+
+
+def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Tensor]"]:
+    """``torch.compile`` a deploy net; returns a callable with ``CaffeNet.forward``'s
+    signature (``compiled(**inputs)`` -> blobs). Shapes are static per compilation, as in
+    Caffe, where a new input shape reshapes the whole net."""
+    wrapper = _wrap(net, kwargs.pop("outputs", None))
+    compiled = torch.compile(wrapper, **kwargs)
+
+    def run(**inputs: Any) -> "OrderedDict[str, torch.Tensor]":
+        feed = example_inputs(net, inputs)
+        with torch.no_grad():
+            tops = compiled(*feed.values())
+        return OrderedDict(zip(wrapper.output_names, tops))
+
+    return run
+
+
+__all__ = ["ExportableNet", "parse_shape", "example_inputs", "export_program", "save_program",
+           "verify_program", "export_onnx", "verify_onnx", "compile_net", "eager_outputs"]

@@ -1,0 +1,126 @@
+"""Devices, memory format and reduced precision for inference.
+
+Caffe computes in float32 (or float64) in NCHW only; these are PyTorch-side speedups that
+trade Caffe's exact numbers for throughput. Parity with Caffe (``caffe_import.parity``) holds
+in float32 only: bf16 autocast changes results at the 1e-2 relative level, fp16 a little less
+(with overflow risk for unnormalised FCN scores); channels_last changes only summation order.
+
+``inference_context(net, dtype=torch.bfloat16, channels_last=True)`` is a context manager: the
+net's 4-D params are put in channels_last for its duration (and put back after), autograd is
+off (``no_grad``: not ``inference_mode``, whose tensors would then sit in
+``net.blobs``), and matmul/conv run under ``torch.autocast`` for the net's device. Feed it inputs from
+``prepare_inputs`` so they match that memory format.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .errors import CaffeFormatError
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+           "half": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``"bf16"``, ``"fp16"``, ``"fp32"`` (or a torch dtype, or None) -> torch dtype."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise CaffeFormatError(f"dtype {dtype!r}: expected one of {sorted(_DTYPES)}") from None
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when available, else MPS, else CPU; anything else as torch
+    reads it. A CUDA device asked for on a machine without one raises ``CaffeFormatError``."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CaffeFormatError(f"device {device} asked for, but CUDA is not available here")
+    return device
+
+
+def _net_device(net) -> torch.device:
+    device = getattr(net, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    for t in [*net.parameters(), *net.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+def prepare_inputs(inputs: Mapping[str, Any], device: str | torch.device = "cpu",
+                   channels_last: bool = False) -> "OrderedDict[str, torch.Tensor]":
+    """Arrays or tensors -> float32 tensors on ``device`` (4-D ones in channels_last when
+    asked). Kept float32: autocast casts per op, and Caffe's blobs are float32."""
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for name, value in inputs.items():
+        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+        t = t.to(device=device, dtype=torch.float32)
+        if channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
+        out[name] = t
+    return out
+
+
+def _to_memory_format(net, fmt: torch.memory_format) -> None:
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=fmt)
+
+
+@contextlib.contextmanager
+def inference_context(net, dtype: str | torch.dtype | None = None, channels_last: bool = False
+                      ) -> Iterator[Any]:
+    """Run ``net`` for inference with autocast ``dtype`` and/or channels_last (see module doc).
+
+    ``dtype`` None or float32: no autocast. The device is the net's (``net.to(device)``
+    first). Yields the net. bf16 works on CPU and recent GPUs; fp16 autocast needs a GPU
+    (CPU fp16 autocast exists in recent torch but is slow).
+    """
+    dtype = resolve_dtype(dtype)
+    device = _net_device(net)
+    if channels_last:
+        _to_memory_format(net, torch.channels_last)
+    was_training = net.training
+    net.eval()
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            if dtype is not None and dtype != torch.float32:
+                stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+            yield net
+    finally:
+        net.train(was_training)
+        if channels_last:
+            _to_memory_format(net, torch.contiguous_format)
+
+
+def run_inference(net, inputs: Mapping[str, Any], dtype: str | torch.dtype | None = None,
+                  channels_last: bool = False, outputs: Any = None
+                  ) -> "OrderedDict[str, torch.Tensor]":
+    """One forward under ``inference_context``; results as float32 (autocast outputs may be
+    bf16/fp16), on the net's device."""
+    device = _net_device(net)
+    feed = prepare_inputs(inputs, device, channels_last)
+    with inference_context(net, dtype, channels_last):
+        blobs = net(outputs=outputs, **feed)
+    return OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in blobs.items())
+
+
+__all__ = ["resolve_dtype", "resolve_device", "prepare_inputs", "inference_context",
+           "run_inference"]
