@@ -1,0 +1,169 @@
+"""Fetch the release's published weights: resumable, size-checked, atomically placed.
+
+``download_model("voc-fcn8s")`` fetches ``fcn8s-heavy-pascal.caffemodel`` from the release's
+host (``http://dl.caffe.berkeleyvision.org/``; override with ``base_url=`` or the
+``FCN_REPRO_BASE_URL`` environment variable, e.g. for a mirror) into the cache folder
+(``cache_dir=``, ``FCN_REPRO_CACHE``, default ``~/.cache/fcn_repro``).
+
+The bytes go to ``<file>.part`` next to the target. An interrupted transfer leaves the
+``.part`` behind and the next call resumes it with an HTTP ``Range`` request (a server that
+answers 200 instead of 206 restarts it from zero). Only when the ``.part`` holds exactly the
+size the server announced (``Content-Length`` / ``Content-Range``) is it renamed onto the
+target with ``os.replace``, so a file under the model's name is always complete.
+Nothing downloaded is executed or unpickled: caffemodels are read as protobuf data later.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from caffe_import.errors import CaffeFormatError
+
+__all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_CACHE", "DownloadError", "default_cache_dir",
+           "model_url", "download_url", "download_model"]
+
+DEFAULT_BASE_URL = "http://dl.caffe.berkeleyvision.org/"
+ENV_BASE_URL = "FCN_REPRO_BASE_URL"
+ENV_CACHE = "FCN_REPRO_CACHE"
+_CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+
+
+class DownloadError(OSError):
+    """The transfer failed or delivered the wrong number of bytes (the ``.part`` is kept)."""
+
+
+def default_cache_dir() -> Path:
+    """``$FCN_REPRO_CACHE`` or ``~/.cache/fcn_repro``."""
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fcn_repro"
+
+
+def model_url(name: str, base_url: str | None = None) -> tuple[str, str]:
+    """``(url, file name)`` of a zoo model's weights.
+
+    ``base_url`` (or ``$FCN_REPRO_BASE_URL``) replaces the host for every model; without
+    either, a model's own published address is used (the release's host, or the VGG group's
+    for VGG16).
+    """
+    from fcn_repro import zoo
+
+    spec = zoo.get(name)
+    if not spec.weights_file:
+        raise CaffeFormatError(f"model {spec.name!r}: the release published no weights for it")
+    base = base_url or os.environ.get(ENV_BASE_URL)
+    if base:
+        return urllib.parse.urljoin(base.rstrip("/") + "/", spec.weights_file), spec.weights_file
+    return spec.url or DEFAULT_BASE_URL + spec.weights_file, spec.weights_file
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise CaffeFormatError(f"{url}: only http:// and https:// URLs are fetched, not {scheme or 'a bare path'}")
+
+
+def _total_from(resp, start: int) -> int | None:
+    """The full size of the file as the response announces it."""
+    cr = resp.headers.get("Content-Range")
+    if cr:
+        m = _CONTENT_RANGE.match(cr.strip())
+        if m and m.group(3) != "*":
+            return int(m.group(3))
+    length = resp.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        return start + int(length)
+    return None
+
+
+def _open(url: str, start: int, timeout: float):
+    req = urllib.request.Request(url, headers={"User-Agent": "fcn-repro-download"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked)
+
+
+def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
+                 timeout: float = 60.0, force: bool = False,
+                 progress_factory: Callable | None = None) -> Path:
+    """Fetch ``url`` to ``dest`` through ``dest.part`` (resumed if present); returns ``dest``.
+
+    An existing ``dest`` is kept unless ``force``. Raises :class:`DownloadError` when the
+    server fails or the byte count differs from what it announced.
+    """
+    _check_scheme(url)
+    dest = Path(dest)
+    if dest.is_file() and not force:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if force and part.exists():
+        part.unlink()
+    start = part.stat().st_size if part.is_file() else 0
+    try:
+        resp = _open(url, start, timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:
+            # the .part may already be whole: the server says what the size is
+            total = _total_from(exc, 0) if exc.headers.get("Content-Range") else None
+            if total == start:
+                os.replace(part, dest)
+                return dest
+            part.unlink()
+            return download_url(url, dest, progress=progress, timeout=timeout, force=False,
+                                progress_factory=progress_factory)
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+    with resp:
+        status = getattr(resp, "status", 200)
+        if start and status != 206:
+            start = 0  # the server ignored Range: start over
+        elif status == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", "").strip())
+            if not m or m.group(1) is None or int(m.group(1)) != start:
+                raise DownloadError(f"{url}: asked for bytes from {start}, server answered "
+                                    f"{resp.headers.get('Content-Range')!r}")
+        total = _total_from(resp, start)
+        if progress_factory is None:
+            from tqdm.auto import tqdm as progress_factory  # noqa: N813
+        bar = progress_factory(total=total, initial=start, unit="B", unit_scale=True,
+                               unit_divisor=1024, desc=dest.name, disable=not progress)
+        got = start
+        try:
+            with open(part, "ab" if start else "wb") as f:
+                while True:
+                    try:
+                        chunk = resp.read(_CHUNK)
+                    except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, IncompleteRead, timeout
+                        raise DownloadError(f"{url}: transfer broke after {got} bytes ({exc}); "
+                                            "run again to resume") from None
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            bar.close()
+    if total is not None and got != total:
+        raise DownloadError(f"{url}: got {got} of {total} bytes; {part} kept, run again to resume")
+    os.replace(part, dest)
+    return dest
+
+
+def download_model(name: str, *, base_url: str | None = None,
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                   force: bool = False, timeout: float = 60.0) -> Path:
+    """Fetch a zoo model's weights into the cache; returns the caffemodel's path."""
+    url, fname = model_url(name, base_url)
+    folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return download_url(url, folder / fname, progress=progress, timeout=timeout, force=force)
