@@ -1,0 +1,69 @@
+"""`fcn-repro train`: train a zoo model with the release's recipe and Caffe's solver.
+
+Examples (the release's chain, each stage initialised from the previous by surgery):
+
+    fcn-repro train --model voc-fcn32s --dataset sbd --root SBD --val-dataset voc --val-root VOC2011 \\
+        --init VGG_ILSVRC_16_layers.caffemodel --out runs/fcn32s
+    fcn-repro train --model voc-fcn16s ... --init runs/fcn32s/snapshots/train_iter_100000.caffemodel
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) training is data-parallel and the evaluation sharded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a zoo model (the release's solve.py)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="zoo model name, e.g. voc-fcn32s")
+    p.add_argument("--dataset", required=True, help="training dataset: voc, sbd, siftflow, nyud, pascalcontext")
+    p.add_argument("--root", required=True, help="dataset folder in the release's layout")
+    p.add_argument("--val-dataset", default=None, help="evaluation dataset (default: --dataset)")
+    p.add_argument("--val-root", default=None, help="evaluation dataset folder (default: --root)")
+    p.add_argument("--train-split", default=None)
+    p.add_argument("--val-split", default=None)
+    p.add_argument("--init", default=None,
+                   help="weights to transplant from (classifier or previous stage; caffemodel or .h5)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--max-iter", type=int, default=None, help="override the solver's max_iter")
+    p.add_argument("--out", default="train_out", help="output folder (snapshots, logs, plot)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest snapshot in --out")
+    p.add_argument("--eval-interval", type=int, default=None,
+                   help="score the val split every N iterations (default: the solver's snapshot, 4000)")
+    p.add_argument("--eval-limit", type=int, default=None, help="score only the first N val images")
+    p.add_argument("--snapshot", type=int, default=None, help="snapshot every N iterations")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
+    p.add_argument("--seed", type=int, default=1337, help="shuffle seed (the release's data layers: 1337)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from fcn_repro.train import train_model
+
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs = dict(val_dataset=args.val_dataset, val_root=args.val_root, train_split=args.train_split,
+                  val_split=args.val_split, limit=args.limit, out=args.out, init=args.init,
+                  max_iter=args.max_iter, resume=args.resume, eval_interval=args.eval_interval,
+                  eval_limit=args.eval_limit, snapshot_interval=args.snapshot, seed=args.seed,
+                  progress=not args.no_progress)
+    if ddp:
+        from fcn_repro.distributed import train_distributed
+        result = train_distributed(args.model, args.dataset, args.root, device=args.device, **kwargs)
+    else:
+        result = train_model(args.model, args.dataset, args.root, device=device, **kwargs)
+    if result is None:  # not the main rank
+        return 0
+    for line in result.surgery_log:
+        print(line)
+    last = result.evals[-1] if result.evals else {}
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
+                        if isinstance(last.get(k), float))
+    print(f"trained {result.iterations} iterations -> {result.out}" + (f"; val {summary}" if summary else ""))
+    return 0
