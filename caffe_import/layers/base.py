@@ -24,6 +24,10 @@ class CaffeLayer(nn.Module):
     ``self.blobs[i]`` in ``forward`` (not through an attribute kept from ``add_blob``): the net
     may replace a blob by one shared with another layer (``ParamSpec.name``), and under
     ``share_mode: PERMISSIVE`` ``self.blobs[i]`` is then a reshaped view of the owner's blob.
+
+    A registered class may define ``resolve(param) -> type[CaffeLayer] | None`` (classmethod):
+    the net then builds the class it returns, or reports the layer as unavailable when it
+    returns None (``type: "Python"`` uses this to pick the user's registered class).
     """
 
     type_names: tuple[str, ...] = ()
