@@ -109,7 +109,7 @@ def apply_filler(tensor: torch.Tensor, filler, layer: str) -> None:
         fill = None
     if fill is not None:
         with torch.no_grad():
-            fill(tensor, filler)
+            fill(tensor, filler, layer)
         return
     kind = filler.type
     with torch.no_grad():
