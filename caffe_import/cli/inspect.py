@@ -1,0 +1,180 @@
+"""``caffe-import inspect FILE...``: what a Caffe file holds, judged by its content.
+
+For each file: the detected format and version, then (nets and weights) every layer with
+its type, bottoms -> tops and param blob shapes, and the total parameter count and bytes.
+``--json`` prints the same as a JSON list, one object per file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any
+
+from ..errors import CaffeFormatError
+
+
+def _layer_rows(net, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
+    rows = []
+    for layer in net.layer:
+        rows.append({"name": layer.name, "type": layer.type, "bottom": list(layer.bottom),
+                     "top": list(layer.top), "params": [list(s) for s in shapes.get(layer.name, [])]})
+    known = {r["name"] for r in rows}
+    for name, blob_shapes in shapes.items():  # weights without a layer entry (HDF5)
+        if name not in known:
+            rows.append({"name": name, "type": "", "bottom": [], "top": [],
+                         "params": [list(s) for s in blob_shapes]})
+    return rows
+
+
+def _totals(info: dict[str, Any]) -> None:
+    count = sum(math.prod(s) for row in info.get("layers", []) for s in row["params"])
+    info["param_count"] = count
+    info["param_bytes"] = count * 4  # float32, as Net<float> holds them
+
+
+def _raw_net_version(net) -> str:
+    if any(l.HasField("layer") for l in net.layers):
+        return "V0"
+    if len(net.layers):
+        return "V1"
+    return "current"
+
+
+def inspect_file(path: str) -> dict[str, Any]:
+    """A JSON-ready description of one file."""
+    from ..io import detect, read_net, read_solver
+    from ..io.text import load_text, parse_text
+    from ..proto import caffe_pb2
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    kind = detect(path)
+    info: dict[str, Any] = {"file": path, "format": kind, "size": os.path.getsize(path)}
+    if kind == "caffemodel":
+        from ..io.binary import read_weights_net, scan_file
+
+        model = scan_file(path)
+        info["version"] = model.layout
+        shapes = {l.name: [b.shape for b in l.blobs] for l in model.layers if l.blobs}
+        info["legacy_blob_shapes"] = any(b.legacy for l in model.layers for b in l.blobs)
+        net = read_weights_net(path)
+        info["name"] = net.name
+        info["layers"] = _layer_rows(net, shapes)
+        _totals(info)
+    elif kind == "hdf5":
+        info.update(_inspect_h5(path))
+    elif kind == "prototxt":
+        text, _ = load_text(path)
+        try:
+            raw = parse_text(text, caffe_pb2.NetParameter(), path)
+        except CaffeFormatError as net_error:
+            try:
+                solver = read_solver(path)
+            except CaffeFormatError:
+                raise net_error from None
+            info["format"] = "solver prototxt"
+            info["version"] = "current"
+            from google.protobuf import text_format
+            info["solver"] = text_format.MessageToString(solver)
+            return info
+        info["format"] = "net prototxt"
+        info["version"] = _raw_net_version(raw)
+        net = read_net(path)
+        info["name"] = net.name
+        info["layers"] = _layer_rows(net, {})
+    elif kind == "binaryproto":
+        from ..io import read_mean
+
+        array = read_mean(path)
+        info.update({"shape": list(array.shape), "dtype": "float32", "param_count": array.size,
+                     "param_bytes": array.nbytes})
+    elif kind == "solverstate":
+        state = caffe_pb2.SolverState()
+        try:
+            with open(path, "rb") as fh:
+                state.ParseFromString(fh.read())
+        except Exception as exc:
+            raise CaffeFormatError(f"corrupt solver state: {exc}", path=path) from None
+        info.update({"iter": state.iter, "learned_net": state.learned_net,
+                     "current_step": state.current_step, "history_blobs": len(state.history)})
+    else:
+        raise CaffeFormatError("not a Caffe file this tool knows (caffemodel, .caffemodel.h5, "
+                               "prototxt, binaryproto, solverstate)", path=path)
+    return info
+
+
+def _inspect_h5(path: str) -> dict[str, Any]:
+    import h5py
+
+    from ..io.hdf5 import _layer_groups
+
+    info: dict[str, Any] = {"version": "Caffe HDF5 (/data/<layer>/<i>)"}
+    with h5py.File(path, "r") as f:
+        if "data" not in f:
+            raise CaffeFormatError("HDF5 file has no '/data' group: not Caffe weights", path=path)
+        shapes = {}
+        for name, group in _layer_groups(f["data"]):
+            keys = sorted((k for k in group if k.isdigit()), key=int)
+            shapes[name] = [tuple(group[k].shape) for k in keys]
+    from ..proto import caffe_pb2
+    info["layers"] = _layer_rows(caffe_pb2.NetParameter(), shapes)
+    _totals(info)
+    return info
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+def _print_text(info: dict[str, Any], out) -> None:
+    print(f"{info['file']}: {info['format']}, {info.get('version', '')}".rstrip(", "), file=out)
+    if info.get("name"):
+        print(f"  net name: {info['name']}", file=out)
+    if info.get("legacy_blob_shapes"):
+        print("  blobs use the legacy num/channels/height/width shape fields", file=out)
+    if "shape" in info:
+        print(f"  shape: {tuple(info['shape'])} float32", file=out)
+    if "solver" in info:
+        for line in info["solver"].splitlines():
+            print(f"  {line}", file=out)
+    if "iter" in info:
+        print(f"  iter {info['iter']}, learned_net {info['learned_net']!r}, "
+              f"{info['history_blobs']} history blobs", file=out)
+    layers = info.get("layers", [])
+    if layers:
+        width = max(len(r["name"]) for r in layers)
+        twidth = max(len(r["type"]) for r in layers)
+        for r in layers:
+            flow = f"{','.join(r['bottom'])} -> {','.join(r['top'])}"
+            params = " ".join("x".join(map(str, s)) or "scalar" for s in r["params"])
+            print(f"  {r['name']:<{width}}  {r['type']:<{twidth}}  {flow}"
+                  + (f"  [{params}]" if params else ""), file=out)
+    if "param_count" in info:
+        print(f"  total: {info['param_count']:,} params, {_human(info['param_bytes'])}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    infos = [inspect_file(os.fspath(p)) for p in args.files]
+    if args.json:
+        json.dump(infos, sys.stdout, indent=1)
+        print()
+    else:
+        for info in infos:
+            _print_text(info, sys.stdout)
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("inspect", help="show what a Caffe file holds",
+                            description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="caffemodel, .caffemodel.h5, prototxt, binaryproto or solverstate")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=run)
