@@ -403,3 +403,53 @@ def test_the_releases_python_data_layers_are_refused_unless_registered():
     CaffeNet = caffenet_class()
     with pytest.raises(CaffeFormatError, match="voc_layers"):
         CaffeNet(zoo.get("voc-fcn32s").train_net(), phase="train")
+
+
+FIXTURE_CASES = {
+    "voc_fcn32s_narrow": "voc-fcn32s", "voc_fcn16s_narrow": "voc-fcn16s",
+    "voc_fcn8s_narrow": "voc-fcn8s", "voc_fcn8s_atonce_narrow": "voc-fcn8s-atonce",
+    "voc_fcn_alexnet_narrow": "voc-fcn-alexnet", "siftflow_fcn16s_narrow": "siftflow-fcn16s",
+    "nyud_fcn32s_color_hha_narrow": "nyud-fcn32s-color-hha",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIXTURE_CASES))
+def test_deploy_topology_matches_the_real_caffe_fixture(case):
+    """The nets real Caffe ran for the reference fixtures (narrow widths, same wiring)."""
+    import json
+
+    from conftest import case_dir
+
+    io = pytest.importorskip("caffe_import.io")
+    folder = case_dir(case)
+    theirs = io.read_net(folder / json.loads((folder / "meta.json").read_text())["net"])
+    ours = zoo.get(FIXTURE_CASES[case]).deploy_net()
+
+    def wiring(net):  # Dropout is the identity at test time; Input layers are declared apart
+        return [(lp.name, lp.type, list(lp.bottom), list(lp.top)) for lp in net.layer
+                if lp.type not in ("Dropout", "Input")]
+
+    def crops(net):
+        return {lp.name: (lp.crop_param.axis, list(lp.crop_param.offset))
+                for lp in net.layer if lp.type == "Crop"}
+
+    if case.startswith("nyud"):
+        # the fixture names its towers conv1_1 / conv1_1_hha; the release conv1_1color /
+        # conv1_1hha (the published caffemodel's names, which the zoo keeps)
+        shared = {"color", "hha", "score_fused", "upscore", "score", "label"}
+
+        def release_name(x: str) -> str:
+            if x in shared:
+                return x
+            return x[:-4] + "hha" if x.endswith("_hha") else x + "color"
+
+        for lp in theirs.layer:
+            if lp.type == "Input":
+                continue
+            lp.name = release_name(lp.name)
+            lp.bottom[:] = [release_name(b) for b in lp.bottom]
+            lp.top[:] = [release_name(t) for t in lp.top]
+    assert wiring(ours) == wiring(theirs)
+    assert crops(ours) == crops(theirs)
+    inputs = lambda net: sorted(t for lp in net.layer if lp.type == "Input" for t in lp.top)  # noqa: E731
+    assert inputs(ours) == inputs(theirs)
