@@ -231,7 +231,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None):
     payload = read_converted(path)
     net_param = parse_text(payload["net_prototxt"], caffe_pb2.NetParameter(),
                            path=f"{path} (net_prototxt)")
-    weights = OrderedDict((layer, [np.ascontiguousarray(b.to(torch.float32).numpy())
+    weights = OrderedDict((layer, [np.array(b.to(torch.float32).numpy(), order="C")
                                    for b in blobs])
                           for layer, blobs in payload["params"].items())
     net = CaffeNet(net_param, weights, phase=payload["phase"], stages=tuple(payload["stages"]),

@@ -82,7 +82,7 @@ def _read_array(ds, path: Path, where: str) -> np.ndarray:
         raise CaffeFormatError(f"'{where}' is a group, expected an array", path=path)
     if ds.dtype.kind not in "fiub":
         raise CaffeFormatError(f"'{where}' holds {ds.dtype}, expected numbers", path=path)
-    return np.ascontiguousarray(ds[()], dtype=np.float32)
+    return np.array(ds[()], dtype=np.float32, order="C")  # not ascontiguousarray: keeps 0-d
 
 
 def _read_flat(group, path: Path, prefix: str) -> "OrderedDict[str, np.ndarray]":
@@ -318,8 +318,8 @@ def compare_arrays(kind: str, name: str, ours: np.ndarray | torch.Tensor | None,
         which = "NaN" if np.isnan(ours[bad]).any() or np.isnan(ref64[bad]).any() else "inf"
         return ParityRow(kind, name, index, shape, ours_shape, nan, nan, False,
                          f"{which} at {int(bad.sum())} positions")
-    diff = np.where(both_finite, ours - ref64, 0.0)
     refc = np.where(both_finite, ref64, 0.0)
+    diff = np.where(both_finite, ours, 0.0) - refc
     rel = float(np.linalg.norm(diff.ravel()) / max(float(np.linalg.norm(refc.ravel())), _TINY))
     mx = float(np.abs(diff).max(initial=0.0) / max(float(np.abs(refc).max(initial=0.0)), _TINY))
     ok = rel <= tol.rel_l2 and mx <= tol.max_abs
@@ -400,16 +400,16 @@ def run_net(net, inputs: Mapping[str, Any], backward: bool = False,
         return result
 
     loss = net.total_loss(blobs)
-    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
-        raise CaffeFormatError("the net has no loss that depends on learnable params or "
-                               "inputs: nothing to back-propagate")
     flat_params: list[torch.Tensor] = []
     for ps in params.values():
         flat_params.extend(p for p in ps if p.requires_grad)
     unique_params = list({id(p): p for p in flat_params}.values())
     blob_names = [n for n, t in first_written.items() if t.requires_grad]
     wrt = unique_params + [first_written[n] for n in blob_names]
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    if loss.requires_grad and wrt:
+        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    else:  # no loss, or none that depends on a param: every diff Caffe holds stays zero
+        grads = (None,) * len(wrt)
     by_id = {id(p): g for p, g in zip(unique_params, grads[:len(unique_params)])}
     for layer, ps in params.items():
         result.diffs[layer] = [_or_zeros(by_id.get(id(p)), p) for p in ps]
@@ -537,7 +537,7 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
+    return np.array(t.detach().to("cpu", torch.float32).numpy(), order="C")  # keeps 0-d shapes
 
 
 __all__ = ["StoredActivations", "read_reference", "write_reference", "Tolerance", "ParityRow",
