@@ -1,0 +1,240 @@
+"""Convolution and Deconvolution (``convolution_param``), in 1, 2 or 3 spatial dimensions.
+
+Where Caffe differs from ``torch.nn.Conv*d``:
+
+* Geometry fields come as repeated ``kernel_size``/``stride``/``pad``/``dilation`` (given
+  once for every spatial axis, or once per axis) or as the 2-D-only ``*_h``/``*_w`` pairs.
+* ``axis`` (default 1) is the channel axis; every axis before it is folded into the batch.
+* Several bottoms give as many tops, all through the same weights.
+* The output size uses C++ integer division, which truncates toward zero: when the padded input
+  is smaller than the (dilated) kernel by less than one stride, Caffe still produces one output
+  (its im2col reads zeros there) where PyTorch raises. We pad those missing zeros explicitly.
+* The bias is added after the convolution sum (a second GEMM in Caffe), not fused.
+* An absent ``weight_filler`` is the constant 0 (Caffe's ``FillerParameter`` default), not
+  PyTorch's Kaiming initialisation; the absent ``bias_filler`` is constant 0 too.
+
+Deconvolution's weight is ``(C_in, num_output / group, *kernel)`` - the layout of
+``torch.nn.ConvTranspose*d.weight`` - and its output size is
+``stride * (in - 1) + dilation * (kernel - 1) + 1 - 2 * pad`` (no ``output_padding``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .fillers import fill_or_constant
+from .registry import register
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> int:
+    """Caffe's ``CanonicalAxisIndex``: ``axis`` in ``[-num_axes, num_axes)``, negatives wrap."""
+    if not -num_axes <= axis < num_axes:
+        raise CaffeFormatError(f"{what} {axis} is out of range for a blob with {num_axes} "
+                               f"axes (expected -{num_axes} <= {what} < {num_axes})", layer=layer)
+    return axis + num_axes if axis < 0 else axis
+
+
+def _repeated(values: Sequence[int], n: int, default: int, field: str, layer: str,
+              positive: bool) -> tuple[int, ...]:
+    values = [int(v) for v in values]
+    if not values:
+        return (default,) * n
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        raise CaffeFormatError(f"{field} must be given once or once per spatial axis ({n}), "
+                               f"got {len(values)} values", layer=layer)
+    if positive and any(v <= 0 for v in values):
+        raise CaffeFormatError(f"{field} must be positive, got {values}", layer=layer)
+    return tuple(values)
+
+
+def _pair(p, base: str, repeated_field: str, n: int, layer: str) -> tuple[int, int] | None:
+    """The ``<base>_h``/``<base>_w`` form when either is set (2-D only, not with the repeated
+    field); None when neither is set."""
+    if not (p.HasField(f"{base}_h") or p.HasField(f"{base}_w")):
+        return None
+    if n != 2:
+        raise CaffeFormatError(f"{base}_h/{base}_w can only be used with 2 spatial axes, the "
+                               f"bottom has {n}", layer=layer)
+    if len(getattr(p, repeated_field)):
+        raise CaffeFormatError(f"give either {repeated_field} or {base}_h/{base}_w, not both",
+                               layer=layer)
+    return int(getattr(p, f"{base}_h")), int(getattr(p, f"{base}_w"))
+
+
+class ConvGeometry:
+    """Kernel, stride, pad and dilation per spatial axis, validated as Caffe's
+    ``BaseConvolutionLayer::LayerSetUp`` does."""
+
+    def __init__(self, p, num_spatial: int, layer: str) -> None:
+        n = num_spatial
+        if n < 1:
+            raise CaffeFormatError("convolution needs at least one spatial axis after the "
+                                   "channel axis", layer=layer)
+        kernel = _pair(p, "kernel", "kernel_size", n, layer)
+        if kernel is None:
+            if not len(p.kernel_size):
+                raise CaffeFormatError("kernel_size (or kernel_h and kernel_w) is required",
+                                       layer=layer)
+            kernel = _repeated(p.kernel_size, n, 0, "kernel_size", layer, positive=True)
+        elif min(kernel) <= 0:
+            raise CaffeFormatError(f"kernel_h and kernel_w must both be positive, got "
+                                   f"{kernel}", layer=layer)
+        stride = _pair(p, "stride", "stride", n, layer)
+        if stride is None:
+            stride = _repeated(p.stride, n, 1, "stride", layer, positive=True)
+        elif min(stride) <= 0:
+            raise CaffeFormatError(f"stride_h and stride_w must both be given and positive, "
+                                   f"got {stride}", layer=layer)
+        pad = _pair(p, "pad", "pad", n, layer)
+        if pad is None:
+            pad = _repeated(p.pad, n, 0, "pad", layer, positive=False)
+        dilation = _repeated(p.dilation, n, 1, "dilation", layer, positive=True)
+        self.kernel: tuple[int, ...] = tuple(kernel)
+        self.stride: tuple[int, ...] = tuple(stride)
+        self.pad: tuple[int, ...] = tuple(pad)
+        self.dilation: tuple[int, ...] = tuple(dilation)
+
+    def extent(self, i: int) -> int:
+        return self.dilation[i] * (self.kernel[i] - 1) + 1
+
+
+class _ConvBase(CaffeLayer):
+    transposed = False
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        p = param.convolution_param
+        name = param.name
+        if not bottom_shapes:
+            raise CaffeFormatError(f"{param.type} needs at least one bottom", layer=name)
+        if len(param.bottom) != len(param.top):
+            raise CaffeFormatError(f"{param.type} needs as many tops as bottoms, got "
+                                   f"{len(param.bottom)} bottoms and {len(param.top)} tops",
+                                   layer=name)
+        shape = self.bottom_shapes[0]
+        for other in self.bottom_shapes[1:]:
+            if other != shape:
+                raise CaffeFormatError(f"all bottoms must have the same shape, got {shape} and "
+                                       f"{other}", layer=name)
+        self.axis = canonical_axis(int(p.axis), len(shape), name)
+        self.geom = ConvGeometry(p, len(shape) - self.axis - 1, name)
+        if len(self.geom.kernel) > 3:
+            raise CaffeFormatError(f"{len(self.geom.kernel)} spatial axes: only 1 to 3 are "
+                                   "supported", layer=name)
+        self.num_output = int(p.num_output)
+        self.group = int(p.group)
+        channels = shape[self.axis]
+        if self.num_output <= 0:
+            raise CaffeFormatError("num_output must be given and positive", layer=name)
+        if self.group <= 0 or channels % self.group or self.num_output % self.group:
+            raise CaffeFormatError(f"group {self.group} must divide both the input channels "
+                                   f"({channels}) and num_output ({self.num_output})", layer=name)
+        self.channels = channels
+        if self.transposed:
+            wshape = (channels, self.num_output // self.group, *self.geom.kernel)
+        else:
+            wshape = (self.num_output, channels // self.group, *self.geom.kernel)
+        self.bias_term = bool(p.bias_term)
+        self.add_blob(wshape)
+        if self.bias_term:
+            self.add_blob((self.num_output,))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Caffe's initialisation: ``weight_filler`` and ``bias_filler`` (absent: constant 0)."""
+        p = self.param.convolution_param
+        fill_or_constant(self.blobs[0].data, p, "weight_filler", 0.0, self.name)
+        if self.bias_term:
+            fill_or_constant(self.blobs[1].data, p, "bias_filler", 0.0, self.name)
+
+    def output_spatial(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        g = self.geom
+        out = []
+        for i, size in enumerate(spatial):
+            if self.transposed:
+                o = g.stride[i] * (size - 1) + g.extent(i) - 2 * g.pad[i]
+            else:
+                num = size + 2 * g.pad[i] - g.extent(i)
+                o = int(num / g.stride[i]) + 1  # C++ division truncates toward zero
+            if o <= 0:
+                raise CaffeFormatError(f"{self.param.type} output would be empty along spatial "
+                                       f"axis {i} (input {size}, kernel {g.kernel[i]}, stride "
+                                       f"{g.stride[i]}, pad {g.pad[i]}, dilation "
+                                       f"{g.dilation[i]})", layer=self.name)
+            out.append(o)
+        return tuple(out)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != len(self.bottom_shapes[0]) or x.shape[self.axis] != self.channels:
+            raise CaffeFormatError(f"bottom of shape {tuple(x.shape)} does not match the "
+                                   f"{self.channels} input channels at axis {self.axis} this "
+                                   f"layer was built for", layer=self.name)
+
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        blobs = self.blobs
+        lead = x.shape[:self.axis]
+        spatial = x.shape[self.axis + 1:]
+        out_spatial = self.output_spatial(spatial)
+        x = x.reshape(-1, self.channels, *spatial)
+        g = self.geom
+        if self.transposed:
+            y = _DECONV[len(spatial)](x, blobs[0], None, g.stride, g.pad, 0, self.group,
+                                      g.dilation)
+        else:
+            padding = list(g.pad)
+            short = [max(0, (o - 1) * g.stride[i] + g.extent(i) - (s + 2 * g.pad[i]))
+                     for i, (s, o) in enumerate(zip(spatial, out_spatial))]
+            if any(short):
+                # Caffe's truncating division kept an output whose window runs past the padded
+                # input: pad those positions with zeros explicitly, as its im2col reads them.
+                widths = []
+                for i in reversed(range(len(spatial))):
+                    widths += [g.pad[i], g.pad[i] + short[i]]
+                x = F.pad(x, widths)
+                padding = [0] * len(spatial)
+            y = _CONV[len(spatial)](x, blobs[0], None, g.stride, padding, g.dilation,
+                                    self.group)
+            y = y[(..., *[slice(0, o) for o in out_spatial])]
+        if self.bias_term:
+            y = y + blobs[1].view(-1, *([1] * len(spatial)))
+        return y.reshape(*lead, self.num_output, *out_spatial)
+
+    def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self._one(x) for x in bottoms)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        out = []
+        for s in bottom_shapes:
+            s = tuple(s)
+            if len(s) != len(self.bottom_shapes[0]) or s[self.axis] != self.channels:
+                raise CaffeFormatError(f"bottom of shape {s} does not match the "
+                                       f"{self.channels} input channels at axis {self.axis}",
+                                       layer=self.name)
+            out.append((*s[:self.axis], self.num_output,
+                        *self.output_spatial(s[self.axis + 1:])))
+        return out
+
+
+@register("Convolution")
+class Convolution(_ConvBase):
+    """Caffe's Convolution: weight ``(num_output, C_in / group, *kernel)``, bias ``(num_output,)``
+    (iff ``bias_term``); ``out = (in + 2 pad - dilation (k - 1) - 1) / stride + 1`` truncated
+    toward zero."""
+
+
+@register("Deconvolution")
+class Deconvolution(_ConvBase):
+    """Caffe's Deconvolution (transposed convolution): weight ``(C_in, num_output / group,
+    *kernel)``, bias ``(num_output,)``; ``out = stride (in - 1) + dilation (k - 1) + 1 - 2 pad``."""
+
+    transposed = True
