@@ -106,7 +106,8 @@ def scores_from_hist(hist: np.ndarray, exclude: Iterable[int] = (),
         freq = gt / total
     keep = np.ones(n, dtype=bool)
     for c in exclude:
-        keep[int(c)] = False
+        if 0 <= int(c) < n:  # a class the matrix does not have is not there to leave out
+            keep[int(c)] = False
     if exclude_absent:
         keep &= gt > 0
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -126,3 +126,38 @@ def test_cli_eval_missing_root_exits_2(tmp_path, capsys):
         pytest.skip("CaffeNet not importable yet")
     assert rc == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_cli_eval_siftflow_scores_both_heads(tmp_path, monkeypatch):
+    _caffenet_or_skip()
+    # the narrow fixture scores 9 semantic classes (labels 9..32 then fall outside and are ignored)
+    monkeypatch.setattr(SIFTFlowSegmentation, "num_classes", {"sem": 9, "geo": 3})
+    from fcn_repro.cli import main
+    root = make_dataset("siftflow", tmp_path / "sf", n=2)
+    case = case_dir("siftflow_fcn16s_narrow")
+    out = tmp_path / "m.json"
+    assert main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+                 "--dataset", "siftflow", "--root", str(root), "--split", "test", "-o", str(out),
+                 "--save-predictions", str(tmp_path / "pred"), "--no-progress"]) == 0
+    m = json.loads(out.read_text())
+    assert set(m["heads"]) == {"score_sem", "score_geo"}
+    assert np.asarray(m["heads"]["score_sem"]["confusion_matrix"]).shape == (9, 9)
+    assert m["heads"]["score_sem"]["excluded_classes"] == [8]  # cow; desert and moon are beyond 9
+    assert np.asarray(m["heads"]["score_geo"]["confusion_matrix"]).shape == (3, 3)
+    assert 0.0 <= m["geometric_acc"] <= 1.0
+    assert len(list((tmp_path / "pred" / "score_geo").glob("*.png"))) == 2
+
+
+def test_cli_eval_nyud_color_hha_feeds_two_inputs(tmp_path, monkeypatch):
+    _caffenet_or_skip()
+    from fcn_repro.data import NYUDSegmentation
+    monkeypatch.setattr(NYUDSegmentation, "num_classes", {None: 4})  # the narrow fixture's classes
+    from fcn_repro.cli import main
+    root = make_dataset("nyud", tmp_path / "nyud", n=1)
+    case = case_dir("nyud_fcn32s_color_hha_narrow")
+    out = tmp_path / "m.json"
+    assert main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+                 "--dataset", "nyud", "--modality", "color-hha", "--root", str(root), "-o", str(out),
+                 "--no-progress"]) == 0
+    m = json.loads(out.read_text())
+    assert m["modality"] == "color-hha" and np.asarray(m["confusion_matrix"]).shape == (4, 4)
