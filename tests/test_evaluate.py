@@ -161,3 +161,31 @@ def test_cli_eval_nyud_color_hha_feeds_two_inputs(tmp_path, monkeypatch):
                  "--no-progress"]) == 0
     m = json.loads(out.read_text())
     assert m["modality"] == "color-hha" and np.asarray(m["confusion_matrix"]).shape == (4, 4)
+
+
+def test_worker_processes_give_the_same_matrix(tmp_path):
+    ds = VOCSegmentation(make_dataset("voc", tmp_path, n=2), "val")
+    a = evaluate_net(StubNet(), ds, progress=False, workers=0)
+    b = evaluate_net(StubNet(), ds, progress=False, workers=1)
+    assert a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_zoo_model_defaults_to_its_dataset_and_split(tmp_path, monkeypatch):
+    import fcn_repro.evaluate as ev
+    monkeypatch.setattr(ev, "build_net", lambda **kw: (StubNet(), None))
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    weights = tmp_path / "w.caffemodel"
+    weights.write_bytes(b"\x00" * 10)
+    record = ev.evaluate(model="voc-fcn8s", weights=weights, root=root, limit=1, progress=False,
+                         output=tmp_path / "r" / "metrics.json")
+    assert (record["model"], record["dataset"], record["split"], record["images"]) == ("voc-fcn8s", "voc", "seg11valid", 1)
+    assert record["weights_sha256"] == hashlib.sha256(b"\x00" * 10).hexdigest()
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["model"] == "voc-fcn8s"
+
+
+def test_nyud_modality_follows_the_model_name():
+    from fcn_repro.evaluate import nyud_modality
+    assert nyud_modality("nyud-fcn32s-color-hha") == "color-hha"
+    assert nyud_modality("nyud-fcn32s-color-d") == "color-depth"
+    assert nyud_modality("nyud-fcn32s-hha") == "hha"
+    assert nyud_modality("nyud-fcn32s-color") == "color"
