@@ -97,9 +97,14 @@ def test_text_and_wire_round_trip():
 
 
 def test_schema_lives_in_a_private_pool():
-    # A second caffe.proto (pycaffe's, another framework's) in the default pool must not clash.
-    from google.protobuf import descriptor_pool
+    """Another caffe.proto (pycaffe's, a fork's) in the default pool must not clash with ours."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
-    with pytest.raises(KeyError):
-        descriptor_pool.Default().FindMessageTypeByName("caffe.NetParameter")
-    assert caffe_pb2.NetParameter.DESCRIPTOR.file.pool is not descriptor_pool.Default()
+    assert caffe_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
+    other = descriptor_pb2.FileDescriptorProto()
+    caffe_pb2.DESCRIPTOR.CopyToProto(other)
+    # pycaffe's module registers its schema as "caffe.proto" in the default pool
+    other.message_type[0].field[0].name = "not_dim"
+    descriptor_pool.Default().AddSerializedFile(other.SerializeToString())
+    assert caffe_pb2.BlobShape.DESCRIPTOR.fields[0].name == "dim"
+    assert caffe_pb2.BlobShape(dim=[1, 2]).dim == [1, 2]
