@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import importlib.util
 from pathlib import Path
 
@@ -96,15 +98,27 @@ def test_text_and_wire_round_trip():
     assert net.layer[0].include[0].phase == caffe_pb2.TRAIN
 
 
-def test_schema_lives_in_a_private_pool():
-    """Another caffe.proto (pycaffe's, a fork's) in the default pool must not clash with ours."""
-    from google.protobuf import descriptor_pb2, descriptor_pool
+_COEXIST = """
+from google.protobuf import descriptor_pb2, descriptor_pool
+from caffe_import.proto import caffe_pb2
+assert caffe_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
+other = descriptor_pb2.FileDescriptorProto()
+caffe_pb2.DESCRIPTOR.CopyToProto(other)  # pycaffe registers "caffe.proto" in the default pool
+other.message_type[0].field[0].name = "not_dim"
+descriptor_pool.Default().AddSerializedFile(other.SerializeToString())
+assert caffe_pb2.BlobShape.DESCRIPTOR.fields[0].name == "dim"
+assert list(caffe_pb2.BlobShape(dim=[1, 2]).dim) == [1, 2]
+"""
 
-    assert caffe_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
-    other = descriptor_pb2.FileDescriptorProto()
-    caffe_pb2.DESCRIPTOR.CopyToProto(other)
-    # pycaffe's module registers its schema as "caffe.proto" in the default pool
-    other.message_type[0].field[0].name = "not_dim"
-    descriptor_pool.Default().AddSerializedFile(other.SerializeToString())
-    assert caffe_pb2.BlobShape.DESCRIPTOR.fields[0].name == "dim"
-    assert caffe_pb2.BlobShape(dim=[1, 2]).dim == [1, 2]
+
+def test_schema_lives_in_a_private_pool():
+    """Another caffe.proto (pycaffe's, a fork's) in the default pool must not clash with ours.
+
+    Run in a child so the default pool of the test process stays clean.
+    """
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", _COEXIST], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
