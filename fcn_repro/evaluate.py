@@ -227,10 +227,13 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
              split: str | None = None, device: str | torch.device = "cpu",
              save_predictions: str | os.PathLike | None = None, limit: int | None = None,
              workers: int = 0, output: str | os.PathLike | None = None, progress: bool = True,
-             modality: str | None = None, exclude_absent: bool = False) -> dict[str, Any]:
+             modality: str | None = None, exclude_absent: bool = False,
+             name: str | None = None) -> dict[str, Any]:
     """What ``fcn-repro eval`` does: build the net (zoo ``model`` or prototxt ``net``) with
     ``weights``, the dataset split (defaults: the model's dataset; seg11valid / test / val),
-    score it, write ``output`` (metrics.json, atomically) if given, and return the record."""
+    score it, write ``output`` (metrics.json, atomically) if given, and return the record.
+    ``name`` labels the record's ``model`` (what ``fcn-repro tables`` matches on); default: the
+    zoo name, or the prototxt's file stem."""
     if (model is None) == (net is None):
         raise ValueError("give exactly one of model (a zoo name) or net (a prototxt)")
     spec = None
@@ -241,22 +244,22 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
         if spec is None:
             raise ValueError("--dataset is needed with --net")
         dataset = spec.dataset
-    name = dataset_name(dataset)
+    ds_name = dataset_name(dataset)
     split = split or {"voc": "seg11valid", "sbd": "val", "siftflow": "test", "nyud": "test",
-                      "pascalcontext": "val"}[name]
+                      "pascalcontext": "val"}[ds_name]
     options: dict[str, Any] = {"limit": limit}
-    if name == "nyud":
+    if ds_name == "nyud":
         options["modality"] = modality or nyud_modality(model)
-    ds = get_dataset(name, root, split, **options)  # a wrong root fails before the net is built
+    ds = get_dataset(ds_name, root, split, **options)  # a wrong root fails before the net is built
     caffe_net, _ = build_net(model=model, net=net, weights=weights, device=device)
     record: dict[str, Any] = {
-        "model": model if model is not None else Path(net).stem,
+        "model": name or (model if model is not None else Path(net).stem),
         "net": None if net is None else str(net),
         "weights": str(weights), "weights_sha256": sha256_file(weights),
-        "dataset": name, "split": split, "root": str(root), "device": str(device),
+        "dataset": ds_name, "split": split, "root": str(root), "device": str(device),
         "units": "fraction",
     }
-    if name == "nyud":
+    if ds_name == "nyud":
         record["modality"] = options["modality"]
     record.update(evaluate_net(caffe_net, ds, device=device, save_predictions=save_predictions,
                                workers=workers, progress=progress, exclude_absent=exclude_absent))

@@ -115,6 +115,20 @@ def test_cli_eval_end_to_end_on_synthetic_voc(tmp_path, capsys):
     assert "mean IU" in capsys.readouterr().out
 
 
+def test_eval_then_tables(tmp_path, capsys):
+    _caffenet_or_skip()
+    from fcn_repro.cli import main
+    root = make_dataset("voc", tmp_path / "voc", n=1)
+    case = case_dir("voc_fcn8s_narrow")
+    assert main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+                 "--dataset", "voc", "--root", str(root), "--name", "voc-fcn8s",
+                 "-o", str(tmp_path / "results" / "voc-fcn8s" / "metrics.json"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["tables", "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "| voc-fcn8s | voc-fcn8s | 65.5 |" in out and "1 images" in out
+
+
 def test_cli_eval_missing_root_exits_2(tmp_path, capsys):
     from fcn_repro.cli import main
     case = case_dir("voc_fcn8s_narrow")

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-absent", action="store_true",
                    help="leave classes absent from the ground truth out of the class averages")
     p.add_argument("-o", "--output", type=Path, default=Path("metrics.json"), help="metrics.json path")
+    p.add_argument("--name", help="model name recorded in metrics.json (what `fcn-repro tables` matches); "
+                                  "default: --model, or the prototxt's file name")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                       root=args.root, split=args.split, device=args.device,
                       save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
                       output=args.output, progress=not args.no_progress, modality=args.modality,
-                      exclude_absent=args.exclude_absent)
+                      exclude_absent=args.exclude_absent, name=args.name)
     print(format_summary(record))
     print(f"wrote {args.output}")
     return 0
