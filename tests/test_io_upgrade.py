@@ -207,3 +207,9 @@ def test_unbalanced_braces_are_a_syntax_error():
 def test_binary_file_given_as_net_is_refused():
     with pytest.raises(CaffeFormatError, match="binary"):
         read_net(case_dir("voc_fcn32s_narrow") / "weights.caffemodel")
+
+
+def test_a_missing_file_name_is_not_parsed_as_text(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_net(str(tmp_path / "missing.prototxt"))
+    assert len(read_net("").layer) == 0  # empty text is an empty net, as protobuf parses it

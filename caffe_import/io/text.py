@@ -47,6 +47,10 @@ def load_text(path_or_text: PathOrText) -> tuple[str, object]:
         except UnicodeDecodeError as exc:
             raise CaffeFormatError(f"not UTF-8 text (byte {exc.start}); expected a prototxt",
                                    path=path) from None
+    if isinstance(path_or_text, str) and path_or_text.strip() and not any(
+            c in path_or_text for c in ":{}\n"):
+        # no prototxt text lacks all of these; this was meant as a file name
+        raise FileNotFoundError(f"no such prototxt file: {path_or_text}")
     if isinstance(path_or_text, bytes):
         path_or_text = path_or_text.decode("utf-8")
     if not isinstance(path_or_text, str):
