@@ -40,3 +40,10 @@ def test_missing_voc2010_names_the_layout(tmp_path):
     root = make_dataset("pascalcontext", tmp_path, n=1)
     with pytest.raises(CaffeFormatError, match=r"VOC2010/ImageSets/Main/test\.txt"):
         PascalContextSegmentation(root, "test")
+
+
+def test_voc2010_may_live_elsewhere(tmp_path):
+    root = make_dataset("pascalcontext", tmp_path / "ctx", n=1)
+    (root / "VOC2010").rename(tmp_path / "VOC2010")
+    ds = PascalContextSegmentation(root, "val", voc_dir=tmp_path / "VOC2010")
+    assert ds[0][0].shape[1:] == ds[0][1].shape

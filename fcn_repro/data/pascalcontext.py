@@ -77,16 +77,23 @@ class PascalContextSegmentation(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "val", *,
                  mean: tuple[float, float, float] = T.PASCALCONTEXT_MEAN_BGR,
-                 limit: int | None = None) -> None:
+                 voc_dir: str | Path | None = None, limit: int | None = None) -> None:
+        """``voc_dir``: where ``VOC2010`` lives when not under ``root`` (a VOCdevkit folder, or
+        the VOC2010 folder itself)."""
         self.mean = mean
+        if voc_dir is None:
+            self.voc = Path(root) / "VOC2010"
+        else:
+            voc_dir = Path(voc_dir)
+            self.voc = voc_dir if voc_dir.name == "VOC2010" else voc_dir / "VOC2010"
         super().__init__(root, split, limit=limit)
 
     def _read_ids(self) -> list[str]:
-        return read_split(self.root / "VOC2010" / "ImageSets" / "Main" / f"{self.split}.txt",
+        return read_split(self.voc / "ImageSets" / "Main" / f"{self.split}.txt",
                           self.name, self.layout)
 
     def image_path(self, idx: str) -> Path:
-        return self.root / "VOC2010" / "JPEGImages" / f"{idx}.jpg"
+        return self.voc / "JPEGImages" / f"{idx}.jpg"
 
     def load_inputs(self, idx: str) -> torch.Tensor:
         im = open_image(self._require(self.image_path(idx)))
