@@ -34,6 +34,10 @@ from .errors import CaffeFormatError
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
 
 
+class VerificationUnavailable(RuntimeError):
+    """The exported artefact was written but could not be rerun here (no runtime for it)."""
+
+
 class ExportableNet(nn.Module):
     """A ``CaffeNet`` with positional inputs and a tuple of outputs (what exporters trace)."""
 
@@ -50,10 +54,11 @@ class ExportableNet(nn.Module):
 
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"1x3x500x500"`` (or with commas) -> ``(1, 3, 500, 500)``."""
-    parts = [p for p in re.split(r"[x,×\s]+", text.strip()) if p]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    compact = re.sub(r"\s+", "", text)
+    if not re.fullmatch(r"\d+([x,]\d+)*", compact) or any(
+            int(p) <= 0 for p in re.split(r"[x,]", compact)):
         raise CaffeFormatError(f"input shape {text!r}: expected positive sizes like 1x3x500x500")
-    return tuple(int(p) for p in parts)
+    return tuple(int(p) for p in re.split(r"[x,]", compact))
 
 
 def example_inputs(net, inputs: InputSpec | None = None, seed: int = 0,
@@ -131,7 +136,14 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
     wrapper = _wrap(net, outputs)
     args = tuple(example_inputs(net, inputs).values())
     with _tracing(net):
-        return torch.export.export(wrapper, args)
+        try:
+            return torch.export.export(wrapper, args)
+        except CaffeFormatError:
+            raise
+        except Exception as exc:  # a layer refusing these shapes, or an untraceable op
+            shapes = {n: tuple(a.shape) for n, a in zip(net.inputs, args)}
+            raise CaffeFormatError(f"cannot export the net for input shapes {shapes}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
 
 
 def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike) -> None:
@@ -205,7 +217,14 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
         import onnx
 
         with _tracing(net), contextlib.redirect_stdout(io.StringIO()):
-            program = torch.onnx.export(wrapper, args, **kwargs)
+            try:
+                program = torch.onnx.export(wrapper, args, **kwargs)
+            except CaffeFormatError:
+                raise
+            except Exception as exc:
+                shapes = {n: tuple(a.shape) for n, a in zip(net.inputs, args)}
+                raise CaffeFormatError(f"cannot export the net to ONNX for input shapes "
+                                       f"{shapes}: {type(exc).__name__}: {exc}") from exc
         program.save(tmp)
         model = onnx.load(tmp)
         _name_graph_io(model, list(net.inputs), list(wrapper.output_names))
@@ -276,7 +295,12 @@ def verify_onnx(path: str | os.PathLike, net, inputs: InputSpec | None = None,
     except ImportError:
         from onnx.reference import ReferenceEvaluator
 
-        got = ReferenceEvaluator(model).run(names, np_feed)
+        try:
+            got = ReferenceEvaluator(model).run(names, np_feed)
+        except Exception as exc:  # the pure-Python evaluator lacks some ops / attributes
+            raise VerificationUnavailable(
+                f"ONNX's reference evaluator cannot run this graph ({type(exc).__name__}: "
+                f"{exc}); install onnxruntime to check the export") from exc
     eager_feed = OrderedDict((k, v.to(net.device)) for k, v in feed.items())
     diffs = _max_diffs(got, eager_outputs(net, eager_feed, names), names)
     _check(diffs, tol, "ONNX model")
@@ -299,5 +323,5 @@ def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Ten
     return run
 
 
-__all__ = ["ExportableNet", "parse_shape", "example_inputs", "export_program", "save_program",
+__all__ = ["ExportableNet", "VerificationUnavailable", "parse_shape", "example_inputs", "export_program", "save_program",
            "verify_program", "export_onnx", "verify_onnx", "compile_net", "eager_outputs"]

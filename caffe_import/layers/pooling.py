@@ -1,0 +1,235 @@
+"""Pooling (``pooling_param``): MAX, AVE and STOCHASTIC over 4-D blobs, with Caffe's sizes.
+
+Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
+
+* Output size: ``ceil((H + 2 pad - k) / stride) + 1`` (``round_mode: FLOOR``: ``floor``); then,
+  **only when some pad is non-zero**, a last window that would start in the padding
+  (``(out - 1) stride >= H + pad``) is dropped. PyTorch drops it even without padding, so with
+  ``pad: 0`` and ``kernel < stride`` Caffe has one more row/column, whose windows hold no input:
+  MAX gives ``-FLT_MAX`` there (mask ``-1``) and AVE gives ``0 / pool_size`` (``NaN`` or ``-0``).
+* ``pad`` may be anything below the kernel size; PyTorch refuses more than half the kernel.
+* MAX ignores NaN (Caffe's strict ``>`` never picks it; a window of only NaN or ``-inf`` gives
+  ``-FLT_MAX``); ties go to the first maximum in raster order; the optional second top is the
+  winning index ``h * W + w`` in the (n, c) plane as a float, ``-1`` for an empty window.
+* AVE divides the window sum by ``(min(hs + k, H + pad) - hs) * (min(ws + k, W + pad) - ws)``:
+  padded cells count, cells of the ceil overhang beyond the padding do not.
+* STOCHASTIC exists only in Caffe's GPU build (no padding): in TRAIN it samples one element per
+  window with probability proportional to its value; in TEST it outputs ``sum(x^2) / sum(x)``
+  (0 when ``sum(x) <= 0``). Both are implemented here, on any device.
+
+Where PyTorch computes the same thing (the usual case) its kernels are used directly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .registry import register
+
+MAX, AVE, STOCHASTIC = 0, 1, 2
+CEIL, FLOOR = 0, 1
+FLT_MAX = 3.4028234663852886e38
+
+
+def _hw(p, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
+    """``<base>`` or ``<base>_h`` + ``<base>_w`` (Caffe forbids mixing them)."""
+    has = p.HasField(base)
+    has_h, has_w = p.HasField(f"{base}_h"), p.HasField(f"{base}_w")
+    if has and (has_h or has_w):
+        raise CaffeFormatError(f"give either {base} or {base}_h and {base}_w, not both",
+                               layer=layer)
+    if has_h or has_w:
+        if not (has_h and has_w):
+            raise CaffeFormatError(f"{base}_h and {base}_w must be given together", layer=layer)
+        return int(getattr(p, f"{base}_h")), int(getattr(p, f"{base}_w"))
+    if has:
+        v = int(getattr(p, base))
+        return v, v
+    return None if default is None else (default, default)
+
+
+def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
+                      any_pad: bool) -> int:
+    """Caffe's output length along one axis (``PoolingLayer::Reshape``); ``any_pad``: whether
+    either pad is non-zero, which enables the rule dropping a window that starts in the pad."""
+    q = float(size + 2 * pad - kernel) / stride
+    out = int(math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    if any_pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _torch_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    num = size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)
+    out = num // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def ave_divisors(size: int, out: int, kernel: int, stride: int, pad: int) -> list[int]:
+    """Caffe's AVE divisor per output position along one axis (may be 0 or negative in the
+    windows of the ``pad: 0``, ``kernel < stride`` extra row)."""
+    sizes = []
+    for o in range(out):
+        start = o * stride - pad
+        sizes.append(min(start + kernel, size + pad) - start)
+    return sizes
+
+
+@register("Pooling")
+class Pooling(CaffeLayer):
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        p = param.pooling_param
+        name = param.name
+        if len(bottom_shapes) != 1 or len(param.top) not in (1, 2):
+            raise CaffeFormatError(f"Pooling takes 1 bottom and 1 or 2 tops, got "
+                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=name)
+        self.pool = int(p.pool)
+        if self.pool not in (MAX, AVE, STOCHASTIC):
+            raise CaffeFormatError(f"unknown pool method {self.pool}", layer=name)
+        if len(param.top) == 2 and self.pool != MAX:
+            raise CaffeFormatError("only MAX pooling has a second (mask) top", layer=name)
+        self.global_pooling = bool(p.global_pooling)
+        kernel = (int(p.kernel_size),) * 2 if p.HasField("kernel_size") else None
+        if p.HasField("kernel_h") or p.HasField("kernel_w"):
+            if p.HasField("kernel_size"):
+                raise CaffeFormatError("give either kernel_size or kernel_h and kernel_w, not "
+                                       "both", layer=name)
+            if not (p.HasField("kernel_h") and p.HasField("kernel_w")):
+                raise CaffeFormatError("kernel_h and kernel_w must be given together",
+                                       layer=name)
+            kernel = (int(p.kernel_h), int(p.kernel_w))
+        if self.global_pooling:
+            if kernel is not None:
+                raise CaffeFormatError("global_pooling takes no kernel size", layer=name)
+        else:
+            if kernel is None:
+                raise CaffeFormatError("kernel_size (or kernel_h and kernel_w) is required",
+                                       layer=name)
+            if min(kernel) <= 0:
+                raise CaffeFormatError(f"kernel size must be positive, got {kernel}",
+                                       layer=name)
+        self.kernel = kernel
+        self.pad = _hw(p, "pad", name, 0)
+        self.stride = _hw(p, "stride", name, 1)
+        if min(self.stride) <= 0:
+            raise CaffeFormatError(f"stride must be positive, got {self.stride}", layer=name)
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise CaffeFormatError("global_pooling needs pad 0 and stride 1", layer=name)
+        if self.pad != (0, 0):
+            if self.pool not in (MAX, AVE):
+                raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
+                                       layer=name)
+            if kernel is not None and (self.pad[0] >= kernel[0] or self.pad[1] >= kernel[1]):
+                raise CaffeFormatError(f"pad {self.pad} must be smaller than the kernel "
+                                       f"{kernel}", layer=name)
+        self.ceil_mode = int(p.round_mode) == CEIL
+        if len(self.bottom_shapes[0]) != 4:
+            raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
+                                   f"{self.bottom_shapes[0]}", layer=name)
+
+    # ---------------------------------------------------------------- geometry
+    def _kernel(self, h: int, w: int) -> tuple[int, int]:
+        return (h, w) if self.global_pooling else self.kernel
+
+    def _geometry(self, shape: Shape):
+        if len(shape) != 4:
+            raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
+                                   f"{tuple(shape)}", layer=self.name)
+        h, w = int(shape[2]), int(shape[3])
+        k = self._kernel(h, w)
+        any_pad = self.pad != (0, 0)
+        out = tuple(caffe_pooled_size(s, k[i], self.stride[i], self.pad[i], self.ceil_mode,
+                                      any_pad) for i, s in enumerate((h, w)))
+        if min(out) <= 0:
+            raise CaffeFormatError(f"pooling output would be empty for input {h}x{w} (kernel "
+                                   f"{k}, stride {self.stride}, pad {self.pad})", layer=self.name)
+        return (h, w), k, out
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        _, _, out = self._geometry(shape)
+        top = (shape[0], shape[1], *out)
+        return [top] * len(self.param.top)
+
+    def _torch_ok(self, size, k, out) -> bool:
+        """Whether PyTorch's pooling kernels give Caffe's window grid for these sizes."""
+        for i in range(2):
+            if 2 * self.pad[i] > k[i]:
+                return False
+            if _torch_pooled_size(size[i], k[i], self.stride[i], self.pad[i],
+                                  self.ceil_mode) != out[i]:
+                return False
+        return True
+
+    def _explicit_pad(self, x: torch.Tensor, size, k, out, value: float) -> torch.Tensor:
+        """``x`` padded (or cut) so that windows of stride ``s`` without padding tile exactly
+        Caffe's ``out`` positions: ``pad`` before, and whatever the last window needs after."""
+        widths = []
+        for i in (1, 0):
+            after = (out[i] - 1) * self.stride[i] + k[i] - size[i] - self.pad[i]
+            widths += [self.pad[i], after]
+        return F.pad(x, widths, value=value)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor):
+        size, k, out = self._geometry(tuple(x.shape))
+        if self.pool == MAX:
+            return self._max(x, size, k, out)
+        if self.pool == AVE:
+            return (self._ave(x, size, k, out),)
+        return (self._stochastic(x, size, k, out),)
+
+    def _max(self, x, size, k, out):
+        want_mask = len(self.param.top) == 2
+        x = x.masked_fill(torch.isnan(x), float("-inf"))  # Caffe never selects NaN
+        if self._torch_ok(size, k, out):
+            res = F.max_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
+                               return_indices=want_mask)
+            y, idx = res if want_mask else (res, None)
+        else:
+            xp = self._explicit_pad(x, size, k, out, float("-inf"))
+            res = F.max_pool2d(xp, k, self.stride, 0, return_indices=want_mask)
+            y, idx = res if want_mask else (res, None)
+            if idx is not None:
+                wp = xp.shape[3]
+                idx = (idx // wp - self.pad[0]) * size[1] + (idx % wp - self.pad[1])
+        empty = y == float("-inf")
+        y = torch.where(empty, torch.full_like(y, -FLT_MAX), y)
+        if not want_mask:
+            return (y,)
+        mask = torch.where(empty, torch.full_like(y, -1.0), idx.to(y.dtype))
+        return y, mask
+
+    def _ave(self, x, size, k, out):
+        if self._torch_ok(size, k, out):
+            return F.avg_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
+                                count_include_pad=True)
+        xp = self._explicit_pad(x, size, k, out, 0.0)
+        sums = F.avg_pool2d(xp, k, self.stride, 0, divisor_override=1)
+        dh = ave_divisors(size[0], out[0], k[0], self.stride[0], self.pad[0])
+        dw = ave_divisors(size[1], out[1], k[1], self.stride[1], self.pad[1])
+        div = torch.tensor([[a * b for b in dw] for a in dh], dtype=x.dtype, device=x.device)
+        return sums / div
+
+    def _stochastic(self, x, size, k, out):
+        xp = self._explicit_pad(x, size, k, out, 0.0)  # pad is 0: zeros only past the end
+        if self.phase != "train":
+            total = F.avg_pool2d(xp, k, self.stride, 0, divisor_override=1)
+            squares = F.avg_pool2d(xp * xp, k, self.stride, 0, divisor_override=1)
+            return torch.where(total > 0, squares / total, torch.zeros_like(total))
+        n, c = x.shape[:2]
+        cols = F.unfold(xp.reshape(n * c, 1, *xp.shape[2:]), k, stride=self.stride)
+        total = cols.sum(dim=1, keepdim=True)
+        threshold = torch.rand_like(total) * total
+        reached = cols.cumsum(dim=1) >= threshold
+        first = reached.to(torch.uint8).argmax(dim=1, keepdim=True)  # first window element
+        picked = cols.gather(1, first)
+        return picked.reshape(n, c, *out)
