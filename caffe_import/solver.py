@@ -140,7 +140,7 @@ def _sgd(g: torch.Tensor, hist: list[torch.Tensor], p: "caffe_pb2.SolverParamete
          local_rate: float, t: int) -> torch.Tensor:
     v = hist[0]
     v.mul_(float(f32(p.momentum))).add_(g, alpha=local_rate)  # axpby: scale, then axpy
-    return v.clone()
+    return v  # the history is the update (Caffe copies it into the diff)
 
 
 def _nesterov(g, hist, p, local_rate, t):
@@ -357,12 +357,13 @@ class Solver:
         """Caffe's ``ApplyUpdate``: clip, normalize, regularize, update, ``w -= diff``."""
         p = self.param
         self.rate = rate = self.learning_rate()
-        grads = [info.param.grad if info.param.grad is not None else torch.zeros_like(info.param)
-                 for info in self.infos]
-        grads = [g.detach().clone() for g in grads]
-        if p.clip_gradients >= 0:
-            sumsq = sum(float(g.double().pow(2).sum()) for g in grads)
-            norm = math.sqrt(sumsq)
+        grads = []
+        for info in self.infos:  # Caffe works on the diffs in place; so do we
+            if info.param.grad is None:
+                info.param.grad = torch.zeros_like(info.param)
+            grads.append(info.param.grad)
+        if p.clip_gradients >= 0 and grads:
+            norm = float(torch.stack([g.double().pow(2).sum() for g in grads]).sum().sqrt())
             if norm > p.clip_gradients:
                 scale = float(f32(p.clip_gradients) / f32(norm))
                 for g in grads:
