@@ -61,7 +61,7 @@ def test_exported_fcn_gives_caffes_score(nets):
     program = ex.export_program(net, dict(ref.inputs), outputs=["score"])
     (score,) = program.module()(torch.from_numpy(ref.inputs["data"]))
     want = ref.blobs["score"]
-    rel = np.linalg.norm(score.numpy() - want) / np.linalg.norm(want)
+    rel = np.linalg.norm(score.detach().numpy() - want) / np.linalg.norm(want)
     assert rel <= 1e-5
 
 
