@@ -150,10 +150,12 @@ def test_cli_tolerance_flags_and_json(tmp_path, capsys):
         f["blobs/tanh"][0, 0, 0, 0] += 1e-3  # out of the default bounds, within loose ones
     argv = ["parity", str(net), str(weights), str(ref), "--json"]
     assert main(argv + ["--rel-l2", "1e-6", "--max-abs", "1e-5"]) == 1
-    report = json.loads(capsys.readouterr().out.rsplit("\n", 2)[0])
+    report = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in report["rows"] if not r["ok"]] == ["tanh"]
+    assert report["tolerance"] == {"rel_l2": 1e-6, "max_abs_over_max_ref": 1e-5}
     assert main(argv + ["--rel-l2", "1", "--max-abs", "1"]) == 0
-    assert capsys.readouterr().out.strip().endswith("blobs within tolerance")
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["summary"].endswith("blobs within tolerance")
 
 
 # ----------------------------------------------------------------------- the file format
