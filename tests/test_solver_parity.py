@@ -13,7 +13,9 @@ pytest.importorskip("caffe_import.net")
 def test_every_step_of_the_caffe_trajectory_is_within_tolerance(capsys):
     from caffe_import.cli import main
     rc = main(["solver-parity", str(case_dir("solver_fcn32s_narrow"))])
-    out = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
+    assert out, captured.err
     assert out[-1].startswith("5/5 steps within tolerance"), "\n".join(out)
     assert rc == 0
     assert len([line for line in out if re.match(r"step \d+: .* ok$", line)]) == 5
