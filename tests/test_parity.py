@@ -220,3 +220,43 @@ def test_dump_rejects_unknown_or_missing_inputs(tmp_path, nets):
     with pytest.raises(CaffeFormatError, match="no value given"):
         dump(nets(SMALL), None, {}, tmp_path / "x.h5", phase="test")
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------- Caffe's backward rules
+TINY_TRAIN = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 2 dim: 5 dim: 5 } } }
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+        convolution_param { num_output: 3 kernel_size: 3
+          weight_filler { type: "gaussian" std: 1 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2" loss_weight: 2
+        convolution_param { num_output: 1 kernel_size: 1 bias_term: false
+          weight_filler { type: "gaussian" std: 1 } } }
+"""
+
+
+def test_train_dump_follows_caffes_in_place_and_loss_weight_rules(tmp_path):
+    """Seed: the loss top's diff is its loss_weight. In place: c1's diff is the gradient with
+    respect to the convolution's output (the ReLU's input). Inputs: diff stays zero."""
+    from caffe_import.net import CaffeNet
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = CaffeNet(TINY_TRAIN, phase="train")
+    x = torch.randn(1, 2, 5, 5)
+    stored = dump(net, None, {"data": x.numpy()}, tmp_path / "t.h5")
+    w1, b1 = (p.detach() for p in net.params["c1"])
+    (w2,) = (p.detach() for p in net.params["c2"])
+    pre = torch.nn.functional.conv2d(x, w1, b1)
+    seed = torch.full((1, 1, 3, 3), 2.0)                      # loss_weight 2
+    grad_relu_out = (seed * w2.view(1, 3, 1, 1)).expand(1, 3, 3, 3)
+    np.testing.assert_allclose(stored.blob_diffs["c2"], seed.numpy())
+    np.testing.assert_allclose(stored.blob_diffs["c1"], (grad_relu_out * (pre > 0)).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(stored.blob_diffs["data"], np.zeros((1, 2, 5, 5)))
+    want_w2 = (2.0 * pre.clamp(min=0).sum(dim=(2, 3))).view(1, 3, 1, 1)
+    np.testing.assert_allclose(stored.diffs["c2"][0], want_w2.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(stored.blobs["c1"], pre.clamp(min=0).numpy(), rtol=1e-6)
+    assert check_parity(net, None, tmp_path / "t.h5", rel_l2=0, max_abs=0).ok
