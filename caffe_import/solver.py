@@ -32,6 +32,7 @@ pickle. Caffe's own binary ``.solverstate`` can be restored too.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -57,6 +58,7 @@ _STATE_FORMAT = "caffe_import.solverstate/1"
 _LEGACY_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
 
 f32 = np.float32
+log = logging.getLogger(__name__)
 Feed = Callable[[int], Mapping[str, Any]]
 
 
@@ -333,6 +335,8 @@ class Solver:
             loss /= p.iter_size
             self._update_smoothed_loss(loss)
             record = {"iter": self.iter, "loss": loss, "smoothed_loss": self.smoothed_loss}
+            if p.display and self.iter % p.display == 0:  # Caffe's display line (smoothed loss)
+                log.info("Iteration %d, loss = %g", self.iter, self.smoothed_loss)
             self.apply_update()
             record["lr"] = self.rate
             if self.on_iteration is not None:

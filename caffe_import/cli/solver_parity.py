@@ -61,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     solver = Solver(param, net, root=case, device=device)
 
     passed = total = 0
-    with h5py.File(case / "reference.h5", "r") as f:
+    try:
+        ref = h5py.File(case / "reference.h5", "r")
+    except OSError as exc:
+        raise CaffeFormatError(f"not an HDF5 file: {exc}", path=case / "reference.h5") from exc
+    with ref as f:
         if "steps" not in f:
             raise CaffeFormatError("no /steps group", path=case / "reference.h5")
         steps = sorted(f["steps"], key=lambda k: int(k) if k.isdigit() else -1)
