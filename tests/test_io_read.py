@@ -130,3 +130,36 @@ def test_solver_reads_and_defaults_snapshot_prefix_like_caffe():
     solver = read_solver(path)
     assert solver.type == "SGD" and solver.lr_policy == "step"
     assert solver.snapshot_prefix == str(path)[: -len(".prototxt")]
+
+
+def test_blobs_are_writable_copy_on_write_views_by_default(tmp_path):
+    src = case_dir("voc_fcn32s_narrow") / "weights.caffemodel"
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(src.read_bytes())
+    w = read_weights(path)
+    conv = w["conv1_1"][0]
+    assert not conv.flags.owndata and conv.flags.writeable
+    before = conv.copy()
+    conv[...] = 7.0  # changes the array, never the file
+    assert path.read_bytes() == src.read_bytes()
+    assert np.array_equal(read_weights(path)["conv1_1"][0], before)
+
+
+def test_copy_true_gives_independent_aligned_arrays():
+    w = read_weights(case_dir("voc_fcn32s_narrow") / "weights.caffemodel", copy=True)
+    for blobs in w.values():
+        for a in blobs:
+            assert a.flags.aligned and a.flags.writeable and a.flags.c_contiguous
+            assert a.base is None or a.base.flags.owndata
+
+
+def test_replacing_the_file_keeps_live_views_intact(tmp_path):
+    from caffe_import import write_weights
+
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes((case_dir("voc_fcn32s_narrow") / "weights.caffemodel").read_bytes())
+    w = read_weights(path)
+    expected = w["fc6"][0].copy()
+    write_weights(path, None, {"fc6": [np.zeros_like(expected)]})  # atomic replace
+    assert np.array_equal(w["fc6"][0], expected)
+    assert not read_weights(path)["fc6"][0].any()

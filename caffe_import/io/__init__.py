@@ -33,7 +33,8 @@ _WRONG_KIND = {
 }
 
 
-def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
+def read_weights(path: str | os.PathLike, *,
+                 copy: bool = False) -> "OrderedDict[str, list[np.ndarray]]":
     """Layer name -> param blobs (float32, C-contiguous, Caffe blob order) of a weights file.
 
     Binary caffemodels (current, V1 and V0 layouts) and HDF5 ``.caffemodel.h5`` are told
@@ -41,6 +42,11 @@ def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]
     ``BlobShape`` dims, or the legacy 4-D ``(num, channels, height, width)`` (see
     :func:`match_blob_shape` for how Caffe matches those to a layer). Layers without blobs
     are left out.
+
+    Binary blobs are, by default, writable copy-on-write views of a memory map of the file
+    (fast, and memory is spent only on what is used); ``copy=True`` gives independent,
+    aligned arrays. See :func:`caffe_import.io.binary.read_weights_binary`. HDF5 weights
+    are always read into new arrays.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -51,7 +57,7 @@ def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]
         return read_weights_h5(path)
     if kind in _WRONG_KIND:
         raise CaffeFormatError(f"this file is {_WRONG_KIND[kind]}", path=path)
-    return read_weights_binary(path)
+    return read_weights_binary(path, copy=copy)
 
 
 def read_mean(path: str | os.PathLike) -> np.ndarray:

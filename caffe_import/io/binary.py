@@ -256,18 +256,29 @@ def scan(buf: mmap.mmap, path: str) -> ScannedModel:
                         layers)
 
 
-def _materialize(ref: BlobRef, buf: mmap.mmap, fh) -> np.ndarray:
+def _materialize(ref: BlobRef, buf: mmap.mmap, fh, copy: bool = True) -> np.ndarray:
+    """The blob's values as float32 in its shape.
+
+    With ``copy=False`` a blob stored as one packed float32 run (what Caffe writes) becomes
+    a view of ``buf``, which the caller maps copy-on-write: nothing is read until used, and
+    writes to the array never reach the file. Every other encoding is decoded into a new
+    array.
+    """
     n = ref.count
     dtype = np.dtype("<f4") if ref.itemsize == 4 else np.dtype("<f8")
-    if len(ref.runs) == 1 and not ref.strided and ref.itemsize == 4:
-        # the common case: one packed run, read straight into the result
+    single = len(ref.runs) == 1 and not ref.strided and ref.itemsize == 4
+    if single and not copy and np.little_endian:
+        offset, _ = ref.runs[0]
+        return np.frombuffer(buf, dtype=np.float32, count=n, offset=offset).reshape(ref.shape)
+    if single:
+        # one packed run: read straight from the file into the result, no mapping touched
         out = np.empty(n, dtype=np.float32)
         offset, _ = ref.runs[0]
         got = os.preadv(fh.fileno(), [memoryview(out).cast("B")], offset) if hasattr(
             os, "preadv") else _seek_read(fh, out, offset)
         if got != out.nbytes:
             raise OSError(f"short read: {got} of {out.nbytes} bytes")
-        if dtype.byteorder not in ("=", "|") and not np.little_endian:  # pragma: no cover
+        if not np.little_endian:  # pragma: no cover - the file is little-endian
             out.byteswap(inplace=True)
         return out.reshape(ref.shape)
     parts = []
@@ -288,14 +299,15 @@ def _seek_read(fh, out: np.ndarray, offset: int) -> int:
     return fh.readinto(memoryview(out).cast("B"))
 
 
-def open_mapped(path: str):
-    """Open ``path`` and map it read-only; raises CaffeFormatError for an empty file."""
+def open_mapped(path: str, access: int = mmap.ACCESS_READ):
+    """Open ``path`` and map it (read-only unless ``access`` says otherwise); raises
+    CaffeFormatError for an empty file."""
     fh = open(path, "rb", buffering=0)
     try:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise CaffeFormatError("file is empty", path=path)
-        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        buf = mmap.mmap(fh.fileno(), 0, access=access)
     except BaseException:
         fh.close()
         raise
@@ -312,15 +324,24 @@ def scan_file(path: str | os.PathLike) -> ScannedModel:
         fh.close()
 
 
-def read_weights_binary(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
+def read_weights_binary(path: str | os.PathLike, *,
+                        copy: bool = False) -> "OrderedDict[str, list[np.ndarray]]":
     """Layer name -> float32 blobs of a binary caffemodel, in file order.
+
+    By default the blobs Caffe wrote (one packed float run each) are views of a private,
+    copy-on-write memory map of the file: reading costs only the framing walk, pages are
+    loaded as the arrays are used, and the arrays are writable without changing the file.
+    The map lives as long as any of the arrays; the arrays are C-contiguous but may sit at
+    any byte offset (numpy and torch accept unaligned data). Do not truncate or rewrite the
+    file in place while they are alive (``write_weights`` replaces files, which is safe).
+    ``copy=True`` returns independent, aligned arrays read straight from the file instead.
 
     Layers without blobs are left out. When a name occurs twice, the later layer's blobs
     are kept: Caffe copies each file layer into the first net layer of that name in turn,
     so the last one wins.
     """
     path = os.fspath(path)
-    fh, buf = open_mapped(path)
+    fh, buf = open_mapped(path, mmap.ACCESS_READ if copy else mmap.ACCESS_COPY)
     try:
         model = scan(buf, path)
         if model.layout == "empty":
@@ -331,7 +352,7 @@ def read_weights_binary(path: str | os.PathLike) -> "OrderedDict[str, list[np.nd
             if not layer.blobs:
                 continue
             try:
-                arrays = [_materialize(b, buf, fh) for b in layer.blobs]
+                arrays = [_materialize(b, buf, fh, copy=copy) for b in layer.blobs]
             except OSError as exc:
                 raise CaffeFormatError(f"could not read blob data: {exc}", path=path,
                                        layer=layer.name) from None
@@ -339,8 +360,10 @@ def read_weights_binary(path: str | os.PathLike) -> "OrderedDict[str, list[np.nd
             out[layer.name] = arrays
         return out
     finally:
-        buf.close()
-        fh.close()
+        fh.close()  # the map keeps its own handle on the file
+        if copy:
+            buf.close()
+        # else: views may hold the map; it closes when the last of them (or this frame) goes
 
 
 def _strip(buf, start: int, end: int, drop: int, nested: Optional[tuple[int, int]] = None) -> bytes:
