@@ -327,3 +327,16 @@ def test_restores_caffes_binary_solverstate(tmp_path):
     s.restore(path)
     assert s.iter == 7 and s.current_step == 2
     np.testing.assert_array_equal(s.history[1].numpy(), np.arange(4, dtype=np.float32).reshape(2, 2))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_trajectory_matches_cpu():
+    p = solver_param(type="Adam", **SOLVERS["Adam"])
+    _, cpu = run_ours(p, 4)
+    net = ToyNet().cuda()
+    s = Solver(p, net, feed=feed, device="cuda")
+    for _ in range(4):
+        s.step(1)
+    assert s.history[0].is_cuda
+    np.testing.assert_allclose(net.a.detach().cpu().double().numpy(), cpu[-1][0], rtol=1e-5)
