@@ -300,19 +300,17 @@ def test_generated_files_read_back(name):
 
 
 # ---------------------------------------------------------------- building them as CaffeNets
-NEEDED_TYPES = {"Input", "Convolution", "Deconvolution", "Pooling", "Crop", "Eltwise", "ReLU",
-                "Dropout", "LRN", "Concat", "Scale", "SoftmaxWithLoss", "InnerProduct", "Softmax"}
 H = W = 64  # pad 100 lets the FCNs take any size; small keeps the test fast
 
 
-def caffenet_class():
-    """CaffeNet, or skip while it (or a layer type the zoo needs) has not landed."""
+def caffenet_class(*nets: caffe_pb2.NetParameter):
+    """CaffeNet, or skip while it (or a layer type these nets use) has not landed."""
     try:
         from caffe_import.layers import registry
         from caffe_import.net import CaffeNet
     except ImportError as exc:
         pytest.skip(f"caffe_import.net not importable yet: {exc}")
-    missing = NEEDED_TYPES - set(registry.known_types())
+    missing = {lp.type for net in nets for lp in net.layer} - {"Python"} - set(registry.known_types())
     if missing:
         pytest.skip(f"layer types not registered yet: {sorted(missing)}")
     return CaffeNet
@@ -353,8 +351,8 @@ def as_input(net: caffe_pb2.NetParameter, spec) -> caffe_pb2.NetParameter:
 def test_deploy_nets_build_and_crop_back_to_the_input_size(name):
     import torch
 
-    CaffeNet = caffenet_class()
     spec = zoo.get(name)
+    CaffeNet = caffenet_class(spec.deploy_net())
     net = CaffeNet(narrow(spec.deploy_net()))
     torch.manual_seed(0)
     inputs = {b: torch.randn(net.blob_shapes[b]) for b in net.inputs}
@@ -368,7 +366,7 @@ def test_deploy_nets_build_and_crop_back_to_the_input_size(name):
 def test_base_nets_build(name):
     import torch
 
-    CaffeNet = caffenet_class()
+    CaffeNet = caffenet_class(zoo.get(name).deploy_net())
     size = 32 if name == "ilsvrc-vgg16" else 67
     net = CaffeNet(narrow(zoo.get(name).deploy_net(), size, size))
     prob = net(data=torch.randn(1, 3, size, size))["prob"]
@@ -379,8 +377,8 @@ def test_base_nets_build(name):
 def test_train_nets_build_in_phase_train_with_input_for_the_python_layer(name):
     import torch
 
-    CaffeNet = caffenet_class()
     spec = zoo.get(name)
+    CaffeNet = caffenet_class(spec.train_net())
     net = CaffeNet(narrow(as_input(spec.train_net(), spec)), phase="train")
     torch.manual_seed(0)
     feed = {}
@@ -400,7 +398,7 @@ def test_train_nets_build_in_phase_train_with_input_for_the_python_layer(name):
 
 
 def test_the_releases_python_data_layers_are_refused_unless_registered():
-    CaffeNet = caffenet_class()
+    CaffeNet = caffenet_class(zoo.get("voc-fcn32s").train_net())
     with pytest.raises(CaffeFormatError, match="voc_layers"):
         CaffeNet(zoo.get("voc-fcn32s").train_net(), phase="train")
 
