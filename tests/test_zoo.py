@@ -300,7 +300,7 @@ def test_generated_files_read_back(name):
 
 
 # ---------------------------------------------------------------- building them as CaffeNets
-H = W = 64  # pad 100 lets the FCNs take any size; small keeps the test fast
+H = W = 32  # pad 100 lets the FCNs take any size; small keeps the test fast
 
 
 def caffenet_class(*nets: caffe_pb2.NetParameter):
@@ -355,11 +355,12 @@ def test_deploy_nets_build_and_crop_back_to_the_input_size(name):
     CaffeNet = caffenet_class(spec.deploy_net())
     net = CaffeNet(narrow(spec.deploy_net()))
     torch.manual_seed(0)
-    inputs = {b: torch.randn(net.blob_shapes[b]) for b in net.inputs}
-    blobs = net(**inputs)
-    for out in spec.outputs:
-        classes = 3 if out.endswith("_geo") else spec.num_classes
-        assert tuple(blobs[out].shape) == (1, classes, H, W), out
+    for h, w in ((H, W), (1, 1), (19, 26)):  # any size: pad 100 and the crops see to it
+        inputs = {b: torch.randn(net.blob_shapes[b][:2] + (h, w)) for b in net.inputs}
+        blobs = net(**inputs)
+        for out in spec.outputs:
+            classes = 3 if out.endswith("_geo") else spec.num_classes
+            assert tuple(blobs[out].shape) == (1, classes, h, w), (out, h, w)
 
 
 @pytest.mark.parametrize("name", BASE)
