@@ -132,3 +132,22 @@ def test_cli_parses_the_release_options():
     args = build_parser().parse_args(["train", "--model", "voc-fcn32s", "--dataset", "sbd", "--root", "x",
                                       "--init", "w.caffemodel", "--max-iter", "10", "--resume"])
     assert args.model == "voc-fcn32s" and args.max_iter == 10 and args.resume
+
+
+def test_initialize_transplants_then_makes_upsampling_bilinear():
+    net_mod = pytest.importorskip("caffe_import.net")
+    from fcn_repro.surgery import bilinear_kernel
+    from fcn_repro.train import initialize
+    net = net_mod.CaffeNet("""
+        layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+        layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+                convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+        layer { name: "upscore" type: "Deconvolution" bottom: "conv" top: "up"
+                convolution_param { num_output: 2 kernel_size: 4 stride: 2 bias_term: false } }
+    """)
+    w = np.arange(54, dtype=np.float32).reshape(2, 27)
+    lines = initialize(net, {"conv": [w, np.ones(2, np.float32)], "fc8": [np.zeros(3, np.float32)]})
+    assert lines == ["coercing conv 0 from (2, 27) to (2, 3, 3, 3)", "copying conv 1", "dropping fc8",
+                     "bilinear upscore"]
+    np.testing.assert_array_equal(net.params["conv"][0].detach().numpy().reshape(2, 27), w)
+    torch.testing.assert_close(net.params["upscore"][0].detach(), bilinear_kernel(2, 4))
