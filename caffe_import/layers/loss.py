@@ -1,0 +1,235 @@
+"""Loss layers and Accuracy, with Caffe's normalisation and clamping rules.
+
+The reported loss top is the loss itself: ``loss_weight`` is applied by the net
+(``CaffeNet.total_loss``), never here.
+
+Normalisation (``loss_param.normalization``): FULL divides by every position, VALID by the
+positions whose label is not ``ignore_label``, BATCH_SIZE by the outer count, NONE by 1 - always
+at least 1, so a batch with every position ignored gives 0, not NaN. When ``normalization`` is
+unset, the legacy ``normalize: true`` means VALID and ``normalize: false`` means **BATCH_SIZE**
+(not NONE); with neither, SoftmaxWithLoss uses VALID and SigmoidCrossEntropyLoss BATCH_SIZE.
+Labels are stored as floats and truncated toward zero.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .conv import canonical_axis
+from .registry import register
+from .softmax import caffe_softmax
+
+FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3
+FLT_MIN = 1.1754943508222875e-38
+
+
+def normalization_mode(loss_param, default: int) -> int:
+    """Caffe's normalisation mode from ``normalization``, the legacy ``normalize``, or the
+    layer's default."""
+    if loss_param.HasField("normalization"):
+        return int(loss_param.normalization)
+    if loss_param.HasField("normalize"):
+        return VALID if loss_param.normalize else BATCH_SIZE
+    return default
+
+
+def normalizer(mode: int, outer: int, inner: int, valid: torch.Tensor | int) -> torch.Tensor | float:
+    """``max(1, N)`` for the mode's ``N`` (``valid``: count of non-ignored positions)."""
+    if mode == FULL:
+        return float(max(1, outer * inner))
+    if mode == VALID:
+        if isinstance(valid, torch.Tensor):
+            return valid.to(torch.float32).clamp(min=1.0)
+        return float(max(1, valid))
+    if mode == BATCH_SIZE:
+        return float(max(1, outer))
+    return 1.0
+
+
+def _labels(label: torch.Tensor, ignore: int | None, classes: int | None,
+            layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer labels (truncated toward zero) and the mask of positions that count; a counted
+    label outside ``[0, classes)`` raises (Caffe only checks this in debug builds)."""
+    index = label.detach().trunc().long()
+    valid = index != ignore if ignore is not None else torch.ones_like(index, dtype=torch.bool)
+    if classes is not None and index.device.type != "meta" and index.numel():
+        bad = valid & ((index < 0) | (index >= classes))
+        if bool(bad.any()):
+            value = index[bad].flatten()[0].item()
+            raise CaffeFormatError(f"label {value} is outside [0, {classes}) and is not the "
+                                   f"ignore_label", layer=layer)
+    return torch.where(valid, index, torch.zeros_like(index)), valid
+
+
+class _Loss(CaffeLayer):
+    def _check_arity(self, param, bottom_shapes, tops: tuple[int, ...]) -> None:
+        if len(bottom_shapes) != 2 or len(param.top) not in tops:
+            raise CaffeFormatError(f"{param.type} takes 2 bottoms and {' or '.join(map(str, tops))}"
+                                   f" top(s), got {len(bottom_shapes)} and {len(param.top)}",
+                                   layer=param.name)
+
+
+@register("SoftmaxWithLoss")
+class SoftmaxWithLoss(_Loss):
+    """``-log(max(p_label, FLT_MIN))`` summed over counted positions and normalised.
+
+    Differs from ``F.cross_entropy``: each term is capped at ``-ln(FLT_MIN) = 87.34`` and is
+    taken from the rounded softmax; the default ignores nothing and divides by the VALID count.
+    The gradient is Caffe's ``(p - onehot) / normalizer`` (no cap). The optional second top is
+    the softmax; as in Caffe no gradient flows back through it.
+    """
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self._check_arity(param, bottom_shapes, (1, 2))
+        lp = param.loss_param
+        self.ignore_label = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        self.mode = normalization_mode(lp, VALID)
+        self.axis = canonical_axis(int(param.softmax_param.axis), len(self.bottom_shapes[0]),
+                                   param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        x, label = (tuple(s) for s in bottom_shapes)
+        outer, inner = math.prod(x[:self.axis]), math.prod(x[self.axis + 1:])
+        if math.prod(label) != outer * inner:
+            raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
+                                   f"(scores {x}, class axis {self.axis})", layer=self.name)
+        return [()] + ([x] if len(self.param.top) == 2 else [])
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor):
+        self.top_shapes([tuple(x.shape), tuple(label.shape)])
+        outer, classes = math.prod(x.shape[:self.axis]), x.shape[self.axis]
+        inner = math.prod(x.shape[self.axis + 1:])
+        scores = x.reshape(outer, classes, inner)
+        index, valid = _labels(label.reshape(outer, 1, inner), self.ignore_label, classes,
+                               self.name)
+        prob = caffe_softmax(scores, 1)
+        picked = prob.detach().gather(1, index).clamp(min=FLT_MIN)
+        value = torch.where(valid, -torch.log(picked), torch.zeros_like(picked)).sum()
+        # the gradient Caffe back-propagates, (p - onehot), from log_softmax; the value above
+        nll = -F.log_softmax(scores, dim=1).gather(1, index)
+        surrogate = torch.where(valid, nll, torch.zeros_like(nll)).sum()
+        loss = surrogate + (value - surrogate).detach()
+        loss = loss / normalizer(self.mode, outer, inner, valid.sum())
+        if len(self.param.top) == 2:
+            return loss, prob.detach().reshape(x.shape)
+        return (loss,)
+
+
+@register("SigmoidCrossEntropyLoss")
+class SigmoidCrossEntropyLoss(_Loss):
+    """``sum(max(x, 0) - x t + log(1 + exp(-|x|)))`` over counted elements (``int(t)`` not the
+    ``ignore_label``), divided by the batch size by default (``F.binary_cross_entropy_with_logits``
+    with ``'mean'`` divides by every element). No gradient reaches the targets."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self._check_arity(param, bottom_shapes, (1,))
+        lp = param.loss_param
+        self.ignore_label = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        self.mode = normalization_mode(lp, BATCH_SIZE)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        x, t = (tuple(s) for s in bottom_shapes)
+        if math.prod(x) != math.prod(t):
+            raise CaffeFormatError(f"scores {x} and targets {t} must have the same count",
+                                   layer=self.name)
+        return [()]
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(x.shape), tuple(target.shape)])
+        t = target.detach().reshape(x.shape)
+        positive = (x >= 0).to(x.dtype)
+        terms = torch.log(1 + torch.exp(x - 2 * x * positive)) - x * (t - positive)
+        if self.ignore_label is not None:
+            valid = t.trunc().long() != self.ignore_label
+            terms = torch.where(valid, terms, torch.zeros_like(terms))
+            count = valid.sum()
+        else:
+            count = x.numel()
+        outer = x.shape[0] if x.dim() else 1
+        inner = x.numel() // max(outer, 1)
+        return (terms.sum() / normalizer(self.mode, outer, inner, count),)
+
+
+@register("EuclideanLoss")
+class EuclideanLoss(_Loss):
+    """``sum((a - b)^2) / N / 2`` with ``N = shape[0]`` (two divisions, as Caffe); both bottoms
+    receive gradients."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self._check_arity(param, bottom_shapes, (1,))
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        a, b = (tuple(s) for s in bottom_shapes)
+        if not a or not b or math.prod(a[1:]) != math.prod(b[1:]):
+            raise CaffeFormatError(f"inputs {a} and {b} must have the same count per item",
+                                   layer=self.name)
+        return [()]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(a.shape), tuple(b.shape)])
+        diff = a - b.reshape(a.shape)
+        return ((diff * diff).sum() / a.shape[0] / 2,)
+
+
+@register("Accuracy")
+class Accuracy(CaffeLayer):
+    """Fraction of counted positions whose true class is within the ``top_k`` scores.
+
+    Caffe counts every class scoring **at least** as high as the true class (itself included),
+    so ties count against the prediction - unlike ``torch.topk``. Positions labelled
+    ``accuracy_param.ignore_label`` are skipped; 0 when nothing counts. The optional second top
+    holds per-class accuracy (0 for classes never seen). No gradient.
+    """
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(bottom_shapes) != 2 or len(param.top) not in (1, 2):
+            raise CaffeFormatError(f"Accuracy takes 2 bottoms and 1 or 2 tops, got "
+                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        p = param.accuracy_param
+        self.top_k = int(p.top_k)
+        self.ignore_label = int(p.ignore_label) if p.HasField("ignore_label") else None
+        self.axis = canonical_axis(int(p.axis), len(self.bottom_shapes[0]), param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        x, label = (tuple(s) for s in bottom_shapes)
+        outer, inner = math.prod(x[:self.axis]), math.prod(x[self.axis + 1:])
+        if math.prod(label) != outer * inner:
+            raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
+                                   f"(scores {x}, class axis {self.axis})", layer=self.name)
+        if not 1 <= self.top_k <= x[self.axis]:
+            raise CaffeFormatError(f"top_k {self.top_k} must be in [1, {x[self.axis]}] (the "
+                                   "number of classes)", layer=self.name)
+        return [()] + ([(x[self.axis],)] if len(self.param.top) == 2 else [])
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor):
+        self.top_shapes([tuple(x.shape), tuple(label.shape)])
+        x = x.detach()
+        outer, classes = math.prod(x.shape[:self.axis]), x.shape[self.axis]
+        scores = x.reshape(outer, classes, -1)
+        index, valid = _labels(label.reshape(outer, 1, -1), self.ignore_label, classes,
+                               self.name)
+        true_score = scores.gather(1, index)
+        correct = ((scores >= true_score).sum(dim=1, keepdim=True) <= self.top_k) & valid
+        count = valid.sum()
+        acc = torch.where(count > 0, correct.sum().to(x.dtype) / count.clamp(min=1).to(x.dtype),
+                          torch.zeros((), dtype=x.dtype, device=x.device))
+        if len(self.param.top) == 1:
+            return (acc,)
+        flat = index[valid]
+        seen = torch.bincount(flat, minlength=classes)[:classes].to(x.dtype)
+        hits = torch.bincount(index[correct], minlength=classes)[:classes].to(x.dtype)
+        per_class = torch.where(seen > 0, hits / seen.clamp(min=1), torch.zeros_like(seen))
+        return acc, per_class
