@@ -518,8 +518,7 @@ class CaffeNet(nn.Module):
                     arr = arr.detach().cpu().numpy()
                 arr = np.asarray(arr, dtype=np.float32)
                 arr = match_blob_shape(arr, tuple(target.shape), layer=lname, path=path, index=j)
-                with torch.no_grad():
-                    target.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, order="C")))
+                _copy_blob(arr, target)
 
     def save_weights(self, path: PathLike, h5: bool = False) -> None:
         """Write a caffemodel (binary, or Caffe's HDF5 layout with ``h5=True``), atomically."""
@@ -531,3 +530,18 @@ class CaffeNet(nn.Module):
     def extra_repr(self) -> str:
         return (f"name={self.net_param.name!r}, phase={self.phase!r}, "
                 f"inputs={self.inputs}, outputs={self.outputs}")
+
+
+def _copy_blob(arr: np.ndarray, target: torch.Tensor) -> None:
+    """Copy a weights array into a param blob, holding at most one extra chunk in memory.
+
+    Arrays from ``read_weights`` are views of the mapped file: they are copied chunk by chunk
+    and their pages released behind the copy (see ``io.binary.copy_and_release``), so a net
+    built from a 540 MB caffemodel peaks at one copy of the weights, not two."""
+    from .io.binary import copy_and_release
+
+    with torch.no_grad():
+        if target.device.type == "cpu" and target.dtype == torch.float32 and target.is_contiguous():
+            copy_and_release(np.asarray(arr, dtype=np.float32), target.detach().numpy())
+        else:
+            target.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, order="C")))

@@ -294,6 +294,45 @@ def _materialize(ref: BlobRef, buf: mmap.mmap, fh, copy: bool = True) -> np.ndar
     return flat.astype(np.float32).reshape(ref.shape)
 
 
+def mapped_base(arr: np.ndarray) -> Optional[mmap.mmap]:
+    """The memory map ``arr`` is a view of (as ``read_weights`` returns them), else None."""
+    base = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def copy_and_release(src: np.ndarray, dst: "np.ndarray", chunk_bytes: int = 16 << 20) -> None:
+    """Copy ``src`` into ``dst`` (same element count, float32) chunk by chunk, and when ``src``
+    is a view of a memory-mapped caffemodel, hand each chunk's pages back to the kernel
+    (``MADV_DONTNEED``) once copied: loading a net then holds one copy of the weights (its
+    params) plus one chunk, instead of the params plus every mapped page touched.
+
+    After the call the mapped pages read back from the file, so the values of ``src`` are
+    unchanged unless it had been written to (private copy-on-write pages are dropped).
+    """
+    flat_src = src.reshape(-1)
+    flat_dst = dst.reshape(-1)
+    if flat_src.size != flat_dst.size:
+        raise ValueError(f"{flat_src.size} values for {flat_dst.size}")
+    mm = mapped_base(src)
+    can_release = mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+    step = max(1, chunk_bytes // 4)
+    page = mmap.PAGESIZE
+    if can_release:
+        start_addr = np.frombuffer(mm, dtype=np.uint8, count=1).ctypes.data
+    for i in range(0, flat_src.size, step):
+        j = min(i + step, flat_src.size)
+        flat_dst[i:j] = flat_src[i:j]
+        if can_release:
+            lo = flat_src[i:j].ctypes.data - start_addr
+            hi = lo + (j - i) * 4
+            lo_page = (lo + page - 1) // page * page  # only whole pages inside this chunk
+            hi_page = hi // page * page
+            if hi_page > lo_page:
+                mm.madvise(mmap.MADV_DONTNEED, lo_page, hi_page - lo_page)
+
+
 def _seek_read(fh, out: np.ndarray, offset: int) -> int:
     fh.seek(offset)
     return fh.readinto(memoryview(out).cast("B"))
