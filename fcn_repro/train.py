@@ -211,7 +211,12 @@ def _jsonable(x: Any) -> Any:
 
 
 class TrainLog:
-    """Per-iteration records and val scores, saved as JSON + CSV + a plot (all atomic)."""
+    """Per-iteration records and val scores, saved as JSON + CSV + a plot (all atomic).
+
+    Iteration numbers follow Caffe's log: a training row ``k`` is the forward/backward of
+    iteration ``k`` (before its update, lr as used by it); val scores at ``k`` are taken after
+    ``k`` updates, where Caffe prints "Iteration k, Testing net". A resumed run restarts the
+    ``average_loss`` window, as Caffe's ``Step`` does."""
 
     CSV_FIELDS = ("iter", "loss", "smoothed_loss", "lr", "val_loss", "pixel_acc", "mean_acc",
                   "mean_iu", "fw_iu")
