@@ -20,6 +20,11 @@ from .fillers import fill_or_constant
 from .registry import register
 
 
+def _tracing() -> bool:
+    """Whether torch.export / torch.compile / jit tracing is running (no data-dependent checks)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 @register("Embed")
 class Embed(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
@@ -49,7 +54,7 @@ class Embed(CaffeLayer):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         index = x.detach().trunc().long()
-        if x.device.type != "meta" and x.numel():
+        if x.device.type != "meta" and not _tracing() and x.numel():
             bad = (index < 0) | (index >= self.input_dim) | (x.detach() != index.to(x.dtype))
             if bool(bad.any()):
                 value = x.detach()[bad].flatten()[0].item()
