@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -43,17 +42,22 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 << 20
 
 
+def public_file_mode(path: str | os.PathLike) -> None:
+    """Give a temp file the mode a plain ``open(..., "w")`` would (``0o666 & ~umask``):
+    ``mkstemp`` makes it ``0o600``, which ``os.replace`` would carry to the user's file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it into place."""
+    from .io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        public_file_mode(tmp)
 
 
 def net_definition(net) -> Any:

@@ -101,12 +101,17 @@ def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Like ``convert._atomic_write`` but the temp file keeps ``path``'s suffix (exporters
+    look at it)."""
+    from .convert import public_file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp",
                                dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        public_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

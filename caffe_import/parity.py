@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,9 +138,10 @@ def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
     h5py = _h5py()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from .convert import public_file_mode
+    from .io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, value in ref.attrs.items():
                 f.attrs[key] = value
@@ -160,11 +160,7 @@ def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
                         sub = group.create_group(quote(layer, safe=""))
                         for i, arr in blobs.items():
                             sub.create_dataset(str(i), data=np.asarray(arr, dtype=np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        public_file_mode(tmp)
 
 
 # ----------------------------------------------------------------------------- comparison

@@ -2,7 +2,9 @@
 CaffeFormatErrors."""
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -48,6 +50,9 @@ def test_round_trip_gives_the_same_net(tmp_path, net, data, suffix):
             torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
     _same_outputs(net, back, data)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # atomic: no temp left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask   # not mkstemp's 0600
 
 
 def test_the_loaded_artefact_still_matches_caffe(tmp_path, net):
