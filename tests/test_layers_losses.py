@@ -49,7 +49,8 @@ def test_each_term_is_capped_at_minus_log_flt_min():
 
 
 def test_everything_ignored_gives_zero_not_nan():
-    (loss,) = softmax_loss("ignore_label: 7", [(1, 2), (1,)])(torch.randn(1, 2), torch.tensor([7.0]))
+    layer = softmax_loss("ignore_label: 7", [(1, 2), (1,)])
+    (loss,) = layer(torch.randn(1, 2), torch.tensor([7.0]))
     assert loss.item() == 0
 
 

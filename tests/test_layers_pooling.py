@@ -45,7 +45,7 @@ def test_ave_divisor_clipped_at_the_pad_boundary():
 
 
 def test_pad_zero_kernel_below_stride_keeps_an_empty_last_window():
-    # H = 5, k = 1, s = 2, no pad: ceil(4 / 2) + 1 = 3 in both; Caffe applies no clip rule
+    # without padding Caffe applies no clip rule, so a window may start past the input
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     layer = pool("pool: MAX kernel_size: 1 stride: 3", (1, 1, 4, 4), tops=2)
     # ceil(3 / 3) + 1 = 2: windows at 0 and 3, both inside

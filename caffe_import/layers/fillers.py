@@ -47,7 +47,8 @@ def _no_sparse(filler, layer: str | None) -> None:
 def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32,
                     device: torch.device | str | None = None) -> torch.Tensor:
     """The ``size x size`` bilinear upsampling kernel of Caffe's ``bilinear`` filler:
-    ``f = ceil(size / 2)``, ``c = (size - 1) / (2 f)``, ``w(y, x) = (1 - |x/f - c|)(1 - |y/f - c|)``."""
+    ``f = ceil(size / 2)``, ``c = (size - 1) / (2 f)``,
+    ``w(y, x) = (1 - |x/f - c|)(1 - |y/f - c|)``."""
     f = math.ceil(size / 2.0)
     c = (size - 1) / (2.0 * f)
     r = torch.arange(size, dtype=torch.float64, device=device)

@@ -43,7 +43,8 @@ def normalization_mode(loss_param, default: int) -> int:
     return default
 
 
-def normalizer(mode: int, outer: int, inner: int, valid: torch.Tensor | int) -> torch.Tensor | float:
+def normalizer(mode: int, outer: int, inner: int,
+               valid: torch.Tensor | int) -> torch.Tensor | float:
     """``max(1, N)`` for the mode's ``N`` (``valid``: count of non-ignored positions)."""
     if mode == FULL:
         return float(max(1, outer * inner))
