@@ -9,7 +9,9 @@ Where Caffe differs from ``torch.nn.Conv*d``:
 * The output size uses C++ integer division, which truncates toward zero: when the padded input
   is smaller than the (dilated) kernel by less than one stride, Caffe still produces one output
   (its im2col reads zeros there) where PyTorch raises. We pad those missing zeros explicitly.
-* The bias is added after the convolution sum (a second GEMM in Caffe), not fused.
+* Caffe adds the bias after the convolution sum (a second GEMM); PyTorch's kernels may fold it
+  into the accumulation. The two differ by rounding only, and Caffe's own sum order depends on
+  its BLAS, so the fused (faster) form is used.
 * An absent ``weight_filler`` is the constant 0 (Caffe's ``FillerParameter`` default), not
   PyTorch's Kaiming initialisation; the absent ``bias_filler`` is constant 0 too.
 
@@ -187,8 +189,9 @@ class _ConvBase(CaffeLayer):
         out_spatial = self.output_spatial(spatial)
         x = x.reshape(-1, self.channels, *spatial)
         g = self.geom
+        bias = blobs[1] if self.bias_term else None
         if self.transposed:
-            y = _DECONV[len(spatial)](x, blobs[0], None, g.stride, g.pad, 0, self.group,
+            y = _DECONV[len(spatial)](x, blobs[0], bias, g.stride, g.pad, 0, self.group,
                                       g.dilation)
         else:
             padding = list(g.pad)
@@ -202,11 +205,10 @@ class _ConvBase(CaffeLayer):
                     widths += [g.pad[i], g.pad[i] + short[i]]
                 x = F.pad(x, widths)
                 padding = [0] * len(spatial)
-            y = _CONV[len(spatial)](x, blobs[0], None, g.stride, padding, g.dilation,
+            y = _CONV[len(spatial)](x, blobs[0], bias, g.stride, padding, g.dilation,
                                     self.group)
-            y = y[(..., *[slice(0, o) for o in out_spatial])]
-        if self.bias_term:
-            y = y + blobs[1].view(-1, *([1] * len(spatial)))
+            if any(short):
+                y = y[(..., *[slice(0, o) for o in out_spatial])]
         return y.reshape(*lead, self.num_output, *out_spatial)
 
     def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:

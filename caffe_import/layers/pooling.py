@@ -36,6 +36,10 @@ CEIL, FLOOR = 0, 1
 FLT_MAX = 3.4028234663852886e38
 
 
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _hw(p, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
     """``<base>`` or ``<base>_h`` + ``<base>_w`` (Caffe forbids mixing them)."""
     has = p.HasField(base)
@@ -189,8 +193,18 @@ class Pooling(CaffeLayer):
 
     def _max(self, x, size, k, out):
         want_mask = len(self.param.top) == 2
+        fast = self._torch_ok(size, k, out)
+        if fast and x.device.type == "cpu" and not _tracing():
+            # PyTorch's result is Caffe's unless a window holds NaN (PyTorch propagates it,
+            # Caffe skips it) or only -inf; both show in the (smaller) output, so look there
+            # first and redo the pooling Caffe's way only when needed.
+            res = F.max_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
+                               return_indices=want_mask)
+            y = res[0] if want_mask else res
+            if not bool((torch.isnan(y) | (y == float("-inf"))).any()):
+                return (y, res[1].to(y.dtype)) if want_mask else (y,)
         x = x.masked_fill(torch.isnan(x), float("-inf"))  # Caffe never selects NaN
-        if self._torch_ok(size, k, out):
+        if fast:
             res = F.max_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
                                return_indices=want_mask)
             y, idx = res if want_mask else (res, None)
