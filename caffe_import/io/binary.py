@@ -297,8 +297,8 @@ def _materialize(ref: BlobRef, buf: mmap.mmap, fh, copy: bool = True) -> np.ndar
 def mapped_base(arr: np.ndarray) -> Optional[mmap.mmap]:
     """The memory map ``arr`` is a view of (as ``read_weights`` returns them), else None."""
     base = arr
-    while isinstance(base, np.ndarray):
-        base = base.base
+    while isinstance(base, (np.ndarray, memoryview)):
+        base = base.base if isinstance(base, np.ndarray) else base.obj
     return base if isinstance(base, mmap.mmap) else None
 
 
