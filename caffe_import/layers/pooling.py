@@ -201,7 +201,7 @@ class Pooling(CaffeLayer):
             res = F.max_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
                                return_indices=want_mask)
             y = res[0] if want_mask else res
-            if y.numel() == 0 or float(y.amin()) > float("-inf"):  # amin propagates NaN
+            if y.numel() == 0 or float(y.detach().amin()) > float("-inf"):  # amin keeps NaN
                 return (y, res[1].to(y.dtype)) if want_mask else (y,)
         x = x.masked_fill(torch.isnan(x), float("-inf"))  # Caffe never selects NaN
         if fast:
