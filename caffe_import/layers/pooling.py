@@ -17,7 +17,10 @@ Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
   window with probability proportional to its value; in TEST it outputs ``sum(x^2) / sum(x)``
   (0 when ``sum(x) <= 0``). Both are implemented here, on any device.
 
-Where PyTorch computes the same thing (the usual case) its kernels are used directly.
+Where PyTorch computes the same thing (the usual case) its kernels are used directly. For MAX on
+CPU the NaN rule costs one ``amin`` over the output (the NaN-skipping pass runs only when the
+output holds NaN or -inf); on CUDA and under torch.compile/export NaN is masked up front, which
+avoids a host sync.
 """
 from __future__ import annotations
 
