@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.layers.pooling import FLT_MAX
@@ -115,3 +117,54 @@ def test_bad_params(params, message):
 def test_needs_four_axes():
     with pytest.raises(CaffeFormatError, match="4-D"):
         pool("pool: MAX kernel_size: 2", (1, 5, 5))
+
+
+def caffe_pool_loops(x, pool, k, s, p, out):
+    """Caffe's CPU pooling loops, written out for one (n, c) plane (the reference)."""
+    h, w = x.shape
+    y = torch.empty(out)
+    mask = torch.full(out, -1.0)
+    for ph in range(out[0]):
+        for pw in range(out[1]):
+            hs, ws = ph * s[0] - p[0], pw * s[1] - p[1]
+            he, we = min(hs + k[0], h + p[0]), min(ws + k[1], w + p[1])
+            size = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            if pool == "MAX":
+                best, arg = -FLT_MAX, -1
+                for i in range(hs, min(ph * s[0] - p[0] + k[0], h)):
+                    for j in range(ws, min(pw * s[1] - p[1] + k[1], w)):
+                        if x[i, j] > best:
+                            best, arg = x[i, j].item(), i * w + j
+                y[ph, pw], mask[ph, pw] = best, arg
+            else:
+                total = torch.tensor(0.0)
+                for i in range(hs, he):
+                    for j in range(ws, we):
+                        total = total + x[i, j]
+                y[ph, pw] = total / size
+    return y, mask
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4),
+       st.integers(1, 3), st.integers(1, 3), st.integers(0, 3), st.integers(0, 3),
+       st.sampled_from(["MAX", "AVE"]), st.sampled_from(["CEIL", "FLOOR"]))
+def test_matches_caffes_loops_on_random_geometry(h, w, kh, kw, sh, sw, ph, pw, kind, mode):
+    if ph >= kh or pw >= kw:
+        return  # Caffe refuses pad >= kernel (tested above)
+    tops = 2 if kind == "MAX" else 1
+    try:
+        layer = pool(f"pool: {kind} kernel_h: {kh} kernel_w: {kw} stride_h: {sh} stride_w: {sw} "
+                     f"pad_h: {ph} pad_w: {pw} round_mode: {mode}", (1, 1, h, w), tops=tops)
+        (shape, *_) = layer.top_shapes([(1, 1, h, w)])
+    except CaffeFormatError:
+        return  # an empty output (FLOOR with a window larger than the padded input)
+    torch.manual_seed(h * 100 + w)
+    x = torch.randn(1, 1, h, w)
+    x[x > 1.2] = float("nan")
+    ref, ref_mask = caffe_pool_loops(x[0, 0], kind, (kh, kw), (sh, sw), (ph, pw), shape[2:])
+    got = layer(x)
+    assert torch.allclose(got[0][0, 0], ref, equal_nan=True, rtol=1e-6, atol=1e-6)
+    if kind == "MAX":
+        assert torch.equal(got[1][0, 0], ref_mask)
