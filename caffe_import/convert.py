@@ -42,14 +42,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 << 20
 
 
-def public_file_mode(path: str | os.PathLike) -> None:
-    """Give a temp file the mode a plain ``open(..., "w")`` would (``0o666 & ~umask``):
-    ``mkstemp`` makes it ``0o600``, which ``os.replace`` would carry to the user's file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it into place."""
     from .io.atomic import atomic_path
@@ -57,7 +49,6 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         write(tmp)
-        public_file_mode(tmp)
 
 
 def net_definition(net) -> Any:

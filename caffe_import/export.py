@@ -20,7 +20,6 @@ import io
 import os
 import re
 import warnings
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -101,22 +100,12 @@ def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Like ``convert._atomic_write`` but the temp file keeps ``path``'s suffix (exporters
-    look at it)."""
-    from .convert import public_file_mode
+    """``write(tmp)`` then move it into place; the temp file keeps ``path``'s suffix
+    (exporters look at it)."""
+    from .io.atomic import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp",
-                               dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=Path(path).suffix or ".tmp") as tmp:
         write(tmp)
-        public_file_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

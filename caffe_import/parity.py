@@ -138,7 +138,6 @@ def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
     h5py = _h5py()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .convert import public_file_mode
     from .io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
@@ -160,7 +159,6 @@ def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
                         sub = group.create_group(quote(layer, safe=""))
                         for i, arr in blobs.items():
                             sub.create_dataset(str(i), data=np.asarray(arr, dtype=np.float32))
-        public_file_mode(tmp)
 
 
 # ----------------------------------------------------------------------------- comparison

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from caffe_import.io.atomic import atomic_open
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 NARROW = ASSETS / "voc_fcn8s_narrow"
@@ -96,16 +96,11 @@ def _figure(rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, path: Path
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(path) as fh:
             fig.savefig(fh, format="png", dpi=90)
-        os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +28,7 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import DATASETS, get_dataset
 from fcn_repro.data.base import SegmentationDataset
 from fcn_repro.metrics import ConfusionMatrix, geometric_accuracy, scores_from_hist
+from caffe_import.io.atomic import atomic_write_text
 
 #: dataset names a zoo ModelSpec may use -> the names of fcn_repro.data
 DATASET_ALIASES = {"pascal-voc": "voc", "pascal": "voc", "voc2011": "voc", "voc2012": "voc",
@@ -66,17 +66,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """JSON (NaN written as null) through a temp file in the same folder + ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(obj), indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=1) + "\n")
     return path
 
 

@@ -7,9 +7,7 @@ with depth / HHA inputs need those inputs: use ``fcn-repro eval`` on the dataset
 """
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +19,7 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data.base import open_image
 from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
 from fcn_repro.palette import save_label_png, save_overlay_png
+from caffe_import.io.atomic import atomic_open
 
 
 @dataclass
@@ -34,18 +33,8 @@ class Segmentation:
 
 def save_npy_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        np.save(fh, array, allow_pickle=False)
     return path
 
 

@@ -35,7 +35,6 @@ top (so ``n.relu1 = L.ReLU(n.conv1, in_place=True)`` is a layer ``relu1`` whose 
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from typing import Any, Iterator, Mapping
 

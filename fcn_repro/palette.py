@@ -8,11 +8,11 @@ from bits 0, 1, 2 (then 3, 4, 5, ...) of ``i``. Index 255 (void) is drawn in cre
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from caffe_import.io.atomic import atomic_open
 
 VOID_COLOR = (224, 224, 192)
 
@@ -66,16 +66,8 @@ def overlay(rgb: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarra
 def save_image_atomic(image: Image.Image, path: str | os.PathLike, format: str = "PNG") -> Path:
     """Write a PIL image through a temp file in the target folder + ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=format)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        image.save(fh, format=format)
     return path
 
 

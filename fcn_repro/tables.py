@@ -12,12 +12,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from fcn_repro.published import METRIC_TITLES, METRICS, ROWS, TABLES, PublishedRow
+from caffe_import.io.atomic import atomic_open
 
 FORMATS = ("markdown", "latex", "csv")
 NO_RESULT = "no result"
@@ -184,14 +184,9 @@ def plot_mean_iu(tables: dict[str, list[TableRow]], path: str | os.PathLike) -> 
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(path) as fh:
             fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
+from caffe_import.io.atomic import atomic_write_bytes
 
 __all__ = ["feed_net", "item_to_blobs", "evaluate", "train", "TrainResult", "latest_snapshot",
            "shuffled_index", "initialize"]
@@ -184,16 +184,7 @@ def evaluate(net: Any, dataset: Any, input_names: Sequence[str], label_names: Se
 # --------------------------------------------------------------------------------------
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _jsonable(x: Any) -> Any:

@@ -1,4 +1,9 @@
-"""Atomic output: write to a temp file in the target's folder, then ``os.replace``."""
+"""Atomic output: write to a temp file in the target's folder, then ``os.replace``.
+
+Every writer of the project (caffemodels, HDF5, artefacts, metrics, images, snapshots) goes
+through here, so an interrupted write never leaves a broken file under the user's name and
+the finished file gets the mode a plain ``open(path, "w")`` would give it.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,19 +12,29 @@ import tempfile
 from typing import BinaryIO, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
     """Yield a temp path next to ``path``; on success it replaces ``path``, else it is removed.
 
-    An interrupted write never leaves a broken file under the user's name.
+    ``suffix`` is the temp file's ending (writers that judge the format by the file name,
+    like the ONNX exporter, need the real one). The folder is created if missing. The temp
+    file gets ``0o666 & ~umask`` before it takes ``path``'s place (``mkstemp`` makes it 0600).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+                               suffix=suffix)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -28,10 +43,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file object whose content appears at ``path`` only once it is complete."""
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[BinaryIO]:
+    """A file object (``mode`` "wb" or "w") whose content appears at ``path`` only once complete."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
+        with open(tmp, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

@@ -1,8 +1,6 @@
 """Prototxt text of the zoo's nets and solvers, as ``tools/gen_prototxt.py`` writes them."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -37,16 +35,8 @@ def render_model(name: str) -> dict[str, str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``text`` to ``path`` atomically, with Unix line endings."""
+    from caffe_import.io.atomic import atomic_open
+
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
