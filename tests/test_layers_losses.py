@@ -113,3 +113,35 @@ def test_accuracy_ties_count_against_and_per_class_top():
     top2 = make('name: "a" type: "Accuracy" bottom: "x" bottom: "t" top: "acc" '
                 'accuracy_param { top_k: 2 }', [(4, 3), (4,)])
     assert top2(x, torch.tensor([0.0, 1.0, 1.0, 2.0]))[0].item() == 0.75
+
+
+def test_multinomial_logistic_loss_thresholds_probabilities():
+    layer = make('name: "m" type: "MultinomialLogisticLoss" bottom: "p" bottom: "t" top: "l"',
+                 [(2, 3), (2,)])
+    p = torch.tensor([[0.2, 0.5, 0.3], [0.0, 1.0, 0.0]], requires_grad=True)
+    (loss,) = layer(p, torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx((-math.log(0.5) - math.log(1e-20)) / 2, rel=1e-6)
+    loss.backward()
+    assert p.grad[0, 1].item() == pytest.approx(-1 / 0.5 / 2)
+    assert p.grad[1, 0].item() == pytest.approx(-1 / 1e-20 / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("norm, expected", [("L1", 0 + 2.5 + 1.5), ("L2", 0 + 2.5**2 + 1.5**2)])
+def test_hinge_loss(norm, expected):
+    layer = make(f'name: "h" type: "HingeLoss" bottom: "x" bottom: "t" top: "l" '
+                 f'hinge_loss_param {{ norm: {norm} }}', [(1, 3), (1,)])
+    # label 0: t = (-2, 1.5, 0.5) -> max(0, 1 + t) = (0, 2.5, 1.5)
+    (loss,) = layer(torch.tensor([[2.0, 1.5, 0.5]]), torch.tensor([0.0]))
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_infogain_with_identity_matrix_is_softmax_loss():
+    x = torch.randn(2, 4, 3)
+    t = torch.tensor([[0.0, 3.0, 255.0], [1.0, 2.0, 2.0]])
+    info = make('name: "i" type: "InfogainLoss" bottom: "x" bottom: "t" bottom: "h" top: "l" '
+                'loss_param { ignore_label: 255 }', [(2, 4, 3), (2, 3), (4, 4)])
+    soft = softmax_loss("ignore_label: 255", [(2, 4, 3), (2, 3)])
+    torch.testing.assert_close(info(x, t, torch.eye(4))[0], soft(x, t)[0])
+    with pytest.raises(CaffeFormatError, match="normalization"):
+        make('name: "i" type: "InfogainLoss" bottom: "x" bottom: "t" bottom: "h" top: "l" '
+             'loss_param { normalize: true }', [(2, 4), (2,), (4, 4)])

@@ -239,3 +239,130 @@ class Accuracy(CaffeLayer):
         hits = torch.bincount(index[correct], minlength=classes)[:classes].to(x.dtype)
         per_class = torch.where(seen > 0, hits / seen.clamp(min=1), torch.zeros_like(seen))
         return acc, per_class
+
+
+LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
+
+
+@register("MultinomialLogisticLoss")
+class MultinomialLogisticLoss(_Loss):
+    """``-sum_i log(max(p[i, label_i], 1e-20)) / N`` over probabilities (not scores), one label
+    per item (``N = shape[0]``, each item flattened). The gradient is Caffe's
+    ``-1 / max(p, 1e-20)`` at the label, also where the threshold applies."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self._check_arity(param, bottom_shapes, (1,))
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        x, label = (tuple(s) for s in bottom_shapes)
+        if not x or math.prod(label) != x[0]:
+            raise CaffeFormatError(f"label of shape {label} must hold one label per item of "
+                                   f"the probabilities {x}", layer=self.name)
+        return [()]
+
+    def forward(self, prob: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(prob.shape), tuple(label.shape)])
+        num = prob.shape[0]
+        flat = prob.reshape(num, -1)
+        index, _ = _labels(label.reshape(num, 1), None, flat.shape[1], self.name)
+        picked = flat.gather(1, index)
+        kept = picked.detach().clamp(min=LOG_THRESHOLD)
+        value = -torch.log(kept).sum()
+        surrogate = -(picked / kept).sum()  # d/dp = -1 / max(p, threshold), as Caffe
+        return ((surrogate + (value - surrogate).detach()) / num,)
+
+
+@register("HingeLoss")
+class HingeLoss(_Loss):
+    """One-vs-all hinge loss: ``t = x`` with the label's entry negated, ``max(0, 1 + t)``,
+    then its sum (``norm: L1``, default) or sum of squares (``L2``), divided by ``N``."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self._check_arity(param, bottom_shapes, (1,))
+        self.norm = int(param.hinge_loss_param.norm)
+        if self.norm not in (1, 2):
+            raise CaffeFormatError(f"unknown hinge norm {self.norm}", layer=param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    top_shapes = MultinomialLogisticLoss.top_shapes
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(x.shape), tuple(label.shape)])
+        num = x.shape[0]
+        flat = x.reshape(num, -1)
+        index, _ = _labels(label.reshape(num, 1), None, flat.shape[1], self.name)
+        sign = torch.ones_like(flat).scatter(1, index, -1.0)
+        margin = torch.clamp(1 + flat * sign, min=0)
+        total = margin.sum() if self.norm == 1 else (margin * margin).sum()
+        return (total / num,)
+
+
+@register("InfogainLoss")
+class InfogainLoss(_Loss):
+    """``-sum_l H[label, l] log(max(p_l, 1e-20))`` per counted position, ``p = softmax`` along
+    ``infogain_loss_param.axis``, normalised like SoftmaxWithLoss (``normalization``, default
+    VALID; Caffe rejects the legacy ``normalize``). ``H`` (C x C) is the third bottom or the
+    BlobProto file ``infogain_loss_param.source``, read when the layer is built. Optional second
+    top: the probabilities (no gradient through it). No gradient reaches ``H``."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(bottom_shapes) not in (2, 3) or len(param.top) not in (1, 2):
+            raise CaffeFormatError(f"InfogainLoss takes 2 or 3 bottoms and 1 or 2 tops, got "
+                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        lp = param.loss_param
+        if lp.HasField("normalize"):
+            raise CaffeFormatError("normalize is deprecated for InfogainLoss: use "
+                                   "normalization", layer=param.name)
+        self.mode = int(lp.normalization)
+        self.ignore_label = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        ip = param.infogain_loss_param
+        self.axis = canonical_axis(int(ip.axis), len(self.bottom_shapes[0]), param.name)
+        classes = self.bottom_shapes[0][self.axis]
+        if len(bottom_shapes) == 2:
+            if not ip.source:
+                raise CaffeFormatError("the infogain matrix needs a third bottom or "
+                                       "infogain_loss_param.source", layer=param.name)
+            from ..io import read_mean  # a BlobProto reader: no code runs from the file
+            matrix = torch.from_numpy(read_mean(ip.source).copy())
+            if matrix.numel() != classes * classes:
+                raise CaffeFormatError(f"infogain matrix {ip.source} has {matrix.numel()} "
+                                       f"entries, expected {classes}x{classes}", layer=param.name)
+            self.register_buffer("infogain", matrix.reshape(classes, classes), persistent=False)
+        else:
+            self.infogain = None
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        x, label = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
+        outer, inner = math.prod(x[:self.axis]), math.prod(x[self.axis + 1:])
+        if math.prod(label) != outer * inner:
+            raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
+                                   f"(scores {x}, class axis {self.axis})", layer=self.name)
+        if len(bottom_shapes) == 3 and math.prod(bottom_shapes[2]) != x[self.axis] ** 2:
+            raise CaffeFormatError(f"infogain matrix of shape {tuple(bottom_shapes[2])} must "
+                                   f"have {x[self.axis]}x{x[self.axis]} entries", layer=self.name)
+        return [()] + ([x] if len(self.param.top) == 2 else [])
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor, *matrix: torch.Tensor):
+        self.top_shapes([tuple(x.shape), tuple(label.shape), *[tuple(m.shape) for m in matrix]])
+        outer, classes = math.prod(x.shape[:self.axis]), x.shape[self.axis]
+        inner = math.prod(x.shape[self.axis + 1:])
+        h = (matrix[0] if matrix else self.infogain).detach().reshape(classes, classes)
+        h = h.to(device=x.device, dtype=x.dtype)
+        scores = x.reshape(outer, classes, inner)
+        index, valid = _labels(label.reshape(outer, inner), self.ignore_label, classes,
+                               self.name)
+        weights = h[index].transpose(1, 2)  # (outer, classes, inner): H[label, l]
+        weights = torch.where(valid.unsqueeze(1), weights, torch.zeros_like(weights))
+        prob = caffe_softmax(scores, 1)
+        value = -(weights * torch.log(prob.detach().clamp(min=LOG_THRESHOLD))).sum()
+        surrogate = -(weights * F.log_softmax(scores, dim=1)).sum()
+        loss = surrogate + (value - surrogate).detach()
+        loss = loss / normalizer(self.mode, outer, inner, valid.sum())
+        if len(self.param.top) == 2:
+            return loss, prob.detach().reshape(x.shape)
+        return (loss,)
