@@ -97,28 +97,3 @@ class CaffeLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
-
-
-def apply_filler(tensor: torch.Tensor, filler, layer: str) -> None:
-    """Initialise ``tensor`` with a Caffe ``FillerParameter`` (constant/uniform/gaussian here;
-    the numerics layers' ``fillers`` module, when present, handles every type)."""
-    try:
-        from . import fillers  # written by the numerics-layer engineer
-        fill = getattr(fillers, "fill", None)
-    except ImportError:
-        fill = None
-    if fill is not None:
-        with torch.no_grad():
-            fill(tensor, filler, layer)
-        return
-    kind = filler.type
-    with torch.no_grad():
-        if kind == "constant":
-            tensor.fill_(filler.value)
-        elif kind == "uniform":
-            tensor.uniform_(filler.min, filler.max)
-        elif kind == "gaussian":
-            tensor.normal_(filler.mean, filler.std)
-        else:
-            from ..errors import CaffeFormatError
-            raise CaffeFormatError(f"filler type '{kind}' is not available", layer=layer)

@@ -6,7 +6,8 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, apply_filler
+from .base import CaffeLayer, Shape
+from .fillers import fill as apply_filler
 from .registry import register
 
 

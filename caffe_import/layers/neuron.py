@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, apply_filler
+from .base import CaffeLayer, Shape
+from .fillers import fill as apply_filler
 from .registry import register
 
 
