@@ -268,6 +268,7 @@ class CaffeNet(nn.Module):
             self.layer_names.append(name)
             self.layer_types.append(lp.type)
             self._register_layer(name, module)
+        self._mark_overwritable()
         for info in self._learnable:
             info.param.requires_grad_(info.lr_mult != 0)
         self.outputs = sorted(available)
@@ -275,6 +276,24 @@ class CaffeNet(nn.Module):
             self._first_index.setdefault(n, i)
         for n in self.inputs:
             self.blobs[n] = torch.zeros(self.blob_shapes[n])
+
+    def _mark_overwritable(self) -> None:
+        """Let in-place layers (top == bottom, one bottom) overwrite their bottom's tensor
+        when nothing else can see it: the blob was written by a layer (not fed as an input,
+        which may be the caller's own tensor) and no other layer read it in between."""
+        writer: dict[str, int] = {}
+        readers: dict[str, list[int]] = {}
+        for k, step in enumerate(self._steps):
+            for b in step.bottoms:
+                readers.setdefault(b, []).append(k)
+            if (not step.is_input and len(step.bottoms) == 1 and step.in_place[:1] == [True]):
+                b = step.bottoms[0]
+                w = writer.get(b)
+                seen = [r for r in readers.get(b, []) if w is not None and w < r < k]
+                step.module.may_overwrite_bottom = (
+                    w is not None and not self._steps[w].is_input and not seen)
+            for t in step.tops:
+                writer[t] = k
 
     def _make_layer(self, cls, lp, bottom_shapes, phase) -> CaffeLayer:
         try:

@@ -31,6 +31,10 @@ class CaffeLayer(nn.Module):
     """
 
     type_names: tuple[str, ...] = ()
+    #: Set by the net when Caffe computes this layer in place (top == bottom) and no other
+    #: layer or input holds the bottom's tensor: then, when no gradient is recorded, the layer
+    #: may write its top into the bottom's memory, as Caffe does (ReLU uses this).
+    may_overwrite_bottom: bool = False
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__()

@@ -52,6 +52,8 @@ class ReLU(_Neuron):
 
     def forward(self, x):
         if self.negative_slope == 0.0:
+            if self.may_overwrite_bottom and not torch.is_grad_enabled() and x._base is None:
+                return (x.relu_(),)  # Caffe's in-place ReLU: no second activation buffer
             return (F.relu(x),)
         return (torch.where(x > 0, x, x * self.negative_slope),)
 
