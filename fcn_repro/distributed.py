@@ -106,13 +106,20 @@ def wrap_ddp(net: torch.nn.Module, device: torch.device | None = None,
 def evaluate_sharded(net: Any, dataset: Any, input_names: Sequence[str], label_names: Sequence[str],
                      heads: Mapping[str, tuple[str | None, int]], limit: int | None = None,
                      device: str | torch.device | None = None,
-                     exclude: Mapping[str | None, Sequence[int]] | None = None) -> dict[str, Any]:
+                     exclude: Mapping[str | None, Sequence[int]] | None = None,
+                     workers: int = 0) -> dict[str, Any]:
     """Scores of ``net`` on ``dataset`` (first ``limit`` items), each rank scoring its shard;
-    the confusion matrices are all-reduced, so every rank returns the one-process scores."""
-    from fcn_repro.train import evaluate
+    the confusion matrices are all-reduced, so every rank returns the one-process scores.
+
+    The loop is :func:`fcn_repro.evaluate.evaluate_net` on this rank's :func:`shard`; the
+    result has the training log's form, ``{score blob: scores, "loss": mean loss}``.
+    """
+    from fcn_repro.evaluate import evaluate_net, scores_by_head
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    return evaluate(net, dataset, input_names, label_names, heads, indices=shard(n), device=device,
-                    all_reduce=True, exclude=exclude)
+    result = evaluate_net(net, dataset, device=device, heads=dict(heads), indices=shard(n),
+                          all_reduce=True, input_names=input_names, label_names=label_names,
+                          exclude=dict(exclude or {}), workers=workers, progress=False)
+    return scores_by_head(result)
 
 
 def train_distributed(model: str, dataset: str, root: str | os.PathLike, *,

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -99,95 +99,225 @@ def resolve_heads(net: Any, dataset: SegmentationDataset) -> dict[str, str | Non
                            f"(net outputs: {outputs})")
 
 
-def _net_inputs(net: Any, inputs: Any, device: torch.device) -> dict[str, torch.Tensor]:
-    names = list(getattr(net, "inputs", []) or ["data"])
+HeadSpec = Mapping[str, "str | None | tuple[str | None, int]"]
+
+#: per-head score keys that the training log and sharded evaluation keep (the matrix and class
+#: names stay in ``evaluate_net``'s record, not in every row of a training log)
+_LOG_DROPPED = ("confusion_matrix", "class_names")
+
+
+def _plain_module(net: Any) -> Any:
+    """The net inside a ``DistributedDataParallel`` wrapper (scoring needs no gradient sync)."""
+    from torch.nn.parallel import DistributedDataParallel
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def _net_device(net: Any) -> torch.device:
+    params = list(net.parameters()) if hasattr(net, "parameters") else []
+    return params[0].device if params else torch.device("cpu")
+
+
+def _normalise_heads(heads: Mapping[str, Any], dataset: Any) -> tuple[dict[str, str | None],
+                                                                    dict[str, int | None]]:
+    """``{blob: label key}`` and ``{blob: class count or None}`` from either head form: a label
+    key (the count then comes from ``dataset.num_classes``) or ``(label key, class count)``."""
+    keys: dict[str, str | None] = {}
+    counts: dict[str, int | None] = {}
+    known = dict(getattr(dataset, "num_classes", {}) or {})
+    for blob, spec in heads.items():
+        if isinstance(spec, tuple):
+            key, n = spec
+            keys[blob], counts[blob] = key, int(n)
+        else:
+            keys[blob] = spec
+            counts[blob] = int(known[spec]) if spec in known else None
+    return keys, counts
+
+
+def _label_blob(label: torch.Tensor) -> torch.Tensor:
+    """A batch of ``N x H x W`` integer labels as the float ``N x 1 x H x W`` blob Caffe's data
+    layers hand to a loss layer (Caffe holds labels as floats)."""
+    t = label.to(torch.float32)
+    return t.unsqueeze(1) if t.dim() == 3 else t
+
+
+def _net_feed(names: list[str], inputs: Any, labels: Any, input_names: list[str],
+              label_names: list[str]) -> dict[str, torch.Tensor]:
+    """The net's input blobs for one collated item (tensors already on the device)."""
     if isinstance(inputs, Mapping):
-        feed = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-        unknown = [k for k in feed if k not in names]
-        if unknown:
-            raise CaffeFormatError(f"dataset gives inputs {sorted(feed)} but the net's input blobs "
-                                   f"are {names}")
-        return feed
-    if len(names) != 1:
-        raise CaffeFormatError(f"the net takes several inputs {names}; this dataset gives one image "
-                               "(NYUDv2: choose the modality that matches the net)")
-    return {names[0]: inputs.to(device, non_blocking=True)}
+        feed = dict(inputs)
+    else:
+        if len(input_names) != 1:
+            raise CaffeFormatError(f"the net takes several inputs {names}; this dataset gives one "
+                                   "image (NYUDv2: choose the modality that matches the net)")
+        feed = {input_names[0]: inputs}
+    if label_names:
+        if isinstance(labels, Mapping):
+            feed.update((k, _label_blob(v)) for k, v in labels.items() if k in label_names)
+        else:
+            feed[label_names[0]] = _label_blob(labels)
+    unknown = [k for k in feed if k not in names]
+    if unknown:
+        raise CaffeFormatError(f"dataset gives inputs {sorted(feed)} but the net's input blobs "
+                               f"are {names}")
+    return feed
 
 
-def evaluate_net(net: Any, dataset: SegmentationDataset, *, device: str | torch.device = "cpu",
-                 heads: Mapping[str, str | None] | None = None,
-                 save_predictions: str | os.PathLike | None = None, workers: int = 0,
-                 progress: bool = True, exclude_absent: bool = False) -> dict[str, Any]:
-    """Run ``net`` (a CaffeNet, or any callable with ``forward(outputs=..., **inputs)``) over
-    ``dataset`` and score every head. Returns ``{"images", "seconds", "heads": {blob: scores}}``
-    plus the first head's scores at top level (and ``geometric_acc`` for SIFT Flow)."""
+def _to_device(x: Any, device: torch.device) -> Any:
+    if isinstance(x, Mapping):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
+
+
+def evaluate_net(net: Any, dataset: Any, *, device: str | torch.device | None = "cpu",
+                 heads: HeadSpec | None = None, save_predictions: str | os.PathLike | None = None,
+                 workers: int = 0, progress: bool = True, exclude_absent: bool = False,
+                 indices: Sequence[int] | None = None, all_reduce: bool = False,
+                 input_names: Sequence[str] | None = None, label_names: Sequence[str] | None = None,
+                 exclude: Mapping[str | None, Sequence[int]] | None = None,
+                 loss: bool | None = None) -> dict[str, Any]:
+    """Run ``net`` over ``dataset`` and score every head: the one evaluation loop of the project
+    (``fcn-repro eval``, training's periodic val scores and sharded evaluation all run it).
+
+    ``net`` is a CaffeNet (or a ``DistributedDataParallel`` around one, or any object with
+    ``forward(outputs=..., **inputs)``); ``device=None`` keeps it where its parameters are.
+    ``heads`` maps score blobs to the label they are scored against, as a label key or as
+    ``(label key, class count)`` (default: the dataset's ``score_heads``). ``indices`` scores
+    only those items (a rank's shard); ``all_reduce=True`` then sums every rank's matrices (and
+    loss sums) before scoring, so every rank returns the one-process scores - every rank must
+    call it, also one whose shard is empty.
+
+    ``input_names`` are the net's input blobs an image feeds (default: the net's inputs that
+    ``label_names`` does not name); ``label_names`` are input blobs fed with the labels, as float
+    ``N x 1 x H x W`` blobs as Caffe's data layers give them (a net made by
+    :func:`fcn_repro.train.feed_net` takes its label as an input for the loss). ``loss`` adds
+    ``"loss"``, the mean over images of the net's weighted loss (default: when the net has loss
+    tops and labels are fed). ``exclude`` overrides the dataset's ``exclude_classes``.
+
+    Nothing in the loop waits on the device: images and labels are copied with
+    ``non_blocking`` from pinned memory (CUDA), argmax, confusion matrix and loss sums stay on
+    the device, and the host reads them once at the end (saving PNG predictions is the only
+    per-image read). The forward runs under ``torch.no_grad`` rather than ``inference_mode``,
+    so a net that goes on training afterwards holds no inference tensors.
+
+    Returns ``{"images", "seconds", "heads": {blob: scores}}`` plus the first head's scores at
+    top level, ``geometric_acc`` for SIFT Flow and ``loss`` when computed.
+    """
     from tqdm import tqdm
 
-    device = torch.device(device)
-    heads = dict(heads) if heads is not None else resolve_heads(net, dataset)
+    net = _plain_module(net)
+    device = _net_device(net) if device is None else torch.device(device)
+    keys, counts = _normalise_heads(heads if heads is not None else resolve_heads(net, dataset), dataset)
+    names = list(getattr(net, "inputs", []) or ["data"])
+    label_names = list(label_names or [])
+    input_names = list(input_names) if input_names else [n for n in names if n not in label_names]
+    loss_weights = getattr(net, "loss_weights", None) or {}
+    if loss is None:
+        loss = bool(loss_weights) and bool(label_names)
+    wanted = list(keys) + ([t for t in loss_weights if t not in keys] if loss else [])
+    ids = list(getattr(dataset, "ids", []) or [])
+    order = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    excluded_by = dict(getattr(dataset, "exclude_classes", {}) or {}) if exclude is None else dict(exclude)
+    ds_label = f"{getattr(dataset, 'name', '') or type(dataset).__name__}/{getattr(dataset, 'split', '')}"
+
     if hasattr(net, "to"):
         net.to(device)
+    was_training = bool(getattr(net, "training", False))
     if hasattr(net, "eval"):
         net.eval()
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers,
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, sampler=order, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
-    matrices: dict[str, ConfusionMatrix] = {}
+    # matrices whose size is known are made up front, so that every rank reduces the same ones
+    matrices = {h: ConfusionMatrix(n, device) for h, n in counts.items() if n is not None}
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # sum, images
     save_dir = Path(save_predictions) if save_predictions else None
     if save_dir is not None:
         from fcn_repro.palette import save_label_png
     start = time.perf_counter()
     count = 0
-    with torch.inference_mode():
-        for i, (inputs, labels) in enumerate(tqdm(loader, desc=f"eval {dataset.name}/{dataset.split}",
-                                                  disable=not progress, file=sys.stderr)):
-            outs = net.forward(outputs=list(heads), **_net_inputs(net, inputs, device))
-            for head, key in heads.items():
-                scores = outs[head]
-                label = labels if key is None else labels[key]
-                label = label.to(device, non_blocking=True)
-                if head not in matrices:
+    try:
+        with torch.no_grad():
+            for i, (inputs, labels) in zip(order, tqdm(loader, desc=f"eval {ds_label}",
+                                                       disable=not progress, file=sys.stderr)):
+                inputs, labels = _to_device(inputs, device), _to_device(labels, device)
+                outs = net.forward(outputs=wanted, **_net_feed(names, inputs, labels, input_names,
+                                                               label_names))
+                item = ids[i] if i < len(ids) else f"item {i}"
+                for head, key in keys.items():
+                    scores = outs[head]
+                    if isinstance(labels, Mapping):
+                        label = labels[key] if key is not None else next(iter(labels.values()))
+                    else:
+                        label = labels
                     n = int(scores.shape[1])
-                    expected = dataset.num_classes.get(key)
-                    if expected is not None and expected != n:
-                        raise CaffeFormatError(f"score blob {head!r} has {n} channels but dataset "
-                                               f"{dataset.name!r} has {expected} classes")
-                    matrices[head] = ConfusionMatrix(n, device)
-                pred = scores.argmax(dim=1)
-                if pred.shape != label.shape:
-                    raise CaffeFormatError(f"score blob {head!r} is {tuple(pred.shape[1:])} but the "
-                                           f"label of {dataset.ids[i]} is {tuple(label.shape[1:])}: "
-                                           "the net does not crop its output to the input size")
-                matrices[head].update(pred, label)
-                if save_dir is not None:
-                    sub = save_dir / head if len(heads) > 1 else save_dir
-                    save_label_png(pred[0].to("cpu", torch.uint8).numpy(), sub / f"{dataset.ids[i]}.png")
-            count += 1
-    for m in matrices.values():
-        m.all_reduce()
+                    if head not in matrices:
+                        matrices[head] = ConfusionMatrix(n, device)
+                    if matrices[head].num_classes != n:
+                        raise CaffeFormatError(
+                            f"score blob {head!r} has {n} channels but dataset {ds_label!r} has "
+                            f"{matrices[head].num_classes} classes")
+                    pred = scores.argmax(dim=1)
+                    if pred.shape != label.shape:
+                        raise CaffeFormatError(
+                            f"score blob {head!r} is {tuple(pred.shape[1:])} but the label of {item} "
+                            f"is {tuple(label.shape[1:])}: the net does not crop its output to the "
+                            "input size")
+                    matrices[head].update(pred, label)
+                    if save_dir is not None:
+                        sub = save_dir / head if len(keys) > 1 else save_dir
+                        save_label_png(pred[0].to("cpu", torch.uint8).numpy(), sub / f"{item}.png")
+                if loss:
+                    loss_sum[0] += net.total_loss(outs).double()
+                    loss_sum[1] += 1
+                count += 1
+    finally:
+        if was_training and hasattr(net, "train"):
+            net.train()
+    if all_reduce:
+        missing = [h for h in keys if h not in matrices]
+        if missing:
+            raise CaffeFormatError(f"sharded evaluation needs the class count of {missing} up front "
+                                   "(give heads as {blob: (label, classes)})")
+        for m in matrices.values():
+            m.all_reduce()
+        import torch.distributed as dist
+        if loss and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(loss_sum)
     seconds = time.perf_counter() - start
     result: dict[str, Any] = {"images": count, "seconds": seconds, "heads": {}}
-    for head, key in heads.items():
+    for head, key in keys.items():
         if head not in matrices:
             continue
         hist = matrices[head].numpy()
-        excluded = dataset.exclude_classes.get(key, ())
-        scores = scores_from_hist(hist, exclude=excluded, exclude_absent=exclude_absent)
+        scores = scores_from_hist(hist, exclude=excluded_by.get(key, ()), exclude_absent=exclude_absent)
         scores["label"] = key or "label"
         scores["num_classes"] = int(hist.shape[0])
-        names = dataset.class_names.get(key)
-        if names is not None and len(names) == hist.shape[0]:
-            scores["class_names"] = list(names)
+        class_names = dict(getattr(dataset, "class_names", {}) or {}).get(key)
+        if class_names is not None and len(class_names) == hist.shape[0]:
+            scores["class_names"] = list(class_names)
         scores["confusion_matrix"] = hist.tolist()
         result["heads"][head] = scores
     if result["heads"]:
         first = next(iter(result["heads"].values()))
         for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "confusion_matrix"):
             result[k] = first[k]
-    if "geo" in heads.values():
-        geo_head = next(h for h, k in heads.items() if k == "geo")
+    if "geo" in keys.values():
+        geo_head = next(h for h, k in keys.items() if k == "geo")
         if geo_head in result["heads"]:
             result["geometric_acc"] = geometric_accuracy(np.asarray(result["heads"][geo_head]["confusion_matrix"]))
+    if loss:
+        total, images = loss_sum.tolist()
+        result["loss"] = total / images if images else float("nan")
     return result
+
+
+def scores_by_head(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``evaluate_net``'s record in the form training logs keep: ``{blob: scores, "loss": mean
+    loss or NaN}`` (per head without the confusion matrix and class names)."""
+    out: dict[str, Any] = {head: {k: v for k, v in s.items() if k not in _LOG_DROPPED}
+                           for head, s in result["heads"].items()}
+    out["loss"] = result.get("loss", float("nan"))
+    return out
 
 
 def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,

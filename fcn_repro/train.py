@@ -136,47 +136,25 @@ def score_heads(dataset: Any, blobs: Sequence[str]) -> dict[str, tuple[str | Non
     return out
 
 
-@torch.no_grad()
 def evaluate(net: Any, dataset: Any, input_names: Sequence[str], label_names: Sequence[str],
              heads: Mapping[str, tuple[str | None, int]], indices: Iterable[int] | None = None,
              device: str | torch.device | None = None, all_reduce: bool = False,
              exclude: Mapping[str | None, Sequence[int]] | None = None) -> dict[str, dict[str, Any]]:
-    """Confusion-matrix scores of ``net`` on ``dataset`` (``indices``: a shard, default all).
+    """Confusion-matrix scores of ``net`` on ``dataset`` (``indices``: a shard, default all),
+    in the form the training log keeps: ``{score blob: fcn_repro.metrics scores}`` plus
+    ``"loss"`` (mean of the net's loss over the images; NaN for a net without loss tops).
 
-    Returns ``{score blob: fcn_repro.metrics scores}`` plus ``"loss"`` (mean of the net's
-    loss over the images). With ``all_reduce`` the matrices (and loss sums) of every rank
-    are summed before scoring, so a sharded evaluation scores exactly like one process.
+    The loop is :func:`fcn_repro.evaluate.evaluate_net`; the labels are fed to the net as
+    its ``label_names`` blobs (Caffe's val nets compute their loss from them). With
+    ``all_reduce`` the matrices and loss sums of every rank are summed before scoring, so a
+    sharded evaluation scores exactly like one process.
     """
-    from fcn_repro.metrics import ConfusionMatrix
-    if device is None:
-        params = list(net.parameters())
-        device = params[0].device if params else torch.device("cpu")
-    device = torch.device(device)
-    mats = {blob: ConfusionMatrix(n, device) for blob, (_, n) in heads.items()}
-    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # sum, count
-    idx = range(len(dataset)) if indices is None else indices
-    for i in idx:
-        blobs_in = item_to_blobs(dataset[i], input_names, label_names)
-        blobs_in = {k: v.to(device) for k, v in blobs_in.items()}
-        blobs = net(**blobs_in)
-        for blob, (label, _) in heads.items():
-            key = label if label is not None else label_names[0]
-            mats[blob].update_scores(blobs[blob], blobs_in[key][0, 0])
-        if getattr(net, "loss_weights", None):
-            loss_sum[0] += net.total_loss(blobs).double()
-            loss_sum[1] += 1
-    if all_reduce:
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(loss_sum)
-        for m in mats.values():
-            m.all_reduce()
-    out: dict[str, Any] = {}
-    for blob, m in mats.items():
-        label = heads[blob][0]
-        out[blob] = m.compute(exclude=(exclude or {}).get(label, ()))
-    out["loss"] = float(loss_sum[0] / loss_sum[1]) if float(loss_sum[1]) else float("nan")
-    return out
+    from fcn_repro.evaluate import evaluate_net, scores_by_head
+    result = evaluate_net(net, dataset, device=device, heads=dict(heads), progress=False,
+                          indices=None if indices is None else list(indices), all_reduce=all_reduce,
+                          input_names=input_names, label_names=label_names,
+                          exclude=dict(exclude or {}))
+    return scores_by_head(result)
 
 
 # --------------------------------------------------------------------------------------
@@ -392,7 +370,7 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
         idx = list(range(len(val_set)))[: eval_limit or None]
         scores = evaluate(vnet, val_set, input_names, label_names, heads,
                           indices=idx[rank::world_size], device=device, all_reduce=world_size > 1,
-                          exclude=getattr(val_set, "exclude_classes", None))
+                          exclude=getattr(val_set, "exclude_classes", None))  # evaluate_net's loop
         first_head = next(iter(heads))
         row = {"iter": solver.iter, "val_loss": scores["loss"]}
         row.update({k: v for k, v in scores[first_head].items() if k in TrainLog.CSV_FIELDS})
