@@ -91,7 +91,8 @@ def test_input_shapes_parse_and_are_checked(nets):
 
 # ----------------------------------------------------------------------- ONNX
 def test_onnx_export_carries_blob_names_and_reproduces_eager(tmp_path, nets):
-    import onnx
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
 
     net = nets(ACT)
     path = ex.export_onnx(net, tmp_path / "act.onnx")
@@ -105,7 +106,8 @@ def test_onnx_export_carries_blob_names_and_reproduces_eager(tmp_path, nets):
 
 
 def test_onnx_export_of_an_fcn(tmp_path, nets):
-    import onnx
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
 
     net = nets(FCN)
     path = ex.export_onnx(net, tmp_path / "fcn.onnx", outputs=["score"])
@@ -132,6 +134,8 @@ def test_torch_compile_matches_eager(nets):
 
 # ----------------------------------------------------------------------- CLI
 def test_cli_export_writes_and_verifies_both(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
     d = case_dir(ACT)
     pt2, onnx_path = tmp_path / "a.pt2", tmp_path / "a.onnx"
     assert main(["export", str(d / "net.prototxt"), str(d / "weights.caffemodel"),
