@@ -169,6 +169,16 @@ def _to_device(x: Any, device: torch.device) -> Any:
     return x.to(device, non_blocking=True)
 
 
+def predicted_classes(scores: torch.Tensor) -> torch.Tensor:
+    """The class of each pixel of ``N x C x H x W`` scores: the first channel holding the
+    maximum (NaN counts as the maximum), as score.py's ``argmax(0)`` gives it.
+
+    ``max(dim=1).indices`` rather than ``argmax(dim=1)``: the same indices (first maximum,
+    NaN first), but PyTorch's CPU ``argmax`` over the strided channel axis is ~3.5x slower
+    (29 ms vs 8 ms for 21 x 375 x 500, one thread) - as long as a narrow net's forward."""
+    return scores.max(dim=1).indices
+
+
 def evaluate_net(net: Any, dataset: Any, *, device: str | torch.device | None = "cpu",
                  heads: HeadSpec | None = None, save_predictions: str | os.PathLike | None = None,
                  workers: int = 0, progress: bool = True, exclude_absent: bool = False,
@@ -256,7 +266,7 @@ def evaluate_net(net: Any, dataset: Any, *, device: str | torch.device | None = 
                         raise CaffeFormatError(
                             f"score blob {head!r} has {n} channels but dataset {ds_label!r} has "
                             f"{matrices[head].num_classes} classes")
-                    pred = scores.argmax(dim=1)
+                    pred = predicted_classes(scores)
                     if pred.shape != label.shape:
                         raise CaffeFormatError(
                             f"score blob {head!r} is {tuple(pred.shape[1:])} but the label of {item} "
