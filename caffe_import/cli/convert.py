@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import naming, output_file, require_net_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "caffe_import.load. No pickled code.")
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
-    p.add_argument("-o", "--output", required=True, help="artefact to write (.pt or .safetensors)")
+    p.add_argument("-o", "--output", type=output_file, required=True, help="artefact to write (.pt or .safetensors)")
     p.add_argument("--phase", choices=("test", "train"), default="test")
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
     p.add_argument("--level", type=int, default=0)
@@ -24,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from ..convert import save_converted
     from ..net import CaffeNet
 
-    net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
-                   level=args.level)
+    require_net_file(args.net)
+    with naming(args.net):
+        net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
+                       level=args.level)
     save_converted(net, args.output)
     n = sum(p.numel() for ps in net.params.values() for p in ps)
     print(f"wrote {args.output}: {len(net.layer_names)} layers, {n} param values")

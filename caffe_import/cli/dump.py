@@ -6,6 +6,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import CaffeFormatError
+from .options import device, naming, output_file, require_net_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
                    help="array for an input blob (repeat for each input)")
-    p.add_argument("-o", "--output", required=True, help="HDF5 file to write")
+    p.add_argument("-o", "--output", type=output_file, required=True, help="HDF5 file to write")
     p.add_argument("--phase", choices=("test", "train"), default="test",
                    help="net phase; train also stores gradients (default: test)")
-    p.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device to run on (default: cpu)")
     p.add_argument("--params", action="store_true", help="also store the param blobs")
     p.set_defaults(func=run)
 
@@ -48,8 +49,11 @@ def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
 def run(args: argparse.Namespace) -> int:
     from ..parity import dump
 
-    ref = dump(args.net, args.weights, parse_npy_inputs(args.input), args.output,
-               phase=args.phase, device=args.device, include_params=args.params)
+    require_net_file(args.net)
+    inputs = parse_npy_inputs(args.input)
+    with naming(args.net):
+        ref = dump(args.net, args.weights, inputs, args.output,
+                   phase=args.phase, device=args.device, include_params=args.params)
     extra = f", {sum(len(d) for d in ref.diffs.values()) + len(ref.blob_diffs)} gradients" \
         if ref.diffs or ref.blob_diffs else ""
     print(f"wrote {args.output}: {len(ref.blobs)} blobs{extra} ({args.phase.upper()})")

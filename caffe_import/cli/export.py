@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import CaffeFormatError
+from .options import naming, output_file, require_net_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "torch.export program, and check that the export reproduces the eager net.")
     p.add_argument("net", help="net prototxt (deploy)")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
-    p.add_argument("--onnx", metavar="OUT.onnx", help="write ONNX (needs onnxscript)")
-    p.add_argument("--torch-export", metavar="OUT.pt2", help="write a torch.export program")
+    p.add_argument("--onnx", type=output_file, metavar="OUT.onnx", help="write ONNX (needs onnxscript)")
+    p.add_argument("--torch-export", type=output_file, metavar="OUT.pt2", help="write a torch.export program")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=1x3x500x500",
                    help="input blob shape to trace with (repeatable)")
     p.add_argument("--output", action="append", default=[], metavar="BLOB",
@@ -45,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.onnx and not args.torch_export:
         raise CaffeFormatError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")
-    net = CaffeNet(args.net, args.weights, phase="test")
+    require_net_file(args.net, "deploy net prototxt")
     shapes = parse_shapes(args.input)
+    with naming(args.net):
+        net = CaffeNet(args.net, args.weights, phase="test")
     outputs = args.output or None
     if args.torch_export:
         program = ex.export_program(net, shapes, outputs)

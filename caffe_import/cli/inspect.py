@@ -101,9 +101,46 @@ def inspect_file(path: str) -> dict[str, Any]:
         info.update({"iter": state.iter, "learned_net": state.learned_net,
                      "current_step": state.current_step, "history_blobs": len(state.history)})
     else:
-        raise CaffeFormatError("not a Caffe file this tool knows (caffemodel, .caffemodel.h5, "
-                               "prototxt, binaryproto, solverstate)", path=path)
+        _explain_unknown(path)
     return info
+
+
+# First bytes of a binary NetParameter: field 100 (`layer`), 2 (V1 `layers`) or 1 (`name`),
+# length-delimited. A file that starts so but does not parse is a damaged caffemodel.
+_CAFFEMODEL_STARTS = (b"\xa2\x06", b"\x12", b"\x0a")
+
+
+def _explain_unknown(path: str) -> None:
+    """Raise the clearest error for a file whose kind could not be told."""
+    from ..io.binary import scan_file
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if not head:
+        raise CaffeFormatError("file is empty: expected a caffemodel, .caffemodel.h5, prototxt, "
+                               "binaryproto or solverstate", path=path)
+    if head.startswith(_CAFFEMODEL_STARTS):
+        try:
+            scan_file(path)
+        except CaffeFormatError as exc:
+            raise CaffeFormatError(f"starts like a caffemodel but does not parse as one "
+                                   f"(truncated or corrupt?): {exc}", path=path) from None
+    raise CaffeFormatError("not a Caffe file this tool knows (expected a caffemodel, "
+                           ".caffemodel.h5, prototxt, binaryproto or solverstate)", path=path)
+
+
+def unknown_layer_types(info: dict[str, Any]) -> list[str]:
+    """``'name' (type 'T')`` for each layer of a net prototxt that caffe_import cannot build.
+
+    Only net prototxts are judged: a caffemodel's stored layers often include data layers of
+    the training net, and its weights are usable all the same.
+    """
+    from ..layers import registry
+
+    if info.get("format") != "net prototxt":
+        return []
+    return [f"'{r['name']}' (type '{r['type']}')" for r in info.get("layers", [])
+            if r.get("type") and registry.get(r["type"]) is None]
 
 
 def _inspect_h5(path: str) -> dict[str, Any]:
@@ -168,7 +205,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         for info in infos:
             _print_text(info, sys.stdout)
-    return 0
+    status = 0
+    for info in infos:
+        unknown = unknown_layer_types(info)
+        if unknown:
+            sys.stdout.flush()
+            print(f"caffe-import: error: {info['file']}: {len(unknown)} layer(s) of a type "
+                  f"caffe_import does not implement, so CaffeNet cannot build this net: "
+                  f"{', '.join(unknown)}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def register(sub) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .options import device, naming, require_net_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("reference", help="stored activations (reference.h5)")
-    p.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device to run on (default: cpu)")
     p.add_argument("--rel-l2", type=float, default=None, help="bound on ||ours-ref|| / ||ref||")
     p.add_argument("--max-abs", type=float, default=None,
                    help="bound on max|ours-ref| / max|ref|")
@@ -26,8 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..parity import check_parity
 
-    report = check_parity(args.net, args.weights, args.reference, device=args.device,
-                          rel_l2=args.rel_l2, max_abs=args.max_abs)
+    require_net_file(args.net)
+    with naming(args.net):
+        report = check_parity(args.net, args.weights, args.reference, device=args.device,
+                              rel_l2=args.rel_l2, max_abs=args.max_abs)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))  # pure JSON: "summary" is inside
     else:

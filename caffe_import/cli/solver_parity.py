@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 
 from ..errors import CaffeFormatError
+from .options import device, naming, require_dir
 
 DEFAULT_RTOL = 1e-4
 
@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("solver-parity", help="check our solver against a recorded Caffe trajectory",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("case_dir", help="folder in the solver_fcn32s_narrow layout")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     p.add_argument("--rel-l2", type=float, default=None, help="override meta.json's tolerance")
     p.set_defaults(func=run)
 
@@ -44,19 +44,25 @@ def run(args: argparse.Namespace) -> int:
     from ..net import CaffeNet
     from ..solver import Solver
 
-    case = Path(args.case_dir)
+    case = require_dir(args.case_dir, "a solver-parity case (solver.prototxt, train.prototxt, "
+                       "init.caffemodel, reference.h5)")
     for name in ("solver.prototxt", "train.prototxt", "init.caffemodel", "reference.h5"):
         if not (case / name).is_file():
             raise CaffeFormatError(f"missing {name} (expected the solver_fcn32s_narrow layout)", path=case)
     tol = args.rel_l2
     if tol is None:
         meta_path = case / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        tol = float(meta.get("tolerance", {}).get("rel_l2", DEFAULT_RTOL))
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            tol = float(meta.get("tolerance", {}).get("rel_l2", DEFAULT_RTOL))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CaffeFormatError(f"expected JSON with tolerance.rel_l2 a number ({exc})",
+                                   path=meta_path) from None
 
     param = read_solver(case / "solver.prototxt")
     device = torch.device(args.device)
-    net = CaffeNet(str(case / "train.prototxt"), weights=str(case / "init.caffemodel"), phase="train")
+    with naming(case / "train.prototxt"):
+        net = CaffeNet(str(case / "train.prototxt"), weights=str(case / "init.caffemodel"), phase="train")
     net.to(device)
     solver = Solver(param, net, root=case, device=device)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caffe_import.cli.options import (device, naming, output_dir, output_file_path,
+                                      require_net_file, require_weights_file)
+from caffe_import.errors import CaffeFormatError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a model on a dataset split (pixel acc, mean acc, mean IU, f.w. IU)",
@@ -19,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="default: seg11valid (voc), val (sbd, pascalcontext), test (siftflow, nyud)")
     p.add_argument("--modality", choices=["color", "depth", "hha", "color-depth", "color-hha"],
                    help="NYUDv2 inputs (default: from the model name)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda, cuda:1 (default cpu)")
-    p.add_argument("--save-predictions", type=Path, metavar="DIR", help="write predictions as palette PNGs")
+    p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda, cuda:1 (default cpu)")
+    p.add_argument("--save-predictions", type=output_dir, metavar="DIR", help="write predictions as palette PNGs")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--exclude-absent", action="store_true",
                    help="leave classes absent from the ground truth out of the class averages")
-    p.add_argument("-o", "--output", type=Path, default=Path("metrics.json"), help="metrics.json path")
+    p.add_argument("-o", "--output", type=output_file_path, default=Path("metrics.json"), help="metrics.json path")
     p.add_argument("--name", help="model name recorded in metrics.json (what `fcn-repro tables` matches); "
                                   "default: --model, or the prototxt's file name")
     p.add_argument("--no-progress", action="store_true")
@@ -34,11 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fcn_repro.evaluate import evaluate, format_summary
-    record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
-                      root=args.root, split=args.split, device=args.device,
-                      save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
-                      output=args.output, progress=not args.no_progress, modality=args.modality,
-                      exclude_absent=args.exclude_absent, name=args.name)
+    require_weights_file(args.weights)
+    if args.net is not None:
+        if args.dataset is None:
+            raise CaffeFormatError("--net needs --dataset (voc, sbd, siftflow, nyud, "
+                                   "pascalcontext): a bare prototxt does not say what it was "
+                                   "trained on", path=args.net)
+        require_net_file(args.net, "deploy net prototxt")
+    with naming(args.net):
+        record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
+                          root=args.root, split=args.split, device=args.device,
+                          save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
+                          output=args.output, progress=not args.no_progress, modality=args.modality,
+                          exclude_absent=args.exclude_absent, name=args.name)
     print(format_summary(record))
     print(f"wrote {args.output}")
     return 0

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from caffe_import.cli.options import output_file_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", help="zoo model name, e.g. voc-fcn8s")
     p.add_argument("--net", choices=["train", "val", "deploy", "solver"], default="deploy",
                    help="which file (default: deploy)")
-    p.add_argument("-o", "--output", type=Path, help="write here (atomically) instead of stdout")
+    p.add_argument("-o", "--output", type=output_file_path, help="write here (atomically) instead of stdout")
     p.add_argument("--list", action="store_true", help="list the zoo's models and exit")
     p.set_defaults(func=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caffe_import.cli.options import output_file_path, require_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tables", help="the paper's tables: published vs our metrics.json results",
@@ -11,13 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "rows (by model, dataset and split) and print the tables.")
     p.add_argument("--results", type=Path, required=True, metavar="DIR", help="folder searched for metrics.json files")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
-    p.add_argument("--plot", type=Path, metavar="PNG", help="bar chart of published vs reproduced mean IU")
+    p.add_argument("--plot", type=output_file_path, metavar="PNG", help="bar chart of published vs reproduced mean IU")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from fcn_repro.tables import build_tables, collect_results, plot_mean_iu, render
-    results = collect_results(args.results)
+    results = collect_results(require_dir(args.results, "the folder holding metrics.json files"))
     tables = build_tables(results)
     print(render(tables, args.format), end="")
     if args.plot:

@@ -14,22 +14,26 @@ import argparse
 import os
 from typing import Any
 
+from caffe_import.cli.options import device, output_dir, require_weights_file
+
+DATASETS = ("voc", "sbd", "siftflow", "nyud", "pascalcontext")
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a zoo model (the release's solve.py)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo model name, e.g. voc-fcn32s")
-    p.add_argument("--dataset", required=True, help="training dataset: voc, sbd, siftflow, nyud, pascalcontext")
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="training dataset")
     p.add_argument("--root", required=True, help="dataset folder in the release's layout")
-    p.add_argument("--val-dataset", default=None, help="evaluation dataset (default: --dataset)")
+    p.add_argument("--val-dataset", default=None, choices=DATASETS, help="evaluation dataset (default: --dataset)")
     p.add_argument("--val-root", default=None, help="evaluation dataset folder (default: --root)")
     p.add_argument("--train-split", default=None)
     p.add_argument("--val-split", default=None)
     p.add_argument("--init", default=None,
                    help="weights to transplant from (classifier or previous stage; caffemodel or .h5)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", type=device, default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--max-iter", type=int, default=None, help="override the solver's max_iter")
-    p.add_argument("--out", default="train_out", help="output folder (snapshots, logs, plot)")
+    p.add_argument("--out", type=output_dir, default="train_out", help="output folder (snapshots, logs, plot)")
     p.add_argument("--resume", action="store_true", help="continue from the newest snapshot in --out")
     p.add_argument("--eval-interval", type=int, default=None,
                    help="score the val split every N iterations (default: the solver's snapshot, 4000)")
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     from fcn_repro.train import train_model
 
+    if args.init is not None:
+        require_weights_file(args.init, "weights to transplant from (--init)")
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs = dict(val_dataset=args.val_dataset, val_root=args.val_root, train_split=args.train_split,

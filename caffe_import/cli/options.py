@@ -1,0 +1,144 @@
+"""Argument types and up-front checks the verbs of both commands share.
+
+Checked when the command line is parsed (argparse ``type=``), so a typo fails in a second
+with a usage message, not after minutes of work, and never as a traceback from deep inside
+torch or the file system.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import CaffeFormatError
+
+
+def device(text: str) -> str:
+    """A torch device string this machine can use: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
+
+    Returns the string unchanged (the verbs pass it on); CUDA devices are checked against
+    ``torch.cuda`` so a CPU-only machine says so instead of failing inside a layer.
+    """
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device (expected cpu, cuda, cuda:1, mps, ...)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine")
+    return text
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: may not exist yet, but must not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file; expected a folder to write into")
+    return path
+
+
+def output_file(text: str) -> str:
+    """A file to write (atomically): may not exist yet, but must not be a folder."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; expected a file name to write")
+    return text
+
+
+def output_file_path(text: str) -> Path:
+    """:func:`output_file` as a ``Path``."""
+    return Path(output_file(text))
+
+
+def require_file(path: str | os.PathLike, expected: str) -> Path:
+    """``path`` as a Path if it is an existing file, else a CaffeFormatError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise CaffeFormatError(f"does not exist; expected {expected}", path=path)
+    if path.is_dir():
+        raise CaffeFormatError(f"is a folder; expected {expected}", path=path)
+    return path
+
+
+_NOT_WEIGHTS = {
+    "prototxt": "a prototxt (text)",
+    "binaryproto": "a binaryproto (a mean image)",
+    "blobprotovector": "a BlobProtoVector",
+    "solverstate": "a solver state (the weights are the .caffemodel saved beside it)",
+}
+
+
+def require_weights_file(path: str | os.PathLike, what: str = "weights") -> Path:
+    """An existing caffemodel or .caffemodel.h5, judged by content as the readers do.
+
+    Checked before any work starts (a training run, a dataset scan). Only a file that is
+    clearly something else (empty, a prototxt, a mean, a solver state) is refused here; a
+    damaged caffemodel goes on to the reader, which says where it breaks.
+    """
+    from ..io import detect
+
+    expected = "a caffemodel or .caffemodel.h5"
+    path = require_file(path, f"{what}: {expected}")
+    if path.stat().st_size == 0:
+        raise CaffeFormatError(f"file is empty; expected {what}: {expected}", path=path)
+    kind = detect(path)
+    if kind in _NOT_WEIGHTS:
+        raise CaffeFormatError(f"is {_NOT_WEIGHTS[kind]}, not {what}; expected {expected}",
+                               path=path)
+    return path
+
+
+def require_dir(path: str | os.PathLike, expected: str) -> Path:
+    """``path`` as a Path if it is an existing folder, else a CaffeFormatError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise CaffeFormatError(f"does not exist; expected {expected}", path=path)
+    if not path.is_dir():
+        raise CaffeFormatError(f"is a file; expected a folder: {expected}", path=path)
+    return path
+
+
+def require_net_file(path: str | os.PathLike, what: str = "net prototxt") -> None:
+    """Fail early, naming ``path``, if it does not hold a usable net definition.
+
+    Caffe reads an empty prototxt as an empty net (and would then build nothing); here an
+    empty net is a mistaken file, so say so instead of running zero layers.
+    """
+    from ..io import read_net
+
+    if not os.path.exists(path):
+        raise CaffeFormatError(f"does not exist; expected a {what}", path=path)
+    if os.path.isdir(path):
+        raise CaffeFormatError(f"is a folder: expected a {what}", path=path)
+    net = read_net(path)
+    if not len(net.layer) and not len(net.input):
+        raise CaffeFormatError(f"defines no layers and no inputs: expected a {what}", path=path)
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike | None) -> Iterator[None]:
+    """Name ``path`` in a CaffeFormatError raised inside that names no file itself.
+
+    Net construction and forward report the layer (unknown type, bad bottom, a missing input)
+    but not the prototxt it came from; the command line knows the file, so it adds it.
+    """
+    try:
+        yield
+    except CaffeFormatError as exc:
+        if path is None or exc.path is not None:
+            raise
+        raise CaffeFormatError(str(exc), path=os.fspath(path)) from None
