@@ -189,6 +189,23 @@ def reads_per_image(loop: Callable[[Any, Any], Any], net: Any, dataset: Any) -> 
     return (counts[1] - counts[0]) / max(1, len(dataset) - 1)
 
 
+def syncs_per_image(run_all: Callable[[], Any], run_one: Callable[[], Any], n: int) -> float:
+    """CUDA synchronisations per extra image that ``torch.cuda.set_sync_debug_mode`` reports
+    (forward included: a layer that reads a value back shows here too)."""
+    import warnings
+    counts = []
+    for run in (run_one, run_all):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                run()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+    return (counts[1] - counts[0]) / max(1, n - 1)
+
+
 def _keep_attrs(subset: Any, dataset: Any) -> Any:
     """A Subset that still answers the dataset's class attributes (heads, classes, ids)."""
     if subset is dataset:
@@ -308,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         naive_reads = reads_per_image(lambda m, d: naive_confusion(m, d, device), net, sub)
         print(f"{'host reads per image outside forward':<38} evaluate_net {fast_reads:.2f}, "
               f"naive {naive_reads:.2f}", flush=True)
+
+        if device.type == "cuda":
+            syncs = syncs_per_image(lambda: evaluate_net(net, sub, device=device, progress=False),
+                                    lambda: evaluate_net(net, _keep_attrs(torch.utils.data.Subset(sub, [0]), sub),
+                                                         device=device, progress=False), len(sub))
+            print(f"{'CUDA syncs per image (debug mode)':<38} evaluate_net {syncs:.2f} "
+                  "(the net's forward included)", flush=True)
 
         best = max(rates.values())
         print(f"summary: evaluate_net {best:.1f} images/s vs naive {naive_rate:.1f} images/s: "
