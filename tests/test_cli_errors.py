@@ -69,6 +69,7 @@ VOC = ["--dataset", "voc", "--root", "{d}/voc"]
 CASES = [
     # caffe-import inspect
     ("inspect-missing", C, ["inspect", "{d}/absent.caffemodel"], 2, ["absent.caffemodel", "no such file"]),
+    ("inspect-folder", C, ["inspect", "{d}/voc"], 2, ["voc", "is a folder"]),
     ("inspect-empty", C, ["inspect", "{d}/empty"], 2, ["empty", "file is empty", "expected"]),
     ("inspect-random", C, ["inspect", "{d}/random.bin"], 2, ["random.bin", "not a Caffe file"]),
     ("inspect-png", C, ["inspect", "{d}/image.png"], 2, ["image.png", "not a Caffe file"]),
@@ -208,6 +209,15 @@ def test_bad_input_is_one_clear_error(name, cli, argv, code, expected, bad, caps
     assert f"{prog}" in err and "error:" in err, err
     for word in expected:
         assert word in err, f"{word!r} not in: {err}"
+
+
+def test_errors_are_pinned_on_the_right_file(bad, capsys):
+    """A net-building error names the prototxt; a dataset error is not blamed on it."""
+    rc, _, err = _run(F, ["eval", "--net", NET, "--weights", W, "--dataset", "voc",
+                          "--root", "{d}/absent_voc"], bad, capsys)
+    assert rc == 2 and "net.prototxt" not in err and "absent_voc" in err
+    rc, _, err = _run(C, ["convert", "{d}/unknown.prototxt", W, "-o", "{d}/o.pt"], bad, capsys)
+    assert rc == 2 and err.startswith(f"caffe-import: error: {bad}/unknown.prototxt: ")
 
 
 def test_every_verb_has_a_bad_input_row():

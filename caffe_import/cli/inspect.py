@@ -49,6 +49,8 @@ def inspect_file(path: str) -> dict[str, Any]:
     from ..io.text import load_text, parse_text
     from ..proto import caffe_pb2
 
+    if os.path.isdir(path):
+        raise CaffeFormatError("is a folder; expected a Caffe file", path=path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     kind = detect(path)

@@ -139,6 +139,7 @@ def naming(path: str | os.PathLike | None) -> Iterator[None]:
     try:
         yield
     except CaffeFormatError as exc:
-        if path is None or exc.path is not None:
+        # subclasses (a dataset's layout error, ...) carry their own place: leave them be
+        if path is None or exc.path is not None or type(exc) is not CaffeFormatError:
             raise
         raise CaffeFormatError(str(exc), path=os.fspath(path)) from None
