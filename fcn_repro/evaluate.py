@@ -7,7 +7,10 @@ host waits on the device only at the end (or per image when predictions are save
 Every score head of the net (SIFT Flow: ``score_sem`` and ``score_geo``) gets its own matrix.
 
 :func:`evaluate` builds the net and the dataset from names and paths (what ``fcn-repro eval``
-runs) and writes ``metrics.json``; :func:`evaluate_net` is the loop on objects you already hold.
+runs) and writes ``metrics.json``; :func:`evaluate_net` is the loop on objects you already hold,
+and the project's only one: training's periodic val scores (``fcn_repro.train.evaluate``) and
+sharded evaluation (``fcn_repro.distributed.evaluate_sharded``) run it on a shard of indices
+with ``all_reduce``, feeding the labels to nets that compute a loss from them.
 """
 from __future__ import annotations
 
@@ -89,6 +92,9 @@ def resolve_heads(net: Any, dataset: SegmentationDataset) -> dict[str, str | Non
     single output whose name differs (a custom prototxt) is scored on that output."""
     wanted = dict(dataset.score_heads)
     blobs = set(getattr(net, "blobs", {}) or {}) | set(getattr(net, "outputs", []) or [])
+    param = getattr(net, "net_param", None)  # every top, also those a loss layer consumes
+    if param is not None:
+        blobs.update(t for layer in param.layer for t in layer.top)
     if all(h in blobs for h in wanted):
         return wanted
     outputs = list(getattr(net, "outputs", []) or [])
