@@ -122,11 +122,7 @@ def _explain_unknown(path: str) -> None:
         raise CaffeFormatError("file is empty: expected a caffemodel, .caffemodel.h5, prototxt, "
                                "binaryproto or solverstate", path=path)
     if head.startswith(_CAFFEMODEL_STARTS):
-        try:
-            scan_file(path)
-        except CaffeFormatError as exc:
-            raise CaffeFormatError(f"starts like a caffemodel but does not parse as one "
-                                   f"(truncated or corrupt?): {exc}", path=path) from None
+        scan_file(path)  # its error says where the damaged caffemodel breaks
     raise CaffeFormatError("not a Caffe file this tool knows (expected a caffemodel, "
                            ".caffemodel.h5, prototxt, binaryproto or solverstate)", path=path)
 
