@@ -1,8 +1,13 @@
 """Argument types and up-front checks the verbs of both commands share.
 
-Checked when the command line is parsed (argparse ``type=``), so a typo fails in a second
-with a usage message, not after minutes of work, and never as a traceback from deep inside
-torch or the file system.
+Two kinds, both failing before any real work (a dataset scan, a net build, a training run)
+and never as a traceback from deep inside torch or the file system:
+
+* argparse ``type=`` functions (:func:`device`, :func:`output_dir`, :func:`output_file`):
+  checked at parse time, reported with the verb's usage line; they read nothing from disk
+  but a path's kind, so parsing a command line stays side-effect free;
+* ``require_*`` functions, called at the top of a verb's ``run``: inputs that must exist and
+  be of the right kind, raising :class:`CaffeFormatError` naming the file.
 """
 from __future__ import annotations
 
