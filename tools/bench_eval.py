@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # decode + preprocess alone
         secs, items = timed(lambda: [ds[i] for i in range(n)], device)
+        parts = {"decode": secs}
         line("decode+preprocess (__getitem__)", secs, n)
 
         # forward alone, inputs already on the device
@@ -268,10 +269,12 @@ def main(argv: list[str] | None = None) -> int:
                 return [net.forward(outputs=["score"], data=x)["score"] for x, _ in on_dev]
 
         secs, scores = timed(forwards, device)
+        parts["forward"] = secs
         line("forward alone", secs, n)
 
         # argmax alone: evaluate_net's on the device, score.py's on the host
         secs, preds = timed(lambda: [predicted_classes(s) for s in scores], device)
+        parts["argmax"] = secs
         line("argmax alone (device max(1).indices)", secs, n)
         secs, _ = timed(lambda: [s[0].cpu().numpy().argmax(0) for s in scores], device)
         line("argmax alone (naive .cpu().numpy())", secs, n)
@@ -294,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             return scores_from_hist(hist)
 
         secs, _ = timed(device_metrics, device)
+        parts["metrics"] = secs
         line("metrics alone (device confusion)", secs, n)
         secs, _ = timed(numpy_metrics, device)
         line("metrics alone (naive numpy bincount)", secs, n)
@@ -315,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         secs, hist = best_of(lambda: naive_confusion(net, ds, device))
         naive_rate = line("full pipeline naive (score.py loop)", secs, n)
         hists["naive"] = hist
+
+        total = sum(parts.values())
+        print(f"{'sum of the parts (evaluate_net way)':<38} {n / total:9.1f} images/s  "
+              f"{1000 * total / n:8.2f} ms/image: "
+              + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in parts.items()), flush=True)
 
         same = all(np.array_equal(h, hist) for h in hists.values())
         print(f"{'confusion matrices identical':<38} {'yes' if same else 'NO'} "
