@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         line("argmax alone (device max(1).indices)", secs, n)
         secs, _ = timed(lambda: [s[0].cpu().numpy().argmax(0) for s in scores], device)
         line("argmax alone (naive .cpu().numpy())", secs, n)
-        del scores
+        scores = []  # free the score maps
 
         # metrics alone: on the device (evaluate_net's) and score.py's numpy way
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         line("metrics alone (device confusion)", secs, n)
         secs, _ = timed(numpy_metrics, device)
         line("metrics alone (naive numpy bincount)", secs, n)
-        del preds, on_dev, items
+        preds, on_dev, items = [], [], []  # free them before the full runs
 
         # full pipelines, each with its confusion matrix
         hists = {}
