@@ -18,36 +18,7 @@ pytest.importorskip("caffe_import.net")
 if not torch.distributed.is_available():
     pytest.skip("torch.distributed not available", allow_module_level=True)
 
-NET = """
-name: "tiny"
-layer { name: "data" type: "Input" top: "data" top: "label"
-        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
-        convolution_param { num_output: 3 kernel_size: 3 pad: 1
-                            weight_filler { type: "gaussian" std: 0.5 } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
-        loss_param { ignore_label: 255 normalize: false } }
-"""
-
-
-class Toy:
-    score_heads = {"score": None}
-    num_classes = {None: 3}
-
-    def __init__(self, n: int = 5) -> None:
-        rng = np.random.default_rng(0)
-        self.items = []
-        for _ in range(n):
-            img = torch.from_numpy(rng.standard_normal((3, 8, 8)).astype(np.float32))
-            lab = torch.from_numpy(rng.integers(0, 3, (8, 8)))
-            lab[0, :2] = 255
-            self.items.append((img, lab))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from tiny_segmentation import NET, Toy  # noqa: E402
 
 
 def build_net():
