@@ -80,6 +80,14 @@ class _Loss(CaffeLayer):
                                    layer=param.name)
 
 
+
+def _check_label_count(scores: Shape, label: Shape, axis: int, layer: str) -> None:
+    """Caffe's rule for classification layers: one label per position outside the class axis."""
+    outer, inner = math.prod(scores[:axis]), math.prod(scores[axis + 1:])
+    if math.prod(label) != outer * inner:
+        raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
+                               f"(scores {scores}, class axis {axis})", layer=layer)
+
 @register("SoftmaxWithLoss")
 class SoftmaxWithLoss(_Loss):
     """``-log(max(p_label, FLT_MIN))`` summed over counted positions and normalised.
@@ -102,10 +110,7 @@ class SoftmaxWithLoss(_Loss):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         x, label = (tuple(s) for s in bottom_shapes)
-        outer, inner = math.prod(x[:self.axis]), math.prod(x[self.axis + 1:])
-        if math.prod(label) != outer * inner:
-            raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
-                                   f"(scores {x}, class axis {self.axis})", layer=self.name)
+        _check_label_count(x, label, self.axis, self.name)
         return [()] + ([x] if len(self.param.top) == 2 else [])
 
     def forward(self, x: torch.Tensor, label: torch.Tensor):
@@ -211,10 +216,7 @@ class Accuracy(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         x, label = (tuple(s) for s in bottom_shapes)
-        outer, inner = math.prod(x[:self.axis]), math.prod(x[self.axis + 1:])
-        if math.prod(label) != outer * inner:
-            raise CaffeFormatError(f"label of shape {label} must have {outer * inner} entries "
-                                   f"(scores {x}, class axis {self.axis})", layer=self.name)
+        _check_label_count(x, label, self.axis, self.name)
         if not 1 <= self.top_k <= x[self.axis]:
             raise CaffeFormatError(f"top_k {self.top_k} must be in [1, {x[self.axis]}] (the "
                                    "number of classes)", layer=self.name)
