@@ -50,6 +50,21 @@ class _Broadcast(CaffeLayer):
         start = self._start(tuple(x.shape), tuple(t.shape), axis)
         return t.reshape((1,) * start + tuple(t.shape) + (1,) * (x.dim() - start - t.dim()))
 
+    def _setup(self, param, kind: str, p) -> Shape:
+        """Check the wiring, read ``axis``, and return the operand's shape: the second bottom's,
+        or (one bottom) the param blob's, from ``axis`` and ``num_axes`` as Caffe derives it."""
+        bottom_shapes = self.bottom_shapes
+        if len(bottom_shapes) not in (1, 2) or len(param.top) != 1:
+            raise CaffeFormatError(f"{kind} takes 1 or 2 bottoms and 1 top, got "
+                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        self.axis = int(p.axis)
+        self.two_bottoms = len(bottom_shapes) == 2
+        x = bottom_shapes[0]
+        operand = (bottom_shapes[1] if self.two_bottoms
+                   else _operand_shape(param, kind, self.axis, int(p.num_axes), x))
+        self._start(x, operand, self.axis)
+        return operand
+
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         x = tuple(bottom_shapes[0])
         operand = tuple(bottom_shapes[1]) if len(bottom_shapes) > 1 else tuple(
@@ -62,19 +77,10 @@ class _Broadcast(CaffeLayer):
 class Scale(_Broadcast):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) not in (1, 2) or len(param.top) != 1:
-            raise CaffeFormatError(f"Scale takes 1 or 2 bottoms and 1 top, got "
-                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
         p = param.scale_param
-        self.axis = int(p.axis)
-        self.two_bottoms = len(bottom_shapes) == 2
-        x = self.bottom_shapes[0]
-        if self.two_bottoms:
-            operand = self.bottom_shapes[1]
-        else:
-            operand = _operand_shape(param, "Scale", self.axis, int(p.num_axes), x)
+        operand = self._setup(param, "Scale", p)
+        if not self.two_bottoms:
             self.add_blob(operand)
-        self._start(x, operand, self.axis)
         self.bias_term = bool(p.bias_term)
         if self.bias_term:
             self.add_blob(operand)
@@ -89,12 +95,6 @@ class Scale(_Broadcast):
         if self.bias_term:
             fill_or_constant(blobs[-1].data, p, "bias_filler", 0.0, self.name)
 
-    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
-        x = tuple(bottom_shapes[0])
-        operand = tuple(bottom_shapes[1]) if self.two_bottoms else tuple(self.blobs[0].shape)
-        self._start(x, operand, self.axis)
-        return [x]
-
     def forward(self, x: torch.Tensor, *factor: torch.Tensor) -> tuple[torch.Tensor]:
         blobs = self.blobs
         s = factor[0] if self.two_bottoms else blobs[0]
@@ -108,19 +108,9 @@ class Scale(_Broadcast):
 class Bias(_Broadcast):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) not in (1, 2) or len(param.top) != 1:
-            raise CaffeFormatError(f"Bias takes 1 or 2 bottoms and 1 top, got "
-                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
-        p = param.bias_param
-        self.axis = int(p.axis)
-        self.two_bottoms = len(bottom_shapes) == 2
-        x = self.bottom_shapes[0]
-        if self.two_bottoms:
-            self._start(x, self.bottom_shapes[1], self.axis)
-        else:
-            operand = _operand_shape(param, "Bias", self.axis, int(p.num_axes), x)
+        operand = self._setup(param, "Bias", param.bias_param)
+        if not self.two_bottoms:
             self.add_blob(operand)
-            self._start(x, operand, self.axis)
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
