@@ -7,14 +7,15 @@ Public API (see README):
     CaffeNet                                         NetParameter (+ weights) -> torch.nn.Module
     load                                             converted artefact (.pt) -> CaffeNet
     check_parity                                     CaffeNet vs stored activations (reference.h5)
-    CaffeFormatError                                 every bad-input error (a ValueError)
+    CaffeFormatError                                 a bad Caffe file, net or layer (a ValueError)
+    UsageError                                       a bad request: unknown name, option, output (a ValueError)
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from .errors import CaffeFormatError
+from .errors import CaffeFormatError, UsageError
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,7 @@ _LAZY = {
     "check_parity": "caffe_import.parity",
 }
 
-__all__ = ["CaffeFormatError", *_LAZY]
+__all__ = ["CaffeFormatError", "UsageError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: import the heavy parts on first use

@@ -1,4 +1,4 @@
-"""The one exception type every reader, builder and checker raises for bad input."""
+"""The project's two exception types: bad Caffe files and bad requests."""
 from __future__ import annotations
 
 
@@ -23,3 +23,9 @@ class CaffeFormatError(ValueError):
         self.layer = layer
         self.line = line
         self.column = column
+
+
+class UsageError(ValueError):
+    """A request the project cannot carry out: an unknown model, dataset, split or option value,
+    a missing argument, an output in the way. Not about a Caffe file (that is
+    :class:`CaffeFormatError`). The CLIs print its message on one line and exit 2."""

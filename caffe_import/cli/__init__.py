@@ -27,7 +27,7 @@ import os
 import sys
 from typing import Sequence
 
-from ..errors import CaffeFormatError
+from ..errors import CaffeFormatError, UsageError
 
 VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity")
 DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
@@ -106,7 +106,7 @@ def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
-    except CaffeFormatError as exc:  # also DatasetLayoutError (a FileNotFoundError too)
+    except (CaffeFormatError, UsageError) as exc:  # also DatasetLayoutError
         return fail(str(exc))
     except BrokenPipeError:
         _quiet_broken_pipe()
