@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import case_dir
+from support import case_dir
 
 import caffe_import.cli as caffe_cli
 import fcn_repro.cli as fcn_cli

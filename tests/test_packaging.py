@@ -11,11 +11,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 PACKAGES = ("caffe_import", "fcn_repro")
 
 # What the run-time code opens by path (demo.py, data/_layout.py, the proto module), named

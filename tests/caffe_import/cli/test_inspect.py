@@ -1,0 +1,55 @@
+"""`caffe-import inspect`: format, version, layers and totals of any Caffe file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import case_dir
+
+from caffe_import.cli import main
+
+
+def run_json(capsys, *paths):
+    assert main(["inspect", "--json", *map(str, paths)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_v1_caffemodel(capsys):
+    (info,) = run_json(capsys, case_dir("format_v1_vgg16_classifier") / "weights.caffemodel")
+    assert info["format"] == "caffemodel" and info["version"] == "V1"
+    assert info["legacy_blob_shapes"] is True
+    fc6 = next(r for r in info["layers"] if r["name"] == "fc6")
+    assert fc6["type"] == "InnerProduct" and fc6["params"] == [[1, 1, 256, 32], [1, 1, 1, 256]]
+    assert info["param_count"] == 134638 and info["param_bytes"] == 4 * 134638
+
+
+def test_several_kinds_at_once(capsys):
+    infos = run_json(capsys,
+                     case_dir("format_hdf5_fcn16s") / "weights.caffemodel.h5",
+                     case_dir("format_mean_binaryproto") / "mean.binaryproto",
+                     case_dir("format_v1_vgg16_classifier") / "net.prototxt",
+                     case_dir("solver_fcn32s_narrow") / "solver.prototxt")
+    h5, mean, net, solver = infos
+    assert h5["format"] == "hdf5" and h5["param_count"] == 552734
+    assert mean["format"] == "binaryproto" and mean["shape"] == [1, 3, 11, 13]
+    assert net["format"] == "net prototxt" and net["version"] == "V1"
+    assert net["layers"][0]["type"] == "Input"
+    assert solver["format"] == "solver prototxt" and 'base_lr' in solver["solver"]
+
+
+def test_text_output_lists_layers_and_totals(capsys):
+    assert main(["inspect", str(case_dir("voc_fcn32s_narrow") / "weights.caffemodel")]) == 0
+    out = capsys.readouterr().out
+    assert "caffemodel, current" in out and "Convolution" in out and "total:" in out
+    assert "data_data_0_split_0 -> conv1_1  [4x3x3x3 4]" in out  # Caffe stores its splits
+
+
+def test_bad_file_is_reported_not_raised(tmp_path, capsys):
+    bad = tmp_path / "x.caffemodel"
+    bad.write_bytes(b"\x00\x01\x02garbage")
+    assert main(["inspect", str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "none")]) == 2

@@ -1,0 +1,139 @@
+"""Writing weights: byte-identical to Caffe's own files, round trips, atomic output."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from support import FIXTURES, PACKAGE_CASES, case_dir
+
+from caffe_import import CaffeFormatError, read_mean, read_weights, write_weights, write_weights_h5
+from caffe_import.io import read_weights_net
+from caffe_import.proto import caffe_pb2
+
+CAFFEMODELS = sorted(glob.glob(str(FIXTURES / "*" / "*.caffemodel"))
+                     + glob.glob(str(PACKAGE_CASES / "*" / "*.caffemodel")))
+IDS = ["/".join(Path(p).parts[-2:]) for p in CAFFEMODELS]
+
+
+def assert_identical(a, b):
+    assert list(a) == list(b)
+    for name in a:
+        assert len(a[name]) == len(b[name])
+        for x, y in zip(a[name], b[name]):
+            assert x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+@pytest.mark.parametrize("path", CAFFEMODELS, ids=IDS)
+def test_binary_round_trip(path, tmp_path):
+    weights = read_weights(path)
+    out = tmp_path / "out.caffemodel"
+    write_weights(out, read_weights_net(path), weights)
+    assert_identical(read_weights(out), weights)
+
+
+@pytest.mark.parametrize("path", CAFFEMODELS, ids=IDS)
+def test_hdf5_round_trip(path, tmp_path):
+    weights = read_weights(path)
+    out = tmp_path / "out.caffemodel.h5"
+    write_weights_h5(out, read_weights_net(path), weights)
+    back = read_weights(out)
+    assert set(back) == set(weights)
+    for name in weights:
+        for x, y in zip(back[name], weights[name]):
+            assert x.shape == y.shape and np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("path", [p for p in CAFFEMODELS if "format_v1" not in p],
+                         ids=[i for i in IDS if "format_v1" not in i])
+def test_rewriting_a_caffe_file_gives_caffes_bytes(path, tmp_path):
+    """With the stored net as template, our bytes are the very bytes Caffe wrote."""
+    net = caffe_pb2.NetParameter.FromString(Path(path).read_bytes())
+    out = tmp_path / "out.caffemodel"
+    write_weights(out, net, read_weights(path))
+    assert out.read_bytes() == Path(path).read_bytes()
+
+
+def test_hdf5_fixture_round_trips_through_both_writers(tmp_path):
+    src = case_dir("format_hdf5_fcn16s") / "weights.caffemodel.h5"
+    weights = read_weights(src)
+    write_weights(tmp_path / "a.caffemodel", None, weights)
+    write_weights_h5(tmp_path / "b.caffemodel.h5", None, weights)
+    assert_identical(read_weights(tmp_path / "a.caffemodel"), weights)
+    back = read_weights(tmp_path / "b.caffemodel.h5")
+    assert {k: [a.tolist() for a in v] for k, v in back.items()} == \
+        {k: [a.tolist() for a in v] for k, v in weights.items()}
+
+
+def test_h5_layout_is_caffes(tmp_path):
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="conv", type="Convolution")
+    net.layer.add(name="relu", type="ReLU")
+    out = tmp_path / "w.caffemodel.h5"
+    write_weights_h5(out, net, {"conv": [np.ones((2, 1, 3, 3)), np.zeros(2)]})
+    with h5py.File(out, "r") as f:
+        assert set(f["data"]) == {"conv", "relu"}  # a group for every layer, as Net::ToHDF5
+        assert f["data/conv/0"].dtype == np.float32 and f["data/conv/0"].shape == (2, 1, 3, 3)
+        assert len(f["data/relu"]) == 0
+
+
+def test_written_net_structure_is_the_template(tmp_path):
+    net = caffe_pb2.NetParameter(name="n")
+    conv = net.layer.add(name="conv", type="Convolution", bottom=["data"], top=["conv"])
+    conv.convolution_param.num_output = 2
+    out = tmp_path / "w.caffemodel"
+    write_weights(out, net, {"conv": [np.arange(6, dtype=np.float64).reshape(2, 3)],
+                             "extra": [np.float32(1.5)]})
+    parsed = caffe_pb2.NetParameter.FromString(out.read_bytes())
+    assert parsed.name == "n"
+    assert [l.name for l in parsed.layer] == ["conv", "extra"]
+    assert parsed.layer[0].convolution_param.num_output == 2
+    assert list(parsed.layer[0].blobs[0].shape.dim) == [2, 3]
+    assert list(parsed.layer[0].blobs[0].data) == [0, 1, 2, 3, 4, 5]
+    assert not parsed.layer[1].blobs[0].HasField("shape")  # 0-axis blob, as Caffe writes it
+    assert read_weights(out)["extra"][0].shape == ()
+
+
+def test_torch_tensors_are_accepted(tmp_path):
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "w.caffemodel"
+    write_weights(out, None, {"a": [torch.nn.Parameter(torch.ones(2, 2))]})
+    assert np.array_equal(read_weights(out)["a"][0], np.ones((2, 2), np.float32))
+
+
+def test_interrupted_write_leaves_the_old_file(tmp_path):
+    out = tmp_path / "w.caffemodel"
+    out.write_bytes(b"old")
+
+    class Boom:
+        def __array__(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_weights(out, None, {"a": [np.ones(3)], "b": [Boom()]})
+    assert out.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["w.caffemodel"]
+
+
+def test_non_numeric_blob_is_refused(tmp_path):
+    with pytest.raises(CaffeFormatError, match="layer 'a'"):
+        write_weights(tmp_path / "w.caffemodel", None, {"a": [np.array(["x"])]})
+
+
+def test_mean_binaryproto_reads_to_caffes_array():
+    case = case_dir("format_mean_binaryproto")
+    mean = read_mean(case / "mean.binaryproto")
+    with h5py.File(case / "reference.h5", "r") as f:
+        ref = f["mean"][()]
+    assert mean.dtype == np.float32 and mean.shape == (1, 3, 11, 13)
+    assert np.array_equal(mean.reshape(ref.shape), ref)
+
+
+def test_mean_with_double_data_and_unpacked_floats(tmp_path):
+    blob = caffe_pb2.BlobProto(num=1, channels=2, height=1, width=2)
+    blob.double_data.extend([1.0, 2.0, 3.0, 4.5])
+    (tmp_path / "d.binaryproto").write_bytes(blob.SerializeToString())
+    assert read_mean(tmp_path / "d.binaryproto").tolist() == [[[[1, 2]], [[3, 4.5]]]]

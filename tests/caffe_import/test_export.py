@@ -1,0 +1,160 @@
+"""Deploy nets leave Python: torch.export, ONNX and torch.compile reproduce the eager net (and
+so Caffe's numbers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from caffe_import import export as ex
+from caffe_import.cli import main
+from caffe_import.errors import CaffeFormatError
+from caffe_import.parity import read_reference
+from support import case_dir
+
+CONV = "layers_conv"              # convolutions and deconvolutions of every shape
+ACT = "layers_activations"        # element-wise layers only: quick to run anywhere
+FCN = "voc_fcn32s_narrow"         # a whole FCN: conv, pool, deconv, crop
+
+
+def _build(case: str, phase: str = "test"):
+    from caffe_import.net import CaffeNet
+
+    d = case_dir(case)
+    return CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"), phase=phase)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    cache: dict[str, object] = {}
+
+    def get(case: str):
+        if case not in cache:
+            cache[case] = _build(case)
+        return cache[case]
+
+    return get
+
+
+def _ref(case: str):
+    return read_reference(case_dir(case) / "reference.h5")
+
+
+# ----------------------------------------------------------------------- torch.export
+def test_exported_program_reproduces_eager_and_reloads(tmp_path, nets):
+    net = nets(CONV)
+    program = ex.export_program(net)
+    diffs = ex.verify_program(program, net)
+    assert set(diffs) == set(net.outputs) and max(diffs.values()) <= 1e-6
+    ex.save_program(program, tmp_path / "conv.pt2")
+    loaded = torch.export.load(tmp_path / "conv.pt2")
+    data = torch.from_numpy(_ref(CONV).inputs["data"])
+    got = loaded.module()(data)
+    eager = net(data=data)
+    for name, value in zip(net.outputs, got):
+        torch.testing.assert_close(value, eager[name], rtol=0, atol=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["conv.pt2"]
+
+
+def test_exported_fcn_gives_caffes_score(nets):
+    net, ref = nets(FCN), _ref(FCN)
+    program = ex.export_program(net, dict(ref.inputs), outputs=["score"])
+    (score,) = program.module()(torch.from_numpy(ref.inputs["data"]))
+    want = ref.blobs["score"]
+    rel = np.linalg.norm(score.detach().numpy() - want) / np.linalg.norm(want)
+    assert rel <= 1e-5
+
+
+def test_export_leaves_no_tracer_tensors_on_the_net(nets):
+    net = nets(ACT)
+    before = net.blobs
+    ex.export_program(net)
+    assert net.blobs is before
+    assert all(type(t) is torch.Tensor for t in net.blobs.values())
+
+
+def test_export_wants_a_deploy_net():
+    with pytest.raises(CaffeFormatError, match="phase='test'"):
+        ex.export_program(_build(ACT, phase="train"))
+
+
+def test_input_shapes_parse_and_are_checked(nets):
+    assert ex.parse_shape("1x3x500x500") == (1, 3, 500, 500)
+    assert ex.parse_shape("2,3, 4") == (2, 3, 4)
+    for bad in ("", "1x0x3", "axb", "1x-3", "1xx", "x2"):
+        with pytest.raises(CaffeFormatError):
+            ex.parse_shape(bad)
+    with pytest.raises(CaffeFormatError, match="not inputs"):
+        ex.example_inputs(nets(ACT), {"image": (1, 3, 4, 4)})
+    assert ex.example_inputs(nets(ACT), {"data": (1, 5, 3, 3)})["data"].shape == (1, 5, 3, 3)
+
+
+# ----------------------------------------------------------------------- ONNX
+def test_onnx_export_carries_blob_names_and_reproduces_eager(tmp_path, nets):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+
+    net = nets(ACT)
+    path = ex.export_onnx(net, tmp_path / "act.onnx")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["data"]
+    # 'tanh' is both a blob and the exporter's own name for the TanH value: still valid SSA
+    assert [o.name for o in model.graph.output] == net.outputs
+    assert max(ex.verify_onnx(path, net).values()) <= 1e-5
+    assert [p.name for p in tmp_path.iterdir()] == ["act.onnx"]
+
+
+def test_onnx_export_of_an_fcn(tmp_path, nets):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+
+    net = nets(FCN)
+    path = ex.export_onnx(net, tmp_path / "fcn.onnx", outputs=["score"])
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Conv", "MaxPool", "ConvTranspose"} <= ops or {"Conv", "ConvTranspose"} <= ops
+    try:
+        diffs = ex.verify_onnx(path, net, outputs=["score"])
+    except ex.VerificationUnavailable as exc:  # no onnxruntime and an op the evaluator lacks
+        pytest.skip(str(exc))
+    assert diffs["score"] <= 1e-4
+
+
+# ----------------------------------------------------------------------- torch.compile
+@pytest.mark.slow  # inductor's first compile takes ~30 s on a small CPU
+def test_torch_compile_matches_eager(nets):
+    net = nets(CONV)
+    data = torch.from_numpy(_ref(CONV).inputs["data"])
+    compiled = ex.compile_net(net)
+    got = compiled(data=data)
+    eager = net(data=data)
+    for name in net.outputs:
+        torch.testing.assert_close(got[name], eager[name], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_export_writes_and_verifies_both(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    d = case_dir(ACT)
+    pt2, onnx_path = tmp_path / "a.pt2", tmp_path / "a.onnx"
+    assert main(["export", str(d / "net.prototxt"), str(d / "weights.caffemodel"),
+                 "--torch-export", str(pt2), "--onnx", str(onnx_path),
+                 "--input", "data=1x5x8x8"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("matches eager") == 2
+    program = torch.export.load(pt2)
+    assert program.module()(torch.zeros(1, 5, 8, 8))[0].shape == (1, 5, 8, 8)
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    d = case_dir(ACT)
+    argv = ["export", str(d / "net.prototxt"), str(d / "weights.caffemodel")]
+    assert main(argv) == 2
+    assert "nothing to do" in capsys.readouterr().err
+    assert main(argv + ["--torch-export", str(tmp_path / "x.pt2"), "--input", "data=1xx"]) == 2
+    assert main(argv + ["--torch-export", str(tmp_path / "x.pt2"), "--input", "nope=1x2"]) == 2
+    # a shape the layers refuse is a format error naming the shapes, not a traceback
+    assert main(argv + ["--torch-export", str(tmp_path / "x.pt2"), "--input", "data=3"]) == 2
+    assert "input shapes {'data': (3,)}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
