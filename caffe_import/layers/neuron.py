@@ -200,7 +200,9 @@ class Exp(_Neuron):
 @register("Log")
 class Log(_Neuron):
     """``y = ln(shift + scale * x) / ln(base)``: stepwise in float (scale, shift, log), then a
-    multiply by the float32 constant ``1 / ln(base)`` unless the base is e (-1)."""
+    multiply by the float32 constant ``1 / ln(base)`` unless the base is e (-1). The log is
+    taken in double and rounded, which gives glibc's ``logf`` (correctly rounded); float32
+    ``torch.log`` is vectorised and differs in the last bit for some inputs."""
 
     def __init__(self, param, bottom_shapes, phase="test"):
         super().__init__(param, bottom_shapes, phase)
@@ -221,7 +223,7 @@ class Log(_Neuron):
             y = y * self.scale
         if self.shift != 0:
             y = y + self.shift
-        y = torch.log(y)
+        y = torch.log(y.double()).to(y.dtype)
         if self.base_scale != 1:
             y = y * self.base_scale
         return (y,)
