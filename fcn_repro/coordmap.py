@@ -34,7 +34,7 @@ from typing import Sequence
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
-from fcn_repro.netspec import L, Top
+from caffe_import.netspec import L, Top
 
 __all__ = ["CoordMap", "UndefinedMap", "coord_map", "compose", "inverse",
            "coord_map_from_to", "crop", "crop_offsets", "POINTWISE_TYPES"]

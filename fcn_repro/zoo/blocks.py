@@ -1,7 +1,7 @@
 """Building blocks the release's nets share: VGG16 body, FCN heads, data layers, loss.
 
 Facts (layer names, multipliers, kernel sizes) follow the release's ``net.py`` files; the
-code is ours. Every block writes into a :class:`~fcn_repro.netspec.NetSpec` under the names
+code is ours. Every block writes into a :class:`~caffe_import.netspec.NetSpec` under the names
 the release gives, so the emitted prototxt has the release's layer order and names.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from caffe_import.proto import caffe_pb2
 from fcn_repro.coordmap import crop
-from fcn_repro.netspec import L, NetSpec, P, Top
+from caffe_import.netspec import L, NetSpec, P, Top
 
 #: weights learn at the base rate with decay; biases at twice the rate, no decay
 LEARN = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]

@@ -14,7 +14,7 @@ convolutions by copying parameters with the same layer names.
 from __future__ import annotations
 
 from caffe_import.proto import caffe_pb2
-from fcn_repro.netspec import L, NetSpec, P
+from caffe_import.netspec import L, NetSpec, P
 from fcn_repro.zoo import blocks as B
 from fcn_repro.zoo.spec import ModelSpec
 

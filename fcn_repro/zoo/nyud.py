@@ -13,7 +13,7 @@ from functools import partial
 
 from caffe_import.proto import caffe_pb2
 from fcn_repro.coordmap import crop
-from fcn_repro.netspec import L, NetSpec, P
+from caffe_import.netspec import L, NetSpec, P
 from fcn_repro.zoo import blocks as B
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from caffe_import.proto import caffe_pb2
-from fcn_repro.netspec import NetSpec
+from caffe_import.netspec import NetSpec
 from fcn_repro.zoo import blocks as B
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 

@@ -10,7 +10,7 @@ from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
 from fcn_repro.coordmap import (CoordMap, UndefinedMap, compose, coord_map,
                                 coord_map_from_to, crop, crop_offsets, inverse)
-from fcn_repro.netspec import L, NetSpec, P
+from caffe_import.netspec import L, NetSpec, P
 
 
 def one_layer(type_name: str, **kw) -> caffe_pb2.LayerParameter:

@@ -6,7 +6,7 @@ from google.protobuf import text_format
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
-from fcn_repro.netspec import L, NetSpec, P, param_field_for_type, to_proto
+from caffe_import.netspec import L, NetSpec, P, param_field_for_type, to_proto
 
 
 def small_net() -> NetSpec:
