@@ -109,17 +109,28 @@ def filter_net(net, phase: str | int = "test", stages: Iterable[str] = (), level
     return out
 
 
-def _load_net(net):
-    from .proto import caffe_pb2
+def _load_net(net, fork=None, proto=None):
+    """``(NetParameter, unknown fields, path)`` of a message, path or prototxt text.
 
-    if isinstance(net, caffe_pb2.NetParameter):
-        from .io.upgrade import net_needs_upgrade, upgrade_net
+    A message given with ``fork``/``proto`` is carried over to that schema by field name."""
+    from .io.upgrade import net_needs_upgrade, upgrade_net
+    from .proto.schema import get_schema, is_message, schema_of
 
-        return upgrade_net(net) if net_needs_upgrade(net) else net
+    if is_message(net, "NetParameter"):
+        if fork is not None or proto is not None:
+            schema = get_schema(fork, proto)
+            if schema_of(net) is not schema:
+                from google.protobuf import text_format
+
+                moved = schema.NetParameter()
+                text_format.Parse(text_format.MessageToString(net), moved)
+                net = moved
+        return (upgrade_net(net) if net_needs_upgrade(net) else net), [], None
     if isinstance(net, (str, os.PathLike)):
-        from .io import read_net
+        from .io.text import parse_net
 
-        return read_net(net)
+        parsed, unknown, path, _ = parse_net(net, fork=fork, proto=proto)
+        return parsed, unknown, path
     raise TypeError(f"net must be a NetParameter, a path or prototxt text, not {type(net)!r}")
 
 
@@ -157,10 +168,10 @@ class CaffeNet(nn.Module):
 
     def __init__(self, net: Any, weights: PathLike | Mapping[str, Sequence[Any]] | None = None,
                  phase: str | int = "test", stages: Iterable[str] = (), level: int = 0, *,
-                 retain_blob_grads: bool = False, device: torch.device | str | None = None
-                 ) -> None:
+                 retain_blob_grads: bool = False, device: torch.device | str | None = None,
+                 fork: str | None = None, proto: PathLike | None = None) -> None:
         super().__init__()
-        source = _load_net(net)
+        source, self._unknown_fields, self._source_path = _load_net(net, fork, proto)
         self.phase: str = phase_name(phase)
         self.net_param = filter_net(source, self.phase, stages, level)
         self.retain_blob_grads = retain_blob_grads
@@ -196,15 +207,18 @@ class CaffeNet(nn.Module):
                 resolved = resolve(lp)
                 if resolved is None:
                     describe = getattr(cls, "describe", None)
-                    missing.append(f"'{lp.name}' ({describe(lp) if describe else lp.type})")
+                    missing.append((lp.name, lp.type,
+                                    describe(lp) if describe else f"type '{lp.type}'"))
                 cls = resolved
             elif cls is None:
-                missing.append(f"'{lp.name}' (type '{lp.type}')")
+                missing.append((lp.name, lp.type, f"type '{lp.type}'"))
             classes.append(cls)
-        if missing:
-            raise CaffeFormatError(f"{len(missing)} layer(s) of unknown or unavailable type: "
-                                   + ", ".join(missing) + f". Known types: "
-                                   + ", ".join(registry.known_types()))
+        if missing or self._unknown_fields:
+            from .io.textscan import problems_error
+            from .proto.schema import schema_of
+
+            raise problems_error(self._unknown_fields, missing, schema_of(self.net_param),
+                                 path=self._source_path)
         return classes
 
     def _build(self) -> None:

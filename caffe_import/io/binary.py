@@ -426,10 +426,19 @@ def _strip(buf, start: int, end: int, drop: int, nested: Optional[tuple[int, int
     return bytes(out)
 
 
-def read_weights_net(path: str | os.PathLike):
-    """The layer structure stored in a binary caffemodel, upgraded, without blob data."""
-    from ..proto import caffe_pb2
+def read_weights_net(path: str | os.PathLike, *, fork: Optional[str] = None, proto=None):
+    """The layer structure stored in a binary caffemodel, upgraded, without blob data.
+
+    ``fork``/``proto`` choose the schema the layers' settings are decoded with (see
+    :mod:`caffe_import.proto.schema`). By default (BVLC plus every shipped fork) a field
+    number that means different things in different forks is decoded only where the
+    layer's type says which meaning applies, and skipped otherwise, as Caffe skips fields
+    it does not know: never misread.
+    """
+    from ..proto.schema import get_schema
     from .upgrade import upgrade_net
+
+    schema = get_schema(fork, proto)
 
     path = os.fspath(path)
     fh, buf = open_mapped(path)
@@ -445,15 +454,18 @@ def read_weights_net(path: str | os.PathLike):
             else:
                 continue
             del tag_start
+            body = schema.to_pool(body, "LayerParameter" if f.number == _NET_LAYER
+                                  else "V1LayerParameter")
             out += wire.tag(f.number, LENGTH) + wire.encode_varint(len(body)) + body
         head = _strip(buf, 0, len(buf), _NET_LAYER)
         head = _strip(head, 0, len(head), _NET_LAYERS_V1)
+        head = schema.to_pool(head, "NetParameter")
     except WireError as exc:
         raise CaffeFormatError(f"corrupt or truncated caffemodel: {exc}", path=path) from None
     finally:
         buf.close()
         fh.close()
-    net = caffe_pb2.NetParameter()
+    net = schema.NetParameter()
     try:
         net.ParseFromString(head + bytes(out))
     except Exception as exc:  # protobuf's DecodeError and friends

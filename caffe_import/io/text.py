@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
+from ..proto.schema import BVLC, Schema, get_schema
+from .textscan import UnknownField, problems_error, unknown_fields
 from .upgrade import upgrade_net, upgrade_solver
 
 PathOrText = Union[str, os.PathLike]
@@ -58,10 +60,14 @@ def load_text(path_or_text: PathOrText) -> tuple[str, object]:
     return path_or_text, None
 
 
-def parse_text(text: str, message: M, path: object = None) -> M:
-    """Parse protobuf text into ``message``; errors name the file, line and column."""
+def parse_text(text: str, message: M, path: object = None, *,
+               allow_unknown: bool = False) -> M:
+    """Parse protobuf text into ``message``; errors name the file, line and column.
+
+    ``allow_unknown``: skip fields the schema lacks (found and reported beforehand with
+    :func:`caffe_import.io.textscan.unknown_fields`)."""
     try:
-        text_format.Parse(text, message)
+        text_format.Parse(text, message, allow_unknown_field=allow_unknown)
     except text_format.ParseError as exc:
         line, column = exc.GetLine(), exc.GetColumn()
         msg = str(exc)
@@ -74,16 +80,46 @@ def parse_text(text: str, message: M, path: object = None) -> M:
     return message
 
 
-def read_net(path_or_text: PathOrText) -> caffe_pb2.NetParameter:
+def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None) -> Schema:
+    """The schema a prototxt is read with: the one named by ``fork``/``proto``; else BVLC's
+    when BVLC knows every field the text names, else the default (BVLC + every fork)."""
+    if fork is not None or proto is not None:
+        return get_schema(fork, proto)
+    if not unknown_fields(text, caffe_pb2.NetParameter.DESCRIPTOR):
+        return get_schema(BVLC)
+    return get_schema()
+
+
+def parse_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: Any = None
+              ) -> tuple[Any, list[UnknownField], object, Schema]:
+    """``(net, unknown fields, path, schema)``: the net parsed leniently (unknown fields
+    skipped and listed, not raised) and upgraded; for callers that report every problem
+    at once (``CaffeNet``)."""
+    text, path = load_text(path_or_text)
+    schema = choose_schema(text, fork, proto)
+    unknown = unknown_fields(text, schema.NetParameter.DESCRIPTOR)
+    net = parse_text(text, schema.NetParameter(), path, allow_unknown=bool(unknown))
+    return upgrade_net(net, path=path), unknown, path, schema
+
+
+def read_net(path_or_text: PathOrText, *, fork: Optional[str] = None,
+             proto: Any = None) -> caffe_pb2.NetParameter:
     """A net prototxt (file or text) as a current-form ``NetParameter``.
 
     Legacy V0 / V1 nets and ``input``/``input_dim``/``input_shape`` fields are upgraded as
     Caffe upgrades them (see :mod:`caffe_import.io.upgrade`), so the result always uses
     ``layer`` entries with type strings and an ``Input`` layer for the net's inputs.
+
+    Caffe forks: ``fork="ssd"`` (or "pspnet", "segnet", ..., "bvlc") reads with that fork's
+    schema; ``proto="caffe.proto"`` with a fork's own schema. By default a net BVLC's schema
+    fully describes is read with it (``caffe_pb2`` messages) and any other with BVLC plus
+    every shipped fork (:mod:`caffe_import.proto.schema`). Fields no schema knows are all
+    reported in one :class:`CaffeFormatError`, each with its line and layer.
     """
-    text, path = load_text(path_or_text)
-    net = parse_text(text, caffe_pb2.NetParameter(), path)
-    return upgrade_net(net, path=path)
+    net, unknown, path, schema = parse_net(path_or_text, fork=fork, proto=proto)
+    if unknown:
+        raise problems_error(unknown, [], schema, path=path if path is not None else "<text>")
+    return net
 
 
 def read_solver(path_or_text: PathOrText) -> caffe_pb2.SolverParameter:

@@ -25,6 +25,7 @@ from typing import Optional
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
+from ..proto.schema import message_class
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def net_needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
 
 def _fold_padding_layers(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
     """V0 "padding" layers removed; their pad moved onto the conv/pool layer they feed."""
-    out = caffe_pb2.NetParameter()
+    out = type(net)()
     out.CopyFrom(net)
     del out.layers[:]
     last_top: dict[str, int] = {name: -1 for name in net.input}
@@ -159,7 +160,7 @@ def _fold_padding_layers(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2
 
 
 def _upgrade_v0_layer(conn: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2.V1LayerParameter:
-    out = V1()
+    out = type(conn)()
     out.bottom.extend(conn.bottom)
     out.top.extend(conn.top)
     if not conn.HasField("layer"):
@@ -176,7 +177,7 @@ def _upgrade_v0_layer(conn: caffe_pb2.V1LayerParameter, path: object) -> caffe_p
     out.blobs.extend(v0.blobs)
     out.blobs_lr.extend(v0.blobs_lr)
     out.weight_decay.extend(v0.weight_decay)
-    for field_name, moves in _V0_MOVES.items():
+    for field_name, moves in _V0_MOVES.items():  # messages of any schema: same names
         if not v0.HasField(field_name):
             continue
         move = moves.get(kind) or moves.get(None)
@@ -202,7 +203,7 @@ def _upgrade_v0_layer(conn: caffe_pb2.V1LayerParameter, path: object) -> caffe_p
 
 def _upgrade_v0_net(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
     padded = _fold_padding_layers(net, path)
-    out = caffe_pb2.NetParameter()
+    out = type(net)()
     if padded.HasField("name"):
         out.name = padded.name
     for conn in padded.layers:
@@ -234,7 +235,7 @@ _V1_PARAM_FIELDS = tuple(f.name for f in V1.DESCRIPTOR.fields if f.name.endswith
 
 
 def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2.LayerParameter:
-    out = caffe_pb2.LayerParameter()
+    out = message_class(v1, "LayerParameter")()
     out.bottom.extend(v1.bottom)
     out.top.extend(v1.top)
     if v1.HasField("name"):
@@ -276,7 +277,7 @@ def _upgrade_v1_net(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetP
         raise CaffeFormatError("the net has both 'layer' (current) and 'layers' (V1) entries; "
                                "Caffe refuses to upgrade it: rewrite it in one form",
                                path=_where(path))
-    out = caffe_pb2.NetParameter()
+    out = type(net)()
     out.CopyFrom(net)
     del out.layers[:]
     for v1 in net.layers:
@@ -294,7 +295,7 @@ def _upgrade_input(net: caffe_pb2.NetParameter, path: object) -> None:
         if not has_shape and len(net.input_dim) < 4 * n:
             raise CaffeFormatError(f"{n} inputs need {4 * n} input_dim values, found "
                                    f"{len(net.input_dim)}", path=_where(path))
-        layer = caffe_pb2.LayerParameter(name="input", type="Input")
+        layer = message_class(net, "LayerParameter")(name="input", type="Input")
         for i, name in enumerate(net.input):
             layer.top.append(name)
             shape = layer.input_param.shape.add()

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
+from ..proto.schema import message_class, schema_of
 from . import wire
 from .atomic import atomic_open, atomic_path
 
@@ -64,24 +65,25 @@ def _split_at(serialized: bytes, number: int) -> tuple[bytes, bytes]:
 
 
 def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
-                     weights: Mapping[str, Sequence[Any]]) -> tuple[Optional[str], list[caffe_pb2.LayerParameter]]:
+                     weights: Mapping[str, Sequence[Any]]) -> tuple[Optional[str], list[Any]]:
     if net is None:
         return None, [caffe_pb2.LayerParameter(name=name) for name in weights]
+    layer_cls = message_class(net, "LayerParameter")
     if len(net.layers) or len(net.input):
         from .upgrade import upgrade_net
-        upgraded = caffe_pb2.NetParameter()
+        upgraded = type(net)()
         upgraded.CopyFrom(net)
         net = upgrade_net(upgraded)
     layers = []
     seen = set()
     for layer in net.layer:
-        copy = caffe_pb2.LayerParameter()
+        copy = layer_cls()
         copy.CopyFrom(layer)
         copy.ClearField("blobs")
         layers.append(copy)
         seen.add(layer.name)
     # weights of layers the net does not have are kept, under their name only
-    layers += [caffe_pb2.LayerParameter(name=name) for name in weights if name not in seen]
+    layers += [layer_cls(name=name) for name in weights if name not in seen]
     return (net.name if net.HasField("name") else None), layers
 
 
@@ -93,19 +95,32 @@ def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter]
     Caffe's ``Net::ToProto`` does, each with its blobs from ``weights`` (arrays or tensors,
     written as float32 with a ``BlobShape``). Without ``net`` each weighted layer is written
     with its name only, which is all Caffe's loader matches on. Atomic: temp file + rename.
+
+    A net read with a Caffe fork's schema is written with that fork's field numbers (see
+    :mod:`caffe_import.proto.schema`): the file is what the fork's own Caffe writes. With
+    the default mixed schema, a field whose number differs between forks is refused (name
+    the fork); BVLC's own fields keep BVLC's numbers.
     """
+    schema = schema_of(net) if net is not None else None
     name, layers = _layers_to_write(net, weights)
     arrays = {lname: [_as_float32(v, lname, i) for i, v in enumerate(blobs)]
               for lname, blobs in weights.items()}
     head_msg = caffe_pb2.NetParameter()
     if name is not None:
         head_msg.name = name
+    encoded = []
+    for layer in layers:
+        data = layer.SerializeToString()
+        if schema is not None:
+            data = schema.to_wire(data, "LayerParameter",
+                                  where=f"layer '{layer.name}'" if layer.name else None)
+        encoded.append((layer.name, data))
     with atomic_open(path) as fh:
         fh.write(head_msg.SerializeToString())
-        for layer in layers:
-            before, after = _split_at(layer.SerializeToString(), _LAYER_BLOBS)
+        for lname, data in encoded:
+            before, after = _split_at(data, _LAYER_BLOBS)
             blob_parts = []
-            for array in arrays.get(layer.name, []) if layer.name else []:
+            for array in arrays.get(lname, []) if lname else []:
                 head, tail = _blob_bytes_header(array)
                 size = len(head) + array.nbytes + len(tail)
                 blob_parts.append((wire.tag(_LAYER_BLOBS, wire.LENGTH) + wire.encode_varint(size)

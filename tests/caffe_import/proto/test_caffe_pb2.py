@@ -30,9 +30,10 @@ def test_shipped_module_matches_proto_hash():
 def test_regenerating_gives_the_shipped_module(tmp_path):
     pytest.importorskip("grpc_tools")
     gen = _gen_proto()
-    out = tmp_path / "caffe_pb2.py"
-    assert gen.main(["--out", str(out)]) == 0
+    out, forks = tmp_path / "caffe_pb2.py", tmp_path / "forks_pb.py"
+    assert gen.main(["--out", str(out), "--forks-out", str(forks)]) == 0
     assert out.read_text() == (PROTO.parent / "caffe_pb2.py").read_text()
+    assert forks.read_text() == (PROTO.parent / "forks_pb.py").read_text()
 
 
 @pytest.mark.parametrize("message, field, number", [

@@ -1,0 +1,594 @@
+"""Caffe schemas: BVLC's ``caffe.proto`` plus the fields of Caffe's forks, built at run time.
+
+Every fork of Caffe (SSD, PSPNet, SegNet, Faster R-CNN, ...) ships its own full
+``caffe.proto``: BVLC's messages plus its own fields, with its own field numbers. Several
+forks gave one number different meanings (PSPNet's ``interp_param`` is field 143 of
+``LayerParameter``, BVLC's ``input_param`` too), or one name different numbers (SegNet's
+``bn_param`` is 45, PSPNet's 152). This module keeps them apart:
+
+* ``caffe_import/proto/forks/<fork>.proto`` holds each fork's additions (a "delta", written
+  by ``tools/fork_delta.py`` from the fork's own caffe.proto), precompiled into
+  ``forks_pb.py`` by ``tools/gen_proto.py``;
+* :func:`get_schema` merges BVLC's FileDescriptorProto with the chosen forks' deltas into
+  one descriptor pool (message classes made by ``message_factory``) and records, per
+  message, how the fork numbers fields *on the wire* (``wire``) versus in the pool
+  (``pool``). The two differ only where a fork's number collides with another field's:
+  the pool then keeps the field under a private number (never written to disk) and the
+  binary reader and writer translate (:meth:`Schema.to_pool`, :meth:`Schema.to_wire`).
+
+Selections:
+
+* ``fork="ssd"`` (one shipped fork): BVLC plus that fork; its numbers win on the wire.
+* ``fork="bvlc"``: BVLC master only.
+* no fork (the default): BVLC plus every shipped fork, so text prototxts of any family parse
+  by name. Where forks define one name differently, the first fork in :data:`DEFAULT_ORDER`
+  keeps it (the same-named messages are merged field by field, e.g. one ``BNParameter`` with
+  SegNet's ``bn_mode`` and PSPNet's ``frozen``). On the wire a number that means different
+  things in different forks is decoded only when the layer's own ``type`` says which
+  (``Interp`` -> ``interp_param``, ``Input`` -> ``input_param``); otherwise it is skipped,
+  as Caffe skips unknown fields, never misread. Writing a field whose number differs
+  between forks needs the fork named.
+* ``proto="my_caffe.proto"``: a user's fork schema, compiled at run time (grpcio-tools'
+  protoc, in process) or given as a compiled descriptor set (``protoc
+  --descriptor_set_out``); merged over BVLC like a shipped fork.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from google.protobuf import descriptor_pb2 as dpb
+from google.protobuf import descriptor_pool, message_factory
+
+from ..errors import CaffeFormatError, UsageError
+from . import caffe_pb2
+
+FD = dpb.FieldDescriptorProto
+#: numbers at and above this hold fields moved aside in a merged pool; never on disk
+RELOCATED_BASE = 100_000_000
+#: ambiguous wire number marker (a field whose number differs between merged forks)
+AMBIGUOUS = -1
+DEFAULT = "default"
+BVLC = "bvlc"
+
+
+@dataclass(frozen=True)
+class Fork:
+    """A shipped fork schema: its delta file and where its caffe.proto came from."""
+
+    name: str
+    title: str
+    source: str  # repository@commit path of the fork's caffe.proto
+    layers: tuple[str, ...]  # layer types the fork adds (for hints and docs)
+    aliases: tuple[str, ...] = ()
+
+
+FORKS: dict[str, Fork] = {f.name: f for f in [
+    Fork("ssd", "SSD (weiliu89/caffe, branch ssd)",
+         "weiliu89/caffe@4817bf8b4200b35ada8ed0dc378dceaf38c539e4 src/caffe/proto/caffe.proto",
+         ("Normalize", "Permute", "PriorBox", "DetectionOutput", "MultiBoxLoss",
+          "AnnotatedData", "DetectionEvaluate", "VideoData"), ("weiliu89",)),
+    Fork("pspnet", "PSPNet (hszhao/PSPNet; DeepLab v2's schema)",
+         "hszhao/PSPNet@798bdc907c8630e8c3997ebfdd0d7cae0c5ab03b src/caffe/proto/caffe.proto",
+         ("BN", "Interp", "DenseCRF", "DomainTransform", "SegAccuracy", "MatRead", "MatWrite",
+          "BiasChannel", "AdaptiveBiasChannel", "UniqueLabel"), ("psp",)),
+    Fork("segnet", "SegNet (alexgkendall/caffe-segnet)",
+         "alexgkendall/caffe-segnet@344c113bf1832886f1cbe9f33ffe28a3beeaf412 "
+         "src/caffe/proto/caffe.proto", ("BN", "Upsample", "DenseImageData")),
+    Fork("segnet-cudnn5", "SegNet for cuDNN 5 (TimoSaemann/caffe-segnet-cudnn5)",
+         "TimoSaemann/caffe-segnet-cudnn5@abcf30dca449245e101bf4ced519f716177f0885 "
+         "src/caffe/proto/caffe.proto", ("BN", "Upsample", "DenseImageData")),
+    Fork("fast-rcnn", "Fast/Faster R-CNN (rbgirshick/caffe-fast-rcnn, branch faster-rcnn)",
+         "rbgirshick/caffe-fast-rcnn@4115385deb3b907fcd428ac0ab53b694d741a3c4 "
+         "src/caffe/proto/caffe.proto", ("ROIPooling", "SmoothL1Loss"),
+         ("faster-rcnn", "py-faster-rcnn")),
+]}
+
+#: who keeps a name two forks define differently in the default schema (first wins)
+DEFAULT_ORDER: tuple[str, ...] = ("ssd", "pspnet", "segnet", "segnet-cudnn5", "fast-rcnn")
+
+#: LayerParameter ``*_param`` field -> the layer types that read it, where the type is not
+#: the CamelCase of the field name (used to decide contested wire numbers by layer type)
+_PARAM_TYPES: dict[str, tuple[str, ...]] = {
+    "norm_param": ("Normalize",), "bn_param": ("BN",), "roi_pooling_param": ("ROIPooling",),
+    "smooth_l1_loss_param": ("SmoothL1Loss",), "multibox_loss_param": ("MultiBoxLoss",),
+    "recurrent_param": ("Recurrent", "RNN", "LSTM"), "inner_product_param": ("InnerProduct",),
+    "lrn_param": ("LRN",), "mvn_param": ("MVN",), "hdf5_data_param": ("HDF5Data",),
+    "hdf5_output_param": ("HDF5Output",), "relu_param": ("ReLU",), "prelu_param": ("PReLU",),
+    "elu_param": ("ELU",), "tanh_param": ("TanH",), "loss_param": (),
+    "transform_param": (), "seg_accuracy_param": ("SegAccuracy",),
+    "dense_crf_param": ("DenseCRF",), "argmax_param": ("ArgMax",),
+}
+
+
+def _param_types(name: str) -> tuple[str, ...]:
+    if name in _PARAM_TYPES:
+        return _PARAM_TYPES[name]
+    if not name.endswith("_param"):
+        return ()
+    return ("".join(p[:1].upper() + p[1:] for p in name[:-len("_param")].split("_")),)
+
+
+# ---------------------------------------------------------------------- compiling
+def compile_proto_file(path: str | os.PathLike,
+                       include: Iterable[str | os.PathLike] = ()) -> dpb.FileDescriptorProto:
+    """Compile a ``.proto`` file with grpcio-tools' protoc (in process) to its descriptor."""
+    try:
+        from grpc_tools import protoc
+    except ImportError:
+        raise UsageError(f"{path}: compiling a .proto needs grpcio-tools (pip install "
+                         "grpcio-tools, or the package's [proto] extra); or pass a descriptor "
+                         "set made by 'protoc --descriptor_set_out=caffe.pb caffe.proto'") from None
+    path = Path(path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "schema.pb"
+        args = ["protoc", f"-I{path.parent}", *[f"-I{Path(i).resolve()}" for i in include],
+                f"--descriptor_set_out={out}", path.name]
+        # protoc reports errors on stderr; run_main returns non-zero then
+        rc = protoc.main(args)
+        if rc != 0 or not out.exists():
+            raise CaffeFormatError("protoc could not compile this schema (its errors are "
+                                   "printed above)", path=path)
+        fds = dpb.FileDescriptorSet.FromString(out.read_bytes())
+    for fd in fds.file:
+        if fd.name == path.name:
+            return fd
+    raise CaffeFormatError("protoc produced no descriptor for this file", path=path)
+
+
+def load_descriptor(path: str | os.PathLike) -> dpb.FileDescriptorProto:
+    """A user's schema: a ``.proto`` (compiled here) or a compiled descriptor set."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such schema file (expected a fork's caffe.proto)")
+    raw = path.read_bytes()
+    if path.suffix == ".proto" or raw.lstrip()[:1].isalpha() or raw.lstrip()[:2] == b"//":
+        fd = compile_proto_file(path)
+    else:
+        try:
+            fds = dpb.FileDescriptorSet.FromString(raw)
+        except Exception:
+            raise CaffeFormatError("neither a .proto nor a descriptor set", path=path) from None
+        files = [f for f in fds.file if any(m.name == "LayerParameter" for m in f.message_type)]
+        if not files:
+            raise CaffeFormatError("this descriptor set holds no LayerParameter", path=path)
+        fd = files[-1]
+    if fd.package != "caffe":
+        raise CaffeFormatError(f"package is {fd.package!r}; a Caffe schema is package 'caffe'",
+                               path=path)
+    return fd
+
+
+# ---------------------------------------------------------------------- merging
+@dataclass
+class _Conflict:
+    message: str
+    name: str
+    fork: str
+    kept: str  # who keeps the name (in the default schema)
+
+
+def _compatible(a: FD, b: FD) -> bool:
+    varints = {FD.TYPE_INT32, FD.TYPE_UINT32, FD.TYPE_INT64, FD.TYPE_UINT64}
+    if a.label != b.label and b.label == FD.LABEL_REPEATED:
+        return False  # a base field that is repeated reads a fork's optional one
+    if a.type == b.type:
+        return a.type_name == b.type_name
+    return a.type in varints and b.type in varints
+
+
+class _Merger:
+    """Merges deltas (package ``caffe.<fork>``) into a copy of BVLC's FileDescriptorProto."""
+
+    def __init__(self) -> None:
+        self.file = dpb.FileDescriptorProto.FromString(caffe_pb2.DESCRIPTOR.serialized_pb)
+        self.next_number: dict[str, int] = {}
+        self.conflicts: list[_Conflict] = []
+        self.owner: dict[tuple[str, str], str] = {}  # (message, field) -> fork that added it
+
+    def _relocated(self, msg_name: str) -> int:
+        n = self.next_number.get(msg_name, RELOCATED_BASE)
+        self.next_number[msg_name] = n + 1
+        return n
+
+    def add(self, delta: dpb.FileDescriptorProto, fork: str, fork_wins: bool) -> None:
+        prefix = f".{delta.package}."
+        delta = dpb.FileDescriptorProto.FromString(delta.SerializeToString())
+        _rewrite_types(delta, prefix)
+        top = {m.name: m for m in self.file.message_type}
+        for msg in delta.message_type:
+            if msg.name in top:
+                self._merge_message(top[msg.name], msg, msg.name, fork, fork_wins)
+            else:
+                self.file.message_type.add().CopyFrom(msg)
+                for f in msg.field:
+                    self.owner[(msg.name, f.name)] = fork
+        enums = {e.name: e for e in self.file.enum_type}
+        for enum in delta.enum_type:
+            if enum.name in enums:
+                _merge_enum(enums[enum.name], enum)
+            else:
+                self.file.enum_type.add().CopyFrom(enum)
+
+    def _merge_message(self, base: dpb.DescriptorProto, msg: dpb.DescriptorProto, path: str,
+                       fork: str, fork_wins: bool) -> None:
+        enums = {e.name: e for e in base.enum_type}
+        for enum in msg.enum_type:
+            if enum.name in enums:
+                _merge_enum(enums[enum.name], enum)
+            else:
+                base.enum_type.add().CopyFrom(enum)
+        nested = {m.name: m for m in base.nested_type}
+        for sub in msg.nested_type:
+            if sub.name in nested:
+                self._merge_message(nested[sub.name], sub, f"{path}.{sub.name}", fork, fork_wins)
+            else:
+                base.nested_type.add().CopyFrom(sub)
+        for f in msg.field:
+            self._merge_field(base, f, path, fork, fork_wins)
+
+    def _merge_field(self, base: dpb.DescriptorProto, f: FD, path: str, fork: str,
+                     fork_wins: bool) -> None:
+        by_name = {g.name: g for g in base.field}
+        old = by_name.get(f.name)
+        if old is not None:
+            if _compatible(old, f):
+                if fork_wins and old.label != FD.LABEL_REPEATED:  # the fork's default
+                    if f.HasField("default_value"):
+                        old.default_value = f.default_value
+                    else:
+                        old.ClearField("default_value")
+                return
+            if not fork_wins:
+                self.conflicts.append(_Conflict(path, f.name, fork,
+                                                self.owner.get((path, f.name), BVLC)))
+                return
+            base.field.remove(old)
+        new = base.field.add()
+        new.CopyFrom(f)
+        new.ClearField("json_name")
+        self.owner[(path, f.name)] = fork
+        holders = [g for g in base.field if g.number == f.number and g is not new]
+        for g in holders:
+            if fork_wins:
+                g.number = self._relocated(path)
+            else:
+                new.number = self._relocated(path)
+
+
+def _merge_enum(base: dpb.EnumDescriptorProto, enum: dpb.EnumDescriptorProto) -> None:
+    names = {v.name for v in base.value}
+    numbers = {v.number for v in base.value}
+    for v in enum.value:
+        if v.name in names:
+            continue
+        if v.number in numbers:
+            base.options.allow_alias = True
+        base.value.add().CopyFrom(v)
+
+
+def _rewrite_types(fd: dpb.FileDescriptorProto, prefix: str) -> None:
+    def fix(msg: dpb.DescriptorProto) -> None:
+        for f in msg.field:
+            if f.type_name.startswith(prefix):
+                f.type_name = ".caffe." + f.type_name[len(prefix):]
+        for sub in msg.nested_type:
+            fix(sub)
+
+    for msg in fd.message_type:
+        fix(msg)
+    if prefix != ".caffe.":
+        del fd.dependency[:]
+
+
+# ---------------------------------------------------------------------- wire views
+View = dict[str, dict[str, int]]  # message path -> field name -> wire number
+
+
+def _view(fd: dpb.FileDescriptorProto) -> View:
+    out: View = {}
+
+    def walk(msg: dpb.DescriptorProto, path: str) -> None:
+        out[path] = {f.name: f.number for f in msg.field}
+        for sub in msg.nested_type:
+            walk(sub, f"{path}.{sub.name}")
+
+    for msg in fd.message_type:
+        walk(msg, msg.name)
+    return out
+
+
+def _fork_view(delta: dpb.FileDescriptorProto) -> View:
+    """BVLC's numbering with the fork's fields on top (a reused number drops BVLC's field)."""
+    view = {k: dict(v) for k, v in _view(
+        dpb.FileDescriptorProto.FromString(caffe_pb2.DESCRIPTOR.serialized_pb)).items()}
+    for path, fields in _view(delta).items():
+        target = view.setdefault(path, {})
+        for name, number in fields.items():
+            for other in [n for n, w in target.items() if w == number and n != name]:
+                del target[other]
+            target[name] = number
+    return view
+
+
+# ---------------------------------------------------------------------- the schema
+@dataclass
+class Schema:
+    """A descriptor pool for one fork selection, with its wire numbering.
+
+    ``name``: "bvlc", "default", a fork name, or "proto:<file>". ``fork``: the single fork
+    whose semantics apply (None for BVLC and for the default's mixture). ``forks``: every
+    fork merged in. Message classes: ``schema.NetParameter`` / ``schema.message(name)``.
+    """
+
+    name: str
+    fork: Optional[str]
+    forks: tuple[str, ...]
+    pool: Any
+    conflicts: list = field(default_factory=list)
+    # message full name -> {pool number: wire number or None (not on the wire) or AMBIGUOUS}
+    pool_to_wire: dict[str, dict[int, Optional[int]]] = field(default_factory=dict)
+    # message full name -> {wire number: pool number or None (skip)}
+    wire_to_pool: dict[str, dict[int, Optional[int]]] = field(default_factory=dict)
+    # LayerParameter wire number -> {layer type: pool number}: contested numbers by type
+    by_layer_type: dict[int, dict[str, int]] = field(default_factory=dict)
+    ambiguous: dict[tuple[str, int], str] = field(default_factory=dict)
+    owner: dict[tuple[str, str], str] = field(default_factory=dict)
+    _classes: dict[str, type] = field(default_factory=dict, repr=False)
+
+    def message(self, name: str) -> type:
+        """The message class ``caffe.<name>`` of this schema."""
+        cls = self._classes.get(name)
+        if cls is None:
+            if self.name == BVLC and hasattr(caffe_pb2, name):
+                cls = getattr(caffe_pb2, name)
+            else:
+                desc = self.pool.FindMessageTypeByName(f"caffe.{name}")
+                cls = _message_class(desc)
+            self._classes[name] = cls
+        return cls
+
+    def __getattr__(self, name: str):
+        if name[:1].isupper():
+            try:
+                return self.message(name)
+            except KeyError:
+                pass
+        raise AttributeError(name)
+
+    @property
+    def identity(self) -> bool:
+        """True when pool and wire numbers agree everywhere (nothing to translate)."""
+        return not self.pool_to_wire and not self.wire_to_pool and not self.by_layer_type
+
+    def owner_of(self, message: str, name: str) -> str:
+        """Which fork a field comes from ("bvlc" for BVLC's own)."""
+        return self.owner.get((message, name), BVLC)
+
+    def to_pool(self, data: bytes, message: str = "NetParameter") -> bytes:
+        """Wire bytes of a ``message`` (as a fork's Caffe wrote them) -> this pool's numbers;
+        contested numbers are dropped unless the layer type decides."""
+        if self.identity:
+            return data
+        from .transcode import transcode
+
+        return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"), True)
+
+    def to_wire(self, data: bytes, message: str = "NetParameter", where: object = None) -> bytes:
+        """This pool's serialized ``message`` -> the fork's wire numbers (fields in number
+        order, as protobuf writes them); a field whose number the merged forks disagree on
+        is an error naming the forks."""
+        if self.identity:
+            return data
+        from .transcode import transcode
+
+        return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"),
+                         False, where=where)
+
+
+def _message_class(desc) -> type:
+    get = getattr(message_factory, "GetMessageClass", None)
+    if get is not None:
+        return get(desc)
+    return message_factory.MessageFactory(desc.file.pool).GetPrototype(desc)  # pragma: no cover
+
+
+_POOLS: dict[int, Schema] = {}
+_LOCK = threading.Lock()
+
+
+def _wire_maps(schema: Schema, merged: dpb.FileDescriptorProto, views: list[tuple[str, View]],
+               single: bool) -> None:
+    """Fill the schema's translation tables from the views of the merged schemas."""
+
+    def walk(msg: dpb.DescriptorProto, path: str) -> None:
+        full = f"caffe.{path}"
+        p2w: dict[int, Optional[int]] = {}
+        w2p: dict[int, Optional[int]] = {}
+        by_wire: dict[int, dict[str, list[str]]] = {}
+        pool_numbers = {f.name: f.number for f in msg.field}
+        for label, view in views:
+            for name, w in view.get(path, {}).items():
+                if name in pool_numbers:
+                    by_wire.setdefault(w, {}).setdefault(name, []).append(label)
+        for f in msg.field:
+            wires: dict[int, list[str]] = {}
+            for label, view in views:
+                if f.name in view.get(path, {}):
+                    wires.setdefault(view[path][f.name], []).append(label)
+            bvlc_number = views[0][1].get(path, {}).get(f.name)
+            if single:  # the fork's own view is last and wins
+                label, view = views[-1]
+                w = view.get(path, {}).get(f.name)
+            elif bvlc_number is not None:  # BVLC's own fields keep BVLC's numbers
+                w = bvlc_number
+            elif len(wires) == 1:
+                (w,) = wires
+            elif not wires:
+                w = None
+            else:
+                w = AMBIGUOUS
+                schema.ambiguous[(full, f.number)] = ", ".join(
+                    f"{n} in {' and '.join(labs)}" for n, labs in sorted(wires.items()))
+            if w != f.number:
+                p2w[f.number] = w
+        for w, names in by_wire.items():
+            if single:
+                view = views[-1][1].get(path, {})
+                owners = [n for n in names if view.get(n) == w]
+                names = {n: names[n] for n in owners}
+            if len(names) == 1:
+                (name,) = names
+                if pool_numbers[name] != w:
+                    w2p[w] = pool_numbers[name]
+            elif names:
+                w2p[w] = None
+                if path == "LayerParameter":
+                    choice = {}
+                    for name in names:
+                        for t in _param_types(name):
+                            choice[t] = pool_numbers[name]
+                    schema.by_layer_type[w] = choice
+        for w in {f.number for f in msg.field} - set(by_wire) - set(w2p):
+            # a pool number no schema uses on the wire (relocated): never read as such
+            if w >= RELOCATED_BASE:
+                w2p[w] = None
+        if p2w:
+            schema.pool_to_wire[full] = p2w
+        if w2p:
+            schema.wire_to_pool[full] = w2p
+        for sub in msg.nested_type:
+            walk(sub, f"{path}.{sub.name}")
+
+    for msg in merged.message_type:
+        walk(msg, msg.name)
+
+
+def _build(name: str, fork: Optional[str], deltas: list[tuple[str, dpb.FileDescriptorProto]],
+           single: bool) -> Schema:
+    merger = _Merger()
+    views: list[tuple[str, View]] = [(BVLC, _view(merger.file))]
+    for label, delta in deltas:
+        merger.add(delta, label, fork_wins=single)
+        views.append((label, _fork_view(delta)))
+    merged = merger.file
+    merged.name = f"caffe_import/{name}/caffe.proto"
+    pool = descriptor_pool.DescriptorPool()
+    try:
+        pool.Add(merged)
+    except Exception as exc:
+        raise CaffeFormatError(f"schema {name!r} does not build: {exc}") from None
+    schema = Schema(name, fork, tuple(label for label, _ in deltas), pool,
+                    conflicts=merger.conflicts, owner=dict(merger.owner))
+    _wire_maps(schema, merged, views, single)
+    _POOLS[id(pool)] = schema
+    return schema
+
+
+def _bvlc() -> Schema:
+    schema = Schema(BVLC, None, (), caffe_pb2.DESCRIPTOR.pool)
+    _POOLS[id(caffe_pb2.DESCRIPTOR.pool)] = schema
+    return schema
+
+
+def fork_names() -> list[str]:
+    """The shipped forks' names, in the default schema's order."""
+    return list(DEFAULT_ORDER)
+
+
+def canonical_fork(name: str) -> str:
+    """A fork name (or alias, any case) -> its canonical name; UsageError when unknown."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key in (BVLC, "caffe", "master"):
+        return BVLC
+    if key in (DEFAULT, "auto", "all"):
+        return DEFAULT
+    for fork in FORKS.values():
+        if key == fork.name or key in fork.aliases:
+            return fork.name
+    raise UsageError(f"unknown Caffe fork {name!r}; known: {', '.join([BVLC] + fork_names())} "
+                     "(or pass the fork's own caffe.proto with proto=/--proto)")
+
+
+@functools.lru_cache(maxsize=None)
+def _deltas() -> dict[str, dpb.FileDescriptorProto]:
+    from . import forks_pb
+
+    return {name: dpb.FileDescriptorProto.FromString(blob)
+            for name, blob in forks_pb.DELTAS.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(name: str) -> Schema:
+    with _LOCK:
+        if name == BVLC:
+            return _bvlc()
+        deltas = _deltas()
+        if name == DEFAULT:
+            return _build(DEFAULT, None, [(f, deltas[f]) for f in DEFAULT_ORDER], single=False)
+        return _build(name, name, [(name, deltas[name])], single=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _from_proto(path: str, digest: str) -> Schema:
+    fd = load_descriptor(path)
+    fd.package = "caffe.user"  # merged like a shipped delta: its numbers win
+    label = f"proto:{os.path.basename(path)}"
+    return _build(label, label, [(label, fd)], single=True)
+
+
+def get_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = None) -> Schema:
+    """The schema for a fork selection (see the module docstring); cached.
+
+    ``fork``: None/"default" (BVLC + every shipped fork), "bvlc", or a fork name.
+    ``proto``: a fork's own caffe.proto (or a compiled descriptor set); excludes ``fork``.
+    A :class:`Schema` passes through unchanged.
+    """
+    if isinstance(fork, Schema):
+        return fork
+    if proto is not None:
+        if fork not in (None, DEFAULT):
+            raise UsageError("give either fork= or proto=, not both")
+        path = os.path.abspath(os.fspath(proto))
+        try:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise UsageError(f"{proto}: cannot read the schema file ({exc.strerror})") from None
+        return _from_proto(path, digest)
+    return _cached(canonical_fork(fork) if fork is not None else DEFAULT)
+
+
+def bvlc() -> Schema:
+    """BVLC master's schema (``caffe_pb2``)."""
+    return _cached(BVLC)
+
+
+def schema_of(message: Any) -> Schema:
+    """The schema a message belongs to (BVLC's for ``caffe_pb2`` messages and foreign pools)."""
+    pool = message.DESCRIPTOR.file.pool
+    found = _POOLS.get(id(pool))
+    if found is None:
+        bvlc()
+        found = _POOLS.get(id(pool))
+    return found if found is not None else bvlc()
+
+
+def message_class(like: Any, name: str) -> type:
+    """The class ``caffe.<name>`` in the same schema as the message ``like``."""
+    pool = like.DESCRIPTOR.file.pool
+    schema = _POOLS.get(id(pool))
+    if schema is not None:
+        return schema.message(name)
+    return _message_class(pool.FindMessageTypeByName(f"caffe.{name}"))
+
+
+def is_message(value: Any, name: str) -> bool:
+    """True when ``value`` is a ``caffe.<name>`` message of any schema (any pool)."""
+    desc = getattr(value, "DESCRIPTOR", None)
+    return getattr(desc, "full_name", None) == f"caffe.{name}"
