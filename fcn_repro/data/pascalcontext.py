@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
@@ -76,7 +77,7 @@ class PascalContextSegmentation(SegmentationDataset):
     class_names = {None: CONTEXT59_CLASSES}
 
     def __init__(self, root: str | Path, split: str = "val", *,
-                 mean: tuple[float, float, float] = T.PASCALCONTEXT_MEAN_BGR,
+                 mean: ArrayLike = T.PASCALCONTEXT_MEAN_BGR,
                  voc_dir: str | Path | None = None, limit: int | None = None) -> None:
         """``voc_dir``: where ``VOC2010`` lives when not under ``root`` (a VOCdevkit folder, or
         the VOC2010 folder itself)."""

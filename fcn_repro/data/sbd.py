@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
@@ -34,7 +35,7 @@ class SBDSegmentation(SegmentationDataset):
     class_names = {None: VOC_CLASSES}
 
     def __init__(self, root: str | Path, split: str = "train", *,
-                 mean: tuple[float, float, float] = T.VOC_MEAN_BGR, limit: int | None = None) -> None:
+                 mean: ArrayLike = T.VOC_MEAN_BGR, limit: int | None = None) -> None:
         self.mean = mean
         super().__init__(root, split, limit=limit)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
@@ -64,7 +65,7 @@ class SIFTFlowSegmentation(SegmentationDataset):
     exclude_classes = {"sem": ABSENT_FROM_TEST}
 
     def __init__(self, root: str | Path, split: str = "test", *,
-                 mean: tuple[float, float, float] = T.SIFTFLOW_MEAN_BGR, limit: int | None = None) -> None:
+                 mean: ArrayLike = T.SIFTFLOW_MEAN_BGR, limit: int | None = None) -> None:
         self.mean = mean
         super().__init__(root, split, limit=limit)
 

@@ -2,7 +2,11 @@
 
 What the release's Python data layers do to every image (``voc_layers.py`` and siblings):
 cast to float32, flip RGB -> BGR, subtract a per-dataset mean given in BGR order, move channels
-first (HWC -> CHW). No resizing, no cropping, no scaling to [0, 1] (unlike torchvision): the
+first (HWC -> CHW). The mean is subtracted in place from the float32 image with numpy's rules,
+so its dtype matters: ``voc_layers.py`` (VOC, SBD) and ``infer.py`` hold it as
+``np.array(mean)``, float64, and ``in_ -= mean`` computes in float64 and rounds once into
+float32; the SIFT Flow, PASCAL-Context and NYUDv2 layers hold float32 means. The constants below
+carry the release's dtype, and a mean given as a tuple of Python floats is float64, as there. No resizing, no cropping, no scaling to [0, 1] (unlike torchvision): the
 nets were trained on 0..255 BGR values with the mean removed, one full-size image per batch.
 
 Labels keep their integer values; void is 255. Labels stored with 0 = void and 1..K = classes
@@ -12,14 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from PIL import Image
 
-# BGR means, exactly as the release's layers / net definitions give them.
-VOC_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
-PASCALCONTEXT_MEAN_BGR = (104.007, 116.669, 122.679)
-SIFTFLOW_MEAN_BGR = (114.578, 115.294, 108.353)
-NYUD_COLOR_MEAN_BGR = (116.190, 97.203, 92.318)
-NYUD_HHA_MEAN = (132.431, 94.076, 118.477)  # in the file's channel order (HHA is not flipped)
+# BGR means, exactly as the release's layers give them: values and dtype.
+VOC_MEAN_BGR = np.array((104.00698793, 116.66876762, 122.67891434))  # float64 (voc_layers.py)
+VOC_MEAN_BGR.flags.writeable = False
+PASCALCONTEXT_MEAN_BGR = np.array((104.007, 116.669, 122.679), dtype=np.float32)
+SIFTFLOW_MEAN_BGR = np.array((114.578, 115.294, 108.353), dtype=np.float32)
+NYUD_COLOR_MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
+NYUD_HHA_MEAN = np.array((132.431, 94.076, 118.477), dtype=np.float32)  # file order (not flipped)
+for _mean in (PASCALCONTEXT_MEAN_BGR, SIFTFLOW_MEAN_BGR, NYUD_COLOR_MEAN_BGR, NYUD_HHA_MEAN):
+    _mean.flags.writeable = False
 NYUD_LOG_DEPTH_MEAN = 7.844
 VOID = 255
 
@@ -32,21 +40,30 @@ def rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def caffe_rgb(rgb: np.ndarray, mean_bgr: tuple[float, float, float]) -> np.ndarray:
-    """float32, RGB -> BGR, minus the BGR mean, HWC -> CHW (C-contiguous float32)."""
-    arr = np.asarray(rgb, dtype=np.float32)
+def _subtract_mean(arr: np.ndarray, mean: ArrayLike) -> np.ndarray:
+    """``arr -= mean`` in place on a float32 image, as the release does: a float64 mean makes
+    numpy subtract in float64 and round once into float32 (rounding the mean to float32 first
+    differs by one ulp for about one pixel value in three with VOC's mean)."""
+    arr -= np.asarray(mean)
+    return arr
+
+
+def caffe_rgb(rgb: np.ndarray, mean_bgr: ArrayLike) -> np.ndarray:
+    """float32, RGB -> BGR, minus the BGR mean (in its own dtype), HWC -> CHW (C-contiguous)."""
+    arr = np.array(rgb, dtype=np.float32)  # a copy: the mean is subtracted in place
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 image, got shape {arr.shape}")
-    arr = arr[:, :, ::-1] - np.asarray(mean_bgr, dtype=np.float32)
+    arr = _subtract_mean(arr[:, :, ::-1], mean_bgr)
     return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
 
 
-def caffe_unflipped(arr: np.ndarray, mean: tuple[float, ...]) -> np.ndarray:
+def caffe_unflipped(arr: np.ndarray, mean: ArrayLike) -> np.ndarray:
     """float32, minus a per-channel mean in the file's own channel order, HWC -> CHW (HHA)."""
-    arr = np.asarray(arr, dtype=np.float32)
-    if arr.ndim != 3 or arr.shape[2] != len(mean):
-        raise ValueError(f"expected an H x W x {len(mean)} image, got shape {arr.shape}")
-    arr = arr - np.asarray(mean, dtype=np.float32)
+    arr = np.array(arr, dtype=np.float32)
+    channels = np.asarray(mean).size
+    if arr.ndim != 3 or arr.shape[2] != channels:
+        raise ValueError(f"expected an H x W x {channels} image, got shape {arr.shape}")
+    arr = _subtract_mean(arr, mean)
     return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -80,8 +97,7 @@ def image_tensor(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def preprocess_rgb(image: Image.Image | np.ndarray,
-                   mean_bgr: tuple[float, float, float] = VOC_MEAN_BGR) -> torch.Tensor:
+def preprocess_rgb(image: Image.Image | np.ndarray, mean_bgr: ArrayLike = VOC_MEAN_BGR) -> torch.Tensor:
     """A PIL image or ``H x W x 3`` uint8 RGB array -> the net's input tensor ``3 x H x W``."""
     rgb = rgb_array(image) if isinstance(image, Image.Image) else np.asarray(image)
     return image_tensor(caffe_rgb(rgb, mean_bgr))

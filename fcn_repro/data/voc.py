@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, read_split
@@ -40,7 +41,7 @@ class VOCSegmentation(SegmentationDataset):
     class_names = {None: VOC_CLASSES}
 
     def __init__(self, root: str | Path, split: str = "seg11valid", *,
-                 mean: tuple[float, float, float] = T.VOC_MEAN_BGR, limit: int | None = None) -> None:
+                 mean: ArrayLike = T.VOC_MEAN_BGR, limit: int | None = None) -> None:
         self.mean = mean
         super().__init__(root, split, limit=limit)
 

@@ -50,3 +50,40 @@ def test_grayscale_images_are_made_rgb():
 def test_wrong_shape_is_a_value_error():
     with pytest.raises(ValueError):
         T.caffe_rgb(np.zeros((2, 2)), (0, 0, 0))
+
+
+def _release_load_image(rgb: np.ndarray, mean) -> np.ndarray:
+    """voc_layers.py / infer.py, line for line: the mean is subtracted in place."""
+    in_ = np.array(rgb, dtype=np.float32)
+    in_ = in_[:, :, ::-1]
+    in_ -= mean
+    return in_.transpose((2, 0, 1))
+
+
+def test_voc_mean_is_subtracted_in_float64_and_rounded_once_as_the_release():
+    # every 8-bit value in every channel; with VOC's float64 mean about a third of them round
+    # differently when the mean is made float32 first (e.g. 53 - 116.66876762 in green)
+    rgb = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    release = _release_load_image(rgb, np.array((104.00698793, 116.66876762, 122.67891434)))
+    rounded_first = _release_load_image(rgb, np.array(T.VOC_MEAN_BGR, dtype=np.float32))
+    assert (release != rounded_first).any()  # the case below can tell the two apart
+    np.testing.assert_array_equal(T.caffe_rgb(rgb, T.VOC_MEAN_BGR), release)
+    np.testing.assert_array_equal(T.preprocess_rgb(rgb).numpy(), release)
+    np.testing.assert_array_equal(T.caffe_rgb(rgb, tuple(float(v) for v in T.VOC_MEAN_BGR)), release)
+
+
+def test_float32_means_stay_float32_as_in_their_layers():
+    rgb = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    for mean in (T.SIFTFLOW_MEAN_BGR, T.PASCALCONTEXT_MEAN_BGR, T.NYUD_COLOR_MEAN_BGR):
+        assert np.asarray(mean).dtype == np.float32
+        np.testing.assert_array_equal(T.caffe_rgb(rgb, mean), _release_load_image(rgb, mean))
+    hha = np.array(rgb, dtype=np.float32)
+    hha -= T.NYUD_HHA_MEAN
+    np.testing.assert_array_equal(T.caffe_unflipped(rgb, T.NYUD_HHA_MEAN), hha.transpose(2, 0, 1))
+
+
+def test_the_callers_image_is_left_alone():
+    rgb = np.full((1, 1, 3), 7.0, dtype=np.float32)
+    T.caffe_rgb(rgb, T.VOC_MEAN_BGR)
+    T.caffe_unflipped(rgb, T.NYUD_HHA_MEAN)
+    assert (rgb == 7.0).all()
