@@ -6,7 +6,7 @@ from pathlib import Path
 
 from caffe_import.cli.options import (device, naming, output_dir, output_file_path,
                                       require_net_file, require_weights_file)
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import CaffeFormatError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fcn_repro.evaluate import evaluate, format_summary
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: give at least 1 image (a split of no images has no scores)")
     require_weights_file(args.weights)
     if args.net is not None:
         if args.dataset is None:

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from caffe_import.errors import UsageError
 from fcn_repro.data._layout import DatasetLayoutError, limit_ids, require
 
 
@@ -34,6 +35,8 @@ class SegmentationDataset(Dataset):
     exclude_classes: Mapping[str | None, Sequence[int]] = {}
 
     def __init__(self, root: str | Path, split: str, *, limit: int | None = None) -> None:
+        if limit is not None and limit < 1:  # a zero-image split would score as "no result"
+            raise UsageError(f"{self.name}: limit must be at least 1 image (got {limit})")
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetLayoutError(
