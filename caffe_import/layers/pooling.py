@@ -43,21 +43,49 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
-def _hw(p, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
-    """``<base>`` or ``<base>_h`` + ``<base>_w`` (Caffe forbids mixing them)."""
-    has = p.HasField(base)
+def _hw(p, field: str, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
+    """``<field>`` or ``<base>_h`` + ``<base>_w`` (Caffe forbids mixing them)."""
+    has = p.HasField(field)
     has_h, has_w = p.HasField(f"{base}_h"), p.HasField(f"{base}_w")
     if has and (has_h or has_w):
-        raise CaffeFormatError(f"give either {base} or {base}_h and {base}_w, not both",
+        raise CaffeFormatError(f"give either {field} or {base}_h and {base}_w, not both",
                                layer=layer)
     if has_h or has_w:
         if not (has_h and has_w):
             raise CaffeFormatError(f"{base}_h and {base}_w must be given together", layer=layer)
         return int(getattr(p, f"{base}_h")), int(getattr(p, f"{base}_w"))
     if has:
-        v = int(getattr(p, base))
+        v = int(getattr(p, field))
         return v, v
     return None if default is None else (default, default)
+
+
+class PoolGeometry:
+    """Kernel (None for global pooling: the bottom's size), stride and pad as (h, w),
+    validated as Caffe's ``PoolingLayer::LayerSetUp`` does. The one parser of
+    ``pooling_param``'s geometry (the layer and the coordinate maps use it)."""
+
+    def __init__(self, p, layer: str) -> None:
+        self.global_pooling = bool(p.global_pooling)
+        kernel = _hw(p, "kernel_size", "kernel", layer, None)
+        if self.global_pooling:
+            if kernel is not None:
+                raise CaffeFormatError("global_pooling takes no kernel size", layer=layer)
+        elif kernel is None:
+            raise CaffeFormatError("kernel_size (or kernel_h and kernel_w) is required",
+                                   layer=layer)
+        elif min(kernel) <= 0:
+            raise CaffeFormatError(f"kernel size must be positive, got {kernel}", layer=layer)
+        self.kernel: tuple[int, int] | None = kernel
+        self.pad: tuple[int, int] = _hw(p, "pad", "pad", layer, 0)
+        self.stride: tuple[int, int] = _hw(p, "stride", "stride", layer, 1)
+        if min(self.stride) <= 0:
+            raise CaffeFormatError(f"stride must be positive, got {self.stride}", layer=layer)
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise CaffeFormatError("global_pooling needs pad 0 and stride 1", layer=layer)
+        if kernel is not None and (self.pad[0] >= kernel[0] or self.pad[1] >= kernel[1]):
+            raise CaffeFormatError(f"pad {self.pad} must be smaller than the kernel {kernel}",
+                                   layer=layer)
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
@@ -103,40 +131,12 @@ class Pooling(CaffeLayer):
             raise CaffeFormatError(f"unknown pool method {self.pool}", layer=name)
         if len(param.top) == 2 and self.pool != MAX:
             raise CaffeFormatError("only MAX pooling has a second (mask) top", layer=name)
-        self.global_pooling = bool(p.global_pooling)
-        kernel = (int(p.kernel_size),) * 2 if p.HasField("kernel_size") else None
-        if p.HasField("kernel_h") or p.HasField("kernel_w"):
-            if p.HasField("kernel_size"):
-                raise CaffeFormatError("give either kernel_size or kernel_h and kernel_w, not "
-                                       "both", layer=name)
-            if not (p.HasField("kernel_h") and p.HasField("kernel_w")):
-                raise CaffeFormatError("kernel_h and kernel_w must be given together",
-                                       layer=name)
-            kernel = (int(p.kernel_h), int(p.kernel_w))
-        if self.global_pooling:
-            if kernel is not None:
-                raise CaffeFormatError("global_pooling takes no kernel size", layer=name)
-        else:
-            if kernel is None:
-                raise CaffeFormatError("kernel_size (or kernel_h and kernel_w) is required",
-                                       layer=name)
-            if min(kernel) <= 0:
-                raise CaffeFormatError(f"kernel size must be positive, got {kernel}",
-                                       layer=name)
-        self.kernel = kernel
-        self.pad = _hw(p, "pad", name, 0)
-        self.stride = _hw(p, "stride", name, 1)
-        if min(self.stride) <= 0:
-            raise CaffeFormatError(f"stride must be positive, got {self.stride}", layer=name)
-        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
-            raise CaffeFormatError("global_pooling needs pad 0 and stride 1", layer=name)
-        if self.pad != (0, 0):
-            if self.pool not in (MAX, AVE):
-                raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
-                                       layer=name)
-            if kernel is not None and (self.pad[0] >= kernel[0] or self.pad[1] >= kernel[1]):
-                raise CaffeFormatError(f"pad {self.pad} must be smaller than the kernel "
-                                       f"{kernel}", layer=name)
+        geom = PoolGeometry(p, name)
+        self.global_pooling = geom.global_pooling
+        self.kernel, self.pad, self.stride = geom.kernel, geom.pad, geom.stride
+        if self.pad != (0, 0) and self.pool not in (MAX, AVE):
+            raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
+                                   layer=name)
         self.ceil_mode = int(p.round_mode) == CEIL
         if len(self.bottom_shapes[0]) != 4:
             raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from caffe_import.proto import caffe_pb2
-from fcn_repro.coordmap import crop
+from caffe_import.coord_map import crop
 from caffe_import.netspec import L, NetSpec, P, Top
 
 #: weights learn at the base rate with decay; biases at twice the rate, no decay
@@ -92,7 +92,7 @@ def fcn_head(n: NetSpec, fc7: Top, data: Top, nclass: int, stride: int, sfx: str
     ``upscore8`` (8s), then the final Crop ``score``; ``sfx`` goes after each base name
     (SIFT Flow: ``score_pool4_semc``). ``skip_scale`` {4: 0.01, 3: 0.0001} inserts the
     at-once net's fixed Scale layers ``scale_pool4`` / ``scale_pool3`` before the skip scores.
-    Crop offsets come from the coordinate-map algebra (:func:`fcn_repro.coordmap.crop`).
+    Crop offsets come from the coordinate-map algebra (:func:`caffe_import.coord_map.crop`).
     """
     skip_scale = dict(skip_scale or {})
     x = score(n, f"score_fr{sfx}", fc7, nclass)

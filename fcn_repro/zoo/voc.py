@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from caffe_import.proto import caffe_pb2
-from fcn_repro.coordmap import crop
+from caffe_import.coord_map import crop
 from caffe_import.netspec import L, NetSpec
 from fcn_repro.zoo import blocks as B
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts

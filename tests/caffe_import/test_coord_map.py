@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
-from fcn_repro.coordmap import (CoordMap, UndefinedMap, compose, coord_map,
+from caffe_import.coord_map import (CoordMap, UndefinedMap, compose, coord_map,
                                 coord_map_from_to, crop, crop_offsets, inverse)
 from caffe_import.netspec import L, NetSpec, P
 

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from caffe_import.errors import CaffeFormatError
-from caffe_import.proto import caffe_pb2
-from caffe_import.netspec import L, Top
+from .errors import CaffeFormatError
+from .layers.conv import ConvGeometry
+from .layers.pooling import PoolGeometry
+from .netspec import L, Top
+from .proto import caffe_pb2
 
 __all__ = ["CoordMap", "UndefinedMap", "coord_map", "compose", "inverse",
            "coord_map_from_to", "crop", "crop_offsets", "POINTWISE_TYPES"]
@@ -43,7 +45,7 @@ POINTWISE_TYPES = frozenset({
     "AbsVal", "BatchNorm", "Bias", "BNLL", "Dropout", "Eltwise", "ELU", "Log", "LRN", "Exp",
     "MVN", "Power", "ReLU", "PReLU", "Scale", "Sigmoid", "Split", "TanH", "Threshold",
 })
-_CONV_TYPES = frozenset({"Convolution", "Im2col"})
+_SPATIAL_TYPES = frozenset({"Convolution", "Im2col", "Deconvolution", "Pooling"})
 
 
 class UndefinedMap(Exception):
@@ -104,43 +106,37 @@ def inverse(m: CoordMap) -> CoordMap:
     return CoordMap(m.axis, _squeeze(a), _squeeze(tuple(-y * x for x, y in zip(a_full, b_full))))
 
 
-def _dims(values: Sequence[int], h: int | None, w: int | None, default: int,
-          what: str, layer: str) -> tuple[int, ...]:
-    if h is not None or w is not None:
-        if h is None or w is None:
-            raise CaffeFormatError(f"{what}_h and {what}_w must be given together", layer=layer)
-        return (h, w)
-    if len(values) == 0:
-        return (default,)
-    return tuple(values)
+def _conv_geometry(layer: caffe_pb2.LayerParameter) -> tuple[int, ConvGeometry]:
+    """``convolution_param``'s axis and geometry, parsed by the layer's own parser. A net spec
+    has no shapes, so the number of spatial axes is what the fields say: 2 for the ``_h``/``_w``
+    form, else the longest repeated field (1 when each is given once: the map is then the same
+    for every spatial axis)."""
+    p = layer.convolution_param
+    if any(p.HasField(f"{f}_{hw}") for f in ("kernel", "stride", "pad") for hw in "hw"):
+        n = 2
+    else:
+        n = max(len(p.kernel_size), len(p.stride), len(p.pad), len(p.dilation), 1)
+    return int(p.axis), ConvGeometry(p, n, layer.name)
 
 
-def _conv_geometry(p: caffe_pb2.ConvolutionParameter, layer: str):
-    k = _dims(p.kernel_size, p.kernel_h if p.HasField("kernel_h") else None,
-              p.kernel_w if p.HasField("kernel_w") else None, 0, "kernel", layer)
-    if k == (0,):
-        raise CaffeFormatError("convolution without kernel_size", layer=layer)
-    s = _dims(p.stride, p.stride_h if p.HasField("stride_h") else None,
-              p.stride_w if p.HasField("stride_w") else None, 1, "stride", layer)
-    pad = _dims(p.pad, p.pad_h if p.HasField("pad_h") else None,
-                p.pad_w if p.HasField("pad_w") else None, 0, "pad", layer)
-    d = tuple(p.dilation) or (1,)
-    return p.axis, k, s, pad, d
-
-
-def _pool_geometry(p: caffe_pb2.PoolingParameter, layer: str):
-    if p.global_pooling:
-        raise UndefinedMap("global pooling")
-    k = _dims([p.kernel_size] if p.HasField("kernel_size") else [],
-              p.kernel_h if p.HasField("kernel_h") else None,
-              p.kernel_w if p.HasField("kernel_w") else None, 0, "kernel", layer)
-    if k == (0,):
-        raise CaffeFormatError("pooling without kernel_size", layer=layer)
-    s = _dims([p.stride], p.stride_h if p.HasField("stride_h") else None,
-              p.stride_w if p.HasField("stride_w") else None, 1, "stride", layer)
-    pad = _dims([p.pad], p.pad_h if p.HasField("pad_h") else None,
-                p.pad_w if p.HasField("pad_w") else None, 0, "pad", layer)
-    return 1, k, s, pad, (1,)
+def _spatial_map(layer: caffe_pb2.LayerParameter) -> CoordMap:
+    """Convolution, Im2col, Deconvolution and Pooling (see the table above)."""
+    if layer.type == "Pooling":
+        g = PoolGeometry(layer.pooling_param, layer.name)
+        if g.global_pooling:
+            raise UndefinedMap("global pooling")
+        axis, k, s, pad, d = 1, g.kernel, g.stride, g.pad, (1, 1)
+    else:
+        axis, g = _conv_geometry(layer)
+        k, s, pad, d = g.kernel, g.stride, g.pad, g.dilation
+    ke = [Fraction(di * (ki - 1) + 1) for di, ki in zip(d, k)]
+    if layer.type == "Deconvolution":
+        a = tuple(Fraction(si) for si in s)
+        b = tuple((kei - 1) / 2 - pi for kei, pi in zip(ke, pad))
+    else:
+        a = tuple(Fraction(1, si) for si in s)
+        b = tuple((pi - (kei - 1) / 2) / si for kei, pi, si in zip(ke, pad, s))
+    return CoordMap(axis, _squeeze(a), _squeeze(b))
 
 
 def coord_map(layer: caffe_pb2.LayerParameter) -> CoordMap:
@@ -148,26 +144,8 @@ def coord_map(layer: caffe_pb2.LayerParameter) -> CoordMap:
     t = layer.type
     if t in POINTWISE_TYPES:
         return CoordMap.identity()
-    if t in _CONV_TYPES or t == "Deconvolution" or t == "Pooling":
-        if t == "Pooling":
-            axis, k, s, pad, d = _pool_geometry(layer.pooling_param, layer.name)
-        else:
-            axis, k, s, pad, d = _conv_geometry(layer.convolution_param, layer.name)
-        n = max(len(k), len(s), len(pad), len(d))
-        def full(v: tuple[int, ...]) -> tuple[int, ...]:
-            return v * n if len(v) == 1 else v
-        k, s, pad, d = full(k), full(s), full(pad), full(d)
-        if not len(k) == len(s) == len(pad) == len(d) == n:
-            raise CaffeFormatError("kernel/stride/pad/dilation give different numbers of dimensions",
-                                   layer=layer.name)
-        ke = [Fraction(di * (ki - 1) + 1) for di, ki in zip(d, k)]
-        if t == "Deconvolution":
-            a = tuple(Fraction(si) for si in s)
-            b = tuple((kei - 1) / 2 - pi for kei, pi in zip(ke, pad))
-        else:
-            a = tuple(Fraction(1, si) for si in s)
-            b = tuple((pi - (kei - 1) / 2) / si for kei, pi, si in zip(ke, pad, s))
-        return CoordMap(axis, _squeeze(a), _squeeze(b))
+    if t in _SPATIAL_TYPES:
+        return _spatial_map(layer)
     if t == "Crop":
         p = layer.crop_param
         off = tuple(Fraction(-o) for o in p.offset) or (Fraction(0),)
