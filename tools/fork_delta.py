@@ -164,14 +164,41 @@ def delta(base: dpb.FileDescriptorProto, fork: dpb.FileDescriptorProto) -> list[
     return lines
 
 
+def rename(fd: dpb.FileDescriptorProto, old: str, new: str) -> None:
+    """Rename top-level message ``old`` to ``new`` (dropping the fork's own ``new``)."""
+    for msg in list(fd.message_type):
+        if msg.name == new:
+            fd.message_type.remove(msg)
+    for msg in fd.message_type:
+        if msg.name == old:
+            msg.name = new
+
+    def fix(msg: dpb.DescriptorProto) -> None:
+        for f in msg.field:
+            if f.type_name == f".caffe.{old}" or f.type_name.startswith(f".caffe.{old}."):
+                f.type_name = f".caffe.{new}" + f.type_name[len(f".caffe.{old}"):]
+        for sub in msg.nested_type:
+            fix(sub)
+
+    for msg in fd.message_type:
+        fix(msg)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("proto", type=Path, help="the fork's full caffe.proto")
     parser.add_argument("--fork", required=True, help="short name: the package is caffe.<fork>")
     parser.add_argument("--source", default="", help="where the fork's caffe.proto came from")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="a fork message that is BVLC's NEW under another name (DeepLab "
+                             "v1's LayerParameter is BVLC's V1LayerParameter)")
     args = parser.parse_args(argv)
     _PACKAGE[0] = f"caffe.{args.fork.replace('-', '_')}"
-    body = delta(compile_proto(BVLC), compile_proto(args.proto))
+    fork = compile_proto(args.proto)
+    for item in args.rename:
+        old, new = item.split("=", 1)
+        rename(fork, old, new)
+    body = delta(compile_proto(BVLC), fork)
     head = [f"// Fork '{args.fork}': its additions to BVLC Caffe's caffe.proto, with its own field",
             "// numbers (written by tools/fork_delta.py; facts from the fork's schema).",
             f"// Source: {args.source}" if args.source else "// Source: (not given)",

@@ -16,7 +16,7 @@ from google.protobuf import text_format
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..proto.schema import BVLC, Schema, get_schema
+from ..proto.schema import BVLC, Schema, fork_names, get_schema
 from .textscan import UnknownField, problems_error, unknown_fields
 from .upgrade import upgrade_net, upgrade_solver
 
@@ -90,6 +90,22 @@ def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None) -> S
     return get_schema()
 
 
+def _single_fork_reading(text: str, path: object) -> Optional[tuple[Any, Schema]]:
+    """The first shipped fork (in the default order) whose own schema reads ``text`` with no
+    unknown field, as ``(net, schema)``; for texts the default mixture cannot read (an enum
+    value two forks number differently: DeepLab v1's V1 type IMAGE_SEG_DATA is 39, BVLC's
+    DECONVOLUTION too)."""
+    for name in fork_names():
+        schema = get_schema(name)
+        if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
+            continue
+        try:
+            return parse_text(text, schema.NetParameter(), path), schema
+        except CaffeFormatError:
+            continue
+    return None
+
+
 def parse_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: Any = None
               ) -> tuple[Any, list[UnknownField], object, Schema]:
     """``(net, unknown fields, path, schema)``: the net parsed leniently (unknown fields
@@ -98,7 +114,13 @@ def parse_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: An
     text, path = load_text(path_or_text)
     schema = choose_schema(text, fork, proto)
     unknown = unknown_fields(text, schema.NetParameter.DESCRIPTOR)
-    net = parse_text(text, schema.NetParameter(), path, allow_unknown=bool(unknown))
+    try:
+        net = parse_text(text, schema.NetParameter(), path, allow_unknown=bool(unknown))
+    except CaffeFormatError:
+        found = None if fork is not None or proto is not None else _single_fork_reading(text, path)
+        if found is None:
+            raise
+        (net, schema), unknown = found, []
     return upgrade_net(net, path=path), unknown, path, schema
 
 

@@ -231,11 +231,30 @@ def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
                 sub.ClearField(name)
 
 
-_V1_PARAM_FIELDS = tuple(f.name for f in V1.DESCRIPTOR.fields if f.name.endswith("_param"))
+# V1 enum names of fork layer types whose string type is not the enum name in CamelCase
+_FORK_V1_TYPES = {"DENSE_CRF": "DenseCRF", "ONEHOT": "OneHot"}
+
+
+def v1_type_name(v1, path: object = None) -> str:
+    """The string type of a V1 layer's ``type`` enum: BVLC's name for BVLC's values, and for
+    a fork's own values (a fork schema's LayerType, e.g. DeepLab v1's INTERP = 41) the enum
+    name in CamelCase, as the fork's later string types spell them ("Interp")."""
+    number = v1.type
+    value = v1.DESCRIPTOR.enum_types_by_name["LayerType"].values_by_number.get(number)
+    if value is None:
+        raise CaffeFormatError(f"unknown V1 layer type {number}", path=_where(path),
+                               layer=v1.name)
+    if number in V1_TYPE_NAMES and V1.LayerType.Name(number) == value.name:
+        return V1_TYPE_NAMES[number]
+    return _FORK_V1_TYPES.get(value.name) or "".join(
+        part[:1] + part[1:].lower() for part in value.name.split("_"))
+
+
 
 
 def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2.LayerParameter:
     out = message_class(v1, "LayerParameter")()
+    param_fields = [f.name for f in v1.DESCRIPTOR.fields if f.name.endswith("_param")]
     out.bottom.extend(v1.bottom)
     out.top.extend(v1.top)
     if v1.HasField("name"):
@@ -243,10 +262,7 @@ def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2
     out.include.extend(v1.include)
     out.exclude.extend(v1.exclude)
     if v1.HasField("type"):
-        if v1.type not in V1_TYPE_NAMES:
-            raise CaffeFormatError(f"unknown V1 layer type {v1.type}", path=_where(path),
-                                   layer=v1.name)
-        out.type = V1_TYPE_NAMES[v1.type]
+        out.type = v1_type_name(v1, path)
     out.blobs.extend(v1.blobs)
 
     def spec(i: int) -> caffe_pb2.ParamSpec:
@@ -263,7 +279,7 @@ def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2
     for i, decay in enumerate(v1.weight_decay):
         spec(i).decay_mult = decay
     out.loss_weight.extend(v1.loss_weight)
-    for name in _V1_PARAM_FIELDS:
+    for name in param_fields:  # a fork's V1 params too (DeepLab v1's interp_param ...)
         if v1.HasField(name):
             getattr(out, name).CopyFrom(getattr(v1, name))
     if v1.HasField("layer"):

@@ -4,14 +4,113 @@
 schema at run time by :mod:`caffe_import.proto.schema`."""
 
 SOURCE_SHA256 = {
+    'ceil-mode': 'a7ce17ab5abedefc282601bd752a9bc70b23a87f3c4cfa84a7bbef572ad851c5',
+    'deeplab-v1': '76dcca5bf97a7853bd8898797ff916357d6b4684a024d2fe9066ede2808263ba',
+    'deeplab': '59d2f86b34719d18fddf27790f842d5ed58f4f076db3767925acb62c8ff6ebc3',
     'fast-rcnn': 'fab8bc5527586c4fcfd241c8948939ca38d0d0f035bed73d387216c1f8ecf15f',
     'pspnet': '3bfbb19296dd372fefd01ae543b3515d43c125f88b614810b7ec9ef5e4969ff3',
     'segnet-cudnn5': 'ac4e87d163ef3b0ae62cf0194d902a5339c74ce1bd97913e2955ae57c901cb2b',
     'segnet': '5703e956cb21823832d2f6d9bdd7a6dd12261110118fdadcbdbd361d779c6338',
+    'shufflenet': '6e4469259c6a5c96e69d25cb42e8750193be2628dbe86348f5ed0b16f5749a35',
     'ssd': 'a603ef66b742e9133a1c02acf69ece30b8d81b5ba20360bd98733d27b6abf5d6',
+    'yolo': 'dd6d7f9baf4e435efe2983bef7a7221bf9b90c2ccc170ce616cb28bc34dcd900',
+    'yolov2': 'd32fa7adf6d46e908767e2657678d9cc1e628f652cf047453823b311f15c29ae',
 }
 
 DELTAS = {
+    'ceil-mode': (
+        b'\n\x0fceil-mode.proto\x12\x0fcaffe.ceil_mode\x1a\x0bcaffe.proto"5\n\x10PoolingParameter\x12!\n\tceil_mode\x18\r \x01(\x08:\x04trueR\x08ce'
+        b'ilMode'
+    ),
+    'deeplab-v1': (
+        b'\n\x10deeplab-v1.proto\x12\x10caffe.deeplab_v1\x1a\x0bcaffe.proto"\xbb\x13\n\x10V1LayerParameter\x12$\n\nstrict_dim\x18\xeb\x07 \x01(\x08:\x04tru'
+        b'eR\tstrictDim\x12m\n\x1badaptive_bias_channel_param\x185 \x01(\x0b2..caffe.deeplab_v1.AdaptiveBiasChannelParamete'
+        b'rR\x18adaptiveBiasChannelParam\x12T\n\x12bias_channel_param\x182 \x01(\x0b2&.caffe.deeplab_v1.BiasChannelParameterR'
+        b'\x10biasChannelParam\x12T\n\x12censor_label_param\x184 \x01(\x0b2&.caffe.deeplab_v1.CensorLabelParameterR\x10censorLab'
+        b'elParam\x12f\n\x18channel_aggregator_param\x186 \x01(\x0b2,.caffe.deeplab_v1.ChannelAggregatorParameterR\x16channel'
+        b'AggregatorParam\x12K\n\x0fdense_crf_param\x180 \x01(\x0b2#.caffe.deeplab_v1.DenseCRFParameterR\rdenseCrfParam\x12`\n\x16'
+        b'dominant_channel_param\x181 \x01(\x0b2*.caffe.deeplab_v1.DominantChannelParameterR\x14dominantChannelParam\x12Z'
+        b'\n\x14euclidean_loss_param\x189 \x01(\x0b2(.caffe.deeplab_v1.EuclideanLossParameterR\x12euclideanLossParam\x12T\n\x12ga'
+        b'in_channel_param\x18: \x01(\x0b2&.caffe.deeplab_v1.GainChannelParameterR\x10gainChannelParam\x12M\n\x0fhistogram_pa'
+        b'ram\x188 \x01(\x0b2$.caffe.deeplab_v1.HistogramParameterR\x0ehistogramParam\x12Z\n\x14ignore_overlay_param\x187 \x01(\x0b2(.'
+        b'caffe.deeplab_v1.IgnoreOverlayParameterR\x12ignoreOverlayParam\x12D\n\x0cinterp_param\x18+ \x01(\x0b2!.caffe.deepla'
+        b'b_v1.InterpParameterR\x0binterpParam\x12H\n\x0emat_read_param\x18/ \x01(\x0b2".caffe.deeplab_v1.MatReadParameterR\x0cm'
+        b'atReadParam\x12K\n\x0fmat_write_param\x18. \x01(\x0b2#.caffe.deeplab_v1.MatWriteParameterR\rmatWriteParam\x12D\n\x0coneh'
+        b'ot_param\x18; \x01(\x0b2!.caffe.deeplab_v1.OneHotParameterR\x0bonehotParam\x12G\n\rpadding_param\x18- \x01(\x0b2".caffe.de'
+        b'eplab_v1.PaddingParameterR\x0cpaddingParam\x12T\n\x12seg_accuracy_param\x18* \x01(\x0b2&.caffe.deeplab_v1.SegAccura'
+        b'cyParameterR\x10segAccuracyParam\x12S\n\x11softmaxloss_param\x18, \x01(\x0b2&.caffe.deeplab_v1.SoftmaxLossParameter'
+        b'R\x10softmaxlossParam\x12T\n\x12unique_label_param\x183 \x01(\x0b2&.caffe.deeplab_v1.UniqueLabelParameterR\x10uniqueLa'
+        b'belParam"\x84\x07\n\tLayerType\x12\x08\n\x04NONE\x10\x00\x12\n\n\x06ABSVAL\x10#\x12\x0c\n\x08ACCURACY\x10\x01\x12\x19\n\x15ADAPTIVE_BIAS_CHANNEL\x102\x12\n\n\x06ARGMAX\x10'
+        b'\x1e\x12\x08\n\x04BNLL\x10\x02\x12\x10\n\x0cBIAS_CHANNEL\x10/\x12\x10\n\x0cCENSOR_LABEL\x101\x12\x16\n\x12CHANNEL_AGGREGATOR\x103\x12\n\n\x06CONCAT\x10\x03\x12\x14\n\x10CONTRASTI'
+        b'VE_LOSS\x10%\x12\x0f\n\x0bCONVOLUTION\x10\x04\x12\x08\n\x04DATA\x10\x05\x12\r\n\tDENSE_CRF\x10-\x12\x14\n\x10DOMINANT_CHANNEL\x10.\x12\x0b\n\x07DROPOUT\x10\x06\x12\x0e\n\nDUMMY_'
+        b'DATA\x10 \x12\x12\n\x0eEUCLIDEAN_LOSS\x10\x07\x12\x0b\n\x07ELTWISE\x10\x19\x12\x07\n\x03EXP\x10&\x12\x0b\n\x07FLATTEN\x10\x08\x12\x10\n\x0cGAIN_CHANNEL\x107\x12\r\n\tHDF5_DATA\x10\t\x12\x0f'
+        b'\n\x0bHDF5_OUTPUT\x10\n\x12\x0e\n\nHINGE_LOSS\x10\x1c\x12\r\n\tHISTOGRAM\x105\x12\x12\n\x0eIGNORE_OVERLAY\x104\x12\n\n\x06IM2COL\x10\x0b\x12\x0e\n\nIMAGE_DATA\x10\x0c\x12\x12'
+        b"\n\x0eIMAGE_SEG_DATA\x10'\x12\x11\n\rINFOGAIN_LOSS\x10\r\x12\x11\n\rINNER_PRODUCT\x10\x0e\x12\n\n\x06INTERP\x10)\x12\x07\n\x03LRN\x10\x0f\x12\x0c\n\x08MAT_READ\x10,\x12\r\n\tM"
+        b'AT_WRITE\x10+\x12\x0f\n\x0bMEMORY_DATA\x10\x1d\x12\x1d\n\x19MULTINOMIAL_LOGISTIC_LOSS\x10\x10\x12\x07\n\x03MVN\x10"\x12\n\n\x06ONEHOT\x108\x12\x0b\n\x07PADDING\x10*\x12\x0b\n\x07'
+        b'POOLING\x10\x11\x12\t\n\x05POWER\x10\x1a\x12\x12\n\x0eRELATIVE_ERROR\x106\x12\x08\n\x04RELU\x10\x12\x12\x10\n\x0cSEG_ACCURACY\x10(\x12\x0b\n\x07SIGMOID\x10\x13\x12\x1e\n\x1aSIGMOID_CRO'
+        b'SS_ENTROPY_LOSS\x10\x1b\x12\x0b\n\x07SILENCE\x10$\x12\x0b\n\x07SOFTMAX\x10\x14\x12\x10\n\x0cSOFTMAX_LOSS\x10\x15\x12\t\n\x05SPLIT\x10\x16\x12\t\n\x05SLICE\x10!\x12\x08\n\x04TANH\x10\x17\x12\r\n'
+        b'\tTHRESHOLD\x10\x1f\x12\x10\n\x0cUNIQUE_LABEL\x100\x12\x0f\n\x0bWINDOW_DATA\x10\x18"\xdd\x01\n\x14SegAccuracyParameter\x12\\\n\x06metric\x18\x01 \x01(\x0e25.caffe'
+        b'.deeplab_v1.SegAccuracyParameter.AccuracyMetric:\rPixelAccuracyR\x06metric\x12!\n\x0cignore_label\x18\x02 \x03(\x05R\x0big'
+        b'noreLabel"D\n\x0eAccuracyMetric\x12\x11\n\rPixelAccuracy\x10\x00\x12\x11\n\rClassAccuracy\x10\x01\x12\x0c\n\x08PixelIOU\x10\x02"^\n\x14SoftmaxLossPa'
+        b'rameter\x12#\n\rweight_source\x18\x10 \x01(\tR\x0cweightSource\x12!\n\x0cignore_label\x18\x02 \x03(\x05R\x0bignoreLabel"\xb2\x01\n\x11DenseCRFPara'
+        b'meter\x12\x1d\n\x08max_iter\x18\x01 \x01(\x05:\x0210R\x07maxIter\x12\x1c\n\npos_xy_std\x18\x02 \x03(\x02R\x08posXyStd\x12\x13\n\x05pos_w\x18\x03 \x03(\x02R\x04posW\x12\x1a\n\tbi_xy'
+        b'_std\x18\x04 \x03(\x02R\x07biXyStd\x12\x1c\n\nbi_rgb_std\x18\x05 \x03(\x02R\x08biRgbStd\x12\x11\n\x04bi_w\x18\x06 \x03(\x02R\x03biW"\xdf\x01\n\x1cAdaptiveBiasChannelPara'
+        b'meter\x12\x1c\n\x08num_iter\x18\x01 \x01(\x05:\x011R\x07numIter\x12"\n\nbg_portion\x18\x02 \x01(\x02:\x030.2R\tbgPortion\x12"\n\nfg_portion\x18\x03 \x01(\x02:\x030.2'
+        b'R\tfgPortion\x12-\n\x0fsuppress_others\x18\x04 \x01(\x08:\x04trueR\x0esuppressOthers\x12*\n\rmargin_others\x18\x05 \x01(\x02:\x051e-05R\x0cmargin'
+        b'Others"q\n\x14BiasChannelParameter\x12\x1a\n\x07bg_bias\x18\x01 \x01(\x02:\x011R\x06bgBias\x12\x1a\n\x07fg_bias\x18\x02 \x01(\x02:\x012R\x06fgBias\x12!\n\x0cignore'
+        b'_label\x18\x03 \x03(\x05R\x0bignoreLabel"9\n\x14CensorLabelParameter\x12!\n\x0cignore_label\x18\x01 \x02(\x05R\x0bignoreLabel"B\n\x1aChannelA'
+        b'ggregatorParameter\x12$\n\x0elabel_map_file\x18\x01 \x01(\tR\x0clabelMapFile"a\n\x14ConvolutionParameter\x12\x15\n\x04hole\x18\x11 \x01(\r:\x01'
+        b'1R\x04hole\x12\x18\n\x06hole_h\x18\x12 \x01(\r:\x011R\x05holeH\x12\x18\n\x06hole_w\x18\x13 \x01(\r:\x011R\x05holeW"2\n\x18DominantChannelParameter\x12\x16\n\x05top_k'
+        b'\x18\x01 \x01(\x05:\x011R\x04topK"{\n\x16EuclideanLossParameter\x12E\n\x04type\x18\x01 \x01(\x0e2-.caffe.deeplab_v1.EuclideanLossParamete'
+        b'r.Type:\x02L2R\x04type"\x1a\n\x04Type\x12\x06\n\x02L2\x10\x00\x12\n\n\x06L2sqrt\x10\x01"\xea\x01\n\x14GainChannelParameter\x12%\n\rnum_output_nz\x18\x01 \x02(\x05:\x010R'
+        b'\x0bnumOutputNz\x12\x17\n\x05drift\x18\x02 \x01(\x02:\x010R\x05drift\x12\x17\n\x05stdev\x18\x03 \x01(\x02:\x010R\x05stdev\x127\n\x0bgain_filler\x18\x04 \x01(\x0b2\x16.caffe.Fill'
+        b'erParameterR\ngainFiller\x12!\n\tnorm_mean\x18\x05 \x01(\x08:\x04trueR\x08normMean\x12\x1d\n\x06thresh\x18\x06 \x01(\x02:\x050.001R\x06thresh"V\n\x12His'
+        b'togramParameter\x12\x1d\n\nnum_labels\x18\x01 \x02(\x05R\tnumLabels\x12!\n\x0cignore_label\x18\x02 \x03(\x05R\x0bignoreLabel";\n\x16IgnoreOverl'
+        b'ayParameter\x12!\n\x0cignore_label\x18\x01 \x01(\x05R\x0bignoreLabel"\xa3\x02\n\x12ImageDataParameter\x12\x1d\n\nbatch_size\x18\x04 \x01(\rR\tbatch'
+        b'Size\x12&\n\x0cignore_label\x18\x0f \x01(\x05:\x03255R\x0bignoreLabel\x12T\n\nlabel_type\x18\x10 \x01(\x0e2..caffe.deeplab_v1.ImageDataPar'
+        b'ameter.LabelType:\x05IMAGER\tlabelType\x12!\n\thas_label\x18\r \x01(\x08:\x04trueR\x08hasLabel\x12 \n\nmax_labels\x18\x0e \x01(\x05:\x011R\tma'
+        b'xLabels"+\n\tLabelType\x12\x08\n\x04NONE\x10\x00\x12\t\n\x05IMAGE\x10\x01\x12\t\n\x05PIXEL\x10\x02"\xc9\x01\n\x0fInterpParameter\x12\x19\n\x06height\x18\x01 \x01(\x05:\x010R\x06hei'
+        b'ght\x12\x17\n\x05width\x18\x02 \x01(\x05:\x010R\x05width\x12"\n\x0bzoom_factor\x18\x03 \x01(\x05:\x011R\nzoomFactor\x12&\n\rshrink_factor\x18\x04 \x01(\x05:\x011R\x0cshri'
+        b'nkFactor\x12\x1a\n\x07pad_beg\x18\x05 \x01(\x05:\x010R\x06padBeg\x12\x1a\n\x07pad_end\x18\x06 \x01(\x05:\x010R\x06padEnd"\x7f\n\x10MatReadParameter\x12\x16\n\x06prefix\x18\x01'
+        b' \x02(\tR\x06prefix\x12\x18\n\x06source\x18\x02 \x01(\t:\x00R\x06source\x12\x17\n\x05strip\x18\x03 \x01(\x05:\x010R\x05strip\x12 \n\nbatch_size\x18\x04 \x01(\x05:\x011R\tbatchSiz'
+        b'e"y\n\x11MatWriteParameter\x12\x16\n\x06prefix\x18\x01 \x02(\tR\x06prefix\x12\x18\n\x06source\x18\x02 \x01(\t:\x00R\x06source\x12\x17\n\x05strip\x18\x03 \x01(\x05:\x010R\x05stri'
+        b'p\x12\x19\n\x06period\x18\x04 \x01(\x05:\x011R\x06period"0\n\x0fOneHotParameter\x12\x1d\n\nnum_labels\x18\x01 \x02(\x05R\tnumLabels"J\n\x10PaddingParamet'
+        b'er\x12\x1a\n\x07pad_beg\x18\x01 \x01(\x05:\x010R\x06padBeg\x12\x1a\n\x07pad_end\x18\x02 \x01(\x05:\x010R\x06padEnd"y\n\x14UniqueLabelParameter\x12\x1d\n\nmax_labels'
+        b'\x18\x01 \x02(\x05R\tmaxLabels\x12!\n\x0cignore_label\x18\x02 \x03(\x02R\x0bignoreLabel\x12\x1f\n\x0bforce_label\x18\x03 \x03(\x02R\nforceLabel'
+    ),
+    'deeplab': (
+        b'\n\rdeeplab.proto\x12\rcaffe.deeplab\x1a\x0bcaffe.proto".\n\x0fSolverParameter\x12\x1b\n\trms_decay\x18& \x01(\x02R\x08rmsDecay"\xfb\x05\n\x0e'
+        b'LayerParameter\x12k\n\x1badaptive_bias_channel_param\x18\x94\x01 \x01(\x0b2+.caffe.deeplab.AdaptiveBiasChannelParamete'
+        b'rR\x18adaptiveBiasChannelParam\x12R\n\x12bias_channel_param\x18\x95\x01 \x01(\x0b2#.caffe.deeplab.BiasChannelParameterR\x10b'
+        b'iasChannelParam\x12I\n\x0fdense_crf_param\x18\x92\x01 \x01(\x0b2 .caffe.deeplab.DenseCRFParameterR\rdenseCrfParam\x12^\n\x16do'
+        b"main_transform_param\x18\x93\x01 \x01(\x0b2'.caffe.deeplab.DomainTransformParameterR\x14domainTransformParam\x12B\n\x0cin"
+        b'terp_param\x18\x8f\x01 \x01(\x0b2\x1e.caffe.deeplab.InterpParameterR\x0binterpParam\x12F\n\x0emat_read_param\x18\x97\x01 \x01(\x0b2\x1f.caffe.'
+        b'deeplab.MatReadParameterR\x0cmatReadParam\x12I\n\x0fmat_write_param\x18\x91\x01 \x01(\x0b2 .caffe.deeplab.MatWriteParamet'
+        b'erR\rmatWriteParam\x12R\n\x12seg_accuracy_param\x18\x90\x01 \x01(\x0b2#.caffe.deeplab.SegAccuracyParameterR\x10segAccuracy'
+        b'Param\x12R\n\x12unique_label_param\x18\x96\x01 \x01(\x0b2#.caffe.deeplab.UniqueLabelParameterR\x10uniqueLabelParam"\x84\x01\n\x17Tr'
+        b'ansformationParameter\x12#\n\rscale_factors\x18\x08 \x03(\x02R\x0cscaleFactors\x12 \n\ncrop_width\x18\t \x01(\r:\x010R\tcropWidth\x12"\n\x0b'
+        b'crop_height\x18\n \x01(\r:\x010R\ncropHeight"\xdf\x01\n\x1cAdaptiveBiasChannelParameter\x12\x1c\n\x08num_iter\x18\x01 \x01(\x05:\x011R\x07numIter\x12'
+        b'"\n\nbg_portion\x18\x02 \x01(\x02:\x030.2R\tbgPortion\x12"\n\nfg_portion\x18\x03 \x01(\x02:\x030.2R\tfgPortion\x12-\n\x0fsuppress_others\x18\x04 \x01(\x08'
+        b':\x04trueR\x0esuppressOthers\x12*\n\rmargin_others\x18\x05 \x01(\x02:\x051e-05R\x0cmarginOthers"\x97\x02\n\x14BiasChannelParameter\x12\x1a\n\x07b'
+        b'g_bias\x18\x01 \x01(\x02:\x011R\x06bgBias\x12\x1a\n\x07fg_bias\x18\x02 \x01(\x02:\x012R\x06fgBias\x12!\n\x0cignore_label\x18\x03 \x03(\x05R\x0bignoreLabel\x12S\n\nlabel_'
+        b'type\x18\x04 \x01(\x0e2-.caffe.deeplab.BiasChannelParameter.LabelType:\x05IMAGER\tlabelType\x12,\n\x10background_label\x18'
+        b'\x06 \x01(\x05:\x010R\x0fbackgroundLabel"!\n\tLabelType\x12\t\n\x05IMAGE\x10\x01\x12\t\n\x05PIXEL\x10\x02"\xe7\x01\n\x11DenseCRFParameter\x12\x1d\n\x08max_iter\x18\x01'
+        b' \x01(\x05:\x0210R\x07maxIter\x12\x1c\n\npos_xy_std\x18\x02 \x03(\x02R\x08posXyStd\x12\x13\n\x05pos_w\x18\x03 \x03(\x02R\x04posW\x12\x1a\n\tbi_xy_std\x18\x04 \x03(\x02R\x07biXyStd'
+        b'\x12\x1c\n\nbi_rgb_std\x18\x05 \x03(\x02R\x08biRgbStd\x12\x11\n\x04bi_w\x18\x06 \x03(\x02R\x03biW\x123\n\x12output_probability\x18\x07 \x01(\x08:\x04trueR\x11outputProba'
+        b'bility"\xa7\x01\n\x18DomainTransformParameter\x12\x1c\n\x08num_iter\x18\x01 \x01(\x05:\x013R\x07numIter\x12\'\n\rspatial_sigma\x18\x02 \x01(\x02:\x0250R\x0csp'
+        b'atialSigma\x12"\n\x0brange_sigma\x18\x03 \x01(\x02:\x015R\nrangeSigma\x12 \n\nmin_weight\x18\x04 \x01(\x02:\x010R\tminWeight"\xbc\x01\n\x12ImageDataPa'
+        b'rameter\x12&\n\x0cignore_label\x18\x0f \x01(\x05:\x03255R\x0bignoreLabel\x12Q\n\nlabel_type\x18\x10 \x01(\x0e2+.caffe.deeplab.ImageDataPar'
+        b'ameter.LabelType:\x05IMAGER\tlabelType"+\n\tLabelType\x12\x08\n\x04NONE\x10\x00\x12\t\n\x05IMAGE\x10\x01\x12\t\n\x05PIXEL\x10\x02"\xc9\x01\n\x0fInterpParame'
+        b'ter\x12\x19\n\x06height\x18\x01 \x01(\x05:\x010R\x06height\x12\x17\n\x05width\x18\x02 \x01(\x05:\x010R\x05width\x12"\n\x0bzoom_factor\x18\x03 \x01(\x05:\x011R\nzoomFactor\x12&\n\rs'
+        b'hrink_factor\x18\x04 \x01(\x05:\x011R\x0cshrinkFactor\x12\x1a\n\x07pad_beg\x18\x05 \x01(\x05:\x010R\x06padBeg\x12\x1a\n\x07pad_end\x18\x06 \x01(\x05:\x010R\x06padEnd"\x7f\n\x10M'
+        b'atReadParameter\x12\x16\n\x06prefix\x18\x01 \x02(\tR\x06prefix\x12\x18\n\x06source\x18\x02 \x01(\t:\x00R\x06source\x12\x17\n\x05strip\x18\x03 \x01(\x05:\x010R\x05strip\x12 \n\nba'
+        b'tch_size\x18\x04 \x01(\x05:\x011R\tbatchSize"y\n\x11MatWriteParameter\x12\x16\n\x06prefix\x18\x01 \x02(\tR\x06prefix\x12\x18\n\x06source\x18\x02 \x01(\t:\x00R\x06sou'
+        b'rce\x12\x17\n\x05strip\x18\x03 \x01(\x05:\x010R\x05strip\x12\x19\n\x06period\x18\x04 \x01(\x05:\x011R\x06period"\xf6\x01\n\x14SegAccuracyParameter\x12Y\n\x06metric\x18\x01 \x01(\x0e'
+        b'22.caffe.deeplab.SegAccuracyParameter.AccuracyMetric:\rPixelAccuracyR\x06metric\x12!\n\x0cignore_label\x18\x02 \x03('
+        b'\x05R\x0bignoreLabel\x12\x1a\n\x05reset\x18\x03 \x01(\x08:\x04trueR\x05reset"D\n\x0eAccuracyMetric\x12\x11\n\rPixelAccuracy\x10\x00\x12\x11\n\rClassAccuracy'
+        b'\x10\x01\x12\x0c\n\x08PixelIOU\x10\x02"y\n\x14UniqueLabelParameter\x12\x1d\n\nmax_labels\x18\x01 \x02(\x05R\tmaxLabels\x12!\n\x0cignore_label\x18\x02 \x03(\x05R\x0bi'
+        b'gnoreLabel\x12\x1f\n\x0bforce_label\x18\x03 \x03(\x02R\nforceLabel'
+    ),
     'fast-rcnn': (
         b'\n\x0ffast-rcnn.proto\x12\x0fcaffe.fast_rcnn\x1a\x0bcaffe.proto".\n\x0fSolverParameter\x12\x1b\n\trms_decay\x18& \x01(\x02R\x08rmsDecay"'
         b'\xc1\x01\n\x0eLayerParameter\x12S\n\x11roi_pooling_param\x18\xd7\xc7\xf8\x03 \x01(\x0b2$.caffe.fast_rcnn.ROIPoolingParameterR\x0froiPooli'
@@ -92,6 +191,11 @@ DELTAS = {
         b'Test"3\n\x12ImageDataParameter\x12\x1d\n\nbatch_size\x18\x04 \x01(\rR\tbatchSize"\xe2\x01\n\x11UpsampleParameter\x12\x17\n\x05scale\x18\x01 \x01(\r:\x01'
         b'2R\x05scale\x12\x17\n\x07scale_h\x18\x02 \x01(\rR\x06scaleH\x12\x17\n\x07scale_w\x18\x03 \x01(\rR\x06scaleW\x12!\n\tpad_out_h\x18\x04 \x01(\x08:\x05falseR\x07padOutH\x12!\n'
         b'\tpad_out_w\x18\x05 \x01(\x08:\x05falseR\x07padOutW\x12\x1d\n\nupsample_h\x18\x06 \x01(\rR\tupsampleH\x12\x1d\n\nupsample_w\x18\x07 \x01(\rR\tupsampleW'
+    ),
+    'shufflenet': (
+        b'\n\x10shufflenet.proto\x12\x10caffe.shufflenet\x1a\x0bcaffe.proto"p\n\x0eLayerParameter\x12^\n\x15shuffle_channel_param\x18\xa4\x01 '
+        b'\x01(\x0b2).caffe.shufflenet.ShuffleChannelParameterR\x13shuffleChannelParam"2\n\x17ShuffleChannelParameter\x12\x17'
+        b'\n\x05group\x18\x01 \x01(\r:\x011R\x05group'
     ),
     'ssd': (
         b'\n\tssd.proto\x12\tcaffe.ssd\x1a\x0bcaffe.proto"[\n\x0cLabelMapItem\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05label\x18\x02 \x01(\x05R\x05label\x12!\n'
@@ -187,5 +291,53 @@ DELTAS = {
         b"\x01 \x01(\x0e2'.caffe.ssd.VideoDataParameter.VideoType:\x06WEBCAMR\tvideoType\x12\x1e\n\tdevice_id\x18\x02 \x01(\x05:\x010R\x08deviceI"
         b'd\x12\x1d\n\nvideo_file\x18\x03 \x01(\tR\tvideoFile\x12"\n\x0bskip_frames\x18\x04 \x01(\r:\x010R\nskipFrames""\n\tVideoType\x12\n\n\x06WEBCAM\x10\x00\x12\t\n'
         b'\x05VIDEO\x10\x01'
+    ),
+    'yolo': (
+        b'\n\nyolo.proto\x12\ncaffe.yolo\x1a\x0bcaffe.proto"\x92\x01\n\x0eLayerParameter\x12E\n\x0eupsample_param\x18\x95\x01 \x01(\x0b2\x1d.caffe.yolo.U'
+        b'psampleParameterR\rupsampleParam\x129\n\nmish_param\x18\x96\x01 \x01(\x0b2\x19.caffe.yolo.MishParameterR\tmishParam",\n\x11Up'
+        b'sampleParameter\x12\x17\n\x05scale\x18\x01 \x01(\x05:\x011R\x05scale"\x7f\n\rMishParameter\x12A\n\x06engine\x18\x02 \x01(\x0e2 .caffe.yolo.MishParam'
+        b'eter.Engine:\x07DEFAULTR\x06engine"+\n\x06Engine\x12\x0b\n\x07DEFAULT\x10\x00\x12\t\n\x05CAFFE\x10\x01\x12\t\n\x05CUDNN\x10\x02'
+    ),
+    'yolov2': (
+        b'\n\x0cyolov2.proto\x12\x0ccaffe.yolov2\x1a\x0bcaffe.proto"f\n\x0fSolverParameter\x12\x18\n\x07stagelr\x182 \x03(\x02R\x07stagelr\x12\x1c\n\tstagei'
+        b'ter\x183 \x03(\x05R\tstageiter\x12\x1b\n\trms_decay\x18& \x01(\x02R\x08rmsDecay"\xeb\x04\n\x0eLayerParameter\x12W\n\x14detection_loss_param\x18\xc8\x01 '
+        b'\x01(\x0b2$.caffe.yolov2.DetectionLossParameterR\x12detectionLossParam\x12W\n\x14eval_detection_param\x18\xc9\x01 \x01(\x0b2$.c'
+        b'affe.yolov2.EvalDetectionParameterR\x12evalDetectionParam\x12N\n\x11region_loss_param\x18\xca\x01 \x01(\x0b2!.caffe.yolov'
+        b'2.RegionLossParameterR\x0fregionLossParam\x12c\n\x18detection_evaluate_param\x18\xcb\x01 \x01(\x0b2(.caffe.yolov2.Detecti'
+        b'onEvaluateParameterR\x16detectionEvaluateParam\x12]\n\x16detection_output_param\x18\xcc\x01 \x01(\x0b2&.caffe.yolov2.Dete'
+        b'ctionOutputParameterR\x14detectionOutputParam\x12>\n\x0breorg_param\x18\x93\x01 \x01(\x0b2\x1c.caffe.yolov2.ReorgParameterR\n'
+        b'reorgParam\x12S\n\x12quantization_param\x18\x94\x01 \x01(\x0b2#.caffe.yolov2.QuantizationParameterR\x11quantizationParam"'
+        b'\xa6\x05\n\x15QuantizationParameter\x12`\n\tprecision\x18\x01 \x01(\x0e2-.caffe.yolov2.QuantizationParameter.Precision:\x13DYN'
+        b'AMIC_FIXED_POINTR\tprecision\x12^\n\x0frounding_scheme\x18\x02 \x01(\x0e2,.caffe.yolov2.QuantizationParameter.Roundi'
+        b'ng:\x07NEARESTR\x0eroundingScheme\x12"\n\x0bbw_layer_in\x18\x03 \x01(\r:\x0232R\tbwLayerIn\x12$\n\x0cbw_layer_out\x18\x04 \x01(\r:\x0232R\nbwLay'
+        b'erOut\x12\x1f\n\tbw_params\x18\x05 \x01(\r:\x0232R\x08bwParams\x12"\n\x0bfl_layer_in\x18\x06 \x01(\x05:\x0216R\tflLayerIn\x12$\n\x0cfl_layer_out\x18\x07 \x01(\x05'
+        b':\x0216R\nflLayerOut\x12\x1f\n\tfl_params\x18\x08 \x01(\x05:\x0216R\x08flParams\x12\x1f\n\tmant_bits\x18\t \x01(\r:\x0223R\x08mantBits\x12\x1c\n\x08exp_bits\x18\n'
+        b' \x01(\r:\x018R\x07expBits\x12\x1b\n\x07exp_min\x18\x0b \x01(\x05:\x02-8R\x06expMin\x12\x1b\n\x07exp_max\x18\x0c \x01(\x05:\x02-1R\x06expMax"S\n\tPrecision\x12\x17\n\x13DYNAM'
+        b'IC_FIXED_POINT\x10\x00\x12\r\n\tMINIFLOAT\x10\x01\x12\x1e\n\x1aINTEGER_POWER_OF_2_WEIGHTS\x10\x02"\'\n\x08Rounding\x12\x0b\n\x07NEAREST\x10\x00\x12\x0e\n\nSTOC'
+        b'HASTIC\x10\x01"\xcd\x02\n\x16DetectionLossParameter\x12\x15\n\x04side\x18\x01 \x01(\r:\x017R\x04side\x12\x1f\n\tnum_class\x18\x02 \x01(\r:\x0220R\x08numClass\x12 \n\nn'
+        b'um_object\x18\x03 \x01(\r:\x012R\tnumObject\x12$\n\x0cobject_scale\x18\x04 \x01(\x02:\x011R\x0bobjectScale\x12*\n\x0enoobject_scale\x18\x05 \x01(\x02:\x030.5'
+        b'R\rnoobjectScale\x12"\n\x0bclass_scale\x18\x06 \x01(\x02:\x011R\nclassScale\x12"\n\x0bcoord_scale\x18\x07 \x01(\x02:\x015R\ncoordScale\x12\x18\n\x04sqrt\x18'
+        b'\x08 \x01(\x08:\x04trueR\x04sqrt\x12%\n\nconstriant\x18\t \x01(\x08:\x05falseR\nconstriant"\xc0\x04\n\x13RegionLossParameter\x12\x16\n\x04side\x18\x01 \x01(\r:\x02'
+        b'13R\x04side\x12\x1f\n\tnum_class\x18\x02 \x01(\r:\x0220R\x08numClass\x12 \n\nbias_match\x18\x03 \x01(\r:\x011R\tbiasMatch\x12\x19\n\x06coords\x18\x04 \x01(\r:\x014R\x06'
+        b'coords\x12\x13\n\x03num\x18\x05 \x01(\r:\x015R\x03num\x12\x1b\n\x07softmax\x18\x06 \x01(\r:\x011R\x07softmax\x12\x1b\n\x06jitter\x18\x07 \x01(\x02:\x030.2R\x06jitter\x12\x1b\n\x07rescore'
+        b'\x18\x08 \x01(\r:\x011R\x07rescore\x12$\n\x0cobject_scale\x18\t \x01(\x02:\x011R\x0bobjectScale\x12"\n\x0bclass_scale\x18\n \x01(\x02:\x011R\nclassScale\x12*\n\x0e'
+        b'noobject_scale\x18\x0b \x01(\x02:\x030.5R\rnoobjectScale\x12"\n\x0bcoord_scale\x18\x0c \x01(\x02:\x015R\ncoordScale\x12\x1d\n\x08absolute\x18\r \x01(\r:\x01'
+        b'1R\x08absolute\x12\x1b\n\x06thresh\x18\x0e \x01(\x02:\x030.2R\x06thresh\x12\x19\n\x06random\x18\x0f \x01(\r:\x011R\x06random\x12\x16\n\x06biases\x18\x10 \x03(\x02R\x06biases\x12!\n\x0cs'
+        b'oftmax_tree\x18\x11 \x01(\tR\x0bsoftmaxTree\x12\x1b\n\tclass_map\x18\x12 \x01(\tR\x08classMap"I\n\x0eReorgParameter\x12\x16\n\x06stride\x18\x01 \x01(\rR\x06s'
+        b'tride\x12\x1f\n\x07reverse\x18\x02 \x01(\x08:\x05falseR\x07reverse"[\n\x0cLabelMapItem\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05label\x18\x02 \x01(\x05R\x05label'
+        b'\x12!\n\x0cdisplay_name\x18\x03 \x01(\tR\x0bdisplayName":\n\x08LabelMap\x12.\n\x04item\x18\x01 \x03(\x0b2\x1a.caffe.yolov2.LabelMapItemR\x04item"'
+        b'\xb0\x02\n\x18DetectionOutputParameter\x12\x16\n\x04side\x18\x01 \x01(\r:\x0213R\x04side\x12#\n\x0bnum_classes\x18\x02 \x01(\r:\x0220R\nnumClasses\x12\x1a\n\x07num'
+        b'_box\x18\x03 \x01(\r:\x015R\x06numBox\x12\x19\n\x06coords\x18\x04 \x01(\r:\x014R\x06coords\x127\n\x14confidence_threshold\x18\x05 \x01(\x02:\x040.01R\x13confidence'
+        b'Threshold\x12)\n\rnms_threshold\x18\x06 \x01(\x02:\x040.45R\x0cnmsThreshold\x12\x16\n\x06biases\x18\x07 \x03(\x02R\x06biases\x12$\n\x0elabel_map_file\x18\x08'
+        b' \x01(\tR\x0clabelMapFile"o\n\x1aDetectionEvaluateParameter\x12\x1f\n\x0bnum_classes\x18\x01 \x01(\rR\nnumClasses\x120\n\x11overlap_thr'
+        b'eshold\x18\x02 \x01(\x02:\x030.5R\x10overlapThreshold"\xbe\x01\n\x0eNormalizedBBox\x12\x12\n\x04xmin\x18\x01 \x01(\x02R\x04xmin\x12\x12\n\x04ymin\x18\x02 \x01(\x02R\x04ymin\x12\x12'
+        b'\n\x04xmax\x18\x03 \x01(\x02R\x04xmax\x12\x12\n\x04ymax\x18\x04 \x01(\x02R\x04ymax\x12\x14\n\x05label\x18\x05 \x01(\x05R\x05label\x12\x1c\n\tdifficult\x18\x06 \x01(\x08R\tdifficult\x12\x14\n\x05sc'
+        b'ore\x18\x07 \x01(\x02R\x05score\x12\x12\n\x04size\x18\x08 \x01(\x02R\x04size"\x8a\x03\n\x16EvalDetectionParameter\x12\x15\n\x04side\x18\x01 \x01(\r:\x017R\x04side\x12\x1f\n\tnum_cl'
+        b'ass\x18\x02 \x01(\r:\x0220R\x08numClass\x12 \n\nnum_object\x18\x03 \x01(\r:\x012R\tnumObject\x12!\n\tthreshold\x18\x04 \x01(\x02:\x030.5R\tthreshold\x12\x18\n\x04'
+        b'sqrt\x18\x05 \x01(\x08:\x04trueR\x04sqrt\x12$\n\nconstriant\x18\x06 \x01(\x08:\x04trueR\nconstriant\x12W\n\nscore_type\x18\x07 \x01(\x0e2..caffe.yolov2.'
+        b'EvalDetectionParameter.ScoreType:\x08MULTIPLYR\tscoreType\x12\x14\n\x03nms\x18\x08 \x01(\x02:\x02-1R\x03nms\x12\x16\n\x06biases\x18\t \x03(\x02R\x06bia'
+        b'ses",\n\tScoreType\x12\x07\n\x03OBJ\x10\x00\x12\x08\n\x04PROB\x10\x01\x12\x0c\n\x08MULTIPLY\x10\x02"#\n\rDataParameter\x12\x12\n\x04side\x18\x0b \x03(\rR\x04side"\xc4\x01\n\x10V1Lay'
+        b'erParameter\x12W\n\x14detection_loss_param\x18\xc8\x01 \x01(\x0b2$.caffe.yolov2.DetectionLossParameterR\x12detectionLossP'
+        b'aram\x12W\n\x14eval_detection_param\x18\xc9\x01 \x01(\x0b2$.caffe.yolov2.EvalDetectionParameterR\x12evalDetectionParam'
     ),
 }

@@ -88,10 +88,33 @@ FORKS: dict[str, Fork] = {f.name: f for f in [
          "rbgirshick/caffe-fast-rcnn@4115385deb3b907fcd428ac0ab53b694d741a3c4 "
          "src/caffe/proto/caffe.proto", ("ROIPooling", "SmoothL1Loss"),
          ("faster-rcnn", "py-faster-rcnn")),
+    Fork("deeplab", "DeepLab v2 (deeplab-public-ver2)",
+         "maweifei/deeplab-ver2@a225e95c3ba1d592ecf410eeaee87ca4088dbb3f "
+         "src/caffe/proto/caffe.proto", ("Interp", "DenseCRF", "DomainTransform",
+                                         "SegAccuracy", "MatRead", "MatWrite", "ImageSegData"),
+         ("deeplab-v2", "deeplabv2")),
+    Fork("deeplab-v1", "DeepLab v1 (deeplab-public; V1 'layers' nets with 'hole')",
+         "TheLegendAli/DeepLab-Context@fb04e9e2fc2682490ad9f60533b9d6c4c0e0479c "
+         "src/caffe/proto/caffe.proto", ("Interp", "ImageSegData", "SegAccuracy", "DenseCRF"),
+         ("deeplabv1",)),
+    Fork("yolo", "YOLOv3/v4 Caffe ports (darknet2caffe)",
+         "ChenYingpeng/darknet2caffe@0595e5c34574dfee49d3ecb67bb0540d903038ba README.md",
+         ("Upsample", "Mish"), ("yolov3", "yolov4", "darknet2caffe")),
+    Fork("yolov2", "YOLOv2 Caffe port (gklz1982/caffe-yolov2)",
+         "gklz1982/caffe-yolov2@ebb27029db4ddc0d40e520634633b0fa9cdcc10d "
+         "src/caffe/proto/caffe.proto", ("Reorg", "RegionLoss", "DetectionOutput", "EvalDetection")),
+    Fork("shufflenet", "ShuffleNet Caffe ports (farmingyard/ShuffleNet)",
+         "farmingyard/ShuffleNet@566005ebf20f5a675feb9b53d27ee94e4bd89648 README.md",
+         ("ShuffleChannel",)),
+    Fork("ceil-mode", "pooling ceil_mode (BVLC/caffe pull request #3057: DenseNet, ResNeXt ports)",
+         "BVLC/caffe pull request #3057 src/caffe/proto/caffe.proto", (),
+         ("densenet", "resnext", "ceil_mode")),
 ]}
 
 #: who keeps a name two forks define differently in the default schema (first wins)
-DEFAULT_ORDER: tuple[str, ...] = ("ssd", "pspnet", "segnet", "segnet-cudnn5", "fast-rcnn")
+DEFAULT_ORDER: tuple[str, ...] = ("ssd", "pspnet", "deeplab", "deeplab-v1", "segnet",
+                                  "segnet-cudnn5", "fast-rcnn", "yolo", "yolov2", "shufflenet",
+                                  "ceil-mode")
 
 #: LayerParameter ``*_param`` field -> the layer types that read it, where the type is not
 #: the CamelCase of the field name (used to decide contested wire numbers by layer type)
@@ -212,16 +235,31 @@ class _Merger:
         enums = {e.name: e for e in self.file.enum_type}
         for enum in delta.enum_type:
             if enum.name in enums:
-                _merge_enum(enums[enum.name], enum)
+                _merge_enum(enums[enum.name], enum, fork_wins)
             else:
                 self.file.enum_type.add().CopyFrom(enum)
+
+    def mirror_v1_params(self) -> None:
+        """A fork's ``*_param`` of V1 layers (DeepLab v1's interp_param) also on the current
+        LayerParameter, under a private number: the upgrade moves V1 params there."""
+        top = {m.name: m for m in self.file.message_type}
+        layer, v1 = top["LayerParameter"], top["V1LayerParameter"]
+        have = {f.name for f in layer.field}
+        for f in v1.field:
+            if f.name.endswith("_param") and f.name not in have and f.type == FD.TYPE_MESSAGE:
+                new = layer.field.add()
+                new.CopyFrom(f)
+                new.ClearField("json_name")
+                new.number = self._relocated("LayerParameter")
+                self.owner[("LayerParameter", f.name)] = self.owner.get(
+                    ("V1LayerParameter", f.name), BVLC)
 
     def _merge_message(self, base: dpb.DescriptorProto, msg: dpb.DescriptorProto, path: str,
                        fork: str, fork_wins: bool) -> None:
         enums = {e.name: e for e in base.enum_type}
         for enum in msg.enum_type:
             if enum.name in enums:
-                _merge_enum(enums[enum.name], enum)
+                _merge_enum(enums[enum.name], enum, fork_wins)
             else:
                 base.enum_type.add().CopyFrom(enum)
         nested = {m.name: m for m in base.nested_type}
@@ -262,14 +300,21 @@ class _Merger:
                 new.number = self._relocated(path)
 
 
-def _merge_enum(base: dpb.EnumDescriptorProto, enum: dpb.EnumDescriptorProto) -> None:
+def _merge_enum(base: dpb.EnumDescriptorProto, enum: dpb.EnumDescriptorProto,
+                fork_wins: bool = True) -> None:
+    """Add the fork's enum values. A fork value whose number a base value already has
+    replaces it in a fork's own schema (DeepLab v1's IMAGE_SEG_DATA is V1 type 39, BVLC's
+    DECONVOLUTION); in the default mixture it is left out, so text naming it asks for the
+    fork instead of being read as the other value."""
     names = {v.name for v in base.value}
-    numbers = {v.number for v in base.value}
     for v in enum.value:
         if v.name in names:
             continue
-        if v.number in numbers:
-            base.options.allow_alias = True
+        clash = [w for w in base.value if w.number == v.number]
+        if clash and not fork_wins:
+            continue
+        for w in clash:
+            base.value.remove(w)
         base.value.add().CopyFrom(v)
 
 
@@ -477,6 +522,7 @@ def _build(name: str, fork: Optional[str], deltas: list[tuple[str, dpb.FileDescr
     for label, delta in deltas:
         merger.add(delta, label, fork_wins=single)
         views.append((label, _fork_view(delta)))
+    merger.mirror_v1_params()
     merged = merger.file
     merged.name = f"caffe_import/{name}/caffe.proto"
     pool = descriptor_pool.DescriptorPool()
