@@ -14,6 +14,7 @@ Nothing downloaded is executed or unpickled: caffemodels are read as protobuf da
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -21,9 +22,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import UsageError
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_CACHE", "DownloadError", "default_cache_dir",
            "model_url", "download_url", "download_model"]
@@ -56,7 +57,7 @@ def model_url(name: str, base_url: str | None = None) -> tuple[str, str]:
 
     spec = zoo.get(name)
     if not spec.weights_file:
-        raise CaffeFormatError(f"model {spec.name!r}: the release published no weights for it")
+        raise UsageError(f"model {spec.name!r}: the release published no weights for it")
     base = base_url or os.environ.get(ENV_BASE_URL)
     if base:
         return urllib.parse.urljoin(base.rstrip("/") + "/", spec.weights_file), spec.weights_file
@@ -66,7 +67,7 @@ def model_url(name: str, base_url: str | None = None) -> tuple[str, str]:
 def _check_scheme(url: str) -> None:
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise CaffeFormatError(f"{url}: only http:// and https:// URLs are fetched, not {scheme or 'a bare path'}")
+        raise UsageError(f"{url}: only http:// and https:// URLs are fetched, not {scheme or 'a bare path'}")
 
 
 def _total_from(resp, start: int) -> int | None:
@@ -87,6 +88,27 @@ def _open(url: str, start: int, timeout: float):
     if start:
         req.add_header("Range", f"bytes={start}-")
     return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked)
+
+
+def _append_body(resp: Any, part: Path, start: int, bar: Any, url: str) -> int:
+    """Write the response body to ``part`` (appended after ``start`` bytes, else from zero);
+    returns the size ``part`` then has."""
+    got = start
+    with open(part, "ab" if start else "wb") as f:
+        while True:
+            try:
+                chunk = resp.read(_CHUNK)
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, IncompleteRead, timeout
+                raise DownloadError(f"{url}: transfer broke after {got} bytes ({exc}); "
+                                    "run again to resume") from None
+            if not chunk:
+                break
+            f.write(chunk)
+            got += len(chunk)
+            bar.update(len(chunk))
+        f.flush()
+        os.fsync(f.fileno())
+    return got
 
 
 def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
@@ -136,22 +158,8 @@ def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
             from tqdm.auto import tqdm as progress_factory  # noqa: N813
         bar = progress_factory(total=total, initial=start, unit="B", unit_scale=True,
                                unit_divisor=1024, desc=dest.name, disable=not progress)
-        got = start
         try:
-            with open(part, "ab" if start else "wb") as f:
-                while True:
-                    try:
-                        chunk = resp.read(_CHUNK)
-                    except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, IncompleteRead, timeout
-                        raise DownloadError(f"{url}: transfer broke after {got} bytes ({exc}); "
-                                            "run again to resume") from None
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-                f.flush()
-                os.fsync(f.fileno())
+            got = _append_body(resp, part, start, bar, url)
         finally:
             bar.close()
     if total is not None and got != total:
@@ -167,3 +175,12 @@ def download_model(name: str, *, base_url: str | None = None,
     url, fname = model_url(name, base_url)
     folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return download_url(url, folder / fname, progress=progress, timeout=timeout, force=force)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes as hex (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import UsageError
 from fcn_repro import download as D
 from fcn_repro.cli import main as cli_main
 
@@ -137,9 +137,9 @@ def test_default_urls_are_the_published_ones(monkeypatch):
 
 
 def test_models_without_weights_and_odd_urls_are_refused(tmp_path):
-    with pytest.raises(CaffeFormatError, match="published no weights"):
+    with pytest.raises(UsageError, match="published no weights"):
         D.model_url("nyud-fcn32s-color-d")
-    with pytest.raises(CaffeFormatError, match="only http"):
+    with pytest.raises(UsageError, match="only http"):
         D.download_url("file:///etc/passwd", tmp_path / "x", progress=False)
 
 
