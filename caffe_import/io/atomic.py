@@ -7,9 +7,13 @@ the finished file gets the mode a plain ``open(path, "w")`` would give it.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -60,3 +64,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with what JSON cannot hold made plain: NaN and infinities -> ``None`` (JSON has
+    no such numbers; ``json.dumps`` would write the non-standard ``NaN``), numpy scalars and
+    arrays -> Python numbers and lists, tuples -> lists, mapping keys -> strings."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """``obj`` as indented JSON (through :func:`json_ready`), written atomically."""
+    atomic_write_text(path, json.dumps(json_ready(obj), indent=1) + "\n")
