@@ -7,9 +7,10 @@ multi-GPU training (``parallel.cpp``) also sums the diffs over solvers and scale
 ``1/solver_count``, so ``w`` processes with batch 1 each step like one process with
 ``iter_size`` ``w``.
 
-Evaluation: the val split is dealt out round-robin (``indices[rank::world_size]``), each rank
-fills its confusion matrices, and the matrices are summed with ``all_reduce`` before scoring,
-so the scores are exactly those of one process over the whole split.
+Evaluation: the val split is dealt out round-robin (:func:`shard`), each rank fills its
+confusion matrices, and the matrices are summed with ``all_reduce`` before scoring, so the
+scores are exactly those of one process over the whole split:
+``evaluate_net(net, dataset, plan, indices=shard(len(dataset)), all_reduce=True)``.
 
     torchrun --nproc_per_node 2 -m fcn_repro train --model voc-fcn32s --dataset sbd --root SBD ...
 
@@ -19,13 +20,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_from_env", "shard", "wrap_ddp", "evaluate_sharded", "train_distributed",
-           "cleanup"]
+__all__ = ["DistInfo", "init_from_env", "shard", "wrap_ddp", "train_distributed", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -101,25 +101,6 @@ def wrap_ddp(net: torch.nn.Module, device: torch.device | None = None,
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids,
                                                      find_unused_parameters=find_unused_parameters)
-
-
-def evaluate_sharded(net: Any, dataset: Any, input_names: Sequence[str], label_names: Sequence[str],
-                     heads: Mapping[str, tuple[str | None, int]], limit: int | None = None,
-                     device: str | torch.device | None = None,
-                     exclude: Mapping[str | None, Sequence[int]] | None = None,
-                     workers: int = 0) -> dict[str, Any]:
-    """Scores of ``net`` on ``dataset`` (first ``limit`` items), each rank scoring its shard;
-    the confusion matrices are all-reduced, so every rank returns the one-process scores.
-
-    The loop is :func:`fcn_repro.evaluate.evaluate_net` on this rank's :func:`shard`; the
-    result has the training log's form, ``{score blob: scores, "loss": mean loss}``.
-    """
-    from fcn_repro.evaluate import evaluate_net, scores_by_head
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    result = evaluate_net(net, dataset, device=device, heads=dict(heads), indices=shard(n),
-                          all_reduce=True, input_names=input_names, label_names=label_names,
-                          exclude=dict(exclude or {}), workers=workers, progress=False)
-    return scores_by_head(result)
 
 
 def train_distributed(model: str, dataset: str, root: str | os.PathLike, *,

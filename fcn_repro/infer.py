@@ -80,8 +80,9 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
     """What ``fcn-repro infer`` does. Writes ``<stem>.png`` (labels, VOC palette),
     ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
     ``_<head>`` for nets with several score blobs); returns the written paths."""
-    from fcn_repro.evaluate import build_net
-    caffe_net, spec = build_net(model=model, net=net, weights=weights, device=device)
+    from fcn_repro import zoo
+    caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device)
+    spec = zoo.get(model) if model is not None else None
     if mean_bgr is None:
         if spec is not None:
             means = getattr(spec, "means", None) or {}

@@ -26,6 +26,16 @@ import numpy as np
 import torch
 
 
+def predicted_classes(scores: torch.Tensor) -> torch.Tensor:
+    """The class of each pixel of ``N x C x H x W`` (or ``C x H x W``) scores: the first channel
+    holding the maximum (NaN counts as the maximum), as score.py's ``argmax(0)`` gives it.
+
+    ``max(dim=-3).indices`` rather than ``argmax``: the same indices (first maximum, NaN first),
+    but PyTorch's CPU ``argmax`` over the strided channel axis is ~3.5x slower (29 ms vs 8 ms
+    for 21 x 375 x 500, one thread) - as long as a narrow net's forward."""
+    return scores.max(dim=-3).indices
+
+
 class ConfusionMatrix:
     """An ``n x n`` int64 confusion matrix accumulated on ``device``."""
 
@@ -65,7 +75,7 @@ class ConfusionMatrix:
 
     def update_scores(self, scores: torch.Tensor, label: torch.Tensor) -> None:
         """Count the argmax over channels of ``N x C x H x W`` (or ``C x H x W``) scores."""
-        pred = scores.max(dim=-3).indices  # same indices as argmax (ties: first), faster on CPU
+        pred = predicted_classes(scores)
         self.update(pred, label.reshape(pred.shape))
 
     def add(self, other: "ConfusionMatrix | torch.Tensor | np.ndarray") -> None:

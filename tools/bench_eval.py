@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but CUDA is not available")
 
-    from fcn_repro.evaluate import evaluate_net, predicted_classes
+    from fcn_repro.evaluate import evaluate_net
+    from fcn_repro.metrics import predicted_classes
     from fcn_repro.metrics import ConfusionMatrix, scores_from_hist
 
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:

@@ -12,17 +12,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fcn_repro.data.synthetic import KINDS, make_dataset  # noqa: E402
+from fcn_repro.data import dataset_names  # noqa: E402
+from fcn_repro.data.synthetic import make_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=KINDS + ("all",))
+    parser.add_argument("kind", choices=dataset_names() + ("all",))
     parser.add_argument("root", type=Path, help="output folder ('all': one sub-folder per kind)")
     parser.add_argument("--n", type=int, default=3, help="items per dataset")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    kinds = KINDS if args.kind == "all" else (args.kind,)
+    kinds = dataset_names() if args.kind == "all" else (args.kind,)
     for kind in kinds:
         root = args.root / kind if args.kind == "all" else args.root
         print(f"{kind}: {make_dataset(kind, root, args.n, args.seed)}")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from caffe_import.cli.options import (device, naming, output_dir, output_file_path,
                                       require_net_file, require_weights_file)
-from caffe_import.errors import CaffeFormatError, UsageError
+from caffe_import.errors import UsageError
+from fcn_repro.data.registry import DATASETS, MODALITIES, dataset_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--model", help="a zoo model name (its deploy net), e.g. voc-fcn8s")
     which.add_argument("--net", type=Path, help="a deploy prototxt")
     p.add_argument("--weights", type=Path, required=True, help="caffemodel (binary or HDF5)")
-    p.add_argument("--dataset", choices=["voc", "sbd", "siftflow", "nyud", "pascalcontext"],
-                   help="default: the model's dataset")
+    p.add_argument("--dataset", choices=dataset_names(), help="default: the model's dataset")
     p.add_argument("--root", type=Path, required=True, help="the dataset folder (see fcn_repro.data)")
-    p.add_argument("--split", help="default: seg11valid (voc), val (sbd, pascalcontext), test (siftflow, nyud)")
-    p.add_argument("--modality", choices=["color", "depth", "hha", "color-depth", "color-hha"],
+    p.add_argument("--split", help="default: the split the release scored: " + ", ".join(
+        f"{d.eval_split} ({d.name})" for d in DATASETS.values()))
+    p.add_argument("--modality", choices=list(MODALITIES),
                    help="NYUDv2 inputs (default: from the model name)")
     p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda, cuda:1 (default cpu)")
     p.add_argument("--save-predictions", type=output_dir, metavar="DIR", help="write predictions as palette PNGs")
@@ -43,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     require_weights_file(args.weights)
     if args.net is not None:
         if args.dataset is None:
-            raise CaffeFormatError("--net needs --dataset (voc, sbd, siftflow, nyud, "
-                                   "pascalcontext): a bare prototxt does not say what it was "
-                                   "trained on", path=args.net)
+            raise UsageError(f"--net needs --dataset ({', '.join(dataset_names())}): a bare "
+                             f"prototxt ({args.net}) does not say what it was trained on")
         require_net_file(args.net, "deploy net prototxt")
     with naming(args.net):
         record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,

@@ -15,17 +15,17 @@ import os
 from typing import Any
 
 from caffe_import.cli.options import device, output_dir, require_weights_file
-
-DATASETS = ("voc", "sbd", "siftflow", "nyud", "pascalcontext")
+from caffe_import.errors import UsageError
+from fcn_repro.data.registry import dataset_names
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a zoo model (the release's solve.py)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo model name, e.g. voc-fcn32s")
-    p.add_argument("--dataset", required=True, choices=DATASETS, help="training dataset")
+    p.add_argument("--dataset", required=True, choices=dataset_names(), help="training dataset")
     p.add_argument("--root", required=True, help="dataset folder in the release's layout")
-    p.add_argument("--val-dataset", default=None, choices=DATASETS, help="evaluation dataset (default: --dataset)")
+    p.add_argument("--val-dataset", default=None, choices=dataset_names(), help="evaluation dataset (default: --dataset)")
     p.add_argument("--val-root", default=None, help="evaluation dataset folder (default: --root)")
     p.add_argument("--train-split", default=None)
     p.add_argument("--val-split", default=None)
@@ -48,8 +48,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from fcn_repro.evaluate import format_scores
     from fcn_repro.train import train_model
 
+    for option, value in (("--limit", args.limit), ("--eval-limit", args.eval_limit)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} {value}: give at least 1 image")
     if args.init is not None:
         require_weights_file(args.init, "weights to transplant from (--init)")
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                   val_split=args.val_split, limit=args.limit, out=args.out, init=args.init,
                   max_iter=args.max_iter, resume=args.resume, eval_interval=args.eval_interval,
                   eval_limit=args.eval_limit, snapshot_interval=args.snapshot, seed=args.seed,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, say=print)
     if ddp:
         from fcn_repro.distributed import train_distributed
         result = train_distributed(args.model, args.dataset, args.root, device=args.device, **kwargs)
@@ -66,10 +70,7 @@ def run(args: argparse.Namespace) -> int:
         result = train_model(args.model, args.dataset, args.root, device=device, **kwargs)
     if result is None:  # not the main rank
         return 0
-    for line in result.surgery_log:
-        print(line)
-    last = result.evals[-1] if result.evals else {}
-    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
-                        if isinstance(last.get(k), float))
-    print(f"trained {result.iterations} iterations -> {result.out}" + (f"; val {summary}" if summary else ""))
+    print(f"trained to iteration {result.iterations} -> {result.out}")
+    if result.evals:  # the last val scores, in percent as `fcn-repro eval` prints them
+        print(f"  val at iteration {result.evals[-1]['iter']}: {format_scores(result.evals[-1])}")
     return 0

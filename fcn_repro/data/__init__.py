@@ -1,37 +1,28 @@
 """Datasets in the release's on-disk layouts, with its exact preprocessing.
 
-``get_dataset(name, root, split, **options)`` builds one by name (``voc``, ``sbd``, ``siftflow``,
-``nyud``, ``pascalcontext``). Items are ``(image, label)`` as docs/design.md says.
+``get_dataset(name, root, split=None, model=None, **options)`` builds one by name (``voc``,
+``sbd``, ``siftflow``, ``nyud``, ``pascalcontext``); :mod:`fcn_repro.data.registry` is the table
+of what the tools know about each (default splits, options implied by a model name). Items are
+``(image, label)`` as docs/design.md says. The dataset classes are imported on first use (they
+bring torch, PIL and scipy; the table does not).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 from typing import Any
 
-from fcn_repro.data.base import SegmentationDataset
-from fcn_repro.data.nyud import NYUDSegmentation
-from fcn_repro.data.pascalcontext import PascalContextSegmentation
-from fcn_repro.data.sbd import SBDSegmentation
-from fcn_repro.data.siftflow import SIFTFlowSegmentation
-from fcn_repro.data.voc import VOCSegmentation
+from fcn_repro.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names, get_dataset
 
-DATASETS: dict[str, type[SegmentationDataset]] = {
-    "voc": VOCSegmentation,
-    "sbd": SBDSegmentation,
-    "siftflow": SIFTFlowSegmentation,
-    "nyud": NYUDSegmentation,
-    "pascalcontext": PascalContextSegmentation,
+_LAZY = {
+    "SegmentationDataset": "base", "VOCSegmentation": "voc", "SBDSegmentation": "sbd",
+    "SIFTFlowSegmentation": "siftflow", "NYUDSegmentation": "nyud",
+    "PascalContextSegmentation": "pascalcontext",
 }
 
-
-def get_dataset(name: str, root: str | Path, split: str, **options: Any) -> SegmentationDataset:
-    """The dataset ``name`` (a key of :data:`DATASETS`) at ``root``, split ``split``."""
-    try:
-        cls = DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; one of {sorted(DATASETS)}") from None
-    return cls(root, split, **options)
+__all__ = ["DATASETS", "DatasetInfo", "dataset_info", "dataset_names", "get_dataset", *_LAZY]
 
 
-__all__ = ["DATASETS", "get_dataset", "SegmentationDataset", "VOCSegmentation", "SBDSegmentation",
-           "SIFTFlowSegmentation", "NYUDSegmentation", "PascalContextSegmentation"]
+def __getattr__(name: str) -> Any:  # PEP 562: the classes on first use
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"fcn_repro.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'fcn_repro.data' has no attribute {name!r}")

@@ -26,14 +26,9 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import MODALITIES, canonical_modality
 
 NYUD_CLASSES = tuple(l.strip() for l in (ASSETS / "nyud" / "classes.txt").read_text().splitlines() if l.strip())[:40]
-
-MODALITIES: dict[str, tuple[str, ...]] = {
-    "color": ("color",), "depth": ("depth",), "hha": ("hha",),
-    "color-depth": ("color", "depth"), "color-d": ("color", "depth"),
-    "color-hha": ("color", "hha"),
-}
 
 LAYOUT = """  <root>/data/images/img_<id>.png
   <root>/data/depth/img_<id>.png
@@ -50,12 +45,10 @@ class NYUDSegmentation(SegmentationDataset):
     num_classes = {None: 40}
     class_names = {None: NYUD_CLASSES}
 
-    def __init__(self, root: str | Path, split: str = "test", *, modality: str = "color",
+    def __init__(self, root: str | Path, split: str, *, modality: str = "color",
                  limit: int | None = None) -> None:
-        if modality not in MODALITIES:
-            raise ValueError(f"nyud: unknown modality {modality!r}; one of {sorted(MODALITIES)}")
-        self.modality = modality
-        self.tops = MODALITIES[modality]
+        self.modality = canonical_modality(modality)
+        self.tops = MODALITIES[self.modality]
         super().__init__(root, split, limit=limit)
 
     def _read_ids(self) -> list[str]:

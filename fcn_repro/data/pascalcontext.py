@@ -76,7 +76,7 @@ class PascalContextSegmentation(SegmentationDataset):
     num_classes = {None: 60}
     class_names = {None: CONTEXT59_CLASSES}
 
-    def __init__(self, root: str | Path, split: str = "val", *,
+    def __init__(self, root: str | Path, split: str, *,
                  mean: ArrayLike = T.PASCALCONTEXT_MEAN_BGR,
                  voc_dir: str | Path | None = None, limit: int | None = None) -> None:
         """``voc_dir``: where ``VOC2010`` lives when not under ``root`` (a VOCdevkit folder, or

@@ -34,7 +34,7 @@ class SBDSegmentation(SegmentationDataset):
     num_classes = {None: 21}
     class_names = {None: VOC_CLASSES}
 
-    def __init__(self, root: str | Path, split: str = "train", *,
+    def __init__(self, root: str | Path, split: str, *,
                  mean: ArrayLike = T.VOC_MEAN_BGR, limit: int | None = None) -> None:
         self.mean = mean
         super().__init__(root, split, limit=limit)

@@ -64,7 +64,7 @@ class SIFTFlowSegmentation(SegmentationDataset):
     class_names = {"sem": SEMANTIC_CLASSES, "geo": GEOMETRIC_CLASSES}
     exclude_classes = {"sem": ABSENT_FROM_TEST}
 
-    def __init__(self, root: str | Path, split: str = "test", *,
+    def __init__(self, root: str | Path, split: str, *,
                  mean: ArrayLike = T.SIFTFLOW_MEAN_BGR, limit: int | None = None) -> None:
         self.mean = mean
         super().__init__(root, split, limit=limit)

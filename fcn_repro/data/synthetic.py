@@ -15,9 +15,8 @@ import scipy.io
 from PIL import Image
 
 from fcn_repro.data._layout import ASSETS
+from fcn_repro.data.registry import dataset_info
 from fcn_repro.palette import label_image
-
-KINDS = ("voc", "sbd", "siftflow", "nyud", "pascalcontext")
 
 
 def _ids(listing: Path, n: int) -> list[str]:
@@ -52,9 +51,9 @@ def _write_list(path: Path, ids: list[str]) -> None:
 
 
 def make_dataset(kind: str, root: str | Path, n: int = 3, seed: int = 0) -> Path:
-    """Write a random ``kind`` dataset (one of :data:`KINDS`) of ``n`` items under ``root``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown synthetic dataset {kind!r}; one of {KINDS}")
+    """Write a random ``kind`` dataset (a name of :func:`fcn_repro.data.dataset_names`) of ``n``
+    items under ``root``."""
+    kind = dataset_info(kind).name  # an unknown name is a UsageError listing the known
     root = Path(root)
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)

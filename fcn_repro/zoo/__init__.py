@@ -1,17 +1,21 @@
 """The model zoo: every model of the FCN release, and the ILSVRC base nets, by name.
 
-``get(name) -> ModelSpec`` and ``names()``; one module per family (``voc``, ``nyud``,
+``get(name) -> ModelSpec``, ``names()`` and ``build_net`` (a CaffeNet from a zoo name or a
+prototxt, with weights); one module per family (``voc``, ``nyud``,
 ``siftflow``, ``pascalcontext``, ``ilsvrc``) lists its ``MODELS``.
 """
 from __future__ import annotations
 
 import difflib
+import os
 from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import UsageError
 from fcn_repro.zoo.spec import RELEASE_HOST, ModelSpec, SolverFacts
 
-__all__ = ["get", "names", "ModelSpec", "SolverFacts", "RELEASE_HOST", "ALIASES"]
+__all__ = ["get", "names", "build_net", "ModelSpec", "SolverFacts", "RELEASE_HOST", "ALIASES"]
 
 _FAMILIES = ("voc", "nyud", "siftflow", "pascalcontext", "ilsvrc")
 
@@ -49,4 +53,18 @@ def get(name: str) -> ModelSpec:
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY) + list(ALIASES), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise CaffeFormatError(f"no model {name!r} in the zoo{hint} (known: {', '.join(_REGISTRY)})") from None
+        raise UsageError(f"no model {name!r} in the zoo{hint} (known: {', '.join(_REGISTRY)})") from None
+
+
+def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
+              weights: str | os.PathLike | None = None, device: Any = "cpu") -> Any:
+    """A test-phase CaffeNet on ``device``: the deploy net of zoo ``model``, or the prototxt
+    ``net``, with ``weights`` (a caffemodel, binary or HDF5) if given."""
+    from caffe_import.net import CaffeNet
+    if (model is None) == (net is None):
+        raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
+    for path, what in ((weights, "weights file"), (net, "net prototxt")):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{what} {path} does not exist")
+    param = get(model).deploy_net() if model is not None else str(net)
+    return CaffeNet(param, weights=None if weights is None else str(weights), phase="test", device=device)

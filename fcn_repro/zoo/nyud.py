@@ -81,7 +81,7 @@ def _spec(name: str, build, mean, means, weights, lr: float, description: str) -
         if layer.type == "Input":
             shapes = {t: tuple(s.dim) for t, s in zip(layer.top, layer.input_param.shape)}
     return ModelSpec(
-        name=name, family="nyud", dataset="nyudv2", num_classes=NUM_CLASSES, mean=mean,
+        name=name, family="nyud", dataset="nyud", num_classes=NUM_CLASSES, mean=mean,
         weights_file=weights, build=build,
         solver_facts=SolverFacts(base_lr=lr, momentum=0.99, iter_size=1, max_iter=300000,
                                  test_iter=TEST_IMAGES, snapshot=2000),

@@ -34,7 +34,7 @@ def fcn(kind: str, stride: int) -> caffe_pb2.NetParameter:
 
 def _spec(name: str, stride: int, lr: float) -> ModelSpec:
     return ModelSpec(
-        name=name, family="pascalcontext", dataset="pascal-context", num_classes=NUM_CLASSES,
+        name=name, family="pascalcontext", dataset="pascalcontext", num_classes=NUM_CLASSES,
         mean=MEAN, weights_file=f"{name}-heavy.caffemodel", build=partial(fcn, stride=stride),
         solver_facts=SolverFacts(base_lr=lr, momentum=0.99, iter_size=1, max_iter=300000,
                                  test_iter=VAL_IMAGES),

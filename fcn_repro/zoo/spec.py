@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import UsageError
 from caffe_import.proto import caffe_pb2
 
 #: where the release published its weights (``caffemodel-url`` files of the release)
@@ -47,6 +47,8 @@ class ModelSpec:
 
     name: str
     family: str
+    #: the dataset it is scored on, by its ``fcn_repro.data`` name (``voc``, ``siftflow``,
+    #: ``nyud``, ``pascalcontext``); ``ilsvrc2012`` for the base classifiers (no dataset class)
     dataset: str
     num_classes: int
     mean: tuple[float, ...]
@@ -68,7 +70,7 @@ class ModelSpec:
 
     def _net(self, kind: str) -> caffe_pb2.NetParameter:
         if kind not in self.nets:
-            raise CaffeFormatError(
+            raise UsageError(
                 f"model {self.name!r} has no {kind} net (available: {', '.join(self.nets)})")
         return self.build(kind)
 
@@ -95,7 +97,7 @@ class ModelSpec:
         """The release's solver; nets referenced as ``train.prototxt`` / ``val.prototxt``."""
         f = self.solver_facts
         if f is None:
-            raise CaffeFormatError(f"model {self.name!r} has no solver (a base net, deploy only)")
+            raise UsageError(f"model {self.name!r} has no solver (a base net, deploy only)")
         s = caffe_pb2.SolverParameter()
         s.train_net = "train.prototxt"
         s.test_net.append("val.prototxt")

@@ -78,7 +78,7 @@ def _staged(lr: float, max_iter: int = 100000) -> SolverFacts:
 
 
 def _spec(name: str, build, weights: str, solver: SolverFacts, description: str) -> ModelSpec:
-    return ModelSpec(name=name, family="voc", dataset="pascal-voc", num_classes=NUM_CLASSES,
+    return ModelSpec(name=name, family="voc", dataset="voc", num_classes=NUM_CLASSES,
                      mean=MEAN, weights_file=weights, build=build, solver_facts=solver,
                      input_shapes=SHAPES, means={"data": MEAN}, description=description)
 

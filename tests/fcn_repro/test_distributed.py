@@ -28,8 +28,14 @@ def build_net():
 
 
 def feed_of(ds, rank: int, world: int):
-    from fcn_repro.train import item_to_blobs
+    from fcn_repro.feeding import item_to_blobs
     return lambda k: item_to_blobs(ds[k * world + rank], ["data"], ["label"])
+
+
+def score(net, ds, **kw):
+    from fcn_repro.evaluate import EvalPlan, evaluate_net, scores_by_head
+    plan = EvalPlan.for_net(net, ds, labels=["label"])
+    return scores_by_head(evaluate_net(net, ds, plan, progress=False, **kw))
 
 
 def sgd(iter_size: int = 1) -> caffe_pb2.SolverParameter:
@@ -47,7 +53,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         net = build_net()
         ds = Toy()
-        scores = D.evaluate_sharded(net, ds, ["data"], ["label"], {"score": (None, 3)})
+        scores = score(net, ds, indices=D.shard(len(ds)), all_reduce=True)
         model = D.wrap_ddp(net)
         solver = Solver(sgd(), net, feed=feed_of(ds, info.rank, info.world_size), model=model)
         solver.step(2)
@@ -74,8 +80,7 @@ def two_ranks(tmp_path_factory):
 
 
 def test_sharded_evaluation_equals_one_process(two_ranks):
-    from fcn_repro.train import evaluate
-    one = evaluate(build_net(), Toy(), ["data"], ["label"], {"score": (None, 3)})
+    one = score(build_net(), Toy())
     for r in two_ranks:
         assert r["mean_iu"] == pytest.approx(one["score"]["mean_iu"], abs=0)
         assert r["pixel_acc"] == pytest.approx(one["score"]["pixel_acc"], abs=0)

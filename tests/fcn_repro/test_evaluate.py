@@ -13,18 +13,23 @@ from PIL import Image
 from support import case_dir
 from fcn_repro.data import SIFTFlowSegmentation, VOCSegmentation
 from fcn_repro.data.synthetic import make_dataset
-from fcn_repro.evaluate import evaluate_net, write_json_atomic
+from caffe_import.io.atomic import atomic_write_json
+from fcn_repro.evaluate import evaluate_net
 from fcn_repro.metrics import scores_from_hist
 
 
-class StubNet:
+class StubNet(torch.nn.Module):
     """Stands in for a CaffeNet: class = 3 where the blue channel is above its mean, else 0."""
 
+    device = torch.device("cpu")
+    loss_weights = {}
+
     def __init__(self, heads=("score",), classes=(21,)):
+        super().__init__()
         self.inputs = ["data"]
         self.outputs = list(heads)
         self.classes = dict(zip(heads, classes))
-        self.blobs = OrderedDict((h, None) for h in heads)
+        self.blob_shapes = OrderedDict((h, None) for h in ["data", *heads])
 
     @staticmethod
     def rule(data: torch.Tensor) -> torch.Tensor:
@@ -77,8 +82,8 @@ def test_class_count_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_json_is_atomic_and_nan_becomes_null(tmp_path):
-    path = write_json_atomic(tmp_path / "m.json", {"a": float("nan"), "b": [1.5]})
-    assert json.loads(path.read_text()) == {"a": None, "b": [1.5]}
+    atomic_write_json(tmp_path / "m.json", {"a": float("nan"), "b": [1.5], "c": np.float32(2.5)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": [1.5], "c": 2.5}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
@@ -186,7 +191,8 @@ def test_worker_processes_give_the_same_matrix(tmp_path):
 
 def test_zoo_model_defaults_to_its_dataset_and_split(tmp_path, monkeypatch):
     import fcn_repro.evaluate as ev
-    monkeypatch.setattr(ev, "build_net", lambda **kw: (StubNet(), None))
+    from fcn_repro import zoo
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
     root = make_dataset("voc", tmp_path / "voc", n=2)
     weights = tmp_path / "w.caffemodel"
     weights.write_bytes(b"\x00" * 10)
@@ -195,31 +201,3 @@ def test_zoo_model_defaults_to_its_dataset_and_split(tmp_path, monkeypatch):
     assert (record["model"], record["dataset"], record["split"], record["images"]) == ("voc-fcn8s", "voc", "seg11valid", 1)
     assert record["weights_sha256"] == hashlib.sha256(b"\x00" * 10).hexdigest()
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["model"] == "voc-fcn8s"
-
-
-def test_nyud_modality_follows_the_model_name():
-    from fcn_repro.evaluate import nyud_modality
-    assert nyud_modality("nyud-fcn32s-color-hha") == "color-hha"
-    assert nyud_modality("nyud-fcn32s-color-d") == "color-depth"
-    assert nyud_modality("nyud-fcn32s-hha") == "hha"
-    assert nyud_modality("nyud-fcn32s-color") == "color"
-
-
-def test_cli_eval_limit_zero_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    import fcn_repro.evaluate as ev
-    from fcn_repro.cli import main
-    monkeypatch.setattr(ev, "evaluate", lambda **kw: pytest.fail("eval ran with --limit 0"))
-    weights = tmp_path / "w.caffemodel"
-    weights.write_bytes(b"\x00" * 10)
-    out = tmp_path / "metrics.json"
-    rc = main(["eval", "--model", "voc-fcn8s", "--weights", str(weights), "--root", str(tmp_path),
-               "--limit", "0", "-o", str(out), "--no-progress"])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and not out.exists()
-    assert len(err.splitlines()) == 1 and "--limit" in err
-
-
-def test_a_dataset_of_no_images_is_refused(tmp_path):
-    from caffe_import.errors import UsageError
-    with pytest.raises(UsageError, match="at least 1"):
-        VOCSegmentation(make_dataset("voc", tmp_path, n=1), "val", limit=0)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from caffe_import.errors import UsageError
+
 pytest.importorskip("caffe_import.net")
 
 from support.tiny_segmentation import NET, Toy  # noqa: E402
@@ -17,9 +19,10 @@ def tiny(phase: str = "train"):
     return CaffeNet(NET, phase=phase)
 
 
-def run(net, ds, **kw):
-    from fcn_repro.evaluate import evaluate_net
-    return evaluate_net(net, ds, progress=False, input_names=["data"], label_names=["label"], **kw)
+def run(net, ds, plan=None, **kw):
+    from fcn_repro.evaluate import EvalPlan, evaluate_net
+    plan = plan or EvalPlan.for_net(net, ds, labels=["label"])
+    return evaluate_net(net, ds, plan, progress=False, **kw)
 
 
 def test_shards_add_up_to_the_whole_split():
@@ -39,14 +42,18 @@ def test_label_fed_net_reports_its_mean_loss():
             blobs = net.forward(data=img[None], label=lab[None, None].float())
             expected.append(float(net.total_loss(blobs)))
     assert res["loss"] == pytest.approx(np.mean(expected), rel=1e-6)
-    assert "loss" not in run(net, ds, loss=False)
+    from fcn_repro.evaluate import EvalPlan
+    assert "loss" not in run(net, ds, EvalPlan.for_net(net, ds, labels=["label"], loss=False))
 
 
 def test_heads_with_class_counts_and_no_dataset_counts():
     net, ds = tiny(), Toy(2)
     ds.num_classes = {}
-    res = run(net, ds, heads={"score": (None, 3)})
+    from fcn_repro.evaluate import EvalPlan, Head
+    res = run(net, ds, EvalPlan.for_net(net, ds, labels=["label"], heads={"score": Head(None, 3)}))
     assert res["heads"]["score"]["num_classes"] == 3
+    with pytest.raises(UsageError, match="class count"):  # a sharded run must know it up front
+        run(net, ds, all_reduce=True)
 
 
 def test_net_comes_back_in_training_mode():
@@ -59,8 +66,15 @@ def test_net_comes_back_in_training_mode():
     assert not net.training
 
 
-def test_train_adapter_keeps_the_log_form():
-    from fcn_repro.train import evaluate
-    scores = evaluate(tiny(), Toy(2), ["data"], ["label"], {"score": (None, 3)})
+def test_log_form_drops_the_matrix():
+    from fcn_repro.evaluate import scores_by_head
+    scores = scores_by_head(run(tiny(), Toy(2)))
     assert set(scores) == {"score", "loss"}
     assert "confusion_matrix" not in scores["score"] and "mean_iu" in scores["score"]
+
+
+def test_a_plan_is_reusable():
+    net, ds = tiny(), Toy(3)
+    from fcn_repro.evaluate import EvalPlan
+    plan = EvalPlan.for_net(net, ds, labels=["label"])
+    assert run(net, ds, plan)["confusion_matrix"] == run(net, ds, plan)["confusion_matrix"]

@@ -34,9 +34,9 @@ def image(tmp_path):
 
 
 def test_infer_writes_palette_label_overlay_and_scores(tmp_path, image, monkeypatch):
-    import fcn_repro.evaluate as ev
+    from fcn_repro import zoo
     from fcn_repro.infer import infer
-    monkeypatch.setattr(ev, "build_net", lambda **kw: (StubNet(), None))
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
     written = infer([image], tmp_path / "out", net="stub.prototxt", weights=None, save_scores=True)
     names = sorted(p.name for p in written)
     assert names == ["photo.png", "photo_overlay.png", "photo_scores.npy"]
@@ -52,9 +52,9 @@ def test_infer_writes_palette_label_overlay_and_scores(tmp_path, image, monkeypa
 
 
 def test_missing_image_is_a_clear_error(tmp_path, monkeypatch):
-    import fcn_repro.evaluate as ev
+    from fcn_repro import zoo
     from fcn_repro.cli import main
-    monkeypatch.setattr(ev, "build_net", lambda **kw: (StubNet(), None))
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
     rc = main(["infer", "--net", "x.prototxt", "--weights", "w", str(tmp_path / "nope.jpg"), "-o", str(tmp_path)])
     assert rc == 2
 

@@ -9,7 +9,9 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.proto import caffe_pb2
-from fcn_repro.train import feed_net, item_to_blobs, latest_snapshot, shuffled_index, train
+from fcn_repro.data.base import SegmentationDataset
+from fcn_repro.feeding import feed_net, item_to_blobs
+from fcn_repro.train import latest_snapshot, shuffled_index, train
 
 TINY = """
 name: "tiny"
@@ -24,13 +26,14 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 """
 
 
-class ColourDataset:
+class ColourDataset(SegmentationDataset):
     """Each pixel's class is its strongest channel; a few pixels are void (255)."""
 
-    score_heads = {"score": None}
+    name = "colour"
     num_classes = {None: 3}
 
     def __init__(self, n: int, seed: int, budget: int | None = None) -> None:
+        self.split, self.ids = "all", [f"c{i}" for i in range(n)]
         rng = np.random.default_rng(seed)
         self.items = []
         for _ in range(n):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fcn_repro.data.base import SegmentationDataset
+
 NET = """
 name: "tiny"
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -16,11 +18,13 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 """
 
 
-class Toy:
-    score_heads = {"score": None}
+class Toy(SegmentationDataset):
+    name = "toy"
     num_classes = {None: 3}
 
     def __init__(self, n: int = 5) -> None:
+        self.split = "all"
+        self.ids = [f"toy_{i}" for i in range(n)]
         rng = np.random.default_rng(0)
         self.items = []
         for _ in range(n):

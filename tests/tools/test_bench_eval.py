@@ -10,7 +10,8 @@ import torch
 
 from fcn_repro.data import VOCSegmentation
 from fcn_repro.data.synthetic import make_dataset
-from fcn_repro.evaluate import evaluate_net, predicted_classes
+from fcn_repro.evaluate import evaluate_net
+from fcn_repro.metrics import predicted_classes
 from support import ROOT
 
 BENCH = ROOT / "tools" / "bench_eval.py"

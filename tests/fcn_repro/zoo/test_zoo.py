@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.proto import caffe_pb2
 from fcn_repro import zoo
 from fcn_repro.zoo.render import render_model
@@ -94,7 +94,7 @@ def test_every_release_model_and_the_base_nets_are_registered():
 def test_aliases_and_unknown_names():
     assert zoo.get("vgg16").name == "ilsvrc-vgg16"
     assert zoo.get("caffenet") is zoo.get("alexnet") is zoo.get("ilsvrc-caffenet")
-    with pytest.raises(CaffeFormatError, match="did you mean voc-fcn8s"):
+    with pytest.raises(UsageError, match="did you mean voc-fcn8s"):
         zoo.get("voc-fcn8")
 
 
@@ -250,9 +250,9 @@ def test_base_nets_are_classifiers_with_inner_product_fc6_fc7():
         assert ips == {"fc6": 4096, "fc7": 4096, "fc8": 1000}
         assert net.layer[-1].type == "Softmax" and net.layer[-1].name == "prob"
     assert len(layers_of(zoo.get("vgg16").deploy_net(), "Convolution")) == 13
-    with pytest.raises(CaffeFormatError, match="no train net"):
+    with pytest.raises(UsageError, match="no train net"):
         zoo.get("vgg16").train_net()
-    with pytest.raises(CaffeFormatError, match="no solver"):
+    with pytest.raises(UsageError, match="no solver"):
         zoo.get("vgg16").solver()
 
 

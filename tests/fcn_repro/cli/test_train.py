@@ -1,0 +1,77 @@
+"""fcn-repro train's command line, end to end on a one-convolution zoo model: what it says
+(where the weights come from, where a resumed run continues) and the scores it reports."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TINY_VOC = """
+name: "tiny"
+layer { name: "data" type: "Python" top: "data" top: "label"
+        python_param { module: "voc_layers" layer: "SBDDSegDataLayer" param_str: "{}" } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
+        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+        convolution_param { num_output: 21 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
+        loss_param { ignore_label: 255 normalize: false } }
+"""
+
+
+@pytest.fixture
+def tiny_zoo_model(monkeypatch):
+    """A zoo model "voc-tiny" (one convolution, VOC's 21 classes) for end-to-end CLI runs."""
+    pytest.importorskip("caffe_import.net")
+    from caffe_import.io import read_net
+    from fcn_repro import zoo
+    from fcn_repro.zoo.spec import ModelSpec, SolverFacts
+    spec = ModelSpec(name="voc-tiny", family="voc", dataset="voc", num_classes=21, mean=(0.0, 0.0, 0.0),
+                     weights_file=None, build=lambda kind: read_net(TINY_VOC),
+                     solver_facts=SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=1, max_iter=2,
+                                              test_iter=1, snapshot=2))
+    zoo.names()  # fill the registry before adding to it
+    monkeypatch.setitem(zoo._REGISTRY, "voc-tiny", spec)
+    return spec
+
+
+def _cli_train(capsys, *args):
+    from fcn_repro.cli import main
+    rc = main(["train", "--model", "voc-tiny", "--no-progress", *map(str, args)])
+    out, err = capsys.readouterr()
+    assert (rc, err) == (0, "")
+    return out.splitlines()
+
+
+def test_cli_train_says_where_weights_come_from_and_reports_iu_in_percent(tmp_path, capsys, tiny_zoo_model):
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    common = ("--dataset", "voc", "--root", root, "--out", tmp_path / "run")
+    first = _cli_train(capsys, *common)
+    assert first[0] == "starting from random weights (the net's fillers): no init weights given"
+    val = json.loads((tmp_path / "run" / "log.json").read_text())["val"][-1]
+    assert first[1:] == [  # nothing else: no stray lines
+        f"trained to iteration 2 -> {tmp_path / 'run'}",
+        f"  val at iteration 2: pixel acc {100 * val['pixel_acc']:5.1f}  mean acc {100 * val['mean_acc']:5.1f}  "
+        f"mean IU {100 * val['mean_iu']:5.1f}  f.w. IU {100 * val['fw_iu']:5.1f}"]  # percent, as eval prints
+
+    resumed = _cli_train(capsys, *common, "--resume", "--max-iter", 4)
+    state = tmp_path / "run" / "snapshots" / "train_iter_2.solverstate.safetensors"
+    assert resumed[0] == f"resumed at iteration 2 from {state}"
+    assert resumed[1] == f"trained to iteration 4 -> {tmp_path / 'run'}" and len(resumed) == 3
+
+    weights = tmp_path / "run" / "snapshots" / "train_iter_4.caffemodel"
+    init = _cli_train(capsys, *common[:-1], tmp_path / "from_init", "--init", weights)
+    assert init[:2] == ["copying conv 0", "copying conv 1"]  # the surgery, before training
+    assert init[2].startswith("trained to iteration 2") and len(init) == 4
+
+    fresh = _cli_train(capsys, *common[:-1], tmp_path / "fresh", "--resume")
+    assert fresh[0].startswith(f"nothing to resume: no snapshot in {tmp_path / 'fresh' / 'snapshots'}")
+
+
+@pytest.mark.parametrize("option", ["--limit", "--eval-limit"])
+def test_cli_train_refuses_a_limit_of_no_images(tmp_path, capsys, option):
+    from fcn_repro.cli import main
+    rc = main(["train", "--model", "voc-fcn32s", "--dataset", "voc", "--root", str(tmp_path), option, "0",
+               "--out", str(tmp_path / "run")])
+    assert rc == 2 and option in capsys.readouterr().err and not (tmp_path / "run").exists()
