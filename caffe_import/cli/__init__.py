@@ -29,7 +29,7 @@ from typing import Sequence
 
 from ..errors import CaffeFormatError, UsageError
 
-VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity")
+VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity", "run")
 DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -1,0 +1,549 @@
+"""pycaffe's ``caffe.Net`` over :class:`caffe_import.net.CaffeNet`.
+
+The ``CaffeNet`` builds the layers exactly as Caffe's ``Net::Init`` does; this class adds
+Caffe's storage model on top: every blob exists from construction with its shape, holds its
+data and diff in buffers that forward and backward fill in place (``blob.py``), and layers run
+one by one so ``forward(start=, end=)`` and ``backward(start=, end=)`` can start and stop at
+any layer, reading the other blobs from their buffers, as Caffe's ``ForwardFromTo`` does.
+
+Gradients: in phase TRAIN, or with ``force_backward: true``, forward records the autograd graph
+and ``backward`` seeds it with the diffs of the blobs no later layer reads (the outputs; loss
+blobs hold their ``loss_weight`` in their diff from construction, as Caffe's
+``SetLossWeights`` does). Param diffs accumulate across backward calls (the solver clears
+them, as Caffe's ``ClearParamDiffs``); blob diffs are overwritten, each holding the gradient
+with respect to the blob as its first writer produced it (Caffe's in-place layers share the
+diff). A TEST net without ``force_backward`` records nothing, and ``backward`` leaves its
+diffs alone, as Caffe skips layers that need no backward.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from itertools import zip_longest
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CaffeFormatError
+from ..net import CaffeNet, filter_net, _load_net
+from . import mode
+from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
+from .python_layer import PythonLayerAdapter, python_layers_for
+
+TRAIN, TEST = 0, 1
+
+
+class LayerView:
+    """``net.layers[i]`` for a built-in layer: ``.type``, ``.blobs`` (its param blobs),
+    ``.name``; ``.module`` is the torch module computing it."""
+
+    def __init__(self, name: str, type_name: str, module, blobs: BlobVec) -> None:
+        self.name = name
+        self.type = type_name
+        self.module = module
+        self.blobs = blobs
+
+    def __repr__(self) -> str:
+        return f"<Layer {self.name!r} ({self.type})>"
+
+
+def _check_file(path: Any, what: str) -> str:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} '{path}' not found (Caffe: Could not open file)")
+    return path
+
+
+def _parse_args(args: Sequence[Any], kwargs: dict) -> tuple[Any, int, str | None, int, tuple]:
+    """``Net(file, phase, level=0, stages=None, weights=None)`` or the old
+    ``Net(file, weights, phase)``."""
+    kw = dict(kwargs)
+    names = ["network_file", "phase", "level", "stages", "weights"]
+    args = list(args)
+    if len(args) >= 2 and isinstance(args[1], (str, os.PathLike)):  # Net(file, weights, phase)
+        if len(args) != 3 or kw:
+            raise TypeError("the old form is Net(network_file, weights_file, phase)")
+        return args[0], args[2], os.fspath(args[1]), 0, ()
+    if len(args) > len(names):
+        raise TypeError(f"Net takes at most {len(names)} arguments")
+    for name, value in zip(names, args):
+        if name in kw:
+            raise TypeError(f"Net got two values for '{name}'")
+        kw[name] = value
+    unknown = set(kw) - set(names)
+    if unknown:
+        raise TypeError(f"Net got unexpected arguments {sorted(unknown)}")
+    if "network_file" not in kw or "phase" not in kw:
+        raise TypeError("Net needs network_file and phase (caffe.TRAIN or caffe.TEST)")
+    stages = tuple(kw.get("stages") or ())
+    weights = kw.get("weights")
+    return kw["network_file"], kw["phase"], (None if weights is None else os.fspath(weights)), \
+        int(kw.get("level", 0)), stages
+
+
+class Net:
+    """``caffe.Net(network_file, phase, level=0, stages=None, weights=None)`` (or the old
+    ``caffe.Net(network_file, weights, phase)``): see the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        source, phase, weights, level, stages = _parse_args(args, kwargs)
+        if isinstance(source, (str, os.PathLike)):
+            source = _check_file(source, "network file")
+        if weights is not None:
+            _check_file(weights, "weights file")
+        if phase not in (TRAIN, TEST):
+            raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
+        param = filter_net(_load_net(source), phase, stages, level)
+        with python_layers_for(param):
+            self._net = CaffeNet(param, phase=phase)
+        if weights is not None:
+            self._net.load_weights(weights)
+        self._phase = phase
+        self._live: dict[str, torch.Tensor] = {}
+        self._first: dict[str, torch.Tensor] = {}
+        self._build_views()
+        self._place(mode.current_device())
+
+    # ------------------------------------------------------------------ construction
+    def _build_views(self) -> None:
+        net = self._net
+        self._steps = net._steps
+        self._blobs: OrderedDict[str, Blob] = OrderedDict()
+        for name, shape in net.blob_shapes.items():
+            blob = Blob.zeros(shape, name)
+            blob._on_reshape = self._blob_reshaped
+            self._blobs[name] = blob
+        for name, w in net.loss_weights.items():  # Caffe's SetLossWeights
+            self._blobs[name].diff[...] = w
+        self._layers: list[Any] = []
+        self._param_blobs: list[ParamBlob] = []
+        for step in self._steps:
+            module = step.module
+            if isinstance(module, PythonLayerAdapter):
+                self._layers.append(module.user)
+                self._param_blobs.extend(module.param_blobs)
+                continue
+            blobs = BlobVec(ParamBlob(module, i, step.name) for i in range(len(module.blobs)))
+            self._param_blobs.extend(blobs)
+            self._layers.append(LayerView(step.name, step.type, module, blobs))
+        self._device = torch.device("cpu")
+
+    def _blob_reshaped(self, blob: Blob, shape: tuple[int, ...]) -> None:
+        pass  # the next forward (or reshape()) re-derives every later shape, as Caffe does
+
+    def _place(self, device: torch.device) -> None:
+        """Move params and blobs to ``device`` (the mode changed since the last run)."""
+        if device == self._device:
+            return
+        self._net.to(device)
+        for blob in self._blobs.values():
+            for mem in (blob._data, blob._diff):
+                mem.rebind(mem.tensor().to(device))
+        self._live, self._first = {}, {}
+        self._device = device
+
+    def _prepare(self) -> None:
+        self._place(mode.current_device())
+        for pb in self._param_blobs:  # host writes to params reach the device
+            for mem in pb.memories():
+                mem.tensor()
+
+    def _device_changed_params(self) -> None:
+        if self._device.type != "cpu":
+            for pb in self._param_blobs:
+                for mem in pb.memories():
+                    mem.head = DEVICE
+
+    # ------------------------------------------------------------------ pycaffe surface
+    @property
+    def blobs(self) -> OrderedDict[str, Blob]:
+        """Every blob, in Caffe's order (inputs first), complete from construction."""
+        return self._blobs
+
+    @property
+    def params(self) -> OrderedDict[str, BlobVec]:
+        """Layer name -> its param blobs, for layers that have any."""
+        return OrderedDict((self._layer_names[i], layer.blobs)
+                           for i, layer in enumerate(self._layers) if len(layer.blobs))
+
+    @property
+    def layers(self) -> list[Any]:
+        return list(self._layers)
+
+    @property
+    def layer_dict(self) -> OrderedDict[str, Any]:
+        return OrderedDict(zip(self._layer_names, self._layers))
+
+    @property
+    def _layer_names(self) -> list[str]:
+        return [s.name for s in self._steps]
+
+    @property
+    def _blob_names(self) -> list[str]:
+        return list(self._blobs)
+
+    @property
+    def _blobs_list(self) -> list[Blob]:
+        return list(self._blobs.values())
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self._net.inputs)
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self._net.outputs)
+
+    @property
+    def _inputs(self) -> list[int]:
+        return [self._blob_names.index(n) for n in self.inputs]
+
+    @property
+    def _outputs(self) -> list[int]:
+        return [self._blob_names.index(n) for n in self.outputs]
+
+    @property
+    def top_names(self) -> OrderedDict[str, list[str]]:
+        return OrderedDict((s.name, list(s.tops)) for s in self._steps)
+
+    @property
+    def bottom_names(self) -> OrderedDict[str, list[str]]:
+        return OrderedDict((s.name, list(s.bottoms)) for s in self._steps)
+
+    @property
+    def blob_loss_weights(self) -> OrderedDict[str, float]:
+        lw = self._net.loss_weights
+        return OrderedDict((n, float(lw.get(n, 0.0))) for n in self._blobs)
+
+    @property
+    def _blob_loss_weights(self) -> list[float]:
+        return list(self.blob_loss_weights.values())
+
+    @property
+    def caffe_net(self) -> CaffeNet:
+        """The underlying ``CaffeNet`` (a ``torch.nn.Module``)."""
+        return self._net
+
+    def _layer_index(self, name: str, what: str) -> int:
+        names = self._layer_names
+        if name not in names:
+            raise ValueError(f"{what}: no layer named {name!r} (layers: {', '.join(names)})")
+        return names.index(name)
+
+    def _graph_enabled(self) -> bool:
+        return self._phase == TRAIN or bool(self._net.net_param.force_backward)
+
+    # ------------------------------------------------------------------ running
+    def _forward(self, start: int, end: int) -> float:
+        """Caffe's ``ForwardFromTo(start, end)``; returns the loss of the layers run."""
+        self._prepare()
+        graph = self._graph_enabled()
+        if start == 0:
+            self._live, self._first = {}, {}
+        force = bool(self._net.net_param.force_backward)
+        with torch.set_grad_enabled(graph):
+            for k in range(start, end + 1):
+                self._forward_step(self._steps[k], graph, force)
+        loss = 0.0
+        for k in range(start, end + 1):
+            for t in self._steps[k].tops:
+                w = self._net.loss_weights.get(t)
+                if w:
+                    loss += w * float(self._blobs[t].data.sum(dtype=np.float64))
+        return loss
+
+    def _forward_step(self, step, graph: bool, force: bool) -> None:
+        blobs, live = self._blobs, self._live
+        if step.is_input:
+            for t in step.tops:
+                leaf = blobs[t]._data.tensor()
+                if graph:
+                    leaf = leaf.detach().requires_grad_(force)
+                    live[t] = self._first[t] = leaf
+            return
+        if graph:
+            ins = [live[b] if b in live else blobs[b]._data.tensor().detach() for b in step.bottoms]
+        else:
+            ins = [blobs[b]._data.tensor() for b in step.bottoms]
+        module = step.module
+        try:
+            if isinstance(module, PythonLayerAdapter):
+                outs = module.run_forward([blobs[b] for b in step.bottoms],
+                                          [blobs[t] for t in step.tops], ins if graph else None)
+            else:
+                outs = module(*ins)
+        except CaffeFormatError:
+            raise
+        except Exception as e:
+            e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+                       f"{[tuple(t.shape) for t in ins]}")
+            raise
+        for name, value, in_place in zip(step.tops, outs, step.in_place):
+            blob = blobs[name]
+            blob._data.write(value)
+            if blob._diff.shape != blob._data.shape:
+                blob._diff.reshape(blob._data.shape)
+            if graph:
+                live[name] = value
+                if not in_place:
+                    self._first[name] = value
+
+    def _backward(self, start: int, end: int) -> None:
+        """Caffe's ``BackwardFromTo(start, end)`` (start >= end) through autograd."""
+        if not self._graph_enabled():
+            return  # Caffe: no layer of a TEST net without force_backward needs backward
+        if not self._live:
+            raise RuntimeError("backward needs a forward first (no recorded pass)")
+        self._prepare()
+        steps = self._steps[end:start + 1]
+        seeds, seed_grads, touched = self._seeds(steps)
+        if not seeds:
+            return
+        params, blob_names = self._grad_targets(steps, touched, seeds)
+        inputs = [p for p in params] + [self._first[n] for n in blob_names]
+        if not inputs:
+            return
+        grads = torch.autograd.grad(seeds, inputs, seed_grads, retain_graph=True,
+                                    allow_unused=True)
+        with torch.no_grad():
+            for p, g in zip(params, grads[:len(params)]):
+                if g is not None:
+                    if p.grad is None or p.grad.shape != p.shape:
+                        p.grad = torch.zeros_like(p, memory_format=torch.contiguous_format)
+                    p.grad.add_(g)
+            for n, g in zip(blob_names, grads[len(params):]):
+                if g is not None:
+                    self._blobs[n]._diff.write(g)
+        self._device_changed_params()
+
+    def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
+        """Blobs written in the range that no later layer of the range reads, with their
+        diffs: where Caffe's backward starts."""
+        last_write: dict[str, int] = {}
+        reads: dict[str, list[int]] = {}
+        touched: set[str] = set()
+        for k, step in enumerate(steps):
+            for b in step.bottoms:
+                reads.setdefault(b, []).append(k)
+                touched.add(b)
+            for t in step.tops:
+                last_write[t] = k
+                touched.add(t)
+        seeds, grads = [], []
+        for name, k in last_write.items():
+            if any(r > k for r in reads.get(name, [])):
+                continue
+            t = self._live.get(name)
+            if t is None or not t.requires_grad:
+                continue
+            seeds.append(t)
+            grads.append(self._blobs[name]._diff.tensor().reshape(t.shape).to(t.dtype))
+        return seeds, grads, touched
+
+    def _grad_targets(self, steps, touched: set[str], seeds) -> tuple[list, list[str]]:
+        seen, params = set(), []
+        for step in steps:
+            for p in step.module.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        seed_ids = {id(s) for s in seeds}
+        names = [n for n in self._blobs if n in touched and n in self._first
+                 and self._first[n].requires_grad and id(self._first[n]) not in seed_ids]
+        return params, names
+
+    # ------------------------------------------------------------------ pycaffe methods
+    def forward(self, blobs: Sequence[str] | None = None, start: str | None = None,
+                end: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Run layers ``start``..``end`` (names; default all); ``kwargs`` set the input blobs
+        first (all inputs, batch-sized). Returns ``{blob: data}`` for the outputs (or the
+        tops of ``end``) and ``blobs``; the arrays are the blobs' own buffers."""
+        blobs = list(blobs or [])
+        start_ind = self._layer_index(start, "forward start") if start is not None else 0
+        if end is not None:
+            end_ind = self._layer_index(end, "forward end")
+            outputs = set(self.top_names[end] + blobs)
+        else:
+            end_ind = len(self._steps) - 1
+            outputs = set(self.outputs + blobs)
+        if kwargs:
+            if set(kwargs) != set(self.inputs):
+                raise ValueError(f"Input blob arguments do not match net inputs: given "
+                                 f"{sorted(kwargs)}, inputs {self.inputs}")
+            for name, value in kwargs.items():
+                value = np.asarray(value)
+                if value.shape[0] != self._blobs[name].shape[0]:
+                    raise ValueError(f"Input is not batch sized: '{name}' has "
+                                     f"{value.shape[0]}, the blob {self._blobs[name].shape[0]}")
+                self._blobs[name].data[...] = value
+        self._check_names(outputs, "forward blobs")
+        self._forward(start_ind, end_ind)
+        return {name: self._blobs[name].data for name in outputs}
+
+    def backward(self, diffs: Sequence[str] | None = None, start: str | None = None,
+                 end: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Back-propagate from layer ``start`` down to ``end`` (names; default all);
+        ``kwargs`` set the output blobs' diffs first. Returns ``{blob: diff}`` for the inputs
+        (or the bottoms of ``end``) and ``diffs``."""
+        diffs = list(diffs or [])
+        start_ind = (self._layer_index(start, "backward start") if start is not None
+                     else len(self._steps) - 1)
+        if end is not None:
+            end_ind = self._layer_index(end, "backward end")
+            outputs = set(self.bottom_names[end] + diffs)
+        else:
+            end_ind = 0
+            outputs = set(self.inputs + diffs)
+        if kwargs:
+            if set(kwargs) != set(self.outputs):
+                raise ValueError(f"Top diff arguments do not match net outputs: given "
+                                 f"{sorted(kwargs)}, outputs {self.outputs}")
+            for name, value in kwargs.items():
+                value = np.asarray(value)
+                if value.shape[0] != self._blobs[name].shape[0]:
+                    raise ValueError(f"Diff is not batch sized: '{name}'")
+                self._blobs[name].diff[...] = value
+        self._check_names(outputs, "backward diffs")
+        self._backward(start_ind, end_ind)
+        return {name: self._blobs[name].diff for name in outputs}
+
+    def _check_names(self, names: Iterable[str], what: str) -> None:
+        missing = sorted(n for n in names if n not in self._blobs)
+        if missing:
+            raise KeyError(f"{what}: no blobs named {missing} in this net")
+
+    def _batch(self, blobs: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """Split arrays into net-batch-sized pieces; the last one padded with zeros."""
+        num = len(next(iter(blobs.values())))
+        batch_size = next(iter(self._blobs.values())).shape[0]
+        for b in range(num // batch_size):
+            i = b * batch_size
+            yield {name: blobs[name][i:i + batch_size] for name in blobs}
+        remainder = num % batch_size
+        if remainder:
+            padded = {}
+            for name in blobs:
+                arr = np.asarray(blobs[name])
+                pad = np.zeros((batch_size - remainder,) + arr.shape[1:])
+                padded[name] = np.concatenate([arr[-remainder:], pad])
+            yield padded
+
+    def forward_all(self, blobs: Sequence[str] | None = None, **kwargs: Any
+                    ) -> dict[str, np.ndarray]:
+        """``forward`` over inputs of any length in batches; outputs stacked, padding cut."""
+        outs: dict[str, list] = {o: [] for o in set(self.outputs + list(blobs or []))}
+        for batch in self._batch(kwargs):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                outs[name].extend(value.copy())
+        result = {name: np.asarray(v) for name, v in outs.items()}
+        pad = len(next(iter(result.values()))) - len(next(iter(kwargs.values())))
+        return {n: v[:-pad] for n, v in result.items()} if pad else result
+
+    def forward_backward_all(self, blobs: Sequence[str] | None = None,
+                             diffs: Sequence[str] | None = None, **kwargs: Any
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Forward and backward over batches; kwargs hold inputs and output diffs."""
+        all_outs: dict[str, list] = {o: [] for o in set(self.outputs + list(blobs or []))}
+        all_diffs: dict[str, list] = {d: [] for d in set(self.inputs + list(diffs or []))}
+        fwd = self._batch({n: kwargs[n] for n in self.inputs if n in kwargs}) \
+            if any(n in kwargs for n in self.inputs) else iter(())
+        bwd = self._batch({n: kwargs[n] for n in self.outputs if n in kwargs}) \
+            if any(n in kwargs for n in self.outputs) else iter(())
+        for fb, bb in zip_longest(fwd, bwd, fillvalue={}):
+            for name, value in self.forward(blobs=blobs, **fb).items():
+                all_outs[name].extend(value.copy())
+            for name, value in self.backward(diffs=diffs, **bb).items():
+                all_diffs[name].extend(value.copy())
+        outs = {n: np.asarray(v) for n, v in all_outs.items()}
+        grads = {n: np.asarray(v) for n, v in all_diffs.items()}
+        pad = len(next(iter(outs.values()))) - len(next(iter(kwargs.values())))
+        if pad:
+            outs = {n: v[:-pad] for n, v in outs.items()}
+            grads = {n: v[:-pad] for n, v in grads.items()}
+        return outs, grads
+
+    def reshape(self) -> None:
+        """Caffe's ``Net::Reshape``: every layer re-derives its tops' shapes from its
+        bottoms' (after an input blob was reshaped), without computing anything."""
+        for step in self._steps:
+            if step.is_input:
+                continue
+            bottoms = [self._blobs[b] for b in step.bottoms]
+            tops = [self._blobs[t] for t in step.tops]
+            if isinstance(step.module, PythonLayerAdapter):
+                step.module.user.reshape(bottoms, tops)
+                continue
+            shapes = step.module.top_shapes([b.shape for b in bottoms])
+            for blob, shape in zip(tops, shapes):
+                blob.reshape(*shape)
+
+    def clear_param_diffs(self) -> None:
+        """Zero every param diff in place (Caffe's ``ClearParamDiffs``)."""
+        for pb in self._param_blobs:
+            pb.memories()[1].tensor().zero_()
+
+    # ------------------------------------------------------------------ weights
+    def copy_from(self, path: str | os.PathLike) -> None:
+        """Copy weights by layer name from a caffemodel (binary or HDF5), into the params'
+        own storage (``CopyTrainedLayersFrom``)."""
+        self._prepare()
+        self._net.load_weights(_check_file(path, "weights file"))
+        self._device_changed_params()
+
+    def load_hdf5(self, path: str | os.PathLike) -> None:
+        """Copy weights from an HDF5 caffemodel (``CopyTrainedLayersFromHDF5``)."""
+        self.copy_from(path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the net and its weights as a binary caffemodel (``Net::ToProto``)."""
+        self._prepare()
+        self._net.save_weights(os.fspath(path))
+
+    def save_hdf5(self, path: str | os.PathLike) -> None:
+        """Write the weights in Caffe's HDF5 layout (``Net::ToHDF5``)."""
+        self._prepare()
+        self._net.save_weights(os.fspath(path), h5=True)
+
+    def share_with(self, other: "Net") -> None:
+        """Make this net's params the same storage as ``other``'s, by layer name
+        (``ShareTrainedLayersWith``; a test net sharing its train net's weights)."""
+        mine = {}
+        for step in self._steps:
+            mine.setdefault(step.name, step.module)
+        for step in other._steps:
+            target = mine.get(step.name)
+            source_blobs = step.module.blobs
+            if target is None or not source_blobs:
+                continue
+            if len(target.blobs) != len(source_blobs):
+                raise CaffeFormatError(f"Incompatible number of blobs: {len(source_blobs)} "
+                                       f"vs {len(target.blobs)}", layer=step.name)
+            for j, src in enumerate(source_blobs):
+                if tuple(target.blobs[j].shape) != tuple(src.shape):
+                    raise CaffeFormatError(f"Cannot share param {j} weights: shape "
+                                           f"{tuple(src.shape)} vs {tuple(target.blobs[j].shape)}",
+                                           layer=step.name)
+                owner = step.module._parameters[str(j)]
+                view = step.module._blob_views.get(j)
+                target.set_blob(j, owner, view)
+                for info in self._net._learnable:
+                    if info.layer == step.name and info.index == j:
+                        info.param = owner
+
+    def set_input_arrays(self, data: np.ndarray, labels: np.ndarray) -> None:
+        """Feed a ``MemoryData`` first layer (as pycaffe; labels of ndim 1 become N x 1 x 1 x 1)."""
+        first = self._steps[0] if self._steps else None
+        if first is None or first.type != "MemoryData":
+            raise ValueError("set_input_arrays may only be called if the first layer is a "
+                             f"MemoryData layer (this net's is "
+                             f"{first.type if first else 'absent'})")
+        labels = np.asarray(labels)
+        if labels.ndim == 1:
+            labels = np.ascontiguousarray(labels[:, None, None, None])
+        first.module.reset(np.asarray(data), labels)
+
+    def __repr__(self) -> str:
+        return (f"<caffe.Net {self._net.net_param.name!r} phase="
+                f"{'TRAIN' if self._phase == TRAIN else 'TEST'} inputs={self.inputs} "
+                f"outputs={self.outputs}>")

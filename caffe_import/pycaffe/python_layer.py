@@ -1,0 +1,172 @@
+"""``caffe.Layer``: Python layers as pycaffe runs them.
+
+Caffe's ``PythonLayer`` imports ``python_param.module`` (from ``sys.path``), instantiates
+``python_param.layer`` from it with the layer's parameter, sets ``param_str`` and ``phase``,
+and calls ``setup(bottom, top)`` then ``reshape(bottom, top)`` when the net is built; every
+forward calls ``reshape`` then ``forward``, every backward ``backward(top, propagate_down,
+bottom)``. ``bottom`` and ``top`` are lists of the net's own :class:`Blob` objects.
+
+Importing the module a model file names runs code the model chose. Plain ``CaffeNet`` refuses
+to (see ``caffe_import.layers.python_layer``); pycaffe does it because running a pycaffe script
+(``caffe-import run``) is the user's opt-in, as running it under Caffe would be. The import is
+made only while a pycaffe ``Net`` is being built (:func:`python_layers_for`).
+
+Gradients: a Python layer's ``backward`` is wrapped in a ``torch.autograd.Function``, so it
+feeds autograd like any other layer: the top gradients arrive in ``top[i].diff``, what the
+layer writes into ``bottom[i].diff`` flows on, and what it writes into its own param blobs'
+diffs (``self.blobs[i].diff``) is the gradient the solver uses, as in Caffe.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Iterator, Sequence
+
+import torch
+
+from ..errors import CaffeFormatError
+from ..layers import python_layer as registry
+from ..layers.base import CaffeLayer, Shape
+from .blob import Blob, BlobVec, ParamBlob
+
+
+class Layer:
+    """Base class of pycaffe Python layers (``class MyLayer(caffe.Layer)``).
+
+    Attributes Caffe sets before ``setup``: ``param_str`` (the raw ``python_param.param_str``),
+    ``phase`` (``caffe.TRAIN`` = 0 or ``caffe.TEST`` = 1); also ``blobs`` (the layer's param
+    blobs; ``self.blobs.add_blob(*shape)`` adds one) and ``type`` (``"Python"``).
+    """
+
+    type = "Python"
+
+    def __init__(self, param=None) -> None:
+        self.param_str = ""
+        self.phase = 1
+        self._adapter: "PythonLayerAdapter | None" = None
+
+    @property
+    def blobs(self) -> BlobVec:
+        adapter = self.__dict__.get("_adapter")
+        if adapter is None:
+            return BlobVec()
+        return BlobVec(adapter.param_blobs, owner=adapter)
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        pass
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        pass
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        pass
+
+    def backward(self, top: list[Blob], propagate_down: list[bool], bottom: list[Blob]) -> None:
+        pass
+
+
+class PythonLayerAdapter(CaffeLayer):
+    """The ``CaffeLayer`` that stands for one user Python layer inside a ``CaffeNet``.
+
+    The pycaffe ``Net`` drives it with the net's own blobs (:meth:`run_forward`); its
+    ``top_shapes`` are what the user's ``reshape`` gave at setup.
+    """
+
+    user_class: type = Layer
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        self.param_blobs: list[ParamBlob] = []
+        user = self.user_class(param)
+        user.__dict__["_adapter"] = self
+        user.param_str = param.python_param.param_str
+        user.phase = 0 if phase == "train" else 1
+        self.user = user
+        bottoms = [Blob.zeros(s) for s in bottom_shapes]
+        tops = [Blob.zeros(()) for _ in param.top]
+        user.setup(bottoms, tops)
+        user.reshape(bottoms, tops)
+        self._setup_shapes = [t.shape for t in tops]
+
+    def _add_param_blob(self, shape: tuple[int, ...]) -> None:
+        self.add_blob(shape)
+        self.param_blobs.append(ParamBlob(self, len(self.param_blobs), self.name))
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        return list(self._setup_shapes)
+
+    def forward(self, *bottoms: torch.Tensor):  # pragma: no cover - the pycaffe Net drives it
+        raise CaffeFormatError("a pycaffe Python layer runs only inside a caffe.Net",
+                               layer=self.name)
+
+    def run_forward(self, bottoms: list[Blob], tops: list[Blob],
+                    live: list[torch.Tensor] | None) -> list[torch.Tensor]:
+        """Caffe's ``Layer::Forward``: ``reshape`` then ``forward`` on the net's blobs.
+
+        ``live``: the bottoms as autograd tensors when gradients are recorded; the tops
+        returned are then outputs of a ``torch.autograd.Function`` whose backward calls the
+        user's ``backward``.
+        """
+        self.user.reshape(bottoms, tops)
+        if live is not None and any(t.requires_grad for t in live):
+            return list(_PythonFunction.apply(self, bottoms, tops, *live))
+        self.user.forward(bottoms, tops)
+        return [t._data.tensor() for t in tops]
+
+
+class _PythonFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, adapter: PythonLayerAdapter, bottoms, tops, *live):
+        ctx.adapter, ctx.bottoms, ctx.tops = adapter, bottoms, tops
+        ctx.needs = [t.requires_grad for t in live]
+        adapter.user.forward(bottoms, tops)
+        return tuple(t._data.tensor().clone() for t in tops)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        for top, g in zip(ctx.tops, grads):
+            if g is None:
+                top._diff.reshape(top.shape)
+                top._diff.tensor().zero_()
+            else:
+                top._diff.write(g)
+        for b in ctx.bottoms:
+            b._diff.reshape(b.shape)
+        ctx.adapter.user.backward(ctx.tops, list(ctx.needs), ctx.bottoms)
+        out = [b._diff.tensor().clone() if need else None
+               for b, need in zip(ctx.bottoms, ctx.needs)]
+        return (None, None, None, *out)
+
+
+def _adapter_for(module_name: str, layer_name: str, where: str) -> type[CaffeLayer]:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"Python layer '{where}': cannot import module '{module_name}' "
+                          f"(python_param.module; searched sys.path as Caffe does): {exc}"
+                          ) from exc
+    cls = getattr(module, layer_name, None)
+    if not isinstance(cls, type):
+        raise CaffeFormatError(f"module '{module_name}' has no class '{layer_name}' "
+                               f"(python_param.layer)", layer=where)
+    return type(f"Python_{module_name}_{layer_name}", (PythonLayerAdapter,),
+                {"user_class": cls})
+
+
+@contextlib.contextmanager
+def python_layers_for(net_param) -> Iterator[None]:
+    """While building ``net_param``: its Python layers resolve to their modules' classes
+    (imported from ``sys.path``). Registrations made by the user are restored afterwards."""
+    saved = registry.registered_python_layers()
+    try:
+        for lp in net_param.layer:
+            if lp.type == "Python":
+                p = lp.python_param
+                registry.register_python_layer(p.module, p.layer,
+                                               _adapter_for(p.module, p.layer, lp.name))
+        yield
+    finally:
+        for key in list(registry.registered_python_layers()):
+            registry.unregister_python_layer(*key)
+        for (module, layer), cls in saved.items():
+            registry.register_python_layer(module, layer, cls)

@@ -1,0 +1,105 @@
+"""Run a pycaffe script with ``import caffe`` resolved to ``caffe_import.pycaffe``.
+
+``run_script(path, args)`` behaves as ``python path args...``: the script runs as
+``__main__``, ``sys.argv`` is ``[path, *args]``, ``sys.path[0]`` is the script's folder, the
+current directory is left alone. While it runs, a meta-path finder answers ``caffe``,
+``caffe.proto``, ``caffe.proto.caffe_pb2``, ``caffe.io``, ``caffe.net_spec``, ``caffe.pycaffe``,
+``caffe.classifier``, ``caffe.detector`` (and ``caffe.draw`` when pydot is installed) with this
+package's modules, ahead of any real Caffe on the path. Everything is undone afterwards:
+the finder is removed and ``caffe*`` entries leave ``sys.modules`` (the previous ones, if any,
+come back), so a process that runs a script keeps its own view of ``caffe``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+from typing import Iterator, Sequence
+
+_ALIASES = {
+    "caffe": "caffe_import.pycaffe",
+    "caffe.proto": "caffe_import.proto",
+    "caffe.proto.caffe_pb2": "caffe_import.proto.caffe_pb2",
+    "caffe.io": "caffe_import.pycaffe.io",
+    "caffe.net_spec": "caffe_import.pycaffe.net_spec",
+    "caffe.pycaffe": "caffe_import.pycaffe",
+    "caffe.classifier": "caffe_import.pycaffe.classifier",
+    "caffe.detector": "caffe_import.pycaffe.detector",
+    "caffe.draw": "caffe_import.pycaffe.draw",
+}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module) -> None:
+        pass  # the target module is already executed
+
+
+class CaffeAliasFinder(importlib.abc.MetaPathFinder):
+    """Resolves ``caffe`` and its submodules to this package's modules."""
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname not in _ALIASES:
+            return None
+        target_name = _ALIASES[fullname]
+        is_package = fullname in ("caffe", "caffe.proto")
+        spec = importlib.machinery.ModuleSpec(fullname, _AliasLoader(target_name),
+                                              is_package=is_package)
+        return spec
+
+
+def _is_caffe(name: str) -> bool:
+    return name == "caffe" or name.startswith("caffe.")
+
+
+@contextlib.contextmanager
+def caffe_aliased() -> Iterator[None]:
+    """``import caffe`` means ``caffe_import.pycaffe`` inside the block."""
+    saved = {k: v for k, v in sys.modules.items() if _is_caffe(k)}
+    for k in saved:
+        del sys.modules[k]
+    finder = CaffeAliasFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+        for k in [k for k in sys.modules if _is_caffe(k)]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+def run_script(path: str | os.PathLike, args: Sequence[str] = ()) -> int:
+    """Run ``path`` as ``python path args...`` would, with ``caffe`` aliased; returns the
+    exit status (``sys.exit`` codes as Python maps them; an exception propagates)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(2, "script not found", path)
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    sys.argv = [path, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        with caffe_aliased():
+            runpy.run_path(path, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    return 0

@@ -1,0 +1,234 @@
+"""pycaffe's solvers (``caffe.SGDSolver(file)`` ... ``caffe.get_solver(file)``) over
+``caffe_import.solver.Solver``, which holds Caffe's exact update rules.
+
+What is Caffe's here and not in the library solver:
+
+* the nets are pycaffe ``Net`` objects (``solver.net``, ``solver.test_nets``), built from the
+  solver file's ``net``/``train_net``/``test_net``/... with file names relative to the current
+  directory, as Caffe opens them; data comes from the nets' own layers (Python data layers),
+  or from whatever the script wrote into the input blobs;
+* ``SGDSolver(file)`` uses SGD whatever the file's ``type`` says (each class fixes its rule, as
+  pycaffe's constructors do); ``get_solver(file)`` follows the file's ``type``;
+* ``apply_update()`` does not advance ``iter`` (Caffe's ``ApplyUpdate``; ``step`` does);
+* ``snapshot()`` writes Caffe's own files: ``<prefix>_iter_<N>.caffemodel`` (or ``.h5``) and a
+  binary ``.solverstate`` protobuf that Caffe's ``--snapshot`` restores, and ``restore`` reads
+  it back (and this project's safetensors state);
+* ``add_callback(on_start, on_gradients_ready)``: called in each iteration before the
+  forward/backward passes and before the update, as Caffe's ``Solver::Callback``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import CaffeFormatError
+from ..proto import caffe_pb2
+from ..solver import Solver as _LibrarySolver, load_solver_param
+from .net import TEST, TRAIN, Net
+
+
+def _snapshot_prefix(param, filename: str) -> None:
+    """Caffe's ``UpgradeSnapshotPrefixProperty``: no prefix -> the solver file's name without
+    extension; a folder prefix (ending in '/') -> that folder plus the file's stem."""
+    stem = Path(filename).stem if filename else "snapshot"
+    if not param.snapshot_prefix:
+        param.snapshot_prefix = str(Path(filename).with_suffix("")) if filename else stem
+    elif param.snapshot_prefix.endswith(("/", os.sep)):
+        param.snapshot_prefix = param.snapshot_prefix + stem
+
+
+class _Engine(_LibrarySolver):
+    """The library solver, driving pycaffe nets the way Caffe's ``Solver::Step`` does."""
+
+    def __init__(self, param, owner: "Solver") -> None:
+        self.owner = owner
+        super().__init__(param, owner.net.caffe_net, feed=lambda i: {},
+                         snapshot_prefix=Path.cwd() / param.snapshot_prefix)
+
+    def zero_grad(self) -> None:  # ClearParamDiffs, in place: the diff arrays stay valid
+        self.owner.net.clear_param_diffs()
+        self._first_pass = True
+
+    def forward_backward(self, inputs) -> float:
+        if getattr(self, "_first_pass", False):
+            self._first_pass = False
+            for on_start, _ in self.owner._callbacks:
+                on_start()
+        net = self.owner.net
+        loss = net._forward(0, len(net._steps) - 1)
+        net._backward(len(net._steps) - 1, 0)
+        return loss
+
+    def apply_update(self) -> float:
+        for _, ready in self.owner._callbacks:
+            ready()
+        self.owner.net._prepare()
+        rate = super().apply_update()
+        self.owner.net._device_changed_params()
+        return rate
+
+    def test_all(self) -> list[dict[str, Any]]:
+        return [self.owner._test(i) for i in range(len(self.owner.test_nets))]
+
+    def snapshot(self):
+        return self.owner.snapshot()
+
+
+class Solver:
+    """A pycaffe solver: ``.net``, ``.test_nets``, ``.iter``, ``.step(n)``, ``.solve()``,
+    ``.restore(file)``, ``.snapshot()``, ``.apply_update()``, ``.add_callback(a, b)``,
+    ``.param``, ``.lr`` (SGD family)."""
+
+    solver_type: str | None = None
+
+    def __init__(self, filename: str | os.PathLike) -> None:
+        filename = os.fspath(filename)
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f"solver file '{filename}' not found")
+        param = load_solver_param(filename)
+        if self.solver_type is not None:
+            param.type = self.solver_type
+        _snapshot_prefix(param, filename)
+        self.param = param
+        self._callbacks: list[tuple[Callable[[], Any], Callable[[], Any]]] = []
+        self.net = self._train_net(param)
+        self.test_nets = self._test_nets(param)
+        self._engine = _Engine(param, self)
+
+    # ---- nets, as Solver::InitTrainNet / InitTestNets -------------------------------
+    @staticmethod
+    def _net_source(message_or_file) -> Any:
+        return message_or_file
+
+    def _train_net(self, param) -> Net:
+        fields = [f for f in ("train_net_param", "train_net", "net_param", "net")
+                  if param.HasField(f)]
+        if len(fields) != 1:
+            raise CaffeFormatError(f"the solver must name exactly one train net (net, "
+                                   f"train_net, net_param or train_net_param); it names "
+                                   f"{fields or 'none'}")
+        source = getattr(param, fields[0])
+        state = param.train_state
+        return Net(source, TRAIN, level=int(state.level), stages=list(state.stage))
+
+    def _test_nets(self, param) -> list[Net]:
+        sources = list(param.test_net_param) + list(param.test_net)
+        generic = None
+        if param.HasField("net_param"):
+            generic = param.net_param
+        elif param.HasField("net"):
+            generic = param.net
+        n_generic = len(param.test_iter) - len(sources) if generic is not None else 0
+        if n_generic < 0 or (generic is None and len(param.test_iter) < len(sources)):
+            raise CaffeFormatError(f"test_iter must be given once per test net "
+                                   f"({len(sources)} test nets, {len(param.test_iter)} test_iter)")
+        sources += [generic] * n_generic
+        if len(param.test_state) not in (0, len(sources)):
+            raise CaffeFormatError("test_state must be given once per test net or not at all")
+        nets = []
+        for i, source in enumerate(sources):
+            state = param.test_state[i] if len(param.test_state) else caffe_pb2.NetState()
+            nets.append(Net(source, TEST, level=int(state.level), stages=list(state.stage)))
+        return nets
+
+    # ---- running ----------------------------------------------------------------------
+    @property
+    def iter(self) -> int:
+        return self._engine.iter
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the coming update (``GetLearningRate``)."""
+        from ..solver import learning_rate
+        return learning_rate(self.param, self._engine.iter, self._engine.current_step)[0]
+
+    def step(self, iters: int) -> None:
+        """``iters`` iterations of Caffe's ``Solver::Step``."""
+        self._engine.step(int(iters))
+
+    def solve(self, resume_file: str | os.PathLike | None = None) -> None:
+        """Caffe's ``Solve``: optionally restore, step to ``max_iter``, final snapshot."""
+        self._engine.solve(resume_file)
+
+    def apply_update(self) -> None:
+        """Caffe's ``ApplyUpdate`` on the current diffs; ``iter`` stays."""
+        self._engine.apply_update()
+        self._engine.iter -= 1
+
+    def add_callback(self, on_start: Callable[[], Any],
+                     on_gradients_ready: Callable[[], Any]) -> None:
+        self._callbacks.append((on_start, on_gradients_ready))
+
+    def _test(self, index: int) -> dict[str, Any]:
+        """Caffe's ``Solver::Test``: share the train weights, run ``test_iter`` forwards,
+        average each output."""
+        net = self.test_nets[index]
+        net.share_with(self.net)
+        n = int(self.param.test_iter[index]) if index < len(self.param.test_iter) else 1
+        sums: dict[str, np.ndarray] = {}
+        for _ in range(n):
+            net.forward()
+            for name in net.outputs:
+                value = net.blobs[name].data.astype(np.float64)
+                sums[name] = sums[name] + value if name in sums else value.copy()
+        return {k: v / n for k, v in sums.items()}
+
+    # ---- snapshots ----------------------------------------------------------------------
+    def snapshot(self) -> None:
+        """Write ``<prefix>_iter_<N>.caffemodel`` (or ``.caffemodel.h5``) and Caffe's binary
+        ``<prefix>_iter_<N>.solverstate``."""
+        from ..io.atomic import atomic_path
+        weights, _ = self._engine.snapshot_paths()
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        h5 = self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5
+        self.net._net.save_weights(str(weights), h5=h5)
+        state = caffe_pb2.SolverState()
+        state.iter = self.iter
+        state.learned_net = str(weights)
+        state.current_step = self._engine.current_step
+        for h in self._engine.history:
+            blob = state.history.add()
+            blob.shape.dim.extend(h.shape)
+            blob.data.extend(h.detach().cpu().reshape(-1).tolist())
+        path = Path(str(weights).rsplit(".caffemodel", 1)[0] + ".solverstate")
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(state.SerializeToString())
+
+    def restore(self, state_file: str | os.PathLike) -> None:
+        """Restore ``iter``, the learning-rate step, the history and the weights the state
+        names (Caffe's binary ``.solverstate`` or this project's safetensors state)."""
+        self.net._prepare()
+        self._engine.restore(state_file)
+        self.net._device_changed_params()
+
+    def share_weights(self, net: Net) -> None:
+        """Caffe's ``share_weights``: ``net`` uses this solver's train-net weights."""
+        net.share_with(self.net)
+
+
+def _solver_class(name: str) -> type[Solver]:
+    return type(f"{name}Solver", (Solver,), {"solver_type": name,
+                                              "__doc__": f"Caffe's {name} solver."})
+
+
+SGDSolver = _solver_class("SGD")
+NesterovSolver = _solver_class("Nesterov")
+AdaGradSolver = _solver_class("AdaGrad")
+RMSPropSolver = _solver_class("RMSProp")
+AdaDeltaSolver = _solver_class("AdaDelta")
+AdamSolver = _solver_class("Adam")
+
+
+def get_solver(filename: str | os.PathLike) -> Solver:
+    """A solver of the type the file names (``type``, or legacy ``solver_type``)."""
+    param = load_solver_param(os.fspath(filename))
+    kind = param.type or "SGD"
+    classes = {c.solver_type: c for c in (SGDSolver, NesterovSolver, AdaGradSolver,
+                                          RMSPropSolver, AdaDeltaSolver, AdamSolver)}
+    if kind not in classes:
+        raise CaffeFormatError(f"unknown solver type '{kind}'", path=filename)
+    return classes[kind](filename)
