@@ -242,6 +242,7 @@ class Net:
         if start == 0:
             self._live, self._first = {}, {}
         force = bool(self._net.net_param.force_backward)
+        self._fresh: set[str] = set()
         with torch.set_grad_enabled(graph):
             for k in range(start, end + 1):
                 self._forward_step(self._steps[k], graph, force)
@@ -261,9 +262,10 @@ class Net:
                 if graph:
                     leaf = leaf.detach().requires_grad_(force)
                     live[t] = self._first[t] = leaf
+                    self._fresh.add(t)
             return
         if graph:
-            ins = [live[b] if b in live else blobs[b]._data.tensor().detach() for b in step.bottoms]
+            ins = [self._graph_input(b) for b in step.bottoms]
         else:
             ins = [blobs[b]._data.tensor() for b in step.bottoms]
         module = step.module
@@ -286,8 +288,21 @@ class Net:
                 blob._diff.reshape(blob._data.shape)
             if graph:
                 live[name] = value
+                self._fresh.add(name)
                 if not in_place:
                     self._first[name] = value
+
+    def _graph_input(self, name: str) -> torch.Tensor:
+        """A bottom when gradients are recorded. Computed in this pass: its autograd tensor.
+        Left by an earlier pass (``forward(start=...)``): the blob's buffer, which the user may
+        have changed, as its value, still connected to the earlier graph for backward."""
+        live = self._live.get(name)
+        if name in self._fresh:
+            return live
+        buf = self._blobs[name]._data.tensor().detach()
+        if live is None or not live.requires_grad or live.shape != buf.shape:
+            return buf
+        return buf + (live - live.detach())
 
     def _backward(self, start: int, end: int) -> None:
         """Caffe's ``BackwardFromTo(start, end)`` (start >= end) through autograd."""

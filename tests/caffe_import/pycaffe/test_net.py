@@ -1,0 +1,218 @@
+"""caffe_import.pycaffe.net: pycaffe's Net surface and storage model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from caffe_import import pycaffe as caffe
+from caffe_import.net import CaffeNet
+from tiny_nets import batch
+
+
+def _ref(tiny, phase="train"):
+    name = "train" if phase == "train" else "deploy"
+    return CaffeNet(str(tiny / f"{name}.prototxt"), weights=str(tiny / "weights.caffemodel"),
+                    phase=phase)
+
+
+def test_constructor_forms(tiny):
+    p, w = str(tiny / "deploy.prototxt"), str(tiny / "weights.caffemodel")
+    a = caffe.Net(p, caffe.TEST, weights=w)
+    b = caffe.Net(p, w, caffe.TEST)  # the old form
+    c = caffe.Net(network_file=p, phase=caffe.TEST, level=0, stages=[], weights=w)
+    for net in (b, c):
+        np.testing.assert_array_equal(net.params["conv"][0].data, a.params["conv"][0].data)
+    with pytest.raises(FileNotFoundError, match="nope.prototxt"):
+        caffe.Net(str(tiny / "nope.prototxt"), caffe.TEST)
+    with pytest.raises(ValueError, match="caffe.TRAIN"):
+        caffe.Net(p, 7)
+    with pytest.raises(TypeError):
+        caffe.Net(p)
+
+
+def test_blobs_and_params_complete_after_construction(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN)
+    assert list(net.blobs) == ["data", "label", "conv", "pool", "ip", "loss"]
+    assert net._blob_names == list(net.blobs)
+    assert [b.shape for b in net.blobs.values()] == [
+        (2, 3, 8, 8), (2,), (2, 4, 8, 8), (2, 4, 4, 4), (2, 5), ()]
+    assert not net.blobs["ip"].data.any()  # zeros before the first forward, as Caffe's
+    assert float(net.blobs["loss"].diff) == 1.0  # loss weight in the diff (SetLossWeights)
+    assert list(net.params) == ["conv", "ip"]
+    assert [b.shape for b in net.params["conv"]] == [(4, 3, 3, 3), (4,)]
+    with pytest.raises(KeyError):
+        net.blobs["nope"]
+
+
+def test_blob_legacy_accessors(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN)
+    b = net.blobs["conv"]
+    assert (b.num, b.channels, b.height, b.width, b.count) == (2, 4, 8, 8, 2 * 4 * 64)
+    assert (net.blobs["ip"].num, net.blobs["ip"].channels, net.blobs["ip"].height) == (2, 5, 1)
+
+
+def test_forward_matches_caffenet_and_fills_held_arrays(tiny):
+    x, y = batch()
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    held_ip = net.blobs["ip"].data
+    out = net.forward(data=x, label=y)
+    assert set(out) == {"loss"}
+    ref = _ref(tiny)(data=torch.from_numpy(x), label=torch.from_numpy(y))
+    np.testing.assert_array_equal(held_ip, ref["ip"].detach().numpy())
+    assert np.shares_memory(held_ip, net.blobs["ip"].data)
+    assert float(out["loss"]) == pytest.approx(float(ref["loss"].detach()), rel=1e-6)
+    with pytest.raises(ValueError, match="do not match net inputs"):
+        net.forward(data=x)
+
+
+def test_param_data_is_the_storage(tiny):
+    x, _ = batch()
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    w = net.params["ip"][0].data
+    w[...] = 0
+    net.params["ip"][1].data[...] = np.arange(5, dtype=np.float32)
+    prob = net.forward(data=x)["prob"]
+    e = np.exp(np.arange(5) - 4.0)
+    np.testing.assert_allclose(prob, np.tile(e / e.sum(), (2, 1)), rtol=1e-6)
+    net.copy_from(str(tiny / "weights.caffemodel"))  # copies into the same storage
+    assert w.any()
+
+
+def test_forward_start_end_and_extra_blobs(tiny):
+    x, _ = batch()
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    full = {k: v.copy() for k, v in net.forward(blobs=["pool"], data=x).items()}
+    assert set(full) == {"prob", "pool"}
+    out = net.forward(end="pool")
+    assert set(out) == {"pool"}
+    net.blobs["pool"].data[...] = 0  # start from a blob's buffer, as ForwardFromTo does
+    out = net.forward(start="ip")
+    assert not np.allclose(out["prob"], full["prob"])
+    np.testing.assert_allclose(out["prob"], 0.2, rtol=1e-5)
+    with pytest.raises(ValueError, match="no layer named"):
+        net.forward(start="nope")
+
+
+def test_backward_matches_autograd(tiny):
+    x, y = batch()
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.forward(data=x, label=y)
+    diffs = net.backward(diffs=["conv"])
+    assert set(diffs) == {"data", "label", "conv"}
+    ref = _ref(tiny)
+    ref.retain_blob_grads = True
+    ref(data=torch.from_numpy(x), label=torch.from_numpy(y))
+    ref.total_loss().backward()
+    grads = ref.param_grads()
+    for name in ("conv", "ip"):
+        for blob, g in zip(net.params[name], grads[name]):
+            np.testing.assert_allclose(blob.diff, g.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(net.blobs["conv"].diff, ref.blob_grads()["conv"].numpy(),
+                               rtol=1e-5, atol=1e-8)
+    assert not net.blobs["data"].diff.any()  # no force_backward: inputs get no diff
+    held = net.params["ip"][0].diff
+    before = held.copy()
+    net.backward()  # param diffs accumulate, as Caffe's
+    np.testing.assert_allclose(held, 2 * before, rtol=1e-6)
+    net.clear_param_diffs()
+    assert not held.any()
+
+
+def test_backward_with_top_diffs_and_force_backward(tiny):
+    x, _ = batch()
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.forward(data=x)
+    top = np.zeros((2, 5), np.float32)
+    top[:, 1] = 1
+    diffs = net.backward(prob=top)
+    ref = _ref(tiny, "test")
+    xt = torch.from_numpy(x).requires_grad_()
+    ref.keep_graph = True
+    out = ref(data=xt)
+    out["prob"].backward(torch.from_numpy(top))
+    np.testing.assert_allclose(diffs["data"], xt.grad.numpy(), rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="do not match net outputs"):
+        net.backward(ip=top)
+
+
+def test_backward_start_end(tiny):
+    x, y = batch()
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.forward(data=x, label=y)
+    out = net.backward(start="loss", end="ip")
+    assert set(out) == {"pool"}
+    assert out["pool"].any()
+    assert net.params["ip"][0].diff.any()
+    assert not net.params["conv"][0].diff.any()  # below `end`: untouched
+
+
+def test_test_net_without_force_backward_leaves_diffs(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    x, y = batch()
+    net.forward(data=x, label=y)
+    net.backward()
+    assert not net.params["conv"][0].diff.any()
+
+
+def test_forward_all_and_forward_backward_all(tiny):
+    rng = np.random.RandomState(3)
+    x = rng.randn(5, 3, 8, 8).astype(np.float32)  # 5 images, batch 2: last batch padded
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    out = net.forward_all(data=x, blobs=["ip"])
+    assert out["prob"].shape == (5, 5) and out["ip"].shape == (5, 5)
+    one = net.forward(data=x[4:5].repeat(2, 0))["prob"][0]
+    np.testing.assert_allclose(out["prob"][4], one, rtol=1e-6)
+    top = np.ones((5, 5), np.float32)
+    outs, diffs = net.forward_backward_all(data=x, prob=top)
+    assert outs["prob"].shape == (5, 5) and diffs["data"].shape == (5, 3, 8, 8)
+
+
+def test_input_reshape_and_net_reshape(tiny):
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.blobs["data"].reshape(1, 3, 8, 8)
+    net.reshape()
+    assert net.blobs["conv"].shape == (1, 4, 8, 8) and net.blobs["prob"].shape == (1, 5)
+    net.blobs["data"].data[...] = 1
+    assert net.forward()["prob"].shape == (1, 5)
+
+
+def test_save_load_hdf5_share_with(tiny, tmp_path):
+    p, w = str(tiny / "train.prototxt"), str(tiny / "weights.caffemodel")
+    net = caffe.Net(p, caffe.TRAIN, weights=w)
+    net.params["ip"][1].data[...] = 7
+    net.save(str(tmp_path / "a.caffemodel"))
+    net.save_hdf5(str(tmp_path / "a.caffemodel.h5"))
+    for loader in ("copy_from", "load_hdf5"):
+        other = caffe.Net(p, caffe.TEST)
+        getattr(other, loader)(str(tmp_path / ("a.caffemodel" if loader == "copy_from"
+                                                else "a.caffemodel.h5")))
+        np.testing.assert_array_equal(other.params["ip"][1].data, 7)
+    test = caffe.Net(p, caffe.TEST)
+    test.share_with(net)
+    net.params["conv"][0].data[...] = 3
+    assert (test.params["conv"][0].data == 3).all()
+
+
+def test_introspection(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN)
+    assert net._layer_names == ["data", "conv", "relu", "pool", "ip", "loss"]
+    assert [l.type for l in net.layers] == ["Input", "Convolution", "ReLU", "Pooling",
+                                            "InnerProduct", "SoftmaxWithLoss"]
+    assert len(net.layers[1].blobs) == 2 and len(net.layers[2].blobs) == 0
+    assert net.layer_dict["ip"] is net.layers[4]
+    assert net.inputs == ["data", "label"] and net.outputs == ["loss"]
+    assert net.top_names["relu"] == ["conv"] and net.bottom_names["loss"] == ["ip", "label"]
+    assert net.blob_loss_weights == {"data": 0, "label": 0, "conv": 0, "pool": 0, "ip": 0,
+                                     "loss": 1.0}
+    with pytest.raises(ValueError, match="MemoryData"):
+        net.set_input_arrays(np.zeros((2, 3, 8, 8), np.float32), np.zeros(2, np.float32))
