@@ -287,6 +287,8 @@ class Net:
             if blob._diff.shape != blob._data.shape:
                 blob._diff.reshape(blob._data.shape)
             if graph:
+                if force and not value.requires_grad:  # a data layer's top: Caffe's
+                    value = value.detach().requires_grad_()  # force_backward gives it a diff
                 live[name] = value
                 self._fresh.add(name)
                 if not in_place:

@@ -1,0 +1,72 @@
+"""caffe_import.pycaffe.runner and `caffe-import run`: a script runs as python runs it, with
+`import caffe` answered by caffe_import.pycaffe only while it runs."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+
+import pytest
+
+from caffe_import.cli import main
+from caffe_import.pycaffe.runner import run_script
+
+SCRIPT = '''
+import json, os, sys
+import caffe
+import caffe.io
+from caffe.proto import caffe_pb2
+from caffe import layers as L, params as P
+import caffe.net_spec, caffe.coord_map
+n = caffe.NetSpec()
+n.data = L.Input(shape=dict(dim=[1, 3, 4, 4]))
+n.conv = L.Convolution(n.data, num_output=2, kernel_size=3)
+info = dict(name=__name__, argv=sys.argv, path0=sys.path[0], cwd=os.getcwd(),
+            caffe=caffe.__name__, pb2=caffe_pb2.__name__, io=caffe.io.__name__,
+            test=caffe.TEST, pool_max=P.Pooling.MAX, layers=len(n.to_proto().layer))
+with open(sys.argv[1], "w") as f:
+    json.dump(info, f)
+sys.exit(int(sys.argv[2]))
+'''
+
+
+def test_run_script_like_python(tmp_path, monkeypatch):
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "s.py").write_text(SCRIPT)
+    out = tmp_path / "out.json"
+    monkeypatch.chdir(tmp_path)
+    fake = types.ModuleType("caffe")  # a "real" caffe the caller had imported
+    monkeypatch.setitem(sys.modules, "caffe", fake)
+    path_before = list(sys.path)
+    assert run_script(str(folder / "s.py"), [str(out), "0"]) == 0
+    info = json.loads(out.read_text())
+    assert info["name"] == "__main__"
+    assert info["argv"] == [str(folder / "s.py"), str(out), "0"]
+    assert info["path0"] == str(folder) and info["cwd"] == str(tmp_path)
+    assert info["caffe"] == "caffe_import.pycaffe"
+    assert info["pb2"] == "caffe_import.proto.caffe_pb2"
+    assert info["io"] == "caffe_import.pycaffe.io"
+    assert (info["test"], info["pool_max"], info["layers"]) == (1, 0, 2)
+    assert sys.modules["caffe"] is fake and sys.path == path_before  # all undone
+    assert "caffe.io" not in sys.modules
+
+
+def test_cli_run_exit_status_and_errors(tmp_path):
+    (tmp_path / "s.py").write_text(SCRIPT)
+    assert main(["run", str(tmp_path / "s.py"), str(tmp_path / "o.json"), "3"]) == 3
+    assert "caffe" not in sys.modules or sys.modules["caffe"].__name__ != "caffe_import.pycaffe"
+    assert main(["run", str(tmp_path / "missing.py")]) == 2
+    (tmp_path / "bad.py").write_text("1 / 0\n")
+    with pytest.raises(ZeroDivisionError):  # the script's own error, as python shows it
+        run_script(str(tmp_path / "bad.py"))
+
+
+def test_no_top_level_caffe_package_is_installed():
+    import importlib.util
+
+    spec = importlib.util.find_spec("caffe")
+    assert spec is None or "caffe_import" not in (spec.origin or "")
+    assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(
+        __import__("caffe_import").__file__)), "caffe"))
