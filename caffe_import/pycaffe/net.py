@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -46,6 +47,68 @@ class LayerView:
 
     def __repr__(self) -> str:
         return f"<Layer {self.name!r} ({self.type})>"
+
+
+@dataclass
+class _Entry:
+    """One layer as pycaffe lists it: a ``CaffeNet`` step with Caffe's split-renamed bottoms,
+    or a ``Split`` layer Caffe inserts (``InsertSplits``) where a blob has several readers."""
+
+    name: str
+    type: str
+    module: Any
+    bottoms: list[str]
+    tops: list[str]
+    in_place: list[bool]
+    is_input: bool = False
+    is_split: bool = False
+
+
+class _SplitModule(torch.nn.Module):
+    """Stands for Caffe's Split layer: no params; the net aliases the blob per reader."""
+
+    blobs: list = []
+
+
+def _caffe_plan(steps, net_param) -> list[_Entry]:
+    """Caffe's ``InsertSplits``: a top read by more than one bottom (a loss weight counts as a
+    reader) gets a Split layer ``<blob>_<layer>_<top index>_split`` right after its producer,
+    with tops ``..._split_<k>``, one per reader in order; readers' bottoms are renamed."""
+    last_top: dict[str, tuple[int, int]] = {}
+    source: dict[tuple[int, int], tuple[int, int]] = {}
+    count: dict[tuple[int, int], int] = {}
+    for i, step in enumerate(steps):
+        for j, b in enumerate(step.bottoms):
+            src = last_top[b]
+            source[(i, j)] = src
+            count[src] = count.get(src, 0) + 1
+        for j, t in enumerate(step.tops):
+            last_top[t] = (i, j)
+        weights = list(net_param.layer[i].loss_weight)
+        for j in range(len(step.tops)):
+            if j < len(weights) and weights[j] != 0:
+                count[(i, j)] = count.get((i, j), 0) + 1
+    plan, used = [], {}
+    for i, step in enumerate(steps):
+        bottoms = []
+        for j, b in enumerate(step.bottoms):
+            src = source[(i, j)]
+            if count[src] > 1:
+                k = used.get(src, 0)
+                used[src] = k + 1
+                bottoms.append(f"{b}_{steps[src[0]].name}_{src[1]}_split_{k}")
+            else:
+                bottoms.append(b)
+        in_place = [j < len(bottoms) and bottoms[j] == t for j, t in enumerate(step.tops)]
+        plan.append(_Entry(step.name, step.type, step.module, bottoms, list(step.tops), in_place,
+                           step.is_input))
+        for j, t in enumerate(step.tops):
+            n = count.get((i, j), 0)
+            if n > 1:
+                plan.append(_Entry(f"{t}_{step.name}_{j}_split", "Split", _SplitModule(), [t],
+                                   [f"{t}_{step.name}_{j}_split_{k}" for k in range(n)],
+                                   [False] * n, is_split=True))
+    return plan
 
 
 def _check_file(path: Any, what: str) -> str:
@@ -108,12 +171,19 @@ class Net:
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:
         net = self._net
-        self._steps = net._steps
+        self._steps = _caffe_plan(net._steps, net.net_param)
         self._blobs: OrderedDict[str, Blob] = OrderedDict()
-        for name, shape in net.blob_shapes.items():
-            blob = Blob.zeros(shape, name)
-            blob._on_reshape = self._blob_reshaped
-            self._blobs[name] = blob
+        for entry in self._steps:
+            for t in entry.tops:
+                if t in self._blobs:
+                    continue
+                if entry.is_split:  # Split shares its bottom's data, has its own diff
+                    src = self._blobs[entry.bottoms[0]]
+                    blob = Blob(src._data, Memory(torch.zeros(src.shape)), t)
+                else:
+                    blob = Blob.zeros(net.blob_shapes[t], t)
+                blob._on_reshape = self._blob_reshaped
+                self._blobs[t] = blob
         for name, w in net.loss_weights.items():  # Caffe's SetLossWeights
             self._blobs[name].diff[...] = w
         self._layers: list[Any] = []
@@ -256,6 +326,15 @@ class Net:
 
     def _forward_step(self, step, graph: bool, force: bool) -> None:
         blobs, live = self._blobs, self._live
+        if step.is_split:
+            src = step.bottoms[0]
+            for t in step.tops:
+                if blobs[t]._diff.shape != blobs[src].shape:
+                    blobs[t]._diff.reshape(blobs[src].shape)
+                if graph and src in self._fresh:  # one alias per reader: its own gradient
+                    live[t] = self._first[t] = live[src].view_as(live[src])
+                    self._fresh.add(t)
+            return
         if step.is_input:
             for t in step.tops:
                 leaf = blobs[t]._data.tensor()
@@ -484,7 +563,7 @@ class Net:
         """Caffe's ``Net::Reshape``: every layer re-derives its tops' shapes from its
         bottoms' (after an input blob was reshaped), without computing anything."""
         for step in self._steps:
-            if step.is_input:
+            if step.is_input or step.is_split:
                 continue
             bottoms = [self._blobs[b] for b in step.bottoms]
             tops = [self._blobs[t] for t in step.tops]

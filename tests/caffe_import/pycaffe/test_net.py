@@ -216,3 +216,30 @@ def test_introspection(tiny):
                                      "loss": 1.0}
     with pytest.raises(ValueError, match="MemoryData"):
         net.set_input_arrays(np.zeros((2, 3, 8, 8), np.float32), np.zeros(2, np.float32))
+
+
+SPLIT_NET = """
+force_backward: true
+layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }
+layer { name: "a" type: "Convolution" bottom: "data" top: "a"
+  convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "b" type: "Power" bottom: "data" top: "b" power_param { scale: 3 } }
+layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" top: "sum" }
+"""
+
+
+def test_split_layers_as_caffe_inserts_them(tmp_path):
+    (tmp_path / "s.prototxt").write_text(SPLIT_NET)
+    net = caffe.Net(str(tmp_path / "s.prototxt"), caffe.TEST)
+    assert net._layer_names == ["in", "data_in_0_split", "a", "b", "sum"]
+    assert list(net.blobs) == ["data", "data_in_0_split_0", "data_in_0_split_1", "a", "b", "sum"]
+    assert net.layers[1].type == "Split"
+    assert net.bottom_names["a"] == ["data_in_0_split_0"]
+    assert net.bottom_names["b"] == ["data_in_0_split_1"]
+    x = np.random.RandomState(0).randn(1, 2, 3, 3).astype(np.float32)
+    net.forward(data=x)
+    np.testing.assert_array_equal(net.blobs["data_in_0_split_1"].data, x)  # shared data
+    net.backward(sum=np.ones((1, 2, 3, 3), np.float32))
+    np.testing.assert_allclose(net.blobs["data_in_0_split_1"].diff, 3.0)  # Power's reader
+    np.testing.assert_allclose(net.blobs["data"].diff,  # the Split sums its tops' diffs
+                               net.blobs["data_in_0_split_0"].diff + 3.0, rtol=1e-6)

@@ -90,7 +90,8 @@ def test_setup_reshape_forward_order_and_attributes(pynet):
     feed = net.layers[0]
     assert type(feed).__name__ == "Feed" and feed.type == "Python"
     assert feed.param_str == "{'scale': 0.5}" and feed.phase == caffe.TRAIN
-    assert net.layers[2].seen_phase == caffe.TRAIN
+    assert net.layer_dict["cube"].seen_phase == caffe.TRAIN
+    assert "conv_conv_0_split" in net.layer_dict  # conv has two readers: Caffe splits it
     assert feed.calls == ["reshape"]  # LayerSetUp: setup, then reshape
     assert net.blobs["x"].shape == (2, 3, 6, 6) and net.blobs["cube"].shape == (2, 2, 4, 4)
     net.forward()
