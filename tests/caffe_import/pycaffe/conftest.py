@@ -1,19 +1,14 @@
 """Fixtures of the pycaffe tests: tiny nets in a temp folder, the mode reset after each test."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    import tiny_nets
+    from support import pycaffe_nets
 
-    return tiny_nets.write(tmp_path / "tiny")
+    return pycaffe_nets.write(tmp_path / "tiny")
 
 
 @pytest.fixture(autouse=True)

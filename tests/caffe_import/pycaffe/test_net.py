@@ -7,7 +7,7 @@ import torch
 
 from caffe_import import pycaffe as caffe
 from caffe_import.net import CaffeNet
-from tiny_nets import batch
+from support.pycaffe_nets import batch
 
 
 def _ref(tiny, phase="train"):

@@ -9,7 +9,7 @@ import torch
 from caffe_import import pycaffe as caffe
 from caffe_import.net import CaffeNet
 from caffe_import.solver import Solver as LibrarySolver, load_solver_param
-from tiny_nets import batch
+from support.pycaffe_nets import batch
 
 
 @pytest.fixture
