@@ -143,6 +143,31 @@ def _is_loss_type(type_name: str) -> bool:
     return type_name.endswith("Loss")
 
 
+class BlobTensors(OrderedDict):
+    """``CaffeNet.blobs``: blob name -> its tensor after the last forward (inputs before).
+
+    The net knows every blob and its shape from construction (``net.blob_shapes``); asking for
+    one that has no tensor yet says so instead of a bare ``KeyError``. The values are plain
+    tensors, so ``.diff`` there is ``torch.Tensor.diff`` (finite differences), not Caffe's
+    gradient: use ``net.blob_grads()``, or ``caffe_import.pycaffe.Net`` for pycaffe's
+    ``Blob`` objects with ``.data`` and ``.diff``.
+    """
+
+    def __init__(self, shapes: Mapping[str, Shape], *args: Any) -> None:
+        super().__init__(*args)
+        self._shapes = shapes
+
+    def __missing__(self, name: str) -> torch.Tensor:
+        if name in self._shapes:
+            raise KeyError(f"blob {name!r} (shape {self._shapes[name]}) has no data yet: "
+                           f"forward() computes it; net.blob_shapes lists every blob now")
+        known = ", ".join(self._shapes) or "none"
+        raise KeyError(f"this net has no blob named {name!r} (its blobs: {known})")
+
+    def __reduce__(self):
+        return (OrderedDict, (list(self.items()),))
+
+
 class CaffeNet(nn.Module):
     """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
 
@@ -176,8 +201,8 @@ class CaffeNet(nn.Module):
         self.net_param = filter_net(source, self.phase, stages, level)
         self.retain_blob_grads = retain_blob_grads
         self.keep_graph: bool | None = None
-        self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.blob_shapes: OrderedDict[str, Shape] = OrderedDict()
+        self.blobs: BlobTensors = BlobTensors(self.blob_shapes)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.layer_names: list[str] = []
@@ -409,7 +434,7 @@ class CaffeNet(nn.Module):
             keep = self.phase == "train" or self.net_param.force_backward
         with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
             blobs = self._run(inputs)
-        self.blobs = blobs
+        self.blobs = BlobTensors(self.blob_shapes, blobs)
         if outputs is None:
             return OrderedDict(blobs)
         wanted = [outputs] if isinstance(outputs, str) else list(outputs)

@@ -326,3 +326,19 @@ def test_registered_python_layers_build():
     finally:
         unregister_python_layer("mymod", "Double")
         unregister_python_layer("os", "system")
+
+
+def test_blobs_known_before_forward_with_a_clear_error():
+    """Issue 9, rough edge 4: a blob not computed yet is named with its shape, not a bare
+    KeyError; pycaffe's Blob (.data/.diff) is caffe_import.pycaffe's."""
+    from caffe_import.net import CaffeNet
+    from support import case_dir
+
+    net = CaffeNet(str(case_dir("voc_fcn8s_narrow") / "net.prototxt"))
+    assert list(net.blobs) == ["data"] and "fc7" in net.blob_shapes
+    with pytest.raises(KeyError, match=r"'fc7' \(shape \(1, 256, 3, 3\)\) has no data yet"):
+        net.blobs["fc7"]
+    with pytest.raises(KeyError, match="no blob named 'nope'"):
+        net.blobs["nope"]
+    net(data=torch.zeros(1, 3, 61, 75))
+    assert net.blobs["fc7"].shape == (1, 256, 3, 3)
