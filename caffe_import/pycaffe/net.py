@@ -577,7 +577,10 @@ class Net:
     def clear_param_diffs(self) -> None:
         """Zero every param diff in place (Caffe's ``ClearParamDiffs``)."""
         for pb in self._param_blobs:
-            pb.memories()[1].tensor().zero_()
+            diff = pb.memories()[1]
+            diff.tensor().zero_()
+            if not diff.on_cpu:
+                diff.head = DEVICE
 
     # ------------------------------------------------------------------ weights
     def copy_from(self, path: str | os.PathLike) -> None:
