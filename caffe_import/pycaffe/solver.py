@@ -84,6 +84,8 @@ class Solver:
     ``.param``, ``.lr`` (SGD family)."""
 
     solver_type: str | None = None
+    net: Net  # the train net
+    test_nets: list[Net]
 
     def __init__(self, filename: str | os.PathLike) -> None:
         filename = os.fspath(filename)

@@ -26,14 +26,16 @@ def _pycaffe_solver(cls, x, y):
     return s
 
 
-@pytest.mark.parametrize("kind", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
-def test_each_solver_class_matches_the_library_solver(in_tiny, kind):
+@pytest.mark.parametrize("cls_name", ["SGDSolver", "NesterovSolver", "AdaGradSolver",
+                                      "RMSPropSolver", "AdaDeltaSolver", "AdamSolver"])
+def test_each_solver_class_matches_the_library_solver(in_tiny, cls_name):
+    kind = cls_name[:-len("Solver")]
     x, y = batch()
     text = (in_tiny / "solver.prototxt").read_text()
     if kind in ("AdaGrad", "RMSProp"):  # Caffe refuses momentum for these
         text = text.replace("momentum: 0.9", "")
     (in_tiny / "solver.prototxt").write_text(text)
-    s = _pycaffe_solver(getattr(caffe, f"{kind}Solver"), x, y)
+    s = _pycaffe_solver(getattr(caffe, cls_name), x, y)
     assert s.param.type == kind  # the class fixes the rule, as pycaffe's constructors do
     param = load_solver_param("solver.prototxt")
     param.type = kind
