@@ -100,6 +100,21 @@ class Solver:
         self.net = self._train_net(param)
         self.test_nets = self._test_nets(param)
         self._engine = _Engine(param, self)
+        self._check_snapshot_prefix()
+
+    def _check_snapshot_prefix(self) -> None:
+        """Caffe's ``CheckSnapshotWritePermissions``: with ``snapshot`` set, a probe file next
+        to the snapshots must be writable, or the solver is not made."""
+        if not self.param.snapshot:
+            return
+        probe = Path(f"{self._engine.snapshot_prefix}_iter_{self.iter}.tempfile")
+        try:
+            probe.open("w").close()
+            probe.unlink()
+        except OSError as exc:
+            raise OSError(exc.errno, f"Cannot write to snapshot prefix "
+                          f"'{self.param.snapshot_prefix}'. Make sure that the directory "
+                          f"exists and is writable", str(probe)) from exc
 
     # ---- nets, as Solver::InitTrainNet / InitTestNets -------------------------------
     @staticmethod
