@@ -157,9 +157,9 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        param = filter_net(_load_net(source), phase, stages, level)
-        with python_layers_for(param):
-            self._net = CaffeNet(param, phase=phase)
+        loaded = _load_net(source)
+        with python_layers_for(filter_net(loaded, phase, stages, level)):
+            self._net = CaffeNet(loaded, phase=phase, stages=stages, level=level)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase

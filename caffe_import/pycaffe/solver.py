@@ -18,6 +18,7 @@ What is Caffe's here and not in the library solver:
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,8 @@ from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
 from ..solver import Solver as _LibrarySolver, load_solver_param
 from .net import TEST, TRAIN, Net
+
+log = logging.getLogger(__name__)
 
 
 def _snapshot_prefix(param, filename: str) -> None:
@@ -76,6 +79,11 @@ class _Engine(_LibrarySolver):
 
     def snapshot(self):
         return self.owner.snapshot()
+
+    def restore(self, path, load_weights: bool = True) -> None:
+        self.owner.net._prepare()
+        super().restore(path, load_weights)
+        self.owner.net._device_changed_params()
 
 
 class Solver:
@@ -192,7 +200,12 @@ class Solver:
             for name in net.outputs:
                 value = net.blobs[name].data.astype(np.float64)
                 sums[name] = sums[name] + value if name in sums else value.copy()
-        return {k: v / n for k, v in sums.items()}
+        result = {k: v / n for k, v in sums.items()}
+        for k, v in result.items():  # Caffe's "Test net output" lines
+            weight = net.blob_loss_weights.get(k, 0.0)
+            log.info("    Test net output #%d: %s = %s%s", index, k, v,
+                     f" (* {weight} = {v * weight} loss)" if weight else "")
+        return result
 
     # ---- snapshots ----------------------------------------------------------------------
     def snapshot(self) -> None:
@@ -218,9 +231,7 @@ class Solver:
     def restore(self, state_file: str | os.PathLike) -> None:
         """Restore ``iter``, the learning-rate step, the history and the weights the state
         names (Caffe's binary ``.solverstate`` or this project's safetensors state)."""
-        self.net._prepare()
         self._engine.restore(state_file)
-        self.net._device_changed_params()
 
     def share_weights(self, net: Net) -> None:
         """Caffe's ``share_weights``: ``net`` uses this solver's train-net weights."""

@@ -243,3 +243,20 @@ def test_split_layers_as_caffe_inserts_them(tmp_path):
     np.testing.assert_allclose(net.blobs["data_in_0_split_1"].diff, 3.0)  # Power's reader
     np.testing.assert_allclose(net.blobs["data"].diff,  # the Split sums its tops' diffs
                                net.blobs["data_in_0_split_0"].diff + 3.0, rtol=1e-6)
+
+
+STATE_NET = """
+layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 } } }
+layer { name: "deep" type: "Power" bottom: "data" top: "deep"
+  include { phase: TEST stage: "x" min_level: 1 } }
+layer { name: "train_only" type: "Power" bottom: "data" top: "t" include { phase: TRAIN } }
+"""
+
+
+def test_phase_level_and_stages_choose_layers(tmp_path):
+    (tmp_path / "n.prototxt").write_text(STATE_NET)
+    p = str(tmp_path / "n.prototxt")
+    assert caffe.Net(p, caffe.TEST)._layer_names == ["in"]
+    assert caffe.Net(p, caffe.TEST, level=1, stages=["x"])._layer_names == ["in", "deep"]
+    assert caffe.Net(p, caffe.TEST, level=0, stages=["x"])._layer_names == ["in"]
+    assert caffe.Net(p, caffe.TRAIN)._layer_names == ["in", "train_only"]
