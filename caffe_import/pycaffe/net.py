@@ -641,6 +641,8 @@ class Net:
         if labels.ndim == 1:
             labels = np.ascontiguousarray(labels[:, None, None, None])
         first.module.reset(np.asarray(data), labels)
+        for t, shape in zip(first.tops, first.module.top_shapes([])):
+            self._blobs[t].reshape(*shape)
 
     def __repr__(self) -> str:
         return (f"<caffe.Net {self._net.net_param.name!r} phase="

@@ -260,3 +260,17 @@ def test_phase_level_and_stages_choose_layers(tmp_path):
     assert caffe.Net(p, caffe.TEST, level=1, stages=["x"])._layer_names == ["in", "deep"]
     assert caffe.Net(p, caffe.TEST, level=0, stages=["x"])._layer_names == ["in"]
     assert caffe.Net(p, caffe.TRAIN)._layer_names == ["in", "train_only"]
+
+
+def test_set_input_arrays_feeds_memory_data(tmp_path):
+    (tmp_path / "m.prototxt").write_text("""
+layer { name: "mem" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 2 channels: 1 height: 2 width: 2 } }
+layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" reduction_param { axis: 1 } }
+""")
+    net = caffe.Net(str(tmp_path / "m.prototxt"), caffe.TEST)
+    data = np.arange(16, dtype=np.float32).reshape(4, 1, 2, 2)
+    net.set_input_arrays(data, np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(net.forward()["sum"], data[:2].reshape(2, -1).sum(1))
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["label"].data, [2, 3])
