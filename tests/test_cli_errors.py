@@ -95,6 +95,9 @@ CASES = [
     ("parity-reference-missing", C, ["parity", NET, W, "{d}/absent.h5"], 2, ["absent.h5"]),
     ("parity-reference-not-hdf5", C, ["parity", NET, W, "{d}/random.bin"], 2, ["random.bin", "HDF5"]),
     ("parity-bad-device", C, ["parity", NET, W, REF, "--device", "gpu0"], 2, ["--device", "gpu0"]),
+    # caffe-import run
+    ("run-missing", C, ["run", "{d}/absent.py"], 2, ["absent.py", "not found"]),
+    ("run-folder", C, ["run", "{d}/voc"], 2, ["voc", "is a folder"]),
     # caffe-import dump
     ("dump-weights-is-prototxt", C, ["dump", NET, NET, "-o", "{d}/out.h5"], 2, ["net.prototxt", "not weights"]),
     ("dump-input-png", C, ["dump", NET, W, "-i", "data={d}/image.png", "-o", "{d}/out.h5"], 2,

@@ -85,6 +85,8 @@ def run_script(path: str | os.PathLike, args: Sequence[str] = ()) -> int:
     """Run ``path`` as ``python path args...`` would, with ``caffe`` aliased; returns the
     exit status (``sys.exit`` codes as Python maps them; an exception propagates)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a folder, not a script", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(2, "script not found", path)
     saved_argv, saved_path = sys.argv[:], sys.path[:]
