@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..net import CaffeNet, filter_net, _load_net
+from ..io import read_net
+from ..net import CaffeNet, filter_net
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
 from .python_layer import PythonLayerAdapter, python_layers_for
@@ -157,9 +158,9 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        loaded = _load_net(source)
+        loaded = read_net(source) if isinstance(source, (str, os.PathLike)) else source
         with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(loaded, phase=phase, stages=stages, level=level)
+            self._net = CaffeNet(source, phase=phase, stages=stages, level=level)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase
