@@ -173,20 +173,20 @@ class Net:
     def _build_views(self) -> None:
         net = self._net
         self._steps = _caffe_plan(net._steps, net.net_param)
-        self._blobs: OrderedDict[str, Blob] = OrderedDict()
+        self._blob_map: OrderedDict[str, Blob] = OrderedDict()
         for entry in self._steps:
             for t in entry.tops:
-                if t in self._blobs:
+                if t in self._blob_map:
                     continue
                 if entry.is_split:  # Split shares its bottom's data, has its own diff
-                    src = self._blobs[entry.bottoms[0]]
+                    src = self._blob_map[entry.bottoms[0]]
                     blob = Blob(src._data, Memory(torch.zeros(src.shape)), t)
                 else:
                     blob = Blob.zeros(net.blob_shapes[t], t)
                 blob._on_reshape = self._blob_reshaped
-                self._blobs[t] = blob
+                self._blob_map[t] = blob
         for name, w in net.loss_weights.items():  # Caffe's SetLossWeights
-            self._blobs[name].diff[...] = w
+            self._blob_map[name].diff[...] = w
         self._layers: list[Any] = []
         self._param_blobs: list[ParamBlob] = []
         for step in self._steps:
@@ -208,7 +208,7 @@ class Net:
         if device == self._device:
             return
         self._net.to(device)
-        for blob in self._blobs.values():
+        for blob in self._blob_map.values():
             for mem in (blob._data, blob._diff):
                 mem.rebind(mem.tensor().to(device))
         self._live, self._first = {}, {}
@@ -230,7 +230,7 @@ class Net:
     @property
     def blobs(self) -> OrderedDict[str, Blob]:
         """Every blob, in Caffe's order (inputs first), complete from construction."""
-        return self._blobs
+        return self._blob_map
 
     @property
     def params(self) -> OrderedDict[str, BlobVec]:
@@ -252,11 +252,12 @@ class Net:
 
     @property
     def _blob_names(self) -> list[str]:
-        return list(self._blobs)
+        return list(self._blob_map)
 
     @property
-    def _blobs_list(self) -> list[Blob]:
-        return list(self._blobs.values())
+    def _blobs(self) -> list[Blob]:
+        """The blobs as a list, in ``_blob_names`` order (pycaffe's ``net._blobs``)."""
+        return list(self._blob_map.values())
 
     @property
     def inputs(self) -> list[str]:
@@ -285,7 +286,7 @@ class Net:
     @property
     def blob_loss_weights(self) -> OrderedDict[str, float]:
         lw = self._net.loss_weights
-        return OrderedDict((n, float(lw.get(n, 0.0))) for n in self._blobs)
+        return OrderedDict((n, float(lw.get(n, 0.0))) for n in self._blob_map)
 
     @property
     def _blob_loss_weights(self) -> list[float]:
@@ -322,11 +323,11 @@ class Net:
             for t in self._steps[k].tops:
                 w = self._net.loss_weights.get(t)
                 if w:
-                    loss += w * float(self._blobs[t].data.sum(dtype=np.float64))
+                    loss += w * float(self._blob_map[t].data.sum(dtype=np.float64))
         return loss
 
     def _forward_step(self, step, graph: bool, force: bool) -> None:
-        blobs, live = self._blobs, self._live
+        blobs, live = self._blob_map, self._live
         if step.is_split:
             src = step.bottoms[0]
             for t in step.tops:
@@ -381,7 +382,7 @@ class Net:
         live = self._live.get(name)
         if name in self._fresh:
             return live
-        buf = self._blobs[name]._data.tensor().detach()
+        buf = self._blob_map[name]._data.tensor().detach()
         if live is None or not live.requires_grad or live.shape != buf.shape:
             return buf
         return buf + (live - live.detach())
@@ -411,7 +412,7 @@ class Net:
                     p.grad.add_(g)
             for n, g in zip(blob_names, grads[len(params):]):
                 if g is not None:
-                    self._blobs[n]._diff.write(g)
+                    self._blob_map[n]._diff.write(g)
         self._device_changed_params()
 
     def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
@@ -435,7 +436,7 @@ class Net:
             if t is None or not t.requires_grad:
                 continue
             seeds.append(t)
-            grads.append(self._blobs[name]._diff.tensor().reshape(t.shape).to(t.dtype))
+            grads.append(self._blob_map[name]._diff.tensor().reshape(t.shape).to(t.dtype))
         return seeds, grads, touched
 
     def _grad_targets(self, steps, touched: set[str], seeds) -> tuple[list, list[str]]:
@@ -446,7 +447,7 @@ class Net:
                     seen.add(id(p))
                     params.append(p)
         seed_ids = {id(s) for s in seeds}
-        names = [n for n in self._blobs if n in touched and n in self._first
+        names = [n for n in self._blob_map if n in touched and n in self._first
                  and self._first[n].requires_grad and id(self._first[n]) not in seed_ids]
         return params, names
 
@@ -470,13 +471,13 @@ class Net:
                                  f"{sorted(kwargs)}, inputs {self.inputs}")
             for name, value in kwargs.items():
                 value = np.asarray(value)
-                if value.shape[0] != self._blobs[name].shape[0]:
+                if value.shape[0] != self._blob_map[name].shape[0]:
                     raise ValueError(f"Input is not batch sized: '{name}' has "
-                                     f"{value.shape[0]}, the blob {self._blobs[name].shape[0]}")
-                self._blobs[name].data[...] = value
+                                     f"{value.shape[0]}, the blob {self._blob_map[name].shape[0]}")
+                self._blob_map[name].data[...] = value
         self._check_names(outputs, "forward blobs")
         self._forward(start_ind, end_ind)
-        return {name: self._blobs[name].data for name in outputs}
+        return {name: self._blob_map[name].data for name in outputs}
 
     def backward(self, diffs: Sequence[str] | None = None, start: str | None = None,
                  end: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -498,22 +499,22 @@ class Net:
                                  f"{sorted(kwargs)}, outputs {self.outputs}")
             for name, value in kwargs.items():
                 value = np.asarray(value)
-                if value.shape[0] != self._blobs[name].shape[0]:
+                if value.shape[0] != self._blob_map[name].shape[0]:
                     raise ValueError(f"Diff is not batch sized: '{name}'")
-                self._blobs[name].diff[...] = value
+                self._blob_map[name].diff[...] = value
         self._check_names(outputs, "backward diffs")
         self._backward(start_ind, end_ind)
-        return {name: self._blobs[name].diff for name in outputs}
+        return {name: self._blob_map[name].diff for name in outputs}
 
     def _check_names(self, names: Iterable[str], what: str) -> None:
-        missing = sorted(n for n in names if n not in self._blobs)
+        missing = sorted(n for n in names if n not in self._blob_map)
         if missing:
             raise KeyError(f"{what}: no blobs named {missing} in this net")
 
     def _batch(self, blobs: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """Split arrays into net-batch-sized pieces; the last one padded with zeros."""
         num = len(next(iter(blobs.values())))
-        batch_size = next(iter(self._blobs.values())).shape[0]
+        batch_size = next(iter(self._blob_map.values())).shape[0]
         for b in range(num // batch_size):
             i = b * batch_size
             yield {name: blobs[name][i:i + batch_size] for name in blobs}
@@ -566,8 +567,8 @@ class Net:
         for step in self._steps:
             if step.is_input or step.is_split:
                 continue
-            bottoms = [self._blobs[b] for b in step.bottoms]
-            tops = [self._blobs[t] for t in step.tops]
+            bottoms = [self._blob_map[b] for b in step.bottoms]
+            tops = [self._blob_map[t] for t in step.tops]
             if isinstance(step.module, PythonLayerAdapter):
                 step.module.user.reshape(bottoms, tops)
                 continue
@@ -643,7 +644,7 @@ class Net:
             labels = np.ascontiguousarray(labels[:, None, None, None])
         first.module.reset(np.asarray(data), labels)
         for t, shape in zip(first.tops, first.module.top_shapes([])):
-            self._blobs[t].reshape(*shape)
+            self._blob_map[t].reshape(*shape)
 
     def __repr__(self) -> str:
         return (f"<caffe.Net {self._net.net_param.name!r} phase="

@@ -51,6 +51,13 @@ class _Engine(_LibrarySolver):
         self.owner = owner
         super().__init__(param, owner.net.caffe_net, feed=lambda i: {},
                          snapshot_prefix=Path.cwd() / param.snapshot_prefix)
+        rule = self._rule
+
+        def update_into_diff(g, hist, p, local_rate, t):
+            g.copy_(rule(g, hist, p, local_rate, t))  # Caffe leaves the update in the diff
+            return g
+
+        self._rule = update_into_diff
 
     def zero_grad(self) -> None:  # ClearParamDiffs, in place: the diff arrays stay valid
         self.owner.net.clear_param_diffs()

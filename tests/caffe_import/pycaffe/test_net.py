@@ -35,6 +35,7 @@ def test_blobs_and_params_complete_after_construction(tiny):
     net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN)
     assert list(net.blobs) == ["data", "label", "conv", "pool", "ip", "loss"]
     assert net._blob_names == list(net.blobs)
+    assert net._blobs[2] is net.blobs["conv"]
     assert [b.shape for b in net.blobs.values()] == [
         (2, 3, 8, 8), (2,), (2, 4, 8, 8), (2, 4, 4, 4), (2, 5), ()]
     assert not net.blobs["ip"].data.any()  # zeros before the first forward, as Caffe's

@@ -110,3 +110,12 @@ def test_solve_and_test_nets(in_tiny):
     assert (in_tiny / "snap" / "tiny_iter_4.caffemodel").is_file()  # snapshot_after_train
     # the test net shares the train weights (Solver::Test)
     np.testing.assert_array_equal(s.test_nets[0].params["ip"][0].data, s.net.params["ip"][0].data)
+
+
+def test_the_update_is_left_in_the_diff(in_tiny):
+    x, y = batch()
+    s = _pycaffe_solver(caffe.SGDSolver, x, y)
+    before = s.net.params["conv"][0].data.copy()
+    s.step(1)
+    np.testing.assert_allclose(s.net.params["conv"][0].diff,
+                               before - s.net.params["conv"][0].data, rtol=1e-4, atol=1e-8)
