@@ -286,8 +286,9 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     the split the release scored; options such as the NYUDv2 modality from the model name) and
     the net (zoo ``model`` or prototxt ``net``) with ``weights``, score it, write ``output``
     (metrics.json, atomically) if given, and return the record. ``name`` labels the record's
-    ``model`` (what ``fcn-repro tables`` matches on); default: the zoo name, or the prototxt's
-    file stem."""
+    ``model`` (what ``fcn-repro tables`` matches on); default: the zoo name, or the zoo model
+    whose deploy net the prototxt computes (:func:`fcn_repro.zoo.match.matching_models`), else
+    the prototxt's file stem."""
     from fcn_repro import zoo
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
@@ -296,9 +297,15 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     info = dataset_info(dataset if dataset is not None else zoo.get(model).dataset)
     ds = info.build(root, split, model=model, limit=limit, modality=modality)  # a bad root fails first
     caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device)
+    from caffe_import.io import read_net
+    from fcn_repro.zoo.match import matching_models
+    matches = [] if net is None else matching_models(
+        read_net(net), ds.modality if info.name == "nyud" else None)
     record: dict[str, Any] = {
-        "model": name or (model if model is not None else Path(net).stem),
-        "net": None if net is None else str(net), "weights": str(weights),
+        "model": name or model or (matches[0] if len(matches) == 1 else Path(net).stem),
+        "net": None if net is None else str(net),
+        "net_matches": None if net is None else matches,  # zoo models computing what net does
+        "weights": str(weights),
         "weights_sha256": sha256_file(weights), "dataset": info.name, "split": ds.split,
         "root": str(root), "device": str(device), "units": "fraction",
     }

@@ -1,8 +1,9 @@
 """The paper's results tables with our reproduced numbers side by side.
 
-``collect_results(folder)`` finds every metrics.json (as ``fcn-repro eval`` writes them) under a
-folder; ``build_tables(results)`` matches them to the published rows of
-:mod:`fcn_repro.published` by model, dataset and split; ``render`` prints markdown, LaTeX or CSV;
+``scan_results(folder)`` finds every metrics.json (as ``fcn-repro eval`` writes them) under a
+folder, and says why each other ``*.json`` is none; ``build_tables(results)`` matches them to
+the published rows of :mod:`fcn_repro.published` by model, dataset and split, and
+``unused_results`` says why a result is in no row; ``render`` prints markdown, LaTeX or CSV;
 ``plot_mean_iu`` draws published vs reproduced mean IU as a bar chart (matplotlib, Agg).
 """
 from __future__ import annotations
@@ -33,6 +34,19 @@ class Result:
     split: str
     images: int
     values: dict[str, float | None] = field(default_factory=dict)
+    net: str | None = None              #: the prototxt of an ``eval --net`` run
+    net_matches: list[str] | None = None  #: zoo models whose deploy net that prototxt computes
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A ``*.json`` file under the results folder that no table row shows, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 @dataclass
@@ -54,38 +68,117 @@ def _pct(v: Any) -> float | None:
     return 100.0 * float(v)
 
 
-def load_result(path: Path) -> Result | None:
-    """A :class:`Result` from an eval metrics.json, or None if the file is not one."""
+def read_result(path: Path) -> Result | Skipped:
+    """A :class:`Result` from an eval metrics.json, or :class:`Skipped` saying why it is none.
+
+    A result of ``eval --net`` from before eval named the zoo model a prototxt computes is
+    matched here, when its prototxt still exists (:func:`fcn_repro.zoo.match.matching_models`).
+    """
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    except OSError as exc:
+        return Skipped(path, f"unreadable ({exc.strerror or exc})")
+    except ValueError as exc:
+        return Skipped(path, f"not JSON ({exc})")
     if not isinstance(record, dict) or not {"model", "dataset", "split"} <= set(record):
+        return Skipped(path, "not an eval result (no model, dataset and split)")
+    values = {m: _pct(record.get(m)) for m in METRICS}
+    result = Result(path=path, model=str(record["model"]), dataset=str(record["dataset"]),
+                    split=str(record["split"]), images=int(record.get("images") or 0), values=values,
+                    net=record.get("net"), net_matches=record.get("net_matches"))
+    if result.net and result.net_matches is None and result.model not in _published_models():
+        result.net_matches = _matches_of(Path(result.net), record.get("modality"))
+        if result.net_matches and len(result.net_matches) == 1:
+            result.model = result.net_matches[0]
+    return result
+
+
+def _published_models(rows: Sequence[PublishedRow] = ROWS) -> set[str]:
+    return {row.model for row in rows}
+
+
+def _matches_of(net: Path, modality: str | None) -> list[str] | None:
+    """Zoo models a prototxt computes; None when it cannot be read any more."""
+    from caffe_import.errors import CaffeFormatError
+    from caffe_import.io import read_net
+    from fcn_repro.zoo.match import matching_models
+
+    try:
+        return matching_models(read_net(net), modality)
+    except (OSError, CaffeFormatError):
         return None
-    values = {m: _pct(record.get(m)) for m in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "geometric_acc")}
-    return Result(path=path, model=str(record["model"]), dataset=str(record["dataset"]),
-                  split=str(record["split"]), images=int(record.get("images") or 0), values=values)
+
+
+def scan_results(folder: str | os.PathLike) -> tuple[list[Result], list[Skipped]]:
+    """Every eval metrics file under ``folder``, and every other ``*.json`` with the reason."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"results folder {folder} does not exist")
+    results: list[Result] = []
+    skipped: list[Skipped] = []
+    for path in sorted(folder.rglob("*.json")):
+        found = read_result(path)
+        (results if isinstance(found, Result) else skipped).append(found)
+    return results, skipped
 
 
 def collect_results(folder: str | os.PathLike) -> list[Result]:
     """Every eval metrics file (``*.json`` with model / dataset / split) under ``folder``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"results folder {folder} does not exist")
-    found = [load_result(p) for p in sorted(folder.rglob("*.json"))]
-    return [r for r in found if r is not None]
+    return scan_results(folder)[0]
 
 
 def build_tables(results: Iterable[Result], rows: Sequence[PublishedRow] = ROWS) -> dict[str, list[TableRow]]:
     """Published rows grouped by table, each with the matching result (the newest file when
     several match model, dataset and split), or None."""
-    index: dict[tuple[str, str, str], Result] = {}
-    for r in sorted(results, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0):
-        index[(r.model, r.dataset, r.split)] = r
+    index = _newest_by_key(results)
     tables: dict[str, list[TableRow]] = {}
     for row in rows:
         tables.setdefault(row.table, []).append(TableRow(row, index.get((row.model, row.dataset, row.split))))
     return tables
+
+
+def _newest_by_key(results: Iterable[Result]) -> dict[tuple[str, str, str], Result]:
+    index: dict[tuple[str, str, str], Result] = {}
+    for r in sorted(results, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0):
+        index[(r.model, r.dataset, r.split)] = r
+    return index
+
+
+def unused_results(results: Iterable[Result], rows: Sequence[PublishedRow] = ROWS) -> list[Skipped]:
+    """The results :func:`build_tables` shows in no row, each with the reason."""
+    results = list(results)
+    newest = _newest_by_key(results)
+    keys = {(row.model, row.dataset, row.split) for row in rows}
+    published = _published_models(rows)
+    out: list[Skipped] = []
+    for r in results:
+        key = (r.model, r.dataset, r.split)
+        if key in keys and newest[key] is not r:
+            out.append(Skipped(r.path, f"superseded by the newer {newest[key].path} "
+                                       f"({r.model} on {r.dataset}/{r.split})"))
+        elif key not in keys and r.model in published:
+            where = sorted({f"{row.dataset}/{row.split}" for row in rows if row.model == r.model})
+            out.append(Skipped(r.path, f"no published numbers for {r.model} on {r.dataset}/{r.split} "
+                                       f"(published: {', '.join(where)})"))
+        elif key not in keys:
+            out.append(Skipped(r.path, _unknown_model_reason(r)))
+    return out
+
+
+def _unknown_model_reason(r: Result) -> str:
+    """Why a result whose model has no published row shows nowhere, and what would place it."""
+    matches = [m for m in (r.net_matches or []) if m != r.model]
+    fix = "rerun eval with --model, or --name set to a release model name, to place it"
+    if len(matches) > 1:
+        return (f"model {r.model!r}: its net {r.net} computes the deploy net of several zoo models "
+                f"({', '.join(matches)}); {fix}")
+    if matches:
+        return f"model {r.model!r}: its net {r.net} is {matches[0]}'s deploy net; rerun eval with --name {matches[0]}"
+    if r.net and r.net_matches is not None and r.model not in r.net_matches:
+        return f"model {r.model!r}: its net {r.net} computes no release model's deploy net; {fix}"
+    if r.net and r.net_matches is None:
+        return f"model {r.model!r} has no published numbers and its net {r.net} cannot be read; {fix}"
+    return f"model {r.model!r} has no published numbers; {fix}"
 
 
 def _metrics_of(rows: Sequence[TableRow]) -> list[str]:

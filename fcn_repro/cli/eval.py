@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-absent", action="store_true",
                    help="leave classes absent from the ground truth out of the class averages")
     p.add_argument("-o", "--output", type=output_file_path, default=Path("metrics.json"), help="metrics.json path")
-    p.add_argument("--name", help="model name recorded in metrics.json (what `fcn-repro tables` matches); "
-                                  "default: --model, or the prototxt's file name")
+    p.add_argument("--name", help="model name recorded in metrics.json (what 'fcn-repro tables' matches); "
+                                  "default: --model, or with --net the zoo model whose deploy net "
+                                  "the prototxt computes, else the prototxt's file name")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 

@@ -75,3 +75,66 @@ def test_cli_tables_missing_folder_exits_2(tmp_path, capsys):
     from fcn_repro.cli import main
     assert main(["tables", "--results", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_every_json_in_no_row_is_named_with_its_reason(results, tmp_path):
+    import os
+    from fcn_repro.tables import scan_results, unused_results
+    older = _write(tmp_path / "old" / "metrics.json", model="voc-fcn8s", dataset="voc",
+                   split="seg11valid", images=5, mean_iu=0.5)
+    os.utime(older, (1, 1))
+    _write(tmp_path / "mine" / "metrics.json", model="mynet", dataset="voc", split="seg11valid",
+           images=5, mean_iu=0.5, net=str(tmp_path / "gone.prototxt"))
+    found, skipped = scan_results(results)
+    reasons = {s.path.relative_to(tmp_path).as_posix(): s.reason
+               for s in skipped + unused_results(found)}
+    assert reasons["junk.json"] == "not an eval result (no model, dataset and split)"
+    assert reasons["other/metrics.json"].startswith("no published numbers for voc-fcn8s on voc/val")
+    assert reasons["old/metrics.json"].startswith("superseded by the newer")
+    assert "'mynet'" in reasons["mine/metrics.json"] and "--name" in reasons["mine/metrics.json"]
+    assert len(reasons) == 4  # the matched results are not listed
+
+
+def test_a_net_result_is_placed_by_what_its_prototxt_computes(tmp_path):
+    from support import ROOT
+    from fcn_repro.tables import scan_results, unused_results
+    deploy = ROOT / "prototxt" / "voc-fcn8s" / "deploy.prototxt"
+    # an eval --net result written before eval recorded the zoo model: the prototxt decides
+    _write(tmp_path / "a" / "metrics.json", model="deploy", net=str(deploy), dataset="voc",
+           split="seg11valid", images=7, mean_iu=0.6)
+    # eval recorded that the net is some zoo model's, but --name chose another name
+    _write(tmp_path / "b" / "metrics.json", model="fine-tuned", net="x.prototxt", net_matches=["voc-fcn16s"],
+           dataset="voc", split="seg11valid", images=7, mean_iu=0.6)
+    found, skipped = scan_results(tmp_path)
+    assert not skipped
+    tables = build_tables(found)
+    assert next(r for r in tables["release"] if r.published.model == "voc-fcn8s").result.images == 7
+    (unused,) = unused_results(found)
+    assert unused.reason.endswith("is voc-fcn16s's deploy net; rerun eval with --name voc-fcn16s")
+
+
+def test_cli_lists_skipped_files_on_stderr(results, capsys):
+    from fcn_repro.cli import main
+    assert main(["tables", "--results", str(results)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("fcn-repro tables: skipped ") for line in lines)
+    assert any("junk.json: not an eval result" in line for line in lines)
+    assert "skipped" not in captured.out
+
+
+def test_eval_net_records_what_its_net_matches_and_tables_says_why_it_is_unplaced(tmp_path, capsys):
+    from support import case_dir
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=1)
+    case = case_dir("voc_fcn8s_narrow")
+    out = tmp_path / "results" / "narrow" / "metrics.json"
+    assert main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+                 "--dataset", "voc", "--root", str(root), "-o", str(out), "--no-progress"]) == 0
+    record = json.loads(out.read_text())
+    assert record["model"] == "net" and record["net_matches"] == []
+    capsys.readouterr()
+    assert main(["tables", "--results", str(tmp_path / "results")]) == 0
+    err = capsys.readouterr().err
+    assert "computes no release model's deploy net" in err and "--name" in err
