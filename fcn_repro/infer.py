@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import CaffeFormatError, UsageError
 from fcn_repro.data.base import open_image
 from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
 from fcn_repro.palette import save_label_png, save_overlay_png
@@ -73,14 +73,69 @@ def segment(net: Any, rgb: np.ndarray, *, mean_bgr: Sequence[float] = VOC_MEAN_B
     return result
 
 
+_DISTINCT = "rename one, or segment them in separate calls with separate -o folders"
+
+
+def output_stems(images: Sequence[str | os.PathLike]) -> dict[Path, Path]:
+    """Each input image -> its outputs' path stem relative to the output folder.
+
+    Images in one folder keep their file stems (``photos/a.jpg`` -> ``a``); images from several
+    folders keep their folders below the deepest folder they share (``d1/a.jpg d2/a.jpg`` ->
+    ``d1/a``, ``d2/a``), so no result overwrites another. An image given twice is segmented
+    once. Raises :class:`UsageError` naming the inputs when two would still write one file
+    (``a.jpg`` beside ``a.png``), before anything is computed.
+    """
+    paths = list(dict.fromkeys(Path(p) for p in images))
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    base = Path(os.path.commonpath([p.parent for p in absolute])) if absolute else Path()
+    stems = {p: a.parent.relative_to(base) / a.stem for p, a in zip(paths, absolute)}
+    by_stem: dict[Path, list[Path]] = {}
+    for path, stem in stems.items():
+        by_stem.setdefault(stem, []).append(path)
+    for stem, group in by_stem.items():
+        if len(group) > 1:
+            raise UsageError(f"{' and '.join(map(str, group))} would all write {stem}.png; "
+                             f"{_DISTINCT}")
+    return stems
+
+
+def _output_paths(out: Path, stem: Path, heads: Sequence[str], save_scores: bool) -> dict[str, list[Path]]:
+    """Per score head: the label PNG, the overlay PNG and (``save_scores``) the score array."""
+    paths = {}
+    for head in heads:
+        tag = "" if len(heads) == 1 else f"_{head}"
+        base = out / stem.parent / f"{stem.name}{tag}"
+        paths[head] = [base.with_name(base.name + ".png"), base.with_name(base.name + "_overlay.png")]
+        if save_scores:
+            paths[head].append(base.with_name(base.name + "_scores.npy"))
+    return paths
+
+
+def _check_distinct(plan: dict[Path, dict[str, list[Path]]]) -> None:
+    """No two images write one file (``a.jpg``'s overlay is ``a_overlay.png``, as is the label
+    of an image called ``a_overlay.jpg``)."""
+    owner: dict[Path, Path] = {}
+    for image, outputs in plan.items():
+        for path in (p for paths in outputs.values() for p in paths):
+            if path in owner:
+                raise UsageError(f"{owner[path]} and {image} would both write {path}; {_DISTINCT}")
+            owner[path] = image
+
+
 def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
           model: str | None = None, net: str | os.PathLike | None = None,
           weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
           save_scores: bool = False, mean_bgr: Sequence[float] | None = None) -> list[Path]:
     """What ``fcn-repro infer`` does. Writes ``<stem>.png`` (labels, VOC palette),
     ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
-    ``_<head>`` for nets with several score blobs); returns the written paths."""
+    ``_<head>`` for nets with several score blobs), with the stems of :func:`output_stems`;
+    returns the written paths. Missing images and output name clashes fail before the net is
+    built."""
     from fcn_repro import zoo
+    stems = output_stems(images)
+    for path in stems:
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
     caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device)
     spec = zoo.get(model) if model is not None else None
     if mean_bgr is None:
@@ -91,11 +146,10 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
             mean_bgr = VOC_MEAN_BGR
     heads = score_blobs(caffe_net, spec)
     out = Path(output_dir)
+    plan = {path: _output_paths(out, stem, heads, save_scores) for path, stem in stems.items()}
+    _check_distinct(plan)
     written: list[Path] = []
-    for image in images:
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image {path} does not exist")
+    for path, outputs in plan.items():
         try:
             rgb = rgb_array(open_image(path))
         except OSError as exc:
@@ -103,9 +157,9 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
         seg = segment(caffe_net, rgb, mean_bgr=mean_bgr, device=device, heads=heads,
                       keep_scores=save_scores)
         for head, label in seg.labels.items():
-            tag = "" if len(heads) == 1 else f"_{head}"
-            written.append(save_label_png(label, out / f"{path.stem}{tag}.png"))
-            written.append(save_overlay_png(rgb, label, out / f"{path.stem}{tag}_overlay.png"))
+            files = outputs[head]
+            written.append(save_label_png(label, files[0]))
+            written.append(save_overlay_png(rgb, label, files[1]))
             if save_scores:
-                written.append(save_npy_atomic(seg.scores[head], out / f"{path.stem}{tag}_scores.npy"))
+                written.append(save_npy_atomic(seg.scores[head], files[2]))
     return written

@@ -72,3 +72,40 @@ def test_cli_infer_with_the_bundled_narrow_net(tmp_path, image, capsys):
     assert rc == 0
     label = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
     assert label.shape == (6, 8) and label.max() < 21
+
+
+def _two_folders(tmp_path, image):
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.png").write_bytes(image.read_bytes())
+    return tmp_path / "d1" / "a.png", tmp_path / "d2" / "a.png"
+
+
+def test_same_file_names_from_two_folders_keep_their_folders(tmp_path, image, monkeypatch):
+    from fcn_repro import zoo
+    from fcn_repro.infer import infer
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
+    a1, a2 = _two_folders(tmp_path, image)
+    written = infer([a1, a2, a1], tmp_path / "out", net="stub.prototxt", weights=None)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == [
+        "d1/a.png", "d1/a_overlay.png", "d2/a.png", "d2/a_overlay.png"]
+    assert infer([image], tmp_path / "flat", net="stub.prototxt", weights=None)[0] == tmp_path / "flat" / "photo.png"
+
+
+@pytest.mark.parametrize("names", [("a.png", "a.jpg"), ("a.png", "a_overlay.png")])
+def test_inputs_that_would_write_one_file_are_refused_before_any_work(tmp_path, image, monkeypatch,
+                                                                      capsys, names):
+    from fcn_repro import zoo
+    from fcn_repro.cli import main
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
+    paths = [tmp_path / n for n in names]
+    for p in paths:
+        p.write_bytes(image.read_bytes())
+    case = case_dir("voc_fcn8s_narrow")
+    rc = main(["infer", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+               *map(str, paths),
+               "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert str(paths[0]) in err and str(paths[1]) in err and "would" in err
+    assert not (tmp_path / "out").exists()
