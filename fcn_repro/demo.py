@@ -28,11 +28,19 @@ NARROW = ASSETS / "voc_fcn8s_narrow"
 DEMO_IMAGE = ASSETS / "fcn_release" / "demo" / "image.jpg"
 DEMO_LABEL = ASSETS / "fcn_release" / "demo" / "label.png"
 
-NEXT_STEPS = """\
+
+def next_steps() -> str:
+    """What to run with the release's real weights, naming where ``download`` puts them."""
+    import shlex
+
+    from fcn_repro.download import weights_path
+
+    weights = shlex.quote(str(weights_path("voc-fcn8s")))
+    return f"""\
 Next, with the release's real weights:
   fcn-repro download voc-fcn8s
-  fcn-repro infer --model voc-fcn8s --weights fcn8s-heavy-pascal.caffemodel my_photo.jpg -o out/
-  fcn-repro eval --model voc-fcn8s --weights fcn8s-heavy-pascal.caffemodel \\
+  fcn-repro infer --model voc-fcn8s --weights {weights} my_photo.jpg -o out/
+  fcn-repro eval --model voc-fcn8s --weights {weights} \\
       --dataset voc --root VOCdevkit/VOC2011 --split seg11valid -o results/voc-fcn8s/metrics.json
   fcn-repro tables --results results/"""
 
@@ -47,39 +55,10 @@ class DemoResult:
 
 def _parity(net, device: torch.device) -> tuple[bool, str, str]:
     """(ok, table, summary) against the stored Caffe activations."""
-    reference = NARROW / "reference.h5"
-    try:
-        from caffe_import.parity import check_parity
-    except ImportError:
-        return _direct_parity(net, reference, device)
-    report = check_parity(net, None, reference, device=device)
+    from caffe_import.parity import check_parity
+
+    report = check_parity(net, None, NARROW / "reference.h5", device=device)
     return report.ok, report.table(), report.summary
-
-
-def _direct_parity(net, reference: Path, device: torch.device) -> tuple[bool, str, str]:
-    """Fallback when caffe_import.parity is absent: every stored blob, rel-L2 and max-abs."""
-    import h5py
-    from urllib.parse import unquote
-    tol = json.loads((NARROW / "meta.json").read_text())["tolerance"]
-    with h5py.File(reference, "r") as f:
-        inputs = {unquote(k): torch.from_numpy(f["inputs"][k][()]).to(device) for k in f["inputs"]}
-        refs = {unquote(k): f["blobs"][k][()] for k in f["blobs"]}
-    with torch.inference_mode():
-        net.forward(**inputs)
-    lines, passed = [f"{'blob':<16} {'rel L2':>10} {'max abs/max ref':>16}  ok"], 0
-    for name, ref in refs.items():
-        ours = net.blobs[name].detach().cpu().double().numpy()
-        ref = ref.astype(np.float64)
-        if ours.shape != ref.shape:
-            lines.append(f"{name:<16} {'-':>10} {'-':>16}  FAIL: shape {ours.shape} != {ref.shape}")
-            continue
-        rel = np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30)
-        mx = np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30)
-        ok = rel <= tol["rel_l2"] and mx <= tol["max_abs_over_max_ref"]
-        passed += ok
-        lines.append(f"{name:<16} {rel:>10.2e} {mx:>16.2e}  {'ok' if ok else 'FAIL'}")
-    summary = f"{passed}/{len(refs)} blobs within tolerance"
-    return passed == len(refs), "\n".join(lines + [summary]), summary
 
 
 def _figure(rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, path: Path) -> Path:
@@ -148,6 +127,6 @@ def run_demo(output_dir: str | os.PathLike = "fcn_demo_out", device: str | torch
     echo("\nNOTE: these weights are random, so this segmentation is meaningless. It only shows that the\n"
          "conversion, the preprocessing and the output files work; the parity check above is what\n"
          "says the converted net computes what Caffe computes.")
-    echo("\n" + NEXT_STEPS)
+    echo("\n" + next_steps())
     return DemoResult(ok, summary, files,
                       {"convert": t_convert, "parity": t_parity, "segment": t_segment})

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from caffe_import.errors import UsageError
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_CACHE", "DownloadError", "default_cache_dir",
-           "model_url", "download_url", "download_model"]
+           "model_url", "download_url", "download_model", "weights_path"]
 
 DEFAULT_BASE_URL = "http://dl.caffe.berkeleyvision.org/"
 ENV_BASE_URL = "FCN_REPRO_BASE_URL"
@@ -172,9 +172,16 @@ def download_model(name: str, *, base_url: str | None = None,
                    cache_dir: str | os.PathLike | None = None, progress: bool = True,
                    force: bool = False, timeout: float = 60.0) -> Path:
     """Fetch a zoo model's weights into the cache; returns the caffemodel's path."""
-    url, fname = model_url(name, base_url)
+    url, _ = model_url(name, base_url)
+    return download_url(url, weights_path(name, cache_dir), progress=progress, timeout=timeout,
+                        force=force)
+
+
+def weights_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`download_model` puts (or has put) a zoo model's weights."""
+    _, fname = model_url(name)
     folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return download_url(url, folder / fname, progress=progress, timeout=timeout, force=force)
+    return folder / fname
 
 
 def sha256_file(path: str | os.PathLike) -> str:

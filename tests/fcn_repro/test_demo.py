@@ -32,3 +32,16 @@ def test_demo_runs_into_tmp_dir(tmp_path, capsys):
     assert label.mode == "P" and label.size == (w, h) and np.asarray(label).max() < 21
     assert Image.open(tmp_path / "out" / "demo_overlay.png").size == (w, h)
     assert (tmp_path / "out" / "demo_figure.png").stat().st_size > 0
+
+
+def test_next_steps_name_the_file_download_writes(tmp_path, monkeypatch):
+    import fcn_repro.download as dl
+    from fcn_repro.demo import next_steps
+    monkeypatch.setenv(dl.ENV_CACHE, str(tmp_path / "my cache"))
+    written = []
+    monkeypatch.setattr(dl, "download_url", lambda url, dest, **kw: written.append(dest) or dest)
+    dest = dl.download_model("voc-fcn8s")
+    assert written == [dest] and dest.parent == tmp_path / "my cache"
+    text = next_steps()
+    assert f"--weights '{dest}'" in text  # quoted: the folder has a space
+    assert text.count(str(dest)) == 2  # infer and eval
