@@ -28,6 +28,7 @@ import sys
 from typing import Sequence
 
 from ..errors import CaffeFormatError, UsageError
+from .formatting import HelpFormatter
 
 VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity", "run")
 DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
@@ -38,8 +39,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def build_verb_parser(prog: str, description: str, package: str,
                       verbs: Sequence[str]) -> argparse.ArgumentParser:
     """A parser with one sub-command per module ``<package>.<verb>`` that exists."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", help=f"one of these ({prog} VERB --help for its options):")
     sub.required = True
     for verb in verbs:
         try:
@@ -49,6 +50,8 @@ def build_verb_parser(prog: str, description: str, package: str,
                 continue
             raise
         module.register(sub)
+    for verb_parser in sub.choices.values():
+        verb_parser.formatter_class = HelpFormatter  # plain text, defaults shown (see formatting)
     return parser
 
 

@@ -16,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("-o", "--output", type=output_file, required=True, help="artefact to write (.pt or .safetensors)")
-    p.add_argument("--phase", choices=("test", "train"), default="test")
+    p.add_argument("--phase", choices=("test", "train"), default="test",
+                   help="net phase: which layers Caffe's include/exclude rules keep")
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
-    p.add_argument("--level", type=int, default=0)
+    p.add_argument("--level", type=int, default=0, help="net level, for include/exclude min_level and max_level rules")
     p.set_defaults(func=run)
 
 

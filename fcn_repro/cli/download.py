@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where to put it (default: $FCN_REPRO_CACHE or ~/.cache/fcn_repro)")
     p.add_argument("--force", action="store_true", help="fetch again even if present")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per network operation")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name recorded in metrics.json (what 'fcn-repro tables' matches); "
                                   "default: --model, or with --net the zoo model whose deploy net "
                                   "the prototxt computes, else the prototxt's file name")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

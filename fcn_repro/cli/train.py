@@ -27,8 +27,10 @@ def register(sub: Any) -> None:
     p.add_argument("--root", required=True, help="dataset folder in the release's layout")
     p.add_argument("--val-dataset", default=None, choices=dataset_names(), help="evaluation dataset (default: --dataset)")
     p.add_argument("--val-root", default=None, help="evaluation dataset folder (default: --root)")
-    p.add_argument("--train-split", default=None)
-    p.add_argument("--val-split", default=None)
+    p.add_argument("--train-split", default=None,
+                   help="split to train on (default: trainval for siftflow and nyud, else train)")
+    p.add_argument("--val-split", default=None,
+                   help="split to score (default: seg11valid for voc, test for siftflow and nyud, else val)")
     p.add_argument("--init", default=None,
                    help="weights to transplant from (classifier or previous stage; caffemodel or .h5)")
     p.add_argument("--device", type=device, default=None, help="torch device (default: cuda if available, else cpu)")
@@ -40,7 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument("--eval-limit", type=int, default=None, help="score only the first N val images")
     p.add_argument("--snapshot", type=int, default=None, help="snapshot every N iterations")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
-    p.add_argument("--seed", type=int, default=1337, help="shuffle seed (the release's data layers: 1337)")
+    p.add_argument("--seed", type=int, default=1337, help="shuffle seed (default: 1337, the release's data layers')")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=run)
 
