@@ -192,6 +192,11 @@ CASES = [
      2, ["a_file", "expected a folder"]),
     ("train-bad-device", F, ["train", "--model", "voc-fcn32s", *VOC, "--device", "cuda:99", "--max-iter", "1"],
      2, ["--device", "cuda:99"]),
+    # fcn-repro synthetic-data
+    ("synthetic-data-root-has-files", F, ["synthetic-data", "voc", "{d}/voc"], 2, ["voc", "not empty"]),
+    ("synthetic-data-root-is-file", F, ["synthetic-data", "voc", "{d}/a_file"], 2, ["a_file", "expected a folder"]),
+    ("synthetic-data-too-many", F, ["synthetic-data", "nyud", "{d}/syn", "--n", "100000"], 2,
+     ["at most", "100000"]),
 ]
 
 
@@ -225,7 +230,8 @@ def test_errors_are_pinned_on_the_right_file(bad, capsys):
 
 def test_every_verb_has_a_bad_input_row():
     verbs = {(cli, argv[0]) for _, cli, argv, _, _ in CASES}
-    expected = {(C, v.replace("_", "-")) for v in caffe_cli.VERBS} | {(F, v) for v in fcn_cli.VERBS}
+    expected = {(cli, v.replace("_", "-")) for cli, module in ((C, caffe_cli), (F, fcn_cli))
+                for v in module.VERBS}
     assert expected <= verbs, expected - verbs
 
 

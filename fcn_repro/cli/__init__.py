@@ -13,7 +13,7 @@ from typing import Sequence
 
 from caffe_import.cli import build_verb_parser, run_cli
 
-VERBS = ("demo", "eval", "infer", "tables", "download", "netspec", "train")
+VERBS = ("demo", "eval", "infer", "tables", "download", "netspec", "train", "synthetic_data")
 DESCRIPTION = "The FCN release (Long, Shelhamer, Darrell) as code."
 
 

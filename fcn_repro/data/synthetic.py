@@ -14,6 +14,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from caffe_import.errors import UsageError
 from fcn_repro.data._layout import ASSETS
 from fcn_repro.data.registry import dataset_info
 from fcn_repro.palette import label_image
@@ -22,7 +23,7 @@ from fcn_repro.palette import label_image
 def _ids(listing: Path, n: int) -> list[str]:
     ids = [l.strip() for l in listing.read_text().splitlines() if l.strip()]
     if n > len(ids):
-        raise ValueError(f"at most {len(ids)} synthetic items for this layout, asked for {n}")
+        raise UsageError(f"at most {len(ids)} synthetic items for this layout, asked for {n}")
     return ids[:n]
 
 
