@@ -22,24 +22,39 @@ images resized to ``--min-size``..``--max-size`` px) it times, one line each:
 and checks that every loop gives the same confusion matrix (workers change nothing). The last
 line is the speedup of the full pipeline over the baseline.
 
+``--busy N`` measures something else: ``evaluate_net`` (CPU, 0 workers) while N other processes
+spin on the cores, with torch's own OpenMP defaults, with one thread, and with the defaults both
+commands set (:mod:`caffe_import.threads`: passive waiting, the usable cores), each in a fresh
+process (the waiting policy is fixed when torch loads), best of ``--repeat`` runs each. The
+last line is the ratio.
+
     python tools/bench_eval.py                          # bundled narrow FCN-8s, CPU
     python tools/bench_eval.py --model voc-fcn8s --device cuda   # full width, random weights
+    python tools/bench_eval.py --busy 1 --images 40 --min-size 20 --max-size 48   # a shared CPU
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from caffe_import import threads  # noqa: E402
+
+ORIGINAL_ENV = dict(os.environ)
+if __name__ == "__main__" and "--busy-child" not in sys.argv:  # a child runs as its parent says
+    threads.configure_threads()  # as both commands do, before torch loads OpenMP
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 NARROW = Path(__file__).resolve().parents[1] / "fcn_repro" / "assets" / "voc_fcn8s_narrow"
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__")
@@ -217,6 +232,67 @@ def _keep_attrs(subset: Any, dataset: Any) -> Any:
     return subset
 
 
+# --------------------------------------------------------------------------------------
+# a shared CPU: torch's OpenMP defaults vs caffe_import.threads', other processes spinning
+# --------------------------------------------------------------------------------------
+
+def thread_envs(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``environ`` without any thread setting (torch's defaults), with one thread (the usual
+    workaround) and with the commands' settings."""
+    bare = {k: v for k, v in environ.items()
+            if k not in threads.WAIT_VARIABLES and k != "OMP_NUM_THREADS"}
+    return {"torch defaults": bare, "OMP_NUM_THREADS=1": {**bare, "OMP_NUM_THREADS": "1"},
+            "caffe_import.threads": {**bare, **threads.thread_settings(bare)}}
+
+
+@contextlib.contextmanager
+def spinning(n: int) -> Iterator[list[subprocess.Popen]]:
+    """``n`` processes that keep a core each busy, ended on exit."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def child_eval(root: str, repeat: int) -> dict[str, Any]:
+    """What a ``--busy`` child process measures: best of ``repeat`` ``evaluate_net`` runs."""
+    from fcn_repro.data import VOCSegmentation
+    from fcn_repro.evaluate import evaluate_net
+    ds = VOCSegmentation(root, "seg11valid")
+    net = build_net(None, torch.device("cpu"))
+    evaluate_net(net, ds, workers=0, progress=False)  # warm-up
+    secs = min(timed(lambda: evaluate_net(net, ds, workers=0, progress=False), torch.device("cpu"))[0]
+               for _ in range(repeat))
+    return {"seconds": secs, "images": len(ds), "threads": torch.get_num_threads(),
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
+
+
+def busy_comparison(args: argparse.Namespace) -> int:
+    """``--busy N``: the two thread settings, each in a fresh process, N spinners running."""
+    with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
+        make_voc(Path(tmp) / "voc", args.images, args.min_size, args.max_size, args.seed)
+        runs = {}
+        load = os.getloadavg()[0]
+        with spinning(args.busy):
+            for label_, env in thread_envs(ORIGINAL_ENV).items():
+                out = subprocess.run([sys.executable, __file__, "--busy-child", str(Path(tmp) / "voc"),
+                                      "--repeat", str(args.repeat)], env=env, capture_output=True,
+                                     text=True, check=True)
+                runs[label_] = r = json.loads(out.stdout.splitlines()[-1])
+                line(f"{label_}: {r['threads']} threads, {r['wait_policy']}", r["seconds"],
+                     r["images"], f"  {r['seconds']:.2f} s")
+    default, one, ours = (runs[k]["seconds"] for k in runs)
+    print(f"summary: {args.busy} busy process(es) on {os.cpu_count()} CPUs, load before "
+          f"{load:.1f}: torch defaults {default:.2f} s, one thread {one:.2f} s, "
+          f"caffe_import.threads {ours:.2f} s: {default / ours:.1f}x faster than the defaults, "
+          f"{one / ours:.1f}x than one thread", flush=True)
+    return 0
+
+
 def line(label: str, seconds: float, images: int, extra: str = "") -> float:
     rate = images / seconds if seconds > 0 else float("inf")
     print(f"{label:<38} {rate:9.1f} images/s  {1000 * seconds / images:8.2f} ms/image{extra}", flush=True)
@@ -234,7 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2, help="full pipelines: best of this many runs")
+    ap.add_argument("--busy", type=int, default=None, metavar="N",
+                    help="compare thread settings with N spinning processes (see the module doc)")
+    ap.add_argument("--busy-child", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.busy_child:
+        print(json.dumps(child_eval(args.busy_child, args.repeat)))
+        return 0
+    if args.busy is not None:
+        return busy_comparison(args)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but CUDA is not available")

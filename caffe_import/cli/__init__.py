@@ -28,6 +28,7 @@ import sys
 from typing import Sequence
 
 from ..errors import CaffeFormatError, UsageError
+from ..threads import configure_threads
 from .formatting import HelpFormatter
 
 VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity", "run")
@@ -93,7 +94,10 @@ def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
 
     Returns the exit code instead of raising ``SystemExit`` (argparse's usage errors give 2,
     ``--help`` 0), so ``main([...])`` is testable and ``sys.exit(main())`` is the script.
+    First, before any verb loads torch, the OpenMP threads get defaults that stay fast on a
+    shared machine (:func:`caffe_import.threads.configure_threads`).
     """
+    configure_threads()
     parser = build_verb_parser(prog, description, package, verbs)
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:

@@ -76,3 +76,17 @@ def test_make_voc_draws_the_asked_sizes(bench, tmp_path):
     for image, label in ds:
         assert 60 <= image.shape[1] <= 70 and 60 <= image.shape[2] <= 70
         assert label.shape == image.shape[1:]
+
+
+def test_busy_mode_compares_torch_defaults_one_thread_and_the_commands_settings(bench):
+    envs = bench.thread_envs({"PATH": "/bin", "OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "7"})
+    assert envs["torch defaults"] == {"PATH": "/bin"}  # the user's own settings are left out
+    assert envs["OMP_NUM_THREADS=1"] == {"PATH": "/bin", "OMP_NUM_THREADS": "1"}
+    ours = envs["caffe_import.threads"]
+    assert ours["OMP_WAIT_POLICY"] == "PASSIVE" and int(ours["OMP_NUM_THREADS"]) >= 1
+
+
+def test_spinners_run_and_are_ended(bench):
+    with bench.spinning(1) as procs:
+        assert procs[0].poll() is None
+    assert procs[0].poll() is not None

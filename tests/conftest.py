@@ -1,0 +1,9 @@
+"""pytest's start-up hook for the whole tree (shared helpers are in ``support``, not here).
+
+It sets the OpenMP defaults the commands set (:mod:`caffe_import.threads`: passive waiting,
+the usable cores) before any test module loads torch: a test run beside other busy processes
+otherwise slows several-fold (docs/performance.md).
+"""
+from caffe_import.threads import configure_threads
+
+configure_threads()
