@@ -39,16 +39,18 @@ def save_npy_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def single_input(net: Any) -> str:
-    names = list(getattr(net, "inputs", []) or [])
+    """The one input blob of a single-image net."""
+    names = list(net.inputs)
     if len(names) != 1:
         raise CaffeFormatError(f"fcn-repro infer segments single-image nets; this net takes {names}")
     return names[0]
 
 
 def score_blobs(net: Any, spec: Any = None) -> list[str]:
-    if spec is not None and getattr(spec, "outputs", None):
+    """The blobs to segment with: the zoo model's score blobs, else the net's outputs."""
+    if spec is not None:
         return list(spec.outputs)
-    outputs = list(getattr(net, "outputs", []) or [])
+    outputs = list(net.outputs)
     if not outputs:
         raise CaffeFormatError("the net has no output blob to segment with")
     return outputs
@@ -139,11 +141,7 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
     caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device)
     spec = zoo.get(model) if model is not None else None
     if mean_bgr is None:
-        if spec is not None:
-            means = getattr(spec, "means", None) or {}
-            mean_bgr = means.get(single_input(caffe_net), spec.mean)
-        else:
-            mean_bgr = VOC_MEAN_BGR
+        mean_bgr = VOC_MEAN_BGR if spec is None else spec.means.get(single_input(caffe_net), spec.mean)
     heads = score_blobs(caffe_net, spec)
     out = Path(output_dir)
     plan = {path: _output_paths(out, stem, heads, save_scores) for path, stem in stems.items()}

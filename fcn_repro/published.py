@@ -84,11 +84,9 @@ ROWS: tuple[PublishedRow, ...] = (
     PublishedRow("context", "FCN-8s", "pascalcontext-fcn8s", "pascalcontext", "val", 65.9, 46.5, 35.1, 51.0),
 )
 
-#: Published rows without a release model, for reference (not compared).
-REFERENCE_ONLY = {
-    "cvpr-1 VOC2011 val mean IU (AlexNet / VGG16 / GoogLeNet)": (39.8, 56.0, 42.5),
-    "cvpr-2 FCN-32s-fixed (pixel / mean acc / mean IU / f.w. IU)": (83.0, 59.7, 45.4, 72.0),
-    "cvpr-4 FCN-16s RGB-HHA": (65.4, 46.1, 34.0, 49.5),
-    "context 33 classes FCN-32s / 16s / 8s mean IU": (50.4, 53.4, 53.5),
-    "PAMI 2016 FCN-8s heavy, VOC2012 test mean IU": (67.2,),
-}
+# Published numbers with no release model to compare against, for reference only:
+#   cvpr-1 VOC2011 val mean IU, AlexNet / VGG16 / GoogLeNet: 39.8 / 56.0 / 42.5
+#   cvpr-2 FCN-32s-fixed, pixel / mean acc / mean IU / f.w. IU: 83.0 / 59.7 / 45.4 / 72.0
+#   cvpr-4 FCN-16s RGB-HHA, the same four: 65.4 / 46.1 / 34.0 / 49.5
+#   context, 33 classes, FCN-32s / 16s / 8s mean IU: 50.4 / 53.4 / 53.5
+#   PAMI 2016 FCN-8s heavy, VOC2012 test mean IU: 67.2

@@ -39,18 +39,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def build_verb_parser(prog: str, description: str, package: str,
                       verbs: Sequence[str]) -> argparse.ArgumentParser:
-    """A parser with one sub-command per module ``<package>.<verb>`` that exists."""
+    """A parser with one sub-command per module ``<package>.<verb>``."""
     parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", help=f"one of these ({prog} VERB --help for its options):")
     sub.required = True
     for verb in verbs:
-        try:
-            module = importlib.import_module(f"{package}.{verb}")
-        except ModuleNotFoundError as exc:  # a verb not written yet
-            if exc.name == f"{package}.{verb}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"{package}.{verb}").register(sub)
     for verb_parser in sub.choices.values():
         verb_parser.formatter_class = HelpFormatter  # plain text, defaults shown (see formatting)
     return parser

@@ -58,8 +58,7 @@ def make_dataset(kind: str, root: str | Path, n: int = 3, seed: int = 0) -> Path
     root = Path(root)
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    writer = globals()[f"_make_{kind}"]
-    writer(root, n, rng)
+    _WRITERS[kind](root, n, rng)
     return root
 
 
@@ -135,3 +134,7 @@ def _make_pascalcontext(root: Path, n: int, rng: np.random.Generator) -> None:
         scipy.io.savemat(root / "trainval" / f"{idx}.mat", {"LabelMap": full})
     for split in ("train", "val"):
         _write_list(voc / "ImageSets" / "Main" / f"{split}.txt", ids)
+
+
+_WRITERS = {"voc": _make_voc, "sbd": _make_sbd, "siftflow": _make_siftflow, "nyud": _make_nyud,
+            "pascalcontext": _make_pascalcontext}
