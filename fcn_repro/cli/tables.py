@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from caffe_import.cli.options import output_file_path, require_dir
@@ -22,8 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from fcn_repro.tables import build_tables, plot_mean_iu, render, scan_results, unused_results
     results, skipped = scan_results(require_dir(args.results, "the folder holding metrics.json files"))
     tables = build_tables(results)

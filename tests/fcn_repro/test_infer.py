@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from support import case_dir
-from fcn_repro.data.transforms import VOC_MEAN_BGR
 from fcn_repro.palette import voc_palette
 
 
