@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     for item in skipped + unused_results(results):
         print(f"fcn-repro tables: skipped {item}", file=sys.stderr)
+    if not results:
+        print(f"fcn-repro tables: no eval result (metrics.json of fcn-repro eval) under {args.results}",
+              file=sys.stderr)
     if args.plot:
         print(f"wrote {plot_mean_iu(tables, args.plot)}")
     return 0

@@ -138,3 +138,11 @@ def test_eval_net_records_what_its_net_matches_and_tables_says_why_it_is_unplace
     assert main(["tables", "--results", str(tmp_path / "results")]) == 0
     err = capsys.readouterr().err
     assert "computes no release model's deploy net" in err and "--name" in err
+
+
+def test_cli_says_when_the_folder_holds_no_result(tmp_path, capsys):
+    from fcn_repro.cli import main
+    assert main(["tables", "--results", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "no result" in captured.out
+    assert captured.err == f"fcn-repro tables: no eval result (metrics.json of fcn-repro eval) under {tmp_path}\n"
