@@ -2,7 +2,8 @@
 
 Caffe's ``MemoryDataLayer`` (fed from Python by ``net.set_input_arrays(data, labels)``, which
 calls its ``Reset``): tops ``data`` of shape (batch_size, channels, height, width) and
-``label`` of shape (batch_size,); each forward serves the batch at the current position and
+``label`` of shape (batch_size,) at setup and (batch_size, 1, 1, 1) once a forward has
+served a batch (Caffe's ``Forward_cpu`` reshapes it so); each forward serves the batch at the current position and
 advances it by ``batch_size``, wrapping around. The arrays are served as given (``Reset``
 applies no transformation). A forward before any arrays were given is an error, as in Caffe.
 """
@@ -67,7 +68,7 @@ class MemoryData(CaffeLayer):
                                    layer=self.name)
         n, b = self._data.shape[0], self.batch_size
         data = self._data[self.pos:self.pos + b].to(self._device())
-        labels = self._labels[self.pos:self.pos + b].to(self._device())
+        labels = self._labels[self.pos:self.pos + b].to(self._device()).reshape(b, 1, 1, 1)
         self.pos = (self.pos + b) % n
         return data, labels
 

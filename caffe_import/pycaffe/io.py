@@ -6,9 +6,8 @@ here):
 * ``load_image`` decodes with Pillow and scales to [0, 1] as ``skimage.img_as_float`` does
   (8-bit: / 255; 16-bit: / 65535); grayscale with ``color=False`` uses Pillow's "L" conversion
   (ITU-R 601-2 luma, as skimage's ``rgb2gray`` up to rounding);
-* ``resize_image`` interpolates with ``scipy.ndimage.zoom(..., grid_mode=True)`` (pixel
-  areas aligned, edges replicated), which is skimage ``resize``'s geometry; values may differ
-  from skimage's in the last bits at the borders (skimage pads with zeros, ``mode='constant'``).
+* ``resize_image`` calls ``scipy.ndimage.zoom`` as skimage's ``resize`` does inside
+  (``grid_mode=True``, zeros beyond the border, output clipped), so it gives pycaffe's values.
 """
 from __future__ import annotations
 
@@ -214,21 +213,32 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
 
 def resize_image(im: np.ndarray, new_dims: Sequence[int], interp_order: int = 1) -> np.ndarray:
     """Resize H x W x K to ``new_dims`` (H', W') with spline interpolation of
-    ``interp_order`` (1: linear), as pycaffe: a constant image stays constant."""
+    ``interp_order`` (1: linear), as pycaffe does.
+
+    1 or 3 channels: pycaffe scales the image to [0, 1] and calls skimage's ``resize``
+    (``mode='constant'``), which is ``scipy.ndimage.zoom`` with ``grid_mode=True`` (pixel areas
+    aligned) and zeros beyond the border (``'grid-constant'``), clipped to [0, 1]; that is done
+    here directly. A constant image stays constant. Other channel counts: ``zoom`` as pycaffe
+    calls it.
+    """
     from scipy.ndimage import zoom
 
     im = np.asarray(im)
     new_dims = (int(new_dims[0]), int(new_dims[1]))
-    if im.shape[-1] in (1, 3):
-        im_min, im_max = im.min(), im.max()
-        if not im_max > im_min:
-            ret = np.empty((new_dims[0], new_dims[1], im.shape[-1]), dtype=np.float32)
-            ret.fill(im_min)
-            return ret
-    scale = (new_dims[0] / im.shape[0], new_dims[1] / im.shape[1], 1.0)
-    resized = zoom(im.astype(np.float64), scale, order=interp_order, mode="nearest",
+    if im.shape[-1] not in (1, 3):
+        scale = tuple(np.array(new_dims, dtype=float) / np.array(im.shape[:2]))
+        return zoom(im, scale + (1,), order=interp_order).astype(np.float32)
+    im_min, im_max = im.min(), im.max()
+    if not im_max > im_min:
+        ret = np.empty((new_dims[0], new_dims[1], im.shape[-1]), dtype=np.float32)
+        ret.fill(im_min)
+        return ret
+    im_std = (im.astype(np.float64) - im_min) / (im_max - im_min)
+    factors = (new_dims[0] / im.shape[0], new_dims[1] / im.shape[1], 1.0)
+    resized = zoom(im_std, factors, order=interp_order, mode="grid-constant", cval=0.0,
                    grid_mode=True)
-    return resized.astype(np.float32)
+    np.clip(resized, 0.0, 1.0, out=resized)
+    return (resized * (im_max - im_min) + im_min).astype(np.float32)
 
 
 def oversample(images: Sequence[np.ndarray], crop_dims: Sequence[int]) -> np.ndarray:

@@ -9,7 +9,7 @@ What is Caffe's here and not in the library solver:
   or from whatever the script wrote into the input blobs;
 * ``SGDSolver(file)`` uses SGD whatever the file's ``type`` says (each class fixes its rule, as
   pycaffe's constructors do); ``get_solver(file)`` follows the file's ``type``;
-* ``apply_update()`` does not advance ``iter`` (Caffe's ``ApplyUpdate``; ``step`` does);
+* ``apply_update()`` advances ``iter``, as BVLC master's ``ApplyUpdate`` does;
 * ``snapshot()`` writes Caffe's own files: ``<prefix>_iter_<N>.caffemodel`` (or ``.h5``) and a
   binary ``.solverstate`` protobuf that Caffe's ``--snapshot`` restores, and ``restore`` reads
   it back (and this project's safetensors state);
@@ -187,9 +187,9 @@ class Solver:
         self._engine.solve(resume_file)
 
     def apply_update(self) -> None:
-        """Caffe's ``ApplyUpdate`` on the current diffs; ``iter`` stays."""
+        """Caffe's ``ApplyUpdate`` on the current diffs; it advances ``iter`` (BVLC master
+        counts updates there)."""
         self._engine.apply_update()
-        self._engine.iter -= 1
 
     def add_callback(self, on_start: Callable[[], Any],
                      on_gradients_ready: Callable[[], Any]) -> None:

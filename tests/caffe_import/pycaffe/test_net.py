@@ -274,4 +274,4 @@ layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" reduction_param 
     net.set_input_arrays(data, np.arange(4, dtype=np.float32))
     np.testing.assert_array_equal(net.forward()["sum"], data[:2].reshape(2, -1).sum(1))
     net.forward()
-    np.testing.assert_array_equal(net.blobs["label"].data, [2, 3])
+    np.testing.assert_array_equal(net.blobs["label"].data.ravel(), [2, 3])

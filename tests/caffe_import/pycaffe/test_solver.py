@@ -71,8 +71,8 @@ def test_callbacks_apply_update_and_lr(in_tiny):
     s.net.clear_param_diffs()
     s.net.forward()
     s.net.backward()
-    s.apply_update()  # Caffe's ApplyUpdate: the update, no iteration
-    assert s.iter == 2 and not np.array_equal(w, s.net.params["ip"][0].data)
+    s.apply_update()  # Caffe's ApplyUpdate: the update, and iter counts it
+    assert s.iter == 3 and not np.array_equal(w, s.net.params["ip"][0].data)
 
 
 def test_snapshot_and_restore_continue_identically(in_tiny):
