@@ -299,7 +299,7 @@ def line(label: str, seconds: float, images: int, extra: str = "") -> float:
     return rate
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None,
                     help="zoo model with random weights (e.g. voc-fcn8s); default: the bundled narrow FCN-8s")
@@ -314,19 +314,100 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare thread settings with N spinning processes (see the module doc)")
     ap.add_argument("--busy-child", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but CUDA is not available")
+    return args
+
+
+def time_parts(net: Any, ds: Any, device: torch.device) -> dict[str, float]:
+    """Decode, forward, argmax and metrics each alone (argmax and metrics also the naive way);
+    returns the seconds of the evaluate_net way of each."""
+    from fcn_repro.metrics import ConfusionMatrix, predicted_classes, scores_from_hist
+    n = len(ds)
+    secs, items = timed(lambda: [ds[i] for i in range(n)], device)
+    parts = {"decode": secs}
+    line("decode+preprocess (__getitem__)", secs, n)
+
+    on_dev = [(x[None].to(device), y[None].to(device)) for x, y in items]  # inputs already there
+    with torch.no_grad():
+        secs, scores = timed(lambda: [net.forward(outputs=["score"], data=x)["score"] for x, _ in on_dev],
+                             device)
+    parts["forward"] = secs
+    line("forward alone", secs, n)
+
+    secs, preds = timed(lambda: [predicted_classes(s) for s in scores], device)
+    parts["argmax"] = secs
+    line("argmax alone (device max(1).indices)", secs, n)
+    secs, _ = timed(lambda: [s[0].cpu().numpy().argmax(0) for s in scores], device)
+    line("argmax alone (naive .cpu().numpy())", secs, n)
+    scores = []  # free the score maps
+
+    def device_metrics() -> dict:
+        m = ConfusionMatrix(21, device)
+        for p, (_, y) in zip(preds, on_dev):
+            m.update(p, y)
+        return m.compute()
+
+    def numpy_metrics() -> dict:
+        hist = np.zeros((21, 21), dtype=np.int64)
+        for p, (_, y) in zip(preds, on_dev):
+            pred, gt = p[0].cpu().numpy(), y[0].cpu().numpy()
+            k = (gt >= 0) & (gt < 21)
+            hist += np.bincount(21 * gt[k] + pred[k], minlength=21 * 21).reshape(21, 21)
+        return scores_from_hist(hist)
+
+    secs, _ = timed(device_metrics, device)
+    parts["metrics"] = secs
+    line("metrics alone (device confusion)", secs, n)
+    secs, _ = timed(numpy_metrics, device)
+    line("metrics alone (naive numpy bincount)", secs, n)
+    return parts
+
+
+def time_pipelines(net: Any, ds: Any, device: torch.device, workers: int,
+                   repeat: int) -> tuple[dict[int, float], float, dict[str, np.ndarray]]:
+    """evaluate_net with ``workers`` and 0 workers, and the naive loop, each best of ``repeat``:
+    (evaluate_net images/s by workers, naive images/s, every loop's confusion matrix)."""
+    from fcn_repro.evaluate import evaluate_net
+
+    def best_of(fn: Callable[[], Any]) -> tuple[float, Any]:
+        runs = [timed(fn, device) for _ in range(repeat)]
+        return min(r[0] for r in runs), runs[-1][1]
+
+    rates, hists = {}, {}
+    for label_, w in ((f"full pipeline evaluate_net, {workers} workers", workers),
+                      ("full pipeline evaluate_net, 0 workers", 0)):
+        secs, res = best_of(lambda: evaluate_net(net, ds, device=device, workers=w, progress=False))
+        rates[w] = line(label_, secs, len(ds))
+        hists[label_] = np.asarray(res["heads"]["score"]["confusion_matrix"])
+    secs, hists["naive"] = best_of(lambda: naive_confusion(net, ds, device))
+    return rates, line("full pipeline naive (score.py loop)", secs, len(ds)), hists
+
+
+def report_reads(net: Any, ds: Any, device: torch.device) -> None:
+    """Host reads per image outside the forward, and on CUDA synchronisations per image."""
+    from fcn_repro.evaluate import evaluate_net
+    sub = _keep_attrs(torch.utils.data.Subset(ds, list(range(min(len(ds), 6)))), ds)
+    fast_reads = reads_per_image(lambda m, d: evaluate_net(m, d, device=device, progress=False), net, sub)
+    naive_reads = reads_per_image(lambda m, d: naive_confusion(m, d, device), net, sub)
+    print(f"{'host reads per image outside forward':<38} evaluate_net {fast_reads:.2f}, "
+          f"naive {naive_reads:.2f}", flush=True)
+    if device.type == "cuda":
+        one = _keep_attrs(torch.utils.data.Subset(sub, [0]), sub)
+        syncs = syncs_per_image(lambda: evaluate_net(net, sub, device=device, progress=False),
+                                lambda: evaluate_net(net, one, device=device, progress=False), len(sub))
+        print(f"{'CUDA syncs per image (debug mode)':<38} evaluate_net {syncs:.2f} "
+              "(the net's forward included)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.busy_child:
         print(json.dumps(child_eval(args.busy_child, args.repeat)))
         return 0
     if args.busy is not None:
         return busy_comparison(args)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but CUDA is not available")
-
-    from fcn_repro.evaluate import evaluate_net
-    from fcn_repro.metrics import predicted_classes
-    from fcn_repro.metrics import ConfusionMatrix, scores_from_hist
-
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         t0 = time.perf_counter()
         ds = make_voc(Path(tmp) / "voc", args.images, args.min_size, args.max_size, args.seed)
@@ -335,97 +416,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model or 'voc_fcn8s_narrow (bundled)'} on {n} synthetic VOC images "
               f"{args.min_size}-{args.max_size} px, device {device}, {torch.get_num_threads()} threads, "
               f"{args.workers} workers (setup {time.perf_counter() - t0:.1f} s)", flush=True)
+        with torch.no_grad():  # warm-up: allocator, kernels, page cache
+            net.forward(outputs=["score"], data=ds[0][0][None].to(device))
 
-        # warm-up: allocator, kernels, page cache
-        with torch.no_grad():
-            image, label = ds[0]
-            net.forward(outputs=["score"], data=image[None].to(device))
-
-        # decode + preprocess alone
-        secs, items = timed(lambda: [ds[i] for i in range(n)], device)
-        parts = {"decode": secs}
-        line("decode+preprocess (__getitem__)", secs, n)
-
-        # forward alone, inputs already on the device
-        on_dev = [(x[None].to(device), y[None].to(device)) for x, y in items]
-
-        def forwards() -> list[torch.Tensor]:
-            with torch.no_grad():
-                return [net.forward(outputs=["score"], data=x)["score"] for x, _ in on_dev]
-
-        secs, scores = timed(forwards, device)
-        parts["forward"] = secs
-        line("forward alone", secs, n)
-
-        # argmax alone: evaluate_net's on the device, score.py's on the host
-        secs, preds = timed(lambda: [predicted_classes(s) for s in scores], device)
-        parts["argmax"] = secs
-        line("argmax alone (device max(1).indices)", secs, n)
-        secs, _ = timed(lambda: [s[0].cpu().numpy().argmax(0) for s in scores], device)
-        line("argmax alone (naive .cpu().numpy())", secs, n)
-        scores = []  # free the score maps
-
-        # metrics alone: on the device (evaluate_net's) and score.py's numpy way
-
-        def device_metrics() -> dict:
-            m = ConfusionMatrix(21, device)
-            for p, (_, y) in zip(preds, on_dev):
-                m.update(p, y)
-            return m.compute()
-
-        def numpy_metrics() -> dict:
-            hist = np.zeros((21, 21), dtype=np.int64)
-            for p, (_, y) in zip(preds, on_dev):
-                pred, gt = p[0].cpu().numpy(), y[0].cpu().numpy()
-                k = (gt >= 0) & (gt < 21)
-                hist += np.bincount(21 * gt[k] + pred[k], minlength=21 * 21).reshape(21, 21)
-            return scores_from_hist(hist)
-
-        secs, _ = timed(device_metrics, device)
-        parts["metrics"] = secs
-        line("metrics alone (device confusion)", secs, n)
-        secs, _ = timed(numpy_metrics, device)
-        line("metrics alone (naive numpy bincount)", secs, n)
-        preds, on_dev, items = [], [], []  # free them before the full runs
-
-        # full pipelines, each with its confusion matrix
-        hists = {}
-        rates = {}
-        def best_of(fn: Callable[[], Any]) -> tuple[float, Any]:
-            runs = [timed(fn, device) for _ in range(args.repeat)]
-            return min(r[0] for r in runs), runs[-1][1]
-
-        for label_, workers in ((f"full pipeline evaluate_net, {args.workers} workers", args.workers),
-                                ("full pipeline evaluate_net, 0 workers", 0)):
-            secs, res = best_of(lambda: evaluate_net(net, ds, device=device, workers=workers,
-                                                     progress=False))
-            rates[workers] = line(label_, secs, n)
-            hists[label_] = np.asarray(res["heads"]["score"]["confusion_matrix"])
-        secs, hist = best_of(lambda: naive_confusion(net, ds, device))
-        naive_rate = line("full pipeline naive (score.py loop)", secs, n)
-        hists["naive"] = hist
-
+        parts = time_parts(net, ds, device)
+        rates, naive_rate, hists = time_pipelines(net, ds, device, args.workers, args.repeat)
         total = sum(parts.values())
         print(f"{'sum of the parts (evaluate_net way)':<38} {n / total:9.1f} images/s  "
               f"{1000 * total / n:8.2f} ms/image: "
               + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in parts.items()), flush=True)
-
+        hist = hists["naive"]
         same = all(np.array_equal(h, hist) for h in hists.values())
         print(f"{'confusion matrices identical':<38} {'yes' if same else 'NO'} "
               f"({len(hists)} loops, {int(hist.sum())} pixels)", flush=True)
-
-        sub = _keep_attrs(torch.utils.data.Subset(ds, list(range(min(n, 6)))), ds)
-        fast_reads = reads_per_image(lambda m, d: evaluate_net(m, d, device=device, progress=False), net, sub)
-        naive_reads = reads_per_image(lambda m, d: naive_confusion(m, d, device), net, sub)
-        print(f"{'host reads per image outside forward':<38} evaluate_net {fast_reads:.2f}, "
-              f"naive {naive_reads:.2f}", flush=True)
-
-        if device.type == "cuda":
-            syncs = syncs_per_image(lambda: evaluate_net(net, sub, device=device, progress=False),
-                                    lambda: evaluate_net(net, _keep_attrs(torch.utils.data.Subset(sub, [0]), sub),
-                                                         device=device, progress=False), len(sub))
-            print(f"{'CUDA syncs per image (debug mode)':<38} evaluate_net {syncs:.2f} "
-                  "(the net's forward included)", flush=True)
+        report_reads(net, ds, device)
 
         best = max(rates.values())
         print(f"summary: evaluate_net {best:.1f} images/s vs naive {naive_rate:.1f} images/s: "
