@@ -7,7 +7,8 @@ for the rest. By default libgomp waits *actively*: it spins (``GOMP_SPINCOUNT``,
 when ``OMP_WAIT_POLICY`` is unset) before it sleeps. When another process is busy on one of
 the cores, the team has more threads than free cores: the spinning threads hold cores that the
 team's own descheduled thread needs, so every barrier lasts until the scheduler switches, and
-the evaluation of 40 small images went from 0.8 s to 21 s (see ``docs/performance.md``).
+an evaluation of 40 small images took 21 s where one thread took 0.8 s, and 76 s where
+passive waiting took 1 s (see ``docs/performance.md``).
 libgomp shortens the spinning only when the team outnumbers the CPUs it may use, which it
 counts once at start-up, not the CPUs other processes leave free. Containers make it worse:
 the affinity mask shows every host CPU while a cgroup quota grants a few.
