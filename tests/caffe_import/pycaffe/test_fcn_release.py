@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import text_format
 from PIL import Image
 
+from caffe_import.cli import main
 from caffe_import.proto import caffe_pb2
 from caffe_import.pycaffe.runner import run_script
 from support import ROOT
@@ -39,7 +40,7 @@ def test_infer_py_unmodified(tmp_path, monkeypatch, clean_modules):
     for name in ("infer.py", "vis.py"):
         shutil.copy(RELEASE / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
-    assert run_script("infer.py") == 0
+    assert main(["run", "infer.py"]) == 0  # caffe-import run infer.py
     expected = FIX / "fcn_infer" / "expected"
     ours = np.asarray(Image.open(tmp_path / "demo" / "output.png"))
     np.testing.assert_array_equal(ours, np.asarray(Image.open(expected / "output.png")))
@@ -58,7 +59,7 @@ def test_solve_style_driver_matches_real_pycaffe(tmp_path, monkeypatch, clean_mo
         shutil.copy(RELEASE / name, tmp_path / name)
     monkeypatch.chdir(tmp_path / "voc-fcn32s")
     monkeypatch.syspath_prepend(str(tmp_path))  # the release's root on PYTHONPATH
-    assert run_script("drive.py", [str(tmp_path / "ours.json")]) == 0
+    assert main(["run", "drive.py", str(tmp_path / "ours.json")]) == 0
     ours = json.loads((tmp_path / "ours.json").read_text())
     real = json.loads((FIX / "fcn_solve" / "expected.json").read_text())
     for key in ("blobs", "params", "interp_layers", "iters", "score_shape"):
