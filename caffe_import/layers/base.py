@@ -1,12 +1,35 @@
-"""The base class of every Caffe layer module."""
+"""The base class of every Caffe layer module, and the small rules every layer family shares
+(Caffe's axis indexing, float32 rounding of proto values, whether a trace is running)."""
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CaffeFormatError
+
 Shape = tuple[int, ...]
+
+
+def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> int:
+    """Caffe's ``CanonicalAxisIndex``: ``axis`` in ``[-num_axes, num_axes)``, negatives wrap."""
+    if not -num_axes <= axis < num_axes:
+        raise CaffeFormatError(f"{what} {axis} is out of range for a blob with {num_axes} "
+                               f"axes (expected -{num_axes} <= {what} < {num_axes})", layer=layer)
+    return axis + num_axes if axis < 0 else axis
+
+
+def f32(value: float) -> float:
+    """``value`` rounded to float32, as Caffe holds a ``float`` proto field or a ``Dtype``."""
+    return float(np.float32(value))
+
+
+def tracing() -> bool:
+    """Whether torch.export / torch.compile / jit tracing is running: no data-dependent checks
+    or host reads then."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 class CaffeLayer(nn.Module):

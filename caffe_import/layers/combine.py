@@ -9,17 +9,10 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, canonical_axis
 from .registry import register
 
 
-def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> int:
-    """Caffe's ``CanonicalAxisIndex``: ``axis`` in ``[-num_axes, num_axes)``, negatives count
-    from the end."""
-    if not -num_axes <= axis < num_axes:
-        raise CaffeFormatError(f"{what} {axis} is out of range for a blob with {num_axes} axes",
-                               layer=layer)
-    return axis + num_axes if axis < 0 else axis
 
 
 def _legacy_axis(sub, new: str, old: str, num_axes: int, layer: str) -> int:

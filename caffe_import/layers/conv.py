@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, canonical_axis
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -35,12 +35,6 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> int:
-    """Caffe's ``CanonicalAxisIndex``: ``axis`` in ``[-num_axes, num_axes)``, negatives wrap."""
-    if not -num_axes <= axis < num_axes:
-        raise CaffeFormatError(f"{what} {axis} is out of range for a blob with {num_axes} "
-                               f"axes (expected -{num_axes} <= {what} < {num_axes})", layer=layer)
-    return axis + num_axes if axis < 0 else axis
 
 
 def _repeated(values: Sequence[int], n: int, default: int, field: str, layer: str,

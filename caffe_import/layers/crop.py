@@ -13,8 +13,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
-from .conv import canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis
 from .registry import register
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .registry import register
 
 PROD, SUM, MAX = 0, 1, 2
@@ -32,7 +31,7 @@ class Eltwise(CaffeLayer):
         self.op = int(p.operation)
         if self.op not in (PROD, SUM, MAX):
             raise CaffeFormatError(f"unknown eltwise operation {self.op}", layer=param.name)
-        coeffs = [float(np.float32(c)) for c in p.coeff]
+        coeffs = [f32(c) for c in p.coeff]
         if coeffs and len(coeffs) != len(bottom_shapes):
             raise CaffeFormatError(f"{len(coeffs)} coeff for {len(bottom_shapes)} bottoms: give "
                                    "one per bottom or none", layer=param.name)

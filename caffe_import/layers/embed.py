@@ -15,14 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, tracing
 from .fillers import fill_or_constant
 from .registry import register
 
 
-def _tracing() -> bool:
-    """Whether torch.export / torch.compile / jit tracing is running (no data-dependent checks)."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 @register("Embed")
@@ -54,7 +51,7 @@ class Embed(CaffeLayer):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         index = x.detach().trunc().long()
-        if x.device.type != "meta" and not _tracing() and x.numel():
+        if x.device.type != "meta" and not tracing() and x.numel():
             bad = (index < 0) | (index >= self.input_dim) | (x.detach() != index.to(x.dtype))
             if bool(bad.any()):
                 value = x.detach()[bad].flatten()[0].item()

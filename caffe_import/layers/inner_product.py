@@ -15,8 +15,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
-from .conv import canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis
 from .fillers import fill_or_constant
 from .registry import register
 

@@ -19,14 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
-from .conv import canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, tracing
 from .registry import register
-
-
-def _tracing() -> bool:
-    """Whether torch.export / torch.compile / jit tracing is running (no data-dependent checks)."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 from .softmax import caffe_softmax
 
 FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3
@@ -63,7 +57,7 @@ def _labels(label: torch.Tensor, ignore: int | None, classes: int | None,
     label outside ``[0, classes)`` raises (Caffe only checks this in debug builds)."""
     index = label.detach().trunc().long()
     valid = index != ignore if ignore is not None else torch.ones_like(index, dtype=torch.bool)
-    if classes is not None and index.device.type != "meta" and not _tracing() and index.numel():
+    if classes is not None and index.device.type != "meta" and not tracing() and index.numel():
         bad = valid & ((index < 0) | (index >= classes))
         if bool(bad.any()):
             value = index[bad].flatten()[0].item()

@@ -13,14 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .fillers import fill as apply_filler
 from .registry import register
 
 
-def _f32(value: float) -> float:
-    """``value`` rounded to float32, as Caffe holds a ``float`` proto field or a ``Dtype``."""
-    return float(np.float32(value))
 
 
 class _Neuron(CaffeLayer):
@@ -48,7 +45,7 @@ class ReLU(_Neuron):
 
     def __init__(self, param, bottom_shapes, phase="test"):
         super().__init__(param, bottom_shapes, phase)
-        self.negative_slope = _f32(param.relu_param.negative_slope)
+        self.negative_slope = f32(param.relu_param.negative_slope)
 
     def forward(self, x):
         if self.negative_slope == 0.0:
@@ -95,7 +92,7 @@ class ELU(_Neuron):
 
     def __init__(self, param, bottom_shapes, phase="test"):
         super().__init__(param, bottom_shapes, phase)
-        self.alpha = _f32(param.elu_param.alpha)
+        self.alpha = f32(param.elu_param.alpha)
 
     def forward(self, x):
         neg = self.alpha * (torch.exp(torch.clamp(x, max=0)) - 1)
@@ -150,11 +147,11 @@ class Power(_Neuron):
     def __init__(self, param, bottom_shapes, phase="test"):
         super().__init__(param, bottom_shapes, phase)
         p = param.power_param
-        self.power, self.scale, self.shift = _f32(p.power), _f32(p.scale), _f32(p.shift)
+        self.power, self.scale, self.shift = f32(p.power), f32(p.scale), f32(p.shift)
 
     def forward(self, x):
         if self.power * self.scale == 0:
-            value = 1.0 if self.power == 0 else _f32(np.float32(self.shift) ** np.float32(self.power))
+            value = 1.0 if self.power == 0 else f32(np.float32(self.shift) ** np.float32(self.power))
             return (torch.full_like(x, value),)
         y = x
         if self.scale != 1:
@@ -181,13 +178,13 @@ class Exp(_Neuron):
             raise CaffeFormatError(f"Exp base must be -1 (e) or positive, got {float(base)}",
                                    layer=param.name)
         log_base = np.float32(1) if base == -1 else np.float32(np.log(base))
-        self.inner = float(np.float32(log_base * scale))
+        self.inner = f32(log_base * scale)
         if shift == 0:
             self.outer = 1.0
         elif base == -1:
-            self.outer = float(np.float32(np.exp(shift)))
+            self.outer = f32(np.exp(shift))
         else:
-            self.outer = float(np.float32(np.power(base, shift)))
+            self.outer = f32(np.power(base, shift))
 
     def forward(self, x):
         # glibc's expf is correctly rounded; exp in double rounded once matches it
@@ -214,8 +211,8 @@ class Log(_Neuron):
         log_base = np.float32(1) if base == -1 else np.float32(np.log(base))
         if log_base == 0:
             raise CaffeFormatError("Log base 1 has no logarithm", layer=param.name)
-        self.base_scale = float(np.float32(1) / log_base)
-        self.scale, self.shift = _f32(p.scale), _f32(p.shift)
+        self.base_scale = f32(np.float32(1) / log_base)
+        self.scale, self.shift = f32(p.scale), f32(p.shift)
 
     def forward(self, x):
         y = x
@@ -236,7 +233,7 @@ class Threshold(_Neuron):
 
     def __init__(self, param, bottom_shapes, phase="test"):
         super().__init__(param, bottom_shapes, phase)
-        self.threshold = _f32(param.threshold_param.threshold)
+        self.threshold = f32(param.threshold_param.threshold)
 
     def forward(self, x):
         return ((x.detach() > self.threshold).to(x.dtype),)
@@ -262,12 +259,12 @@ class Dropout(_Neuron):
             raise CaffeFormatError(f"dropout_ratio must be in [0, 1), got {float(ratio)}",
                                    layer=param.name)
         self.ratio = float(ratio)
-        self.scale = float(np.float32(1.0 / (1.0 - float(ratio))))
+        self.scale = f32(1.0 / (1.0 - float(ratio)))
         self.scale_train = bool(getattr(p, "scale_train", True))
 
     def forward(self, x):
         if self.phase != "train":
-            return (x if self.scale_train else x * _f32(1.0 - self.ratio),)
+            return (x if self.scale_train else x * f32(1.0 - self.ratio),)
         mask = torch.bernoulli(torch.full_like(x, 1.0 - self.ratio))
         y = x * mask
         if self.scale_train:

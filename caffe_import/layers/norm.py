@@ -21,19 +21,16 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .registry import register
 
 ACROSS_CHANNELS, WITHIN_CHANNEL = 0, 1
 
 
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _one_to_one(param, bottom_shapes, kind: str) -> None:
@@ -52,7 +49,7 @@ class LRN(CaffeLayer):
         if self.size <= 0 or self.size % 2 == 0:
             raise CaffeFormatError(f"local_size must be odd and positive, got {self.size}",
                                    layer=param.name)
-        self.alpha, self.beta, self.k = _f32(p.alpha), _f32(p.beta), _f32(p.k)
+        self.alpha, self.beta, self.k = f32(p.alpha), f32(p.beta), f32(p.k)
         self.region = int(p.norm_region)
         if self.region not in (ACROSS_CHANNELS, WITHIN_CHANNEL):
             raise CaffeFormatError(f"unknown norm_region {self.region}", layer=param.name)
@@ -69,7 +66,7 @@ class LRN(CaffeLayer):
         if self.region == ACROSS_CHANNELS:
             window = F.avg_pool3d(sq.unsqueeze(1), (self.size, 1, 1), stride=1,
                                   padding=(half, 0, 0), divisor_override=1).squeeze(1)
-            scale = self.k + _f32(self.alpha / self.size) * window
+            scale = self.k + f32(self.alpha / self.size) * window
         else:
             mean = F.avg_pool2d(sq, self.size, stride=1, padding=half, count_include_pad=True)
             scale = 1.0 + self.alpha * mean
@@ -84,8 +81,8 @@ class BatchNorm(CaffeLayer):
         p = param.batch_norm_param
         self.use_global_stats = (bool(p.use_global_stats) if p.HasField("use_global_stats")
                                  else phase == "test")
-        self.fraction = _f32(p.moving_average_fraction)
-        self.eps = _f32(p.eps)
+        self.fraction = f32(p.moving_average_fraction)
+        self.eps = f32(p.eps)
         shape = self.bottom_shapes[0]
         self.channels = shape[1] if len(shape) > 1 else 1
         for size in ((self.channels,), (self.channels,), (1,)):
@@ -126,9 +123,9 @@ class BatchNorm(CaffeLayer):
         else:
             dims = [0, *range(2, x.dim())] if x.dim() > 1 else [0]
             m = x.numel() // self.channels
-            mean = x.sum(dim=dims) * _f32(1.0 / m) if m else x.sum(dim=dims)
+            mean = x.sum(dim=dims) * f32(1.0 / m) if m else x.sum(dim=dims)
             centred = x - self._view(mean, x)
-            var = (centred * centred).sum(dim=dims) * _f32(1.0 / m) if m else mean * 0
+            var = (centred * centred).sum(dim=dims) * f32(1.0 / m) if m else mean * 0
             if x.device.type != "meta":
                 with torch.no_grad():
                     lam = self.fraction
@@ -148,7 +145,7 @@ class MVN(CaffeLayer):
         p = param.mvn_param
         self.normalize_variance = bool(p.normalize_variance)
         self.across_channels = bool(p.across_channels)
-        self.eps = _f32(p.eps)
+        self.eps = f32(p.eps)
         if len(self.bottom_shapes[0]) > 4:
             raise CaffeFormatError(f"MVN reads its bottom as (num, channels, height, width): at "
                                    f"most 4 axes, got {self.bottom_shapes[0]}", layer=param.name)
@@ -161,7 +158,7 @@ class MVN(CaffeLayer):
         groups = shape[0] if self.across_channels else shape[0] * shape[1]
         flat = x.reshape(groups, -1)
         dim = flat.shape[1]
-        inv = _f32(1.0 / dim) if dim else math.nan
+        inv = f32(1.0 / dim) if dim else math.nan
         centred = flat - (flat.sum(dim=1, keepdim=True) * inv)
         if self.normalize_variance:
             std = torch.sqrt((centred * centred).sum(dim=1, keepdim=True) * inv)

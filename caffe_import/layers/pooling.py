@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, tracing
 from .registry import register
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
@@ -39,8 +39,6 @@ CEIL, FLOOR = 0, 1
 FLT_MAX = 3.4028234663852886e38
 
 
-def _tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _hw(p, field: str, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
@@ -197,7 +195,7 @@ class Pooling(CaffeLayer):
     def _max(self, x, size, k, out):
         want_mask = len(self.param.top) == 2
         fast = self._torch_ok(size, k, out)
-        if fast and x.device.type == "cpu" and not _tracing():
+        if fast and x.device.type == "cpu" and not tracing():
             # PyTorch's result is Caffe's unless a window holds NaN (PyTorch propagates it,
             # Caffe skips it) or only -inf; both show in the (smaller) output, so look there
             # first and redo the pooling Caffe's way only when needed.

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
-from .conv import canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, f32
 from .registry import register
 
 SUM, ASUM, SUMSQ, MEAN = 1, 2, 3, 4
@@ -33,7 +32,7 @@ class Reduction(CaffeLayer):
         if self.op not in (SUM, ASUM, SUMSQ, MEAN):
             raise CaffeFormatError(f"unknown reduction operation {self.op}", layer=param.name)
         self.axis = canonical_axis(int(p.axis), len(self.bottom_shapes[0]), param.name)
-        self.coeff = float(np.float32(p.coeff))
+        self.coeff = f32(p.coeff)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         return [tuple(bottom_shapes[0])[:self.axis]]
@@ -41,7 +40,7 @@ class Reduction(CaffeLayer):
     def _factor(self, shape: Shape) -> float:
         if self.op == MEAN:
             dim = math.prod(shape[self.axis:])
-            return float(np.float32(self.coeff) / np.float32(dim)) if dim else float("nan")
+            return f32(np.float32(self.coeff) / np.float32(dim)) if dim else float("nan")
         return self.coeff
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:

@@ -5,8 +5,7 @@ import math
 from typing import Sequence
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
-from .combine import canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis
 from .registry import register
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from support import case_dir
 
 from caffe_import.cli import main
