@@ -25,7 +25,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -342,79 +342,56 @@ def _declared_tops(net) -> list[str]:
     return list(seen)
 
 
-def _layer_modules(net) -> Iterable[torch.nn.Module]:
-    from .layers.base import CaffeLayer
-
-    return [m for m in net.modules() if isinstance(m, CaffeLayer)]
-
-
 def run_net(net, inputs: Mapping[str, Any], backward: bool = False,
             device: str | torch.device | None = None) -> RunResult:
-    """Run ``net`` on ``inputs``; with ``backward`` also the gradients Caffe would hold.
+    """Run ``net`` (a CaffeNet) on ``inputs``; with ``backward`` also the gradients Caffe
+    would hold.
 
     The backward seeds what Caffe's does: the weighted total loss (``net.total_loss``), every
-    loss top's diff set to its ``loss_weight``. Blob gradients are taken with respect to the
-    tensor each name was *first* written with (in-place layers back-propagate in place in
-    Caffe, so that is the diff it ends up holding).
+    loss top's diff set to its ``loss_weight``. Blob gradients are the net's own
+    ``blob_grads()``: of the tensor each name was *first* written with (in-place layers
+    back-propagate in place in Caffe, so that is the diff it ends up holding). The params'
+    ``.grad`` are left as they were found.
     """
-    if device is None:
-        try:
-            device = next(net.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-    device = torch.device(device)
+    device = torch.device(net.device if device is None else device)
     feed = OrderedDict()
     for name, value in inputs.items():
         t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
         feed[name] = t.to(device=device, dtype=torch.float32)
-
-    first_written: OrderedDict[str, torch.Tensor] = OrderedDict()
-    handles = []
-    if backward:
-        def hook(module, _args, output):
-            tops = list(module.param.top)
-            outs = output if isinstance(output, (tuple, list)) else (output,)
-            for top, tensor in zip(tops, outs):
-                if isinstance(tensor, torch.Tensor) and top not in first_written:
-                    first_written[top] = tensor
-        handles = [m.register_forward_hook(hook) for m in _layer_modules(net)]
+    retain = net.retain_blob_grads
+    net.retain_blob_grads = backward
     try:
         with torch.set_grad_enabled(backward):
-            blobs = net(**feed)
+            blobs = OrderedDict(net(**feed).items())
     finally:
-        for h in handles:
-            h.remove()
-    blobs = OrderedDict((k, v) for k, v in blobs.items())
+        net.retain_blob_grads = retain
     for name, value in feed.items():
         blobs.setdefault(name, value)
-        first_written.setdefault(name, value)
     params = OrderedDict((layer, list(ps)) for layer, ps in net.params.items())
     result = RunResult(blobs=blobs, params=params)
-    if not backward:
-        return result
-
-    loss = net.total_loss(blobs)
-    flat_params: list[torch.Tensor] = []
-    for ps in params.values():
-        flat_params.extend(p for p in ps if p.requires_grad)
-    unique_params = list({id(p): p for p in flat_params}.values())
-    blob_names = [n for n, t in first_written.items() if t.requires_grad]
-    wrt = unique_params + [first_written[n] for n in blob_names]
-    if loss.requires_grad and wrt:
-        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    else:  # no loss, or none that depends on a param: every diff Caffe holds stays zero
-        grads = (None,) * len(wrt)
-    by_id = {id(p): g for p, g in zip(unique_params, grads[:len(unique_params)])}
-    for layer, ps in params.items():
-        result.diffs[layer] = [_or_zeros(by_id.get(id(p)), p) for p in ps]
-    grad_of = dict(zip(blob_names, grads[len(unique_params):]))
-    for name, tensor in first_written.items():
-        result.blob_diffs[name] = _or_zeros(grad_of.get(name), tensor)
+    if backward:
+        result.diffs, result.blob_diffs = _gradients(net, blobs)
+        for name, value in feed.items():
+            result.blob_diffs.setdefault(name, torch.zeros_like(value))
     return result
 
 
-def _or_zeros(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like).detach() if grad is None else grad.detach()
+def _gradients(net, blobs) -> tuple[OrderedDict, OrderedDict]:
+    """``(param_grads, blob_grads)`` of one backward from ``net.total_loss(blobs)``, with the
+    params' own ``.grad`` put back afterwards."""
+    saved = [(p, p.grad) for p in net.parameters()]
+    for p, _ in saved:
+        p.grad = None
+    try:
+        loss = net.total_loss(blobs)
+        if loss.requires_grad:  # else no loss depends on a param: every diff stays zero
+            loss.backward()
+        diffs = OrderedDict((k, [g.detach() for g in gs]) for k, gs in net.param_grads().items())
+        blob_diffs = OrderedDict((k, g.detach()) for k, g in net.blob_grads().items())
+    finally:
+        for p, g in saved:
+            p.grad = g
+    return diffs, blob_diffs
 
 
 def _build_net(net, weights, phase: str, device):
