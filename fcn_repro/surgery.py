@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from caffe_import.errors import CaffeFormatError
+from caffe_import.layers.fillers import bilinear_kernel
 
-__all__ = ["transplant", "upsample_filt", "bilinear_kernel", "init_upsampling", "expand_score"]
+__all__ = ["transplant", "upsampling_weights", "init_upsampling", "expand_score"]
 
 
 def _param_table(net_or_weights: Any) -> Mapping[str, Sequence[Any]]:
@@ -104,28 +105,18 @@ def transplant(new_net: Any, old: Any, suffix: str = "",
     return lines
 
 
-def upsample_filt(size: int) -> np.ndarray:
-    """The release's 2-D bilinear kernel of ``size`` x ``size`` (float64).
+def upsampling_weights(channels: int, size: int, per_channel: bool = False) -> torch.Tensor:
+    """Deconvolution weights that bilinearly upsample each channel separately (the release's
+    ``interp``): Caffe's bilinear kernel (:func:`caffe_import.layers.fillers.bilinear_kernel`,
+    the same numbers as the release's ``upsample_filt``) on the channel diagonal.
 
-    factor = ceil(size/2); centre = factor-1 (odd) or factor-0.5 (even);
-    k[y, x] = (1 - |y - c|/factor) * (1 - |x - c|/factor).
+    Shape ``(channels, channels, size, size)`` (Caffe's deconvolution layout, input channels
+    first) with zeros off the diagonal; with ``per_channel`` (a grouped deconvolution,
+    ``group == channels``) shape ``(channels, 1, size, size)``.
     """
     if size < 1:
         raise ValueError(f"kernel size must be >= 1, got {size}")
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    r = 1 - np.abs(np.arange(size) - center) / factor
-    return np.outer(r, r)
-
-
-def bilinear_kernel(channels: int, size: int, per_channel: bool = False) -> torch.Tensor:
-    """Deconvolution weights that bilinearly upsample each channel separately.
-
-    Shape ``(channels, channels, size, size)`` (Caffe's deconvolution layout, input channels
-    first) with the 2-D kernel on the diagonal and zeros elsewhere; with ``per_channel``
-    (a grouped deconvolution, ``group == channels``) shape ``(channels, 1, size, size)``.
-    """
-    k = torch.from_numpy(upsample_filt(size)).float()
+    k = bilinear_kernel(size)
     if per_channel:
         return k.expand(channels, 1, size, size).clone()
     w = torch.zeros(channels, channels, size, size)
@@ -162,7 +153,7 @@ def init_upsampling(net: Any, layers: Iterable[str] | None = None,
                                    f"group, weight is {shape}", layer=name)
         if h != w:
             raise CaffeFormatError(f"bilinear init needs square kernels, got {h}x{w}", layer=name)
-        kernel = bilinear_kernel(m, h, per_channel=(k == 1 and m != 1))
+        kernel = upsampling_weights(m, h, per_channel=(k == 1 and m != 1))
         _assign(table, name, 0, kernel.numpy())
         done.append(name)
         if log is not None:

@@ -12,7 +12,7 @@ import torch
 from caffe_import.errors import CaffeFormatError
 from caffe_import.io import read_weights
 from support import case_dir
-from fcn_repro.surgery import bilinear_kernel, expand_score, init_upsampling, transplant, upsample_filt
+from fcn_repro.surgery import expand_score, init_upsampling, transplant, upsampling_weights
 
 CASE = case_dir("surgery_transplant_vgg_to_fcn32s")
 
@@ -68,20 +68,28 @@ def test_suffix_and_extra_blobs_are_logged():
     np.testing.assert_array_equal(new["conv_new"][0], old["conv"][0])
 
 
-def test_bilinear_kernel_values():
+def release_upsample_filt(size: int) -> np.ndarray:
+    """The release's surgery.upsample_filt (float64), the reference for our one kernel."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = np.ogrid[:size, :size]
+    return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+
+
+def test_upsampling_weights_are_the_releases_kernel_on_the_diagonal():
     # size 4 (factor 2, centre 1.5): 1-D profile 0.25, 0.75, 0.75, 0.25
-    np.testing.assert_allclose(upsample_filt(4), np.outer([.25, .75, .75, .25], [.25, .75, .75, .25]))
-    # size 3 (factor 2, centre 1): 0.5, 1, 0.5
-    np.testing.assert_allclose(upsample_filt(3), np.outer([.5, 1, .5], [.5, 1, .5]))
-    w = bilinear_kernel(3, 4)
+    np.testing.assert_array_equal(release_upsample_filt(4), np.outer([.25, .75, .75, .25], [.25, .75, .75, .25]))
+    for size in range(1, 65):
+        w = upsampling_weights(2, size)
+        np.testing.assert_array_equal(w[1, 1].numpy(), release_upsample_filt(size).astype(np.float32))
+    w = upsampling_weights(3, 4)
     assert w.shape == (3, 3, 4, 4)
-    torch.testing.assert_close(w[1, 1], torch.from_numpy(upsample_filt(4)).float())
     assert float(w[0, 1].abs().sum()) == 0.0
-    assert bilinear_kernel(5, 4, per_channel=True).shape == (5, 1, 4, 4)
+    assert upsampling_weights(5, 4, per_channel=True).shape == (5, 1, 4, 4)
 
 
 def test_bilinear_deconvolution_doubles_a_constant_image():
-    w = bilinear_kernel(2, 4)
+    w = upsampling_weights(2, 4)
     x = torch.ones(1, 2, 5, 5)
     y = torch.nn.functional.conv_transpose2d(x, w, stride=2)
     torch.testing.assert_close(y[0, :, 2:-2, 2:-2], torch.ones(2, 8, 8))  # interior interpolates
@@ -90,7 +98,7 @@ def test_bilinear_deconvolution_doubles_a_constant_image():
 def test_init_upsampling_on_named_layers_and_rejections():
     table = OrderedDict(up=[np.zeros((2, 2, 4, 4), np.float32)], bad=[np.zeros((2, 3, 4, 4), np.float32)])
     assert init_upsampling(table, ["up"]) == ["up"]
-    np.testing.assert_allclose(table["up"][0][0, 0], upsample_filt(4))
+    np.testing.assert_allclose(table["up"][0][0, 0], release_upsample_filt(4))
     with pytest.raises(CaffeFormatError, match="bad"):
         init_upsampling(table, ["bad"])
 

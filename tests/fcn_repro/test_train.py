@@ -139,7 +139,7 @@ def test_cli_parses_the_release_options():
 
 def test_initialize_transplants_then_makes_upsampling_bilinear():
     net_mod = pytest.importorskip("caffe_import.net")
-    from fcn_repro.surgery import bilinear_kernel
+    from fcn_repro.surgery import upsampling_weights
     from fcn_repro.train import initialize
     net = net_mod.CaffeNet("""
         layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
@@ -153,4 +153,4 @@ def test_initialize_transplants_then_makes_upsampling_bilinear():
     assert lines == ["coercing conv 0 from (2, 27) to (2, 3, 3, 3)", "copying conv 1", "dropping fc8",
                      "bilinear upscore"]
     np.testing.assert_array_equal(net.params["conv"][0].detach().numpy().reshape(2, 27), w)
-    torch.testing.assert_close(net.params["upscore"][0].detach(), bilinear_kernel(2, 4))
+    torch.testing.assert_close(net.params["upscore"][0].detach(), upsampling_weights(2, 4))
