@@ -28,13 +28,14 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, unquote
 
 import numpy as np
 import torch
 
 from .errors import CaffeFormatError
+from .io.atomic import atomic_path
 
 FORMAT = "caffe_import.converted"
 FORMAT_VERSION = 1
@@ -42,13 +43,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 << 20
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it into place."""
-    from .io.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def net_definition(net) -> Any:
@@ -105,12 +99,14 @@ def save_converted(net, path: str | os.PathLike) -> None:
                     "net_prototxt": prototxt, "phase": phase, "stages": json.dumps(stages),
                     "level": str(level), "layers": json.dumps(list(params)),
                     "producer": producer}
-        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        with atomic_path(path) as tmp:
+            save_file(tensors, tmp, metadata=metadata)
         return
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "net_prototxt": prototxt,
                "phase": phase, "stages": stages, "level": level,
                "params": {layer: ts for layer, ts in params.items()}, "producer": producer}
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _read_pt(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import CaffeFormatError
+from .io.atomic import atomic_path
 
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
 
@@ -99,13 +100,6 @@ def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
     return ExportableNet(net, net.inputs, names).eval()
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` then move it into place; the temp file keeps ``path``'s suffix
-    (exporters look at it)."""
-    from .io.atomic import atomic_path
-
-    with atomic_path(path, suffix=Path(path).suffix or ".tmp") as tmp:
-        write(tmp)
 
 
 @contextlib.contextmanager
@@ -142,7 +136,8 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
 
 def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike) -> None:
     """Write an exported program (``.pt2``) atomically; ``torch.export.load`` reads it."""
-    _atomic(Path(path), lambda tmp: torch.export.save(program, tmp))
+    with atomic_path(path) as tmp:
+        torch.export.save(program, tmp)
 
 
 def _max_diffs(ours: Sequence[Any], eager: Sequence[torch.Tensor], names: Sequence[str]
@@ -224,7 +219,8 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
         _name_graph_io(model, list(net.inputs), list(wrapper.output_names))
         onnx.save(model, tmp)
 
-    _atomic(path, write)
+    with atomic_path(path) as tmp:
+        write(tmp)
     return path
 
 

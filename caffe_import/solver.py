@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .errors import CaffeFormatError
+from .io.atomic import atomic_path
 from .proto import caffe_pb2
 
 __all__ = [
@@ -451,7 +452,8 @@ class Solver:
                 "current_step": str(self.current_step), "learned_net": learned_net,
                 "num_params": str(len(self.infos)),
                 "losses": json.dumps(self.losses), "smoothed_loss": repr(self.smoothed_loss)}
-        _atomic_write(Path(path), lambda tmp: save_file(self.state_tensors(), tmp, metadata=meta))
+        with atomic_path(path) as tmp:
+            save_file(self.state_tensors(), tmp, metadata=meta)
 
     def restore(self, path: str | os.PathLike, load_weights: bool = True) -> None:
         """Restore iter, current_step, history (and the weights named by the state)."""
@@ -480,11 +482,6 @@ class Solver:
             self.net.load_weights(str(wpath))
 
 
-def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    from .io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def _read_state(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fcn_repro import zoo  # noqa: E402
-from fcn_repro.zoo.render import render_model, write_atomic  # noqa: E402
+from caffe_import.io.atomic import atomic_write_text  # noqa: E402
+from fcn_repro.zoo.render import render_model  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 stale.append(str(path))
             else:
-                write_atomic(path, text)
+                atomic_write_text(path, text)
                 print(f"wrote {path}")
     if stale:
         print("stale (run tools/gen_prototxt.py):\n  " + "\n  ".join(stale), file=sys.stderr)

@@ -23,14 +23,17 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[str]:
     """Yield a temp path next to ``path``; on success it replaces ``path``, else it is removed.
 
-    ``suffix`` is the temp file's ending (writers that judge the format by the file name,
-    like the ONNX exporter, need the real one). The folder is created if missing. The temp
-    file gets ``0o666 & ~umask`` before it takes ``path``'s place (``mkstemp`` makes it 0600).
+    ``suffix`` is the temp file's ending, by default ``path``'s own (writers that judge the
+    format by the file name, like the ONNX exporter, need the real one). The folder is created
+    if missing. The temp file gets ``0o666 & ~umask`` before it takes ``path``'s place
+    (``mkstemp`` makes it 0600).
     """
     path = os.fspath(path)
+    if suffix is None:
+        suffix = os.path.splitext(path)[1] or ".tmp"
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
@@ -62,7 +65,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
+    """UTF-8 with Unix line endings on every platform."""
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
 
 

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fcn_repro import zoo
-    from fcn_repro.zoo.render import render, write_atomic
+    from caffe_import.io.atomic import atomic_write_text
+    from fcn_repro.zoo.render import render
 
     if args.list or not args.model:
         for name in zoo.names():
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     text = render(args.model, args.net)
     if args.output:
-        write_atomic(args.output, text)
+        atomic_write_text(args.output, text)
     else:
         print(text, end="")
     return 0

@@ -32,11 +32,3 @@ def render_model(name: str) -> dict[str, str]:
             continue
         out[fname] = render(spec.name, what)
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, with Unix line endings."""
-    from caffe_import.io.atomic import atomic_open
-
-    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
