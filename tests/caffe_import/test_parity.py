@@ -260,3 +260,13 @@ def test_train_dump_follows_caffes_in_place_and_loss_weight_rules(tmp_path):
     np.testing.assert_allclose(stored.diffs["c2"][0], want_w2.numpy(), rtol=1e-5)
     np.testing.assert_allclose(stored.blobs["c1"], pre.clamp(min=0).numpy(), rtol=1e-6)
     assert check_parity(net, None, tmp_path / "t.h5", rel_l2=0, max_abs=0).ok
+
+
+def test_solver_parity_is_a_library_call_that_names_the_worst_param():
+    from caffe_import.parity import check_solver_parity
+
+    seen = []
+    report = check_solver_parity(case_dir("solver_fcn32s_narrow"), rel_l2=1e-12, on_step=seen.append)
+    assert seen == report.steps and len(report.steps) == 5
+    assert not report.ok and report.summary.startswith("0/5 steps within tolerance")
+    assert all(s.worst_param and not s.missing and s.line().endswith("FAIL") for s in report.steps)
