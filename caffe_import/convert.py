@@ -21,9 +21,18 @@ Dict keys of the ``.pt`` form (format version 1)::
     level           int
     params          {layer name: [tensor, ...]}
     producer        str (caffe_import and torch versions)
+
+Format version 2 (written only for nets read with a Caffe fork's schema; version 1 otherwise,
+so older readers keep reading BVLC nets) adds::
+
+    schema          "default" | a fork name ("ssd", "pspnet", ...) | "proto:<file name>"
+    schema_proto    str: base64 of the user's schema (a FileDescriptorProto), for "proto:"
+
+``load`` parses the net text with that schema, so fork fields come back by name.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections import OrderedDict
@@ -38,7 +47,7 @@ from .errors import CaffeFormatError
 from .io.atomic import atomic_path
 
 FORMAT = "caffe_import.converted"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 << 20
 
@@ -86,27 +95,70 @@ def save_converted(net, path: str | os.PathLike) -> None:
     from . import __version__
 
     path = Path(path)
-    prototxt = text_format.MessageToString(net_definition(net))
+    definition = net_definition(net)
+    prototxt = text_format.MessageToString(definition)
     phase, stages, level = _net_state(net)
     params = _weights_of(net)
     producer = f"caffe_import {__version__}, torch {torch.__version__}"
+    schema = _schema_record(definition)
+    version = 2 if schema else 1
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
         tensors = {f"params/{quote(layer, safe='')}/{i}": t
                    for layer, ts in params.items() for i, t in enumerate(ts)}
-        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+        metadata = {"format": FORMAT, "format_version": str(version),
                     "net_prototxt": prototxt, "phase": phase, "stages": json.dumps(stages),
                     "level": str(level), "layers": json.dumps(list(params)),
-                    "producer": producer}
+                    "producer": producer, **schema}
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
         return
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "net_prototxt": prototxt,
+    payload = {"format": FORMAT, "format_version": version, "net_prototxt": prototxt,
                "phase": phase, "stages": stages, "level": level,
-               "params": {layer: ts for layer, ts in params.items()}, "producer": producer}
+               "params": {layer: ts for layer, ts in params.items()}, "producer": producer,
+               **schema}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _schema_record(net_param) -> dict[str, str]:
+    """The artefact keys naming the schema ``net_param`` was read with (none for BVLC)."""
+    from .proto.schema import BVLC, schema_of
+
+    schema = schema_of(net_param)
+    if schema.name == BVLC:
+        return {}
+    record = {"schema": schema.name}
+    if schema.descriptor is not None:
+        record["schema_proto"] = base64.b64encode(schema.descriptor).decode("ascii")
+    return record
+
+
+def _schema_of_payload(payload: dict[str, Any], path: Path):
+    """The schema a loaded artefact's net text is parsed with."""
+    from google.protobuf import descriptor_pb2
+
+    from .proto.schema import get_schema
+
+    name = payload.get("schema")
+    if not name:
+        return get_schema("bvlc")
+    if not isinstance(name, str):
+        raise CaffeFormatError(f"schema {name!r}: expected a fork name", path=path)
+    if name.startswith("proto:"):
+        try:
+            fd = descriptor_pb2.FileDescriptorProto.FromString(
+                base64.b64decode(payload.get("schema_proto") or "", validate=True))
+        except Exception:  # binascii.Error, DecodeError: both mean a damaged record
+            raise CaffeFormatError(f"schema {name!r}: its stored descriptor is missing or "
+                                   "damaged", path=path) from None
+        return get_schema(proto=fd)
+    try:
+        return get_schema(name)
+    except Exception as exc:
+        raise CaffeFormatError(f"the net was read with Caffe fork schema {name!r}, which this "
+                               f"caffe_import does not know ({exc})", path=path) from None
 
 
 def _read_pt(path: Path) -> dict[str, Any]:
@@ -153,9 +205,11 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
             raise CaffeFormatError(f"param blobs {sorted(blobs)} are not 0..{len(blobs) - 1}",
                                    path=path, layer=layer)
         params[layer] = [blobs[i] for i in range(len(blobs))]
-    return {"format": FORMAT, "format_version": version,
-            "net_prototxt": meta.get("net_prototxt"), "phase": meta.get("phase", "test"),
-            "stages": stages, "level": level, "params": params}
+    out = {"format": FORMAT, "format_version": version,
+           "net_prototxt": meta.get("net_prototxt"), "phase": meta.get("phase", "test"),
+           "stages": stages, "level": level, "params": params}
+    out.update({k: meta[k] for k in ("schema", "schema_proto") if k in meta})
+    return out
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -208,8 +262,12 @@ def read_converted(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike, device: str | torch.device | None = None):
+def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
+         fork: str | None = None, proto: str | os.PathLike | None = None):
     """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given).
+
+    The net text is parsed with the Caffe fork schema the artefact records (``fork``/
+    ``proto`` override it, e.g. for an artefact of a fork this version does not ship).
 
     Loading never runs code from the file: ``.pt`` goes through ``torch.load(weights_only=
     True)``, safetensors through its own parser. A foreign or corrupt file raises
@@ -217,10 +275,15 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None):
     """
     from .io.text import parse_text
     from .net import CaffeNet
-    from .proto import caffe_pb2
 
     payload = read_converted(path)
-    net_param = parse_text(payload["net_prototxt"], caffe_pb2.NetParameter(),
+    if fork is not None or proto is not None:
+        from .proto.schema import get_schema
+
+        schema = get_schema(fork, proto)
+    else:
+        schema = _schema_of_payload(payload, Path(path))
+    net_param = parse_text(payload["net_prototxt"], schema.NetParameter(),
                            path=f"{path} (net_prototxt)")
     weights = OrderedDict((layer, [np.array(b.to(torch.float32).numpy(), order="C")
                                    for b in blobs])

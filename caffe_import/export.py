@@ -90,6 +90,47 @@ def example_inputs(net, inputs: InputSpec | None = None, seed: int = 0,
     return out
 
 
+#: layer types whose output no fixed-shape graph can express, and why (a layer class may say
+#: the same with a class attribute ``export_unsupported = "reason"``)
+EXPORT_UNSUPPORTED = {
+    "DetectionOutput": "SSD's detection output: per-class NMS with a data-dependent number of "
+                       "boxes (its top is [1, 1, N, 7] with N known only after running)",
+    "Python": "a Python layer runs arbitrary code (py-faster-rcnn's proposal layer: NMS with a "
+              "data-dependent number of proposals)",
+    "Proposal": "RPN proposals: NMS with a data-dependent number of boxes",
+}
+
+
+def unexportable_layers(net, outputs: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+    """``(layer, type, reason)`` of every layer the requested outputs depend on that a
+    fixed-shape exported graph (ONNX, torch.export) cannot express."""
+    wanted = set(outputs) if outputs else set(net.outputs)
+    found = []
+    for step in reversed(net._steps):
+        if not wanted.intersection(step.tops):
+            continue
+        wanted.update(step.bottoms)
+        reason = getattr(step.module, "export_unsupported", None) or EXPORT_UNSUPPORTED.get(step.type)
+        if reason:
+            found.append((step.name, step.type, str(reason)))
+    return found[::-1]
+
+
+def check_exportable(net, outputs: Sequence[str] | None, target: str) -> None:
+    """Refuse, listing every layer ``target`` cannot express, instead of writing a graph that
+    silently differs from the net."""
+    bad = unexportable_layers(net, outputs)
+    if not bad:
+        return
+    bottoms = sorted({b for s in net._steps if s.name in {n for n, _, _ in bad} for b in s.bottoms})
+    raise CaffeFormatError(
+        f"{target} cannot express {len(bad)} layer(s) this export needs:\n"
+        + "\n".join(f"  layer '{n}' ({t}): {why}" for n, t, why in bad)
+        + f"\nExport the part before them (--output BLOB, repeatable; here their inputs: "
+          f"{', '.join(bottoms)}) and run those layers with CaffeNet in Python "
+          "(docs/forks.md, 'Export').")
+
+
 def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
     if getattr(net, "phase", "test") != "test":
         raise CaffeFormatError("export takes a deploy net: build it with phase='test' (a TRAIN "
@@ -120,8 +161,10 @@ def _tracing(net) -> Iterator[None]:
 
 def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] | None = None
                    ) -> torch.export.ExportedProgram:
-    """``torch.export`` of a deploy ``CaffeNet`` for the shapes of ``inputs`` (static)."""
+    """``torch.export`` of a deploy ``CaffeNet`` for the shapes of ``inputs`` (static).
+    Layers no fixed-shape graph can express (:func:`unexportable_layers`) are refused."""
     wrapper = _wrap(net, outputs)
+    check_exportable(net, outputs, "torch.export")
     args = tuple(example_inputs(net, inputs).values())
     with _tracing(net):
         try:
@@ -188,8 +231,11 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
                 outputs: Sequence[str] | None = None, opset: int | None = None) -> Path:
     """Write ``net`` as ONNX (dynamo-based exporter; needs ``onnxscript``), atomically.
 
-    Graph inputs and outputs carry the Caffe blob names.
+    Graph inputs and outputs carry the Caffe blob names. Layers ONNX cannot express
+    (SSD's DetectionOutput, Python layers ...: :func:`unexportable_layers`) are refused with
+    a list of them, never exported as something else.
     """
+    check_exportable(net, outputs, "ONNX")
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter imports it lazily; fail early)
     except ImportError as exc:

@@ -394,8 +394,9 @@ def _gradients(net, blobs) -> tuple[OrderedDict, OrderedDict]:
     return diffs, blob_diffs
 
 
-def _build_net(net, weights, phase: str, device):
-    """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built."""
+def _build_net(net, weights, phase: str, device, fork=None, proto=None):
+    """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built (with the
+    Caffe fork's schema ``fork``/``proto`` when given)."""
     from .net import CaffeNet
 
     if isinstance(net, CaffeNet):
@@ -407,7 +408,7 @@ def _build_net(net, weights, phase: str, device):
         if weights is not None:
             net.load_weights(weights)
     else:
-        net = CaffeNet(net, weights, phase=phase)
+        net = CaffeNet(net, weights, phase=phase, fork=fork, proto=proto)
     if device is not None:
         net.to(device)
     return net
@@ -415,7 +416,8 @@ def _build_net(net, weights, phase: str, device):
 
 # ----------------------------------------------------------------------------- public API
 def check_parity(net, weights, reference: str | os.PathLike, device: str | torch.device = "cpu",
-                 rel_l2: float | None = None, max_abs: float | None = None) -> ParityReport:
+                 rel_l2: float | None = None, max_abs: float | None = None, *,
+                 fork: str | None = None, proto: str | os.PathLike | None = None) -> ParityReport:
     """Run ``net`` on a reference's inputs and compare with what Caffe stored.
 
     ``net``: a ``CaffeNet`` (used as is, ``weights`` loaded into it when given) or anything
@@ -430,7 +432,7 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
     ref = read_reference(reference)
     tol = Tolerance.for_reference(reference, rel_l2, max_abs)
     phase = ref.phase
-    net = _build_net(net, weights, phase, device)
+    net = _build_net(net, weights, phase, device, fork, proto)
     missing = [n for n in getattr(net, "inputs", []) if n not in ref.inputs]
     if missing:
         raise CaffeFormatError(f"the reference stores no input for {', '.join(missing)}",
@@ -460,7 +462,8 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
 
 def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
          phase: str | None = None, device: str | torch.device | None = None,
-         include_params: bool = False) -> StoredActivations:
+         include_params: bool = False, *, fork: str | None = None,
+         proto: str | os.PathLike | None = None) -> StoredActivations:
     """Run our net and store what it computed, in the format ``check_parity`` reads.
 
     ``phase``: ``"test"`` or ``"train"`` (default: the net's own phase, else test); a TRAIN
@@ -475,7 +478,7 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
     phase = phase.lower()
     if phase not in ("train", "test"):
         raise CaffeFormatError(f"phase must be 'train' or 'test', got {phase!r}")
-    net = _build_net(net, weights, phase, device)
+    net = _build_net(net, weights, phase, device, fork, proto)
     declared = list(getattr(net, "inputs", []))
     unknown = [n for n in inputs if n not in declared]
     if unknown:
@@ -610,7 +613,8 @@ def _worst_param(net, params, tol: Tolerance) -> tuple[float, str, list[str]]:
 
 
 def check_solver_parity(case_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                        rel_l2: float | None = None, on_step=None) -> SolverParityReport:
+                        rel_l2: float | None = None, on_step=None, *, fork: str | None = None,
+                        proto: str | os.PathLike | None = None) -> SolverParityReport:
     """Our solver against the SGD trajectory real Caffe recorded in ``case_dir``.
 
     The folder holds ``solver.prototxt``, ``train.prototxt``, ``init.caffemodel``,
@@ -618,17 +622,18 @@ def check_solver_parity(case_dir: str | os.PathLike, device: str | torch.device 
     ``loss``) and optionally ``meta.json`` (``tolerance.rel_l2``). For each step the recorded
     inputs are fed (to every ``iter_size`` pass), one solver step is taken, and every param
     after the update and the step's loss are compared by relative L2 error. ``on_step`` is
-    called with each :class:`SolverStep` as it is done.
+    called with each :class:`SolverStep` as it is done. ``fork``/``proto``: the Caffe fork
+    schema the solver and net are read with.
     """
     from .io import read_solver
     from .net import CaffeNet
     from .solver import Solver
 
     case, tol = _solver_case(case_dir, rel_l2)
-    param = read_solver(case / "solver.prototxt")
+    param = read_solver(case / "solver.prototxt", fork=fork, proto=proto)
     device = torch.device(device)
     net = CaffeNet(str(case / "train.prototxt"), weights=str(case / "init.caffemodel"),
-                   phase="train").to(device)
+                   phase="train", fork=fork, proto=proto).to(device)
     solver = Solver(param, net, root=case, device=device)
     bounds = Tolerance(rel_l2=tol, max_abs=math.inf)
     steps = []

@@ -68,8 +68,10 @@ Feed = Callable[[int], Mapping[str, Any]]
 
 def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike") -> "caffe_pb2.SolverParameter":
     """A SolverParameter from itself, a path or prototxt text (upgraded like Caffe does)."""
-    if isinstance(source, caffe_pb2.SolverParameter):
-        param = caffe_pb2.SolverParameter()
+    from .proto.schema import is_message
+
+    if is_message(source, "SolverParameter"):  # of BVLC's schema or a Caffe fork's
+        param = type(source)()
         param.CopyFrom(source)
     else:
         from .io import read_solver  # the io package owns parsing and upgrading

@@ -32,7 +32,7 @@ def feed_net(net: caffe_pb2.NetParameter, shapes: Mapping[str, Sequence[int]]) -
     exclude rules kept), so nothing downstream changes. The shapes are only the first ones;
     a CaffeNet reshapes on every forward.
     """
-    out = caffe_pb2.NetParameter()
+    out = type(net)()  # the net's own schema (a Caffe fork's messages stay in their pool)
     out.CopyFrom(net)
     del out.layer[:]
     for layer in net.layer:

@@ -187,7 +187,7 @@ class Schedule:
     def solver_param(self, param: caffe_pb2.SolverParameter) -> caffe_pb2.SolverParameter:
         """A copy of ``param`` running to ``max_iter`` with the solver's own snapshots and test
         passes off (they are taken here, on rank 0, with the logs)."""
-        out = caffe_pb2.SolverParameter()
+        out = type(param)()  # the solver's own schema (a Caffe fork's SolverParameter)
         out.CopyFrom(param)
         out.max_iter, out.snapshot, out.test_interval = self.max_iter, 0, 0
         return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import naming, output_file, require_net_file
+from .options import add_schema_options, naming, output_file, require_net_file, schema_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="net phase: which layers Caffe's include/exclude rules keep")
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
     p.add_argument("--level", type=int, default=0, help="net level, for include/exclude min_level and max_level rules")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
@@ -27,10 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from ..convert import save_converted
     from ..net import CaffeNet
 
-    require_net_file(args.net)
+    schema = schema_args(args)
+    require_net_file(args.net, **schema)
     with naming(args.net):
         net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
-                       level=args.level)
+                       level=args.level, **schema)
     save_converted(net, args.output)
     n = sum(p.numel() for ps in net.params.values() for p in ps)
     print(f"wrote {args.output}: {len(net.layer_names)} layers, {n} param values")

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import CaffeFormatError
-from .options import device, naming, output_file, require_net_file
+from .options import add_schema_options, device, naming, output_file, require_net_file, schema_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="net phase; train also stores gradients (default: test)")
     p.add_argument("--device", type=device, default="cpu", help="torch device to run on (default: cpu)")
     p.add_argument("--params", action="store_true", help="also store the param blobs")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
@@ -49,11 +50,12 @@ def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
 def run(args: argparse.Namespace) -> int:
     from ..parity import dump
 
-    require_net_file(args.net)
+    schema = schema_args(args)
+    require_net_file(args.net, **schema)
     inputs = parse_npy_inputs(args.input)
     with naming(args.net):
         ref = dump(args.net, args.weights, inputs, args.output,
-                   phase=args.phase, device=args.device, include_params=args.params)
+                   phase=args.phase, device=args.device, include_params=args.params, **schema)
     extra = f", {sum(len(d) for d in ref.diffs.values()) + len(ref.blob_diffs)} gradients" \
         if ref.diffs or ref.blob_diffs else ""
     print(f"wrote {args.output}: {len(ref.blobs)} blobs{extra} ({args.phase.upper()})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import CaffeFormatError
-from .options import naming, output_file, require_net_file
+from .options import add_schema_options, naming, output_file, require_net_file, schema_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version")
     p.add_argument("--no-verify", action="store_true",
                    help="skip rerunning the export against the eager net")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.onnx and not args.torch_export:
         raise CaffeFormatError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")
-    require_net_file(args.net, "deploy net prototxt")
+    schema = schema_args(args)
+    require_net_file(args.net, "deploy net prototxt", **schema)
     shapes = parse_shapes(args.input)
     with naming(args.net):
-        net = CaffeNet(args.net, args.weights, phase="test")
+        net = CaffeNet(args.net, args.weights, phase="test", **schema)
     outputs = args.output or None
     if args.torch_export:
         program = ex.export_program(net, shapes, outputs)

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ..errors import CaffeFormatError
+from .options import add_schema_options, schema_args
 
 
 def _layer_rows(net, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
@@ -43,11 +44,13 @@ def _raw_net_version(net) -> str:
     return "current"
 
 
-def inspect_file(path: str) -> dict[str, Any]:
-    """A JSON-ready description of one file."""
+def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -> dict[str, Any]:
+    """A JSON-ready description of one file (nets and weights read with the Caffe fork schema
+    ``fork``/``proto`` when given; see :mod:`caffe_import.proto.schema`)."""
     from ..io import detect, read_net, read_solver
-    from ..io.text import load_text, parse_text
+    from ..io.text import choose_schema, load_text, parse_text
     from ..proto import caffe_pb2
+    from ..proto.schema import schema_of
 
     if os.path.isdir(path):
         raise CaffeFormatError("is a folder; expected a Caffe file", path=path)
@@ -62,7 +65,8 @@ def inspect_file(path: str) -> dict[str, Any]:
         info["version"] = model.layout
         shapes = {l.name: [b.shape for b in l.blobs] for l in model.layers if l.blobs}
         info["legacy_blob_shapes"] = any(b.legacy for l in model.layers for b in l.blobs)
-        net = read_weights_net(path)
+        net = read_weights_net(path, fork=fork, proto=proto)
+        info["schema"] = schema_of(net).name
         info["name"] = net.name
         info["layers"] = _layer_rows(net, shapes)
         _totals(info)
@@ -71,7 +75,8 @@ def inspect_file(path: str) -> dict[str, Any]:
     elif kind == "prototxt":
         text, _ = load_text(path)
         try:
-            raw = parse_text(text, caffe_pb2.NetParameter(), path)
+            raw = parse_text(text, choose_schema(text, fork, proto).NetParameter(), path,
+                             allow_unknown=True)
         except CaffeFormatError as net_error:
             try:
                 solver = read_solver(path)
@@ -84,7 +89,8 @@ def inspect_file(path: str) -> dict[str, Any]:
             return info
         info["format"] = "net prototxt"
         info["version"] = _raw_net_version(raw)
-        net = read_net(path)
+        net = read_net(path, fork=fork, proto=proto)
+        info["schema"] = schema_of(net).name
         info["name"] = net.name
         info["layers"] = _layer_rows(net, {})
     elif kind == "binaryproto":
@@ -170,6 +176,8 @@ def _human(n: int) -> str:
 
 def _print_text(info: dict[str, Any], out) -> None:
     print(f"{info['file']}: {info['format']}, {info.get('version', '')}".rstrip(", "), file=out)
+    if info.get("schema") not in (None, "bvlc"):
+        print(f"  schema: {info['schema']} (Caffe fork fields; docs/forks.md)", file=out)
     if info.get("name"):
         print(f"  net name: {info['name']}", file=out)
     if info.get("legacy_blob_shapes"):
@@ -196,7 +204,8 @@ def _print_text(info: dict[str, Any], out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    infos = [inspect_file(os.fspath(p)) for p in args.files]
+    schema = schema_args(args)
+    infos = [inspect_file(os.fspath(p), **schema) for p in args.files]
     if args.json:
         json.dump(infos, sys.stdout, indent=1)
         print()
@@ -221,4 +230,5 @@ def register(sub) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="caffemodel, .caffemodel.h5, prototxt, binaryproto or solverstate")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_schema_options(parser)
     parser.set_defaults(func=run)

@@ -117,19 +117,48 @@ def require_dir(path: str | os.PathLike, expected: str) -> Path:
     return path
 
 
-def require_net_file(path: str | os.PathLike, what: str = "net prototxt") -> None:
+def add_schema_options(parser: argparse.ArgumentParser) -> None:
+    """``--fork NAME`` / ``--proto FILE``: the Caffe fork schema a verb reads its files with."""
+    from ..proto.schema import BVLC, fork_names
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--fork", metavar="NAME",
+                       help=f"read the net with a Caffe fork's schema: {', '.join(fork_names())} "
+                            f"or {BVLC} (default: BVLC, else BVLC plus every fork whose fields "
+                            "the net uses; see docs/forks.md)")
+    group.add_argument("--proto", metavar="FILE",
+                       help="read the net with your fork's own caffe.proto (compiled at run "
+                            "time; needs grpcio-tools) or a descriptor set from protoc "
+                            "--descriptor_set_out")
+
+
+def schema_args(args: argparse.Namespace) -> dict:
+    """``{"fork": ..., "proto": ...}`` of a verb's parsed ``--fork``/``--proto`` (checked now:
+    an unknown fork name or a missing schema file fails before any work)."""
+    fork, proto = getattr(args, "fork", None), getattr(args, "proto", None)
+    if fork is not None or proto is not None:
+        from ..proto.schema import get_schema
+
+        get_schema(fork, proto)
+    return {"fork": fork, "proto": proto}
+
+
+def require_net_file(path: str | os.PathLike, what: str = "net prototxt", *,
+                     fork: str | None = None, proto: str | os.PathLike | None = None) -> None:
     """Fail early, naming ``path``, if it does not hold a usable net definition.
 
     Caffe reads an empty prototxt as an empty net (and would then build nothing); here an
-    empty net is a mistaken file, so say so instead of running zero layers.
+    empty net is a mistaken file, so say so instead of running zero layers. Fields the
+    schema lacks are left to the net's build, which reports them with its missing layer
+    types in one error.
     """
-    from ..io import read_net
+    from ..io.text import parse_net
 
     if not os.path.exists(path):
         raise CaffeFormatError(f"does not exist; expected a {what}", path=path)
     if os.path.isdir(path):
         raise CaffeFormatError(f"is a folder: expected a {what}", path=path)
-    net = read_net(path)
+    net = parse_net(path, fork=fork, proto=proto)[0]
     if not len(net.layer) and not len(net.input):
         raise CaffeFormatError(f"defines no layers and no inputs: expected a {what}", path=path)
 

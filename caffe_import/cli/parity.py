@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import device, naming, require_net_file
+from .options import add_schema_options, device, naming, require_net_file, schema_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,16 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-abs", type=float, default=None,
                    help="bound on max|ours-ref| / max|ref|")
     p.add_argument("--json", action="store_true", help="print the report as JSON (rows, tolerance, summary)")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..parity import check_parity
 
-    require_net_file(args.net)
+    schema = schema_args(args)
+    require_net_file(args.net, **schema)
     with naming(args.net):
         report = check_parity(args.net, args.weights, args.reference, device=args.device,
-                              rel_l2=args.rel_l2, max_abs=args.max_abs)
+                              rel_l2=args.rel_l2, max_abs=args.max_abs, **schema)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))  # pure JSON: "summary" is inside
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import device, naming, require_dir
+from .options import add_schema_options, device, naming, require_dir, schema_args
 
 
 def register(sub: Any) -> None:
@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument("case_dir", help="folder in the solver_fcn32s_narrow layout")
     p.add_argument("--device", type=device, default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     p.add_argument("--rel-l2", type=float, default=None, help="override meta.json's tolerance")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
                        "init.caffemodel, reference.h5)")
     with naming(case / "train.prototxt"):  # net errors name the layer; this names the file
         report = check_solver_parity(case, args.device, args.rel_l2,
-                                     on_step=lambda step: print(step.line(), flush=True))
+                                     on_step=lambda step: print(step.line(), flush=True),
+                                     **schema_args(args))
     print(report.summary)
     return 0 if report.ok else 1

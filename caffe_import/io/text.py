@@ -80,12 +80,14 @@ def parse_text(text: str, message: M, path: object = None, *,
     return message
 
 
-def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None) -> Schema:
-    """The schema a prototxt is read with: the one named by ``fork``/``proto``; else BVLC's
-    when BVLC knows every field the text names, else the default (BVLC + every fork)."""
+def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None,
+                  message: str = "NetParameter") -> Schema:
+    """The schema a prototxt (a ``message``) is read with: the one named by ``fork``/
+    ``proto``; else BVLC's when BVLC knows every field the text names, else the default
+    (BVLC + every fork)."""
     if fork is not None or proto is not None:
         return get_schema(fork, proto)
-    if not unknown_fields(text, caffe_pb2.NetParameter.DESCRIPTOR):
+    if not unknown_fields(text, getattr(caffe_pb2, message).DESCRIPTOR):
         return get_schema(BVLC)
     return get_schema()
 
@@ -144,7 +146,8 @@ def read_net(path_or_text: PathOrText, *, fork: Optional[str] = None,
     return net
 
 
-def read_solver(path_or_text: PathOrText) -> caffe_pb2.SolverParameter:
+def read_solver(path_or_text: PathOrText, *, fork: Optional[str] = None,
+                proto: Any = None) -> caffe_pb2.SolverParameter:
     """A solver prototxt as ``SolverParameter``, upgraded (``solver_type`` -> ``type``).
 
     As in Caffe's ``ReadSolverParamsFromTextFileOrDie``, when read from a file an unset
@@ -152,5 +155,9 @@ def read_solver(path_or_text: PathOrText) -> caffe_pb2.SolverParameter:
     naming an existing directory gets the solver file's stem appended.
     """
     text, path = load_text(path_or_text)
-    solver = parse_text(text, caffe_pb2.SolverParameter(), path)
+    schema = choose_schema(text, fork, proto, "SolverParameter")
+    unknown = unknown_fields(text, schema.SolverParameter.DESCRIPTOR)
+    if unknown:
+        raise problems_error(unknown, [], schema, path=path if path is not None else "<text>")
+    solver = parse_text(text, schema.SolverParameter(), path)
     return upgrade_solver(solver, path=path)

@@ -385,6 +385,7 @@ class Schema:
     by_layer_type: dict[int, dict[str, int]] = field(default_factory=dict)
     ambiguous: dict[tuple[str, int], str] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
+    descriptor: Optional[bytes] = None  # a user's schema (proto=): its FileDescriptorProto
     _classes: dict[str, type] = field(default_factory=dict, repr=False)
 
     def message(self, name: str) -> type:
@@ -581,12 +582,26 @@ def _cached(name: str) -> Schema:
         return _build(name, name, [(name, deltas[name])], single=True)
 
 
+_BY_DIGEST: dict[str, Schema] = {}
+
+
+def _from_descriptor(fd: dpb.FileDescriptorProto, label: str) -> Schema:
+    """A user's schema (a full fork caffe.proto's descriptor) merged over BVLC; cached by
+    content. ``schema.descriptor`` keeps the descriptor (artefacts store it)."""
+    blob = fd.SerializeToString(deterministic=True)
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest not in _BY_DIGEST:
+        user = dpb.FileDescriptorProto.FromString(blob)
+        user.package = "caffe.user"  # merged like a shipped delta: its numbers win
+        schema = _build(label, label, [(label, user)], single=True)
+        schema.descriptor = blob
+        _BY_DIGEST[digest] = schema
+    return _BY_DIGEST[digest]
+
+
 @functools.lru_cache(maxsize=16)
 def _from_proto(path: str, digest: str) -> Schema:
-    fd = load_descriptor(path)
-    fd.package = "caffe.user"  # merged like a shipped delta: its numbers win
-    label = f"proto:{os.path.basename(path)}"
-    return _build(label, label, [(label, fd)], single=True)
+    return _from_descriptor(load_descriptor(path), f"proto:{os.path.basename(path)}")
 
 
 def get_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = None) -> Schema:
@@ -601,6 +616,8 @@ def get_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = Non
     if proto is not None:
         if fork not in (None, DEFAULT):
             raise UsageError("give either fork= or proto=, not both")
+        if isinstance(proto, dpb.FileDescriptorProto):
+            return _from_descriptor(proto, f"proto:{proto.name or 'caffe.proto'}")
         path = os.path.abspath(os.fspath(proto))
         try:
             digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()

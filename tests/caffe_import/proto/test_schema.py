@@ -129,3 +129,85 @@ def test_bvlc_nets_read_with_caffe_pb2_and_fork_nets_with_the_default():
     assert type(plain) is caffe_pb2.NetParameter
     fork = read_net('layer { name: "i" type: "Interp" bottom: "x" top: "y" interp_param { zoom_factor: 2 } }')
     assert schema_of(fork).name == "default" and fork.layer[0].interp_param.zoom_factor == 2
+
+
+USER_PROTO = '''syntax = "proto2";
+package caffe;
+message LayerParameter { optional MyParameter my_param = 5000; }
+message MyParameter { optional float alpha = 1 [default = 0.5]; repeated uint32 dims = 2; }
+'''
+
+
+def _user_descriptor_set(tmp_path) -> Path:
+    """What 'protoc --descriptor_set_out' writes for USER_PROTO (built here without protoc)."""
+    from google.protobuf import descriptor_pb2 as dpb
+    fd = dpb.FileDescriptorProto(name="my_caffe.proto", package="caffe", syntax="proto2")
+    layer = fd.message_type.add(name="LayerParameter")
+    layer.field.add(name="my_param", number=5000, type=dpb.FieldDescriptorProto.TYPE_MESSAGE,
+                    label=dpb.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".caffe.MyParameter")
+    my = fd.message_type.add(name="MyParameter")
+    my.field.add(name="alpha", number=1, type=dpb.FieldDescriptorProto.TYPE_FLOAT,
+                 label=dpb.FieldDescriptorProto.LABEL_OPTIONAL, default_value="0.5")
+    my.field.add(name="dims", number=2, type=dpb.FieldDescriptorProto.TYPE_UINT32,
+                 label=dpb.FieldDescriptorProto.LABEL_REPEATED)
+    path = tmp_path / "my_caffe.pb"
+    path.write_bytes(dpb.FileDescriptorSet(file=[fd]).SerializeToString())
+    return path
+
+
+def _check_user_schema(proto_path, tmp_path):
+    text = 'layer { name: "m" type: "Mine" my_param { alpha: 2 dims: [3, 4] } }'
+    net = read_net(text, proto=proto_path)
+    assert schema_of(net).name.startswith("proto:") and net.layer[0].my_param.alpha == 2
+    path = tmp_path / "m.caffemodel"
+    write_weights(path, net, {"m": [np.zeros(1, np.float32)]})
+    assert b"\xc2\xb8\x02" in path.read_bytes()  # field 5000, length-delimited, on disk
+    assert list(read_weights_net(path, proto=proto_path).layer[0].my_param.dims) == [3, 4]
+    # the default schema does not know field 5000: not decoded (kept opaque, as Caffe does)
+    assert [f.name for f, _ in read_weights_net(path).layer[0].ListFields()] == ["name", "type"]
+
+
+def test_user_schema_from_a_descriptor_set(tmp_path):
+    _check_user_schema(_user_descriptor_set(tmp_path), tmp_path)
+
+
+def test_user_schema_from_a_proto_file_compiled_at_run_time(tmp_path):
+    pytest.importorskip("grpc_tools")
+    proto = tmp_path / "my_caffe.proto"
+    proto.write_text(USER_PROTO)
+    _check_user_schema(proto, tmp_path)
+
+
+def test_proto_file_without_grpc_tools_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "grpc_tools", None)
+    proto = tmp_path / "my_caffe.proto"
+    proto.write_text(USER_PROTO)
+    with pytest.raises(UsageError, match="grpcio-tools.*descriptor_set_out"):
+        get_schema(proto=proto)
+
+
+def test_user_layer_reads_its_own_fields_and_the_artefact_keeps_the_schema(tmp_path):
+    import torch
+    from caffe_import import CaffeNet, load
+    from caffe_import.convert import save_converted
+    from caffe_import.layers.base import CaffeLayer
+    from caffe_import.layers.registry import get, register
+
+    if get("TestMine") is None:
+        @register("TestMine")
+        class _Mine(CaffeLayer):
+            def top_shapes(self, bottom_shapes):
+                return [bottom_shapes[0]]
+
+            def forward(self, x):
+                return (x * self.param.my_param.alpha,)
+
+    pb = _user_descriptor_set(tmp_path)
+    text = ('input: "x" input_shape { dim: 1 dim: 2 } '
+            'layer { name: "m" type: "TestMine" bottom: "x" top: "y" my_param { alpha: 3 } }')
+    net = CaffeNet(text, proto=pb)
+    assert net(x=torch.ones(1, 2))["y"].tolist() == [[3.0, 3.0]]
+    save_converted(net, tmp_path / "m.pt")
+    pb.unlink()  # the artefact is self-contained: it carries the schema
+    assert load(tmp_path / "m.pt")(x=torch.ones(1, 2))["y"].tolist() == [[3.0, 3.0]]

@@ -1,0 +1,136 @@
+"""A net read with a Caffe fork's schema through every surface: CaffeNet, caffemodels, the
+converted artefact (which records the schema, so ``load`` rebuilds the net), export (which
+refuses, listing them, layers a fixed-shape graph cannot express) and every CLI verb's
+``--fork``/``--proto``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from caffe_import import CaffeNet, load
+from caffe_import import export as ex
+from caffe_import.cli import main
+from caffe_import.convert import read_converted, save_converted
+from caffe_import.errors import CaffeFormatError
+from caffe_import.layers.base import CaffeLayer
+from caffe_import.layers.registry import get, register
+from caffe_import.proto.schema import schema_of
+
+# test-only layer types (real fork layers are tested in tests/caffe_import/layers): one reads a
+# fork field (SSD's norm_param) and one is a detection head no exported graph can express
+if get("TestForkScale") is None:
+    @register("TestForkScale")
+    class _TestForkScale(CaffeLayer):
+        def __init__(self, param, bottom_shapes, phase="test"):
+            super().__init__(param, bottom_shapes, phase)
+            self.shared = param.norm_param.channel_shared
+            self.add_blob((1,) if self.shared else (bottom_shapes[0][1],))
+
+        def top_shapes(self, bottom_shapes):
+            return [bottom_shapes[0]]
+
+        def forward(self, x):
+            w = self.blobs[0]
+            return (x * (w if self.shared else w.view(1, -1, 1, 1)),)
+
+    @register("TestDetectionHead")
+    class _TestDetectionHead(CaffeLayer):
+        export_unsupported = "a data-dependent number of boxes"
+
+        def top_shapes(self, bottom_shapes):
+            return [bottom_shapes[0]]
+
+        def forward(self, x):
+            return (x.clone(),)
+
+NET = '''name: "forky"
+input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+layer { name: "s" type: "TestForkScale" bottom: "data" top: "s"
+        norm_param { across_spatial: false channel_shared: false } }
+layer { name: "d" type: "TestDetectionHead" bottom: "s" top: "d" }
+'''
+
+
+@pytest.fixture()
+def files(tmp_path):
+    net_path = tmp_path / "net.prototxt"
+    net_path.write_text(NET)
+    net = CaffeNet(str(net_path), fork="ssd")
+    with torch.no_grad():
+        net.params["s"][0].copy_(torch.tensor([2.0, 3.0]))
+    weights = tmp_path / "w.caffemodel"
+    net.save_weights(weights)
+    return net_path, weights
+
+
+def test_caffenet_reads_fork_fields_and_its_caffemodel(files):
+    net_path, weights = files
+    net = CaffeNet(str(net_path), str(weights))  # default schema: no fork named
+    assert schema_of(net.net_param).name == "default" and not net.layer("s").shared
+    out = net(data=torch.ones(1, 2, 3, 3))["s"]
+    assert out[0, :, 0, 0].tolist() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_artefact_records_the_schema_and_load_rebuilds_the_net(files, tmp_path, suffix):
+    net_path, weights = files
+    net = CaffeNet(str(net_path), str(weights), fork="ssd")
+    path = tmp_path / f"model{suffix}"
+    save_converted(net, path)
+    payload = read_converted(path)
+    assert payload["schema"] == "ssd" and payload["format_version"] == 2
+    back = load(path)
+    assert schema_of(back.net_param).name == "ssd"
+    assert back.net_param.layer[1].norm_param.HasField("channel_shared")
+    x = torch.randn(1, 2, 3, 3)
+    assert torch.equal(back(data=x)["d"], net(data=x)["d"])
+
+
+def test_bvlc_nets_keep_artefact_version_1(tmp_path):
+    net = CaffeNet('input: "x" input_shape { dim: 1 dim: 1 } layer { name: "r" type: "ReLU" bottom: "x" top: "r" }')
+    save_converted(net, tmp_path / "m.pt")
+    payload = read_converted(tmp_path / "m.pt")
+    assert payload["format_version"] == 1 and "schema" not in payload
+
+
+def test_export_lists_the_layers_it_cannot_express_and_exports_the_part_before(files):
+    net_path, weights = files
+    net = CaffeNet(str(net_path), str(weights))
+    with pytest.raises(CaffeFormatError) as info:
+        ex.export_onnx(net, "never.onnx")
+    msg = str(info.value)
+    assert "ONNX cannot express 1 layer(s)" in msg and "layer 'd' (TestDetectionHead)" in msg
+    assert "--output" in msg and "s" in msg
+    with pytest.raises(CaffeFormatError, match="torch.export cannot express"):
+        ex.export_program(net)
+    program = ex.export_program(net, outputs=["s"])  # the part before the head exports
+    assert ex.verify_program(program, net, None, ["s"])["s"] == 0
+
+
+def test_every_cli_verb_takes_fork_and_proto(files, tmp_path, capsys):
+    net_path, weights = files
+    assert main(["inspect", str(net_path), "--fork", "ssd", "--json"]) == 0
+    assert '"schema": "ssd"' in capsys.readouterr().out
+    out = tmp_path / "m.pt"
+    assert main(["convert", str(net_path), str(weights), "-o", str(out), "--fork", "ssd"]) == 0
+    assert read_converted(out)["schema"] == "ssd"
+    ref = tmp_path / "ref.h5"
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 3, 3), np.float32))
+    assert main(["dump", str(net_path), str(weights), "-i", f"data={tmp_path / 'x.npy'}",
+                 "-o", str(ref), "--fork", "ssd"]) == 0
+    assert main(["parity", str(net_path), str(weights), str(ref), "--fork", "ssd"]) == 0
+    assert main(["export", str(net_path), str(weights), "--torch-export", str(tmp_path / "p.pt2"),
+                 "--output", "s", "--fork", "ssd"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(net_path), "--fork", "nope"]) == 2
+    assert "unknown Caffe fork 'nope'" in capsys.readouterr().err
+    assert main(["inspect", str(net_path), "--proto", str(tmp_path / "missing.proto")]) == 2
+    assert main(["solver-parity", "--help"]) == 0 and "--fork" in capsys.readouterr().out
+
+
+def test_bvlc_schema_reports_the_fork_field_and_missing_types_in_one_cli_error(files, capsys):
+    net_path, weights = files
+    assert main(["convert", str(net_path), str(weights), "-o", "x.pt", "--fork", "bvlc"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown field 'norm_param'" in err and "--fork ssd" in err
