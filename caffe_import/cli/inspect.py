@@ -48,7 +48,8 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
     """A JSON-ready description of one file (nets and weights read with the Caffe fork schema
     ``fork``/``proto`` when given; see :mod:`caffe_import.proto.schema`)."""
     from ..io import detect, read_net, read_solver
-    from ..io.text import choose_schema, load_text, parse_text
+    from ..io.text import _single_fork_reading, choose_schema, load_text, parse_text
+    from ..io.textscan import unknown_fields
     from ..proto import caffe_pb2
     from ..proto.schema import schema_of
 
@@ -75,11 +76,19 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
     elif kind == "prototxt":
         text, _ = load_text(path)
         try:
-            raw = parse_text(text, choose_schema(text, fork, proto).NetParameter(), path,
-                             allow_unknown=True)
+            schema = choose_schema(text, fork, proto)
+            if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
+                read_net(path, fork=fork, proto=proto)  # a solver, or the net's complete error
+            try:
+                raw = parse_text(text, schema.NetParameter(), path)
+            except CaffeFormatError:  # the one fork whose own schema reads it, if any
+                found = None if fork or proto else _single_fork_reading(text, path)
+                if found is None:
+                    raise
+                raw = found[0]
         except CaffeFormatError as net_error:
             try:
-                solver = read_solver(path)
+                solver = read_solver(path, fork=fork, proto=proto)
             except CaffeFormatError:
                 raise net_error from None
             info["format"] = "solver prototxt"

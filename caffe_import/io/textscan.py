@@ -205,6 +205,8 @@ def unknown_fields(text: str, descriptor: Any) -> list[UnknownField]:
     return [UnknownField(**item) for item in walker.found]
 
 
+_SHOWN = 3  # lines per field name / layer type before the rest are summarised
+
 REGISTER_EXAMPLE = '''\
     from caffe_import.layers.base import CaffeLayer
     from caffe_import.layers.registry import register
@@ -254,15 +256,28 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
     if unknown:
         lines.append(f"{len(unknown)} unknown field(s) for the "
                      f"{'default' if schema is None else repr(schema.name)} Caffe schema:")
+        groups: dict[tuple[str, str], list[UnknownField]] = {}
         for item in unknown:
-            forks = forks_knowing(item.message, item.name, exclude=selected)
+            groups.setdefault((item.message, item.name), []).append(item)
+        for (message, name), items in groups.items():
+            forks = forks_knowing(message, name, exclude=selected)
             note = f" (a field of fork {', '.join(forks)})" if forks else ""
             for fork in forks:
-                hints.setdefault(fork, []).append(item.name)
-            lines.append(f"  {item.describe()}{note}")
+                hints.setdefault(fork, []).append(name)
+            lines += [f"  {item.describe()}{note}" for item in items[:_SHOWN]]
+            if len(items) > _SHOWN:
+                lines.append(f"  ... '{name}' {len(items) - _SHOWN} more time(s), at lines "
+                             + ", ".join(str(i.line) for i in items[_SHOWN:]))
     if missing:
         lines.append(f"{len(missing)} layer(s) of a type with no implementation:")
-        lines += [f"  layer '{name}' ({what})" for name, _, what in missing]
+        by_type: dict[str, list[tuple[str, str]]] = {}
+        for name, type_name, what in missing:
+            by_type.setdefault(type_name, []).append((name, what))
+        for type_name, entries in by_type.items():
+            lines += [f"  layer '{name}' ({what})" for name, what in entries[:_SHOWN]]
+            if len(entries) > _SHOWN:
+                lines.append(f"  ... and {len(entries) - _SHOWN} more layer(s) of type "
+                             f"'{type_name}': " + ", ".join(f"'{n}'" for n, _ in entries[_SHOWN:]))
     if hints:
         best = max(hints, key=lambda f: len(hints[f]))
         lines.append(f"These fields belong to a Caffe fork's schema: pass fork='{best}' "
