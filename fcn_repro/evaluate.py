@@ -281,7 +281,8 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
              save_predictions: str | os.PathLike | None = None, limit: int | None = None,
              workers: int = 0, output: str | os.PathLike | None = None, progress: bool = True,
              modality: str | None = None, exclude_absent: bool = False,
-             name: str | None = None) -> dict[str, Any]:
+             name: str | None = None, fork: str | None = None,
+             proto: str | os.PathLike | None = None) -> dict[str, Any]:
     """What ``fcn-repro eval`` does: build the dataset split (defaults: the model's dataset and
     the split the release scored; options such as the NYUDv2 modality from the model name) and
     the net (zoo ``model`` or prototxt ``net``) with ``weights``, score it, write ``output``
@@ -296,11 +297,12 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
         raise UsageError("a prototxt (net) needs a dataset name")
     info = dataset_info(dataset if dataset is not None else zoo.get(model).dataset)
     ds = info.build(root, split, model=model, limit=limit, modality=modality)  # a bad root fails first
-    caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device)
+    caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device, fork=fork,
+                              proto=proto)
     from caffe_import.io import read_net
     from fcn_repro.zoo.match import matching_models
     matches = [] if net is None else matching_models(
-        read_net(net), ds.modality if info.name == "nyud" else None)
+        read_net(net, fork=fork, proto=proto), ds.modality if info.name == "nyud" else None)
     record: dict[str, Any] = {
         "model": name or model or (matches[0] if len(matches) == 1 else Path(net).stem),
         "net": None if net is None else str(net),

@@ -33,8 +33,8 @@ _WRONG_KIND = {
 }
 
 
-def read_weights(path: str | os.PathLike, *,
-                 copy: bool = False) -> "OrderedDict[str, list[np.ndarray]]":
+def read_weights(path: str | os.PathLike, *, copy: bool = False, fork=None,
+                 proto=None) -> "OrderedDict[str, list[np.ndarray]]":
     """Layer name -> param blobs (float32, C-contiguous, Caffe blob order) of a weights file.
 
     Binary caffemodels (current, V1 and V0 layouts) and HDF5 ``.caffemodel.h5`` are told
@@ -42,6 +42,10 @@ def read_weights(path: str | os.PathLike, *,
     ``BlobShape`` dims, or the legacy 4-D ``(num, channels, height, width)`` (see
     :func:`match_blob_shape` for how Caffe matches those to a layer). Layers without blobs
     are left out.
+
+    ``fork``/``proto`` (see :mod:`caffe_import.proto.schema`) change nothing for the blobs:
+    every Caffe fork keeps BVLC's ``name`` and ``blobs`` numbers (a schema that does not is
+    refused).
 
     Binary blobs are, by default, writable copy-on-write views of a memory map of the file
     (fast, and memory is spent only on what is used); ``copy=True`` gives independent,
@@ -51,6 +55,8 @@ def read_weights(path: str | os.PathLike, *,
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such weights file: {path}")
+    if fork is not None or proto is not None:
+        _check_blob_numbers(path, fork, proto)
     kind = detect(path)
     if kind == "hdf5":
         from .hdf5 import read_weights_h5
@@ -58,6 +64,24 @@ def read_weights(path: str | os.PathLike, *,
     if kind in _WRONG_KIND:
         raise CaffeFormatError(f"this file is {_WRONG_KIND[kind]}", path=path)
     return read_weights_binary(path, copy=copy)
+
+
+def _check_blob_numbers(path: str, fork, proto) -> None:
+    """Weights are found by layer ``name`` and ``blobs`` (fields 1 and 7 of a layer, 4 and 6
+    of a V1 layer) in BVLC and every fork: a schema numbering them otherwise is refused."""
+    from ..proto.schema import get_schema
+
+    schema = get_schema(fork, proto)
+    for message, expected in (("LayerParameter", {"name": 1, "blobs": 7}),
+                              ("V1LayerParameter", {"name": 4, "blobs": 6})):
+        desc = schema.message(message).DESCRIPTOR
+        table = schema.pool_to_wire.get(desc.full_name, {})
+        for field, number in expected.items():
+            pool = desc.fields_by_name[field].number
+            if table.get(pool, pool) != number:
+                raise CaffeFormatError(f"schema {schema.name!r} numbers {message}.{field} "
+                                       f"{table.get(pool, pool)}, not Caffe's {number}; "
+                                       "weights in such a layout are not supported", path=path)
 
 
 def read_mean(path: str | os.PathLike) -> np.ndarray:

@@ -234,6 +234,40 @@ def forks_knowing(message: str, name: str, exclude: tuple[str, ...] = ()) -> lis
     return out
 
 
+def _unknown_lines(unknown: list[UnknownField], selected: tuple[str, ...],
+                   hints: dict[str, list[str]]) -> list[str]:
+    """Three lines per unknown field name, then the rest of its places by line; ``hints``
+    collects which forks know which names."""
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[UnknownField]] = {}
+    for item in unknown:
+        groups.setdefault((item.message, item.name), []).append(item)
+    for (message, name), items in groups.items():
+        forks = forks_knowing(message, name, exclude=selected)
+        note = f" (a field of fork {', '.join(forks)})" if forks else ""
+        for fork in forks:
+            hints.setdefault(fork, []).append(name)
+        lines += [f"  {item.describe()}{note}" for item in items[:_SHOWN]]
+        if len(items) > _SHOWN:
+            lines.append(f"  ... '{name}' {len(items) - _SHOWN} more time(s), at lines "
+                         + ", ".join(str(i.line) for i in items[_SHOWN:]))
+    return lines
+
+
+def _missing_lines(missing: list[tuple[str, str, str]]) -> list[str]:
+    """Three layers per missing type, then the rest by name."""
+    lines: list[str] = []
+    by_type: dict[str, list[tuple[str, str]]] = {}
+    for name, type_name, what in missing:
+        by_type.setdefault(type_name, []).append((name, what))
+    for type_name, entries in by_type.items():
+        lines += [f"  layer '{name}' ({what})" for name, what in entries[:_SHOWN]]
+        if len(entries) > _SHOWN:
+            lines.append(f"  ... and {len(entries) - _SHOWN} more layer(s) of type "
+                         f"'{type_name}': " + ", ".join(f"'{n}'" for n, _ in entries[_SHOWN:]))
+    return lines
+
+
 def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, str]],
                    schema: Any = None, path: object = None) -> "Exception":
     """One CaffeFormatError listing every unknown field (with its line and layer), every
@@ -256,28 +290,10 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
     if unknown:
         lines.append(f"{len(unknown)} unknown field(s) for the "
                      f"{'default' if schema is None else repr(schema.name)} Caffe schema:")
-        groups: dict[tuple[str, str], list[UnknownField]] = {}
-        for item in unknown:
-            groups.setdefault((item.message, item.name), []).append(item)
-        for (message, name), items in groups.items():
-            forks = forks_knowing(message, name, exclude=selected)
-            note = f" (a field of fork {', '.join(forks)})" if forks else ""
-            for fork in forks:
-                hints.setdefault(fork, []).append(name)
-            lines += [f"  {item.describe()}{note}" for item in items[:_SHOWN]]
-            if len(items) > _SHOWN:
-                lines.append(f"  ... '{name}' {len(items) - _SHOWN} more time(s), at lines "
-                             + ", ".join(str(i.line) for i in items[_SHOWN:]))
+        lines += _unknown_lines(unknown, selected, hints)
     if missing:
         lines.append(f"{len(missing)} layer(s) of a type with no implementation:")
-        by_type: dict[str, list[tuple[str, str]]] = {}
-        for name, type_name, what in missing:
-            by_type.setdefault(type_name, []).append((name, what))
-        for type_name, entries in by_type.items():
-            lines += [f"  layer '{name}' ({what})" for name, what in entries[:_SHOWN]]
-            if len(entries) > _SHOWN:
-                lines.append(f"  ... and {len(entries) - _SHOWN} more layer(s) of type "
-                             f"'{type_name}': " + ", ".join(f"'{n}'" for n, _ in entries[_SHOWN:]))
+        lines += _missing_lines(missing)
     if hints:
         best = max(hints, key=lambda f: len(hints[f]))
         lines.append(f"These fields belong to a Caffe fork's schema: pass fork='{best}' "

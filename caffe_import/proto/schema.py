@@ -449,66 +449,77 @@ _POOLS: dict[int, Schema] = {}
 _LOCK = threading.Lock()
 
 
+def _pool_to_wire(schema: Schema, msg: dpb.DescriptorProto, path: str,
+                  views: list[tuple[str, View]], single: bool) -> dict[int, Optional[int]]:
+    """Pool number -> wire number (None: not on the wire; AMBIGUOUS: forks disagree), only
+    where they differ. A fork schema uses its own view (the last); the mixture uses BVLC's
+    number for BVLC's fields and the forks' (when they agree) for theirs."""
+    out: dict[int, Optional[int]] = {}
+    for f in msg.field:
+        wires: dict[int, list[str]] = {}
+        for label, view in views:
+            if f.name in view.get(path, {}):
+                wires.setdefault(view[path][f.name], []).append(label)
+        bvlc_number = views[0][1].get(path, {}).get(f.name)
+        if single:
+            w = views[-1][1].get(path, {}).get(f.name)
+        elif bvlc_number is not None:
+            w = bvlc_number
+        elif len(wires) == 1:
+            (w,) = wires
+        elif not wires:
+            w = None
+        else:
+            w = AMBIGUOUS
+            schema.ambiguous[(f"caffe.{path}", f.number)] = ", ".join(
+                f"{n} in {' and '.join(labs)}" for n, labs in sorted(wires.items()))
+        if w != f.number:
+            out[f.number] = w
+    return out
+
+
+def _wire_to_pool(schema: Schema, msg: dpb.DescriptorProto, path: str,
+                  views: list[tuple[str, View]], single: bool) -> dict[int, Optional[int]]:
+    """Wire number -> pool number (None: skipped), only where they differ. A number with
+    several meanings is skipped; on a LayerParameter the layer's type may decide it
+    (``schema.by_layer_type``)."""
+    pool_numbers = {f.name: f.number for f in msg.field}
+    by_wire: dict[int, dict[str, list[str]]] = {}
+    for label, view in views:
+        for name, w in view.get(path, {}).items():
+            if name in pool_numbers:
+                by_wire.setdefault(w, {}).setdefault(name, []).append(label)
+    out: dict[int, Optional[int]] = {}
+    for w, names in by_wire.items():
+        if single:
+            own = views[-1][1].get(path, {})
+            names = {n: names[n] for n in names if own.get(n) == w}
+        if len(names) == 1:
+            (name,) = names
+            if pool_numbers[name] != w:
+                out[w] = pool_numbers[name]
+        elif names:
+            out[w] = None
+            if path == "LayerParameter":
+                schema.by_layer_type[w] = {t: pool_numbers[n] for n in names
+                                           for t in _param_types(n)}
+    for number in set(pool_numbers.values()) - set(by_wire) - set(out):
+        if number >= RELOCATED_BASE:  # a private pool number is never read from a file
+            out[number] = None
+    return out
+
+
 def _wire_maps(schema: Schema, merged: dpb.FileDescriptorProto, views: list[tuple[str, View]],
                single: bool) -> None:
     """Fill the schema's translation tables from the views of the merged schemas."""
 
     def walk(msg: dpb.DescriptorProto, path: str) -> None:
-        full = f"caffe.{path}"
-        p2w: dict[int, Optional[int]] = {}
-        w2p: dict[int, Optional[int]] = {}
-        by_wire: dict[int, dict[str, list[str]]] = {}
-        pool_numbers = {f.name: f.number for f in msg.field}
-        for label, view in views:
-            for name, w in view.get(path, {}).items():
-                if name in pool_numbers:
-                    by_wire.setdefault(w, {}).setdefault(name, []).append(label)
-        for f in msg.field:
-            wires: dict[int, list[str]] = {}
-            for label, view in views:
-                if f.name in view.get(path, {}):
-                    wires.setdefault(view[path][f.name], []).append(label)
-            bvlc_number = views[0][1].get(path, {}).get(f.name)
-            if single:  # the fork's own view is last and wins
-                label, view = views[-1]
-                w = view.get(path, {}).get(f.name)
-            elif bvlc_number is not None:  # BVLC's own fields keep BVLC's numbers
-                w = bvlc_number
-            elif len(wires) == 1:
-                (w,) = wires
-            elif not wires:
-                w = None
-            else:
-                w = AMBIGUOUS
-                schema.ambiguous[(full, f.number)] = ", ".join(
-                    f"{n} in {' and '.join(labs)}" for n, labs in sorted(wires.items()))
-            if w != f.number:
-                p2w[f.number] = w
-        for w, names in by_wire.items():
-            if single:
-                view = views[-1][1].get(path, {})
-                owners = [n for n in names if view.get(n) == w]
-                names = {n: names[n] for n in owners}
-            if len(names) == 1:
-                (name,) = names
-                if pool_numbers[name] != w:
-                    w2p[w] = pool_numbers[name]
-            elif names:
-                w2p[w] = None
-                if path == "LayerParameter":
-                    choice = {}
-                    for name in names:
-                        for t in _param_types(name):
-                            choice[t] = pool_numbers[name]
-                    schema.by_layer_type[w] = choice
-        for w in {f.number for f in msg.field} - set(by_wire) - set(w2p):
-            # a pool number no schema uses on the wire (relocated): never read as such
-            if w >= RELOCATED_BASE:
-                w2p[w] = None
+        p2w = _pool_to_wire(schema, msg, path, views, single)
+        w2p = _wire_to_pool(schema, msg, path, views, single)
         if p2w:
-            schema.pool_to_wire[full] = p2w
+            schema.pool_to_wire[f"caffe.{path}"] = p2w
         if w2p:
-            schema.wire_to_pool[full] = w2p
+            schema.wire_to_pool[f"caffe.{path}"] = w2p
         for sub in msg.nested_type:
             walk(sub, f"{path}.{sub.name}")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from caffe_import.cli.options import (device, naming, output_dir, output_file_path,
-                                      require_net_file, require_weights_file)
+from caffe_import.cli.options import (add_schema_options, device, naming, output_dir,
+                                      output_file_path, require_net_file,
+                                      require_weights_file, schema_args)
 from caffe_import.errors import UsageError
 from fcn_repro.data.registry import DATASETS, MODALITIES, dataset_names
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "default: --model, or with --net the zoo model whose deploy net "
                                   "the prototxt computes, else the prototxt's file name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset is None:
             raise UsageError(f"--net needs --dataset ({', '.join(dataset_names())}): a bare "
                              f"prototxt ({args.net}) does not say what it was trained on")
-        require_net_file(args.net, "deploy net prototxt")
+        require_net_file(args.net, "deploy net prototxt", **schema_args(args))
     with naming(args.net):
         record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
                           root=args.root, split=args.split, device=args.device,
                           save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
                           output=args.output, progress=not args.no_progress, modality=args.modality,
-                          exclude_absent=args.exclude_absent, name=args.name)
+                          exclude_absent=args.exclude_absent, name=args.name, **schema_args(args))
     print(format_summary(record))
     print(f"wrote {args.output}")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from caffe_import.cli.options import (device, naming, output_dir, require_net_file,
-                                      require_weights_file)
+from caffe_import.cli.options import (add_schema_options, device, naming, output_dir,
+                                      require_net_file, require_weights_file, schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for the outputs (created if missing)")
     p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda, cuda:1")
     p.add_argument("--save-scores", action="store_true", help="also write the class scores (.npy)")
+    add_schema_options(p)
     p.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
                    help="BGR mean to subtract (default: the model's; with --net the VOC mean)")
     p.set_defaults(func=run)
@@ -39,11 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from fcn_repro.infer import infer
     require_weights_file(args.weights)
+    schema = schema_args(args)
     if args.net is not None:
-        require_net_file(args.net, "deploy net prototxt")
+        require_net_file(args.net, "deploy net prototxt", **schema)
     with naming(args.net):
         written = infer(args.images, args.output, model=args.model, net=args.net, weights=args.weights,
-                        device=args.device, save_scores=args.save_scores, mean_bgr=args.mean)
+                        device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
+                        **schema)
     for path in written:
         print(path)
     return 0

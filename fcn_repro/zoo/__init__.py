@@ -57,9 +57,11 @@ def get(name: str) -> ModelSpec:
 
 
 def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
-              weights: str | os.PathLike | None = None, device: Any = "cpu") -> Any:
+              weights: str | os.PathLike | None = None, device: Any = "cpu",
+              fork: str | None = None, proto: str | os.PathLike | None = None) -> Any:
     """A test-phase CaffeNet on ``device``: the deploy net of zoo ``model``, or the prototxt
-    ``net``, with ``weights`` (a caffemodel, binary or HDF5) if given."""
+    ``net`` (read with the Caffe fork schema ``fork``/``proto`` when given), with
+    ``weights`` (a caffemodel, binary or HDF5) if given."""
     from caffe_import.net import CaffeNet
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
@@ -67,4 +69,5 @@ def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"{what} {path} does not exist")
     param = get(model).deploy_net() if model is not None else str(net)
-    return CaffeNet(param, weights=None if weights is None else str(weights), phase="test", device=device)
+    return CaffeNet(param, weights=None if weights is None else str(weights), phase="test", device=device,
+                    fork=fork, proto=proto)

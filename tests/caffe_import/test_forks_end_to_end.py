@@ -134,3 +134,12 @@ def test_bvlc_schema_reports_the_fork_field_and_missing_types_in_one_cli_error(f
     assert main(["convert", str(net_path), str(weights), "-o", "x.pt", "--fork", "bvlc"]) == 2
     err = capsys.readouterr().err
     assert "unknown field 'norm_param'" in err and "--fork ssd" in err
+
+
+def test_fcn_repro_verbs_that_read_a_prototxt_take_fork_and_proto(capsys):
+    from fcn_repro.cli import main as fcn_main
+
+    for verb in ("infer", "eval"):
+        assert fcn_main([verb, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "--fork NAME" in out and "--proto FILE" in out
