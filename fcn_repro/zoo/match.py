@@ -32,7 +32,7 @@ def net_signature(net: caffe_pb2.NetParameter) -> str:
     for layer in net.layer:
         if layer.type in _IGNORED_TYPES:
             continue
-        kept = caffe_pb2.LayerParameter()
+        kept = type(layer)()  # the net's own schema (a Caffe fork's layers too)
         kept.CopyFrom(layer)
         for name in _IGNORED_FIELDS:
             kept.ClearField(name)

@@ -143,3 +143,12 @@ def test_fcn_repro_verbs_that_read_a_prototxt_take_fork_and_proto(capsys):
         assert fcn_main([verb, "--help"]) == 0
         out = capsys.readouterr().out
         assert "--fork NAME" in out and "--proto FILE" in out
+
+
+def test_zoo_matching_reads_fork_nets():
+    from caffe_import.io import read_net
+    from fcn_repro.zoo.match import matching_models
+    from support.fork_nets import DEPLOY
+
+    net = read_net(DEPLOY / "pspnet50_ade20k" / "deploy.prototxt")
+    assert matching_models(net, None) == []  # no FCN computes PSPNet; no cross-schema copy fails
