@@ -165,23 +165,10 @@ def delta(base: dpb.FileDescriptorProto, fork: dpb.FileDescriptorProto) -> list[
 
 
 def rename(fd: dpb.FileDescriptorProto, old: str, new: str) -> None:
-    """Rename top-level message ``old`` to ``new`` (dropping the fork's own ``new``)."""
-    for msg in list(fd.message_type):
-        if msg.name == new:
-            fd.message_type.remove(msg)
-    for msg in fd.message_type:
-        if msg.name == old:
-            msg.name = new
+    """Rename top-level message ``old`` to ``new`` (see caffe_import.proto.schema)."""
+    from caffe_import.proto.schema import rename_message
 
-    def fix(msg: dpb.DescriptorProto) -> None:
-        for f in msg.field:
-            if f.type_name == f".caffe.{old}" or f.type_name.startswith(f".caffe.{old}."):
-                f.type_name = f".caffe.{new}" + f.type_name[len(f".caffe.{old}"):]
-        for sub in msg.nested_type:
-            fix(sub)
-
-    for msg in fd.message_type:
-        fix(msg)
+    rename_message(fd, old, new)
 
 
 def main(argv: list[str] | None = None) -> int:

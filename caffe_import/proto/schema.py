@@ -188,6 +188,36 @@ def load_descriptor(path: str | os.PathLike) -> dpb.FileDescriptorProto:
     return fd
 
 
+def rename_message(fd: dpb.FileDescriptorProto, old: str, new: str) -> None:
+    """Rename top-level message ``old`` to ``new`` (dropping the fork's own ``new``)."""
+    for msg in list(fd.message_type):
+        if msg.name == new:
+            fd.message_type.remove(msg)
+    for msg in fd.message_type:
+        if msg.name == old:
+            msg.name = new
+
+    def fix(msg: dpb.DescriptorProto) -> None:
+        for f in msg.field:
+            if f.type_name == f".caffe.{old}" or f.type_name.startswith(f".caffe.{old}."):
+                f.type_name = f".caffe.{new}" + f.type_name[len(f".caffe.{old}"):]
+        for sub in msg.nested_type:
+            fix(sub)
+
+    for msg in fd.message_type:
+        fix(msg)
+
+
+def _v1_era(fd: dpb.FileDescriptorProto) -> bool:
+    """True for a schema from before Caffe's current layer format (DeepLab v1's): its
+    ``NetParameter.layers`` (field 2) holds its ``LayerParameter``, BVLC's V1 layer."""
+    for msg in fd.message_type:
+        if msg.name == "NetParameter":
+            return any(f.number == 2 and f.type_name.endswith(".LayerParameter")
+                       for f in msg.field)
+    return False
+
+
 # ---------------------------------------------------------------------- merging
 @dataclass
 class _Conflict:
@@ -603,6 +633,8 @@ def _from_descriptor(fd: dpb.FileDescriptorProto, label: str) -> Schema:
     digest = hashlib.sha256(blob).hexdigest()
     if digest not in _BY_DIGEST:
         user = dpb.FileDescriptorProto.FromString(blob)
+        if _v1_era(user):  # its LayerParameter is BVLC's V1LayerParameter
+            rename_message(user, "LayerParameter", "V1LayerParameter")
         user.package = "caffe.user"  # merged like a shipped delta: its numbers win
         schema = _build(label, label, [(label, user)], single=True)
         schema.descriptor = blob

@@ -211,3 +211,29 @@ def test_user_layer_reads_its_own_fields_and_the_artefact_keeps_the_schema(tmp_p
     save_converted(net, tmp_path / "m.pt")
     pb.unlink()  # the artefact is self-contained: it carries the schema
     assert load(tmp_path / "m.pt")(x=torch.ones(1, 2))["y"].tolist() == [[3.0, 3.0]]
+
+
+def test_a_v1_era_user_schema_is_read_as_bvlcs_v1_layers(tmp_path):
+    """A fork from before Caffe's current layer format (DeepLab v1) calls its V1 layer
+    'LayerParameter': its fields land on V1LayerParameter, and its own V1 types upgrade."""
+    from google.protobuf import descriptor_pb2 as dpb
+    F = dpb.FieldDescriptorProto
+    fd = dpb.FileDescriptorProto(name="old_caffe.proto", package="caffe", syntax="proto2")
+    net = fd.message_type.add(name="NetParameter")
+    net.field.add(name="layers", number=2, label=F.LABEL_REPEATED, type=F.TYPE_MESSAGE,
+                  type_name=".caffe.LayerParameter")
+    layer = fd.message_type.add(name="LayerParameter")
+    types = layer.enum_type.add(name="LayerType")
+    types.value.add(name="NONE", number=0)
+    types.value.add(name="MY_INTERP", number=141)
+    layer.field.add(name="name", number=4, label=F.LABEL_OPTIONAL, type=F.TYPE_STRING)
+    layer.field.add(name="type", number=5, label=F.LABEL_OPTIONAL, type=F.TYPE_ENUM,
+                    type_name=".caffe.LayerParameter.LayerType")
+    layer.field.add(name="my_interp_param", number=143, label=F.LABEL_OPTIONAL,
+                    type=F.TYPE_MESSAGE, type_name=".caffe.MyInterpParameter")
+    fd.message_type.add(name="MyInterpParameter").field.add(
+        name="zoom", number=1, label=F.LABEL_OPTIONAL, type=F.TYPE_INT32)
+    path = tmp_path / "old.pb"
+    path.write_bytes(dpb.FileDescriptorSet(file=[fd]).SerializeToString())
+    net = read_net('layers { name: "i" type: MY_INTERP my_interp_param { zoom: 2 } }', proto=path)
+    assert net.layer[0].type == "MyInterp" and net.layer[0].my_interp_param.zoom == 2
