@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import warnings
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CaffeFormatError
+from .errors import CaffeFormatError, UsageError
 from .io.atomic import atomic_path
 
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
@@ -141,6 +142,18 @@ def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
     return ExportableNet(net, net.inputs, names).eval()
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Keep the ONNX exporter's notes about optional packages to itself: it warns, on every
+    export, that torchvision's detection ops cannot be registered when torchvision is not
+    installed - true, and nothing a Caffe net uses."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -251,7 +264,7 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     def write(tmp: str) -> None:
         import onnx
 
-        with _tracing(net), contextlib.redirect_stdout(io.StringIO()):
+        with _tracing(net), _quiet_exporter(), contextlib.redirect_stdout(io.StringIO()):
             try:
                 program = torch.onnx.export(wrapper, args, **kwargs)
             except CaffeFormatError:
@@ -311,36 +324,86 @@ def _name_graph_io(model, input_names: Sequence[str], output_names: Sequence[str
 
 
 def verify_onnx(path: str | os.PathLike, net, inputs: InputSpec | None = None,
-                outputs: Sequence[str] | None = None, tol: float = 1e-4
-                ) -> "OrderedDict[str, float]":
+                outputs: Sequence[str] | None = None, tol: float = 1e-4,
+                say: Callable[[str], Any] | None = None) -> "OrderedDict[str, float]":
     """Check an ONNX file and run it (onnxruntime when installed, else ONNX's pure-Python
     reference evaluator: slow, fine for small nets) against the eager net; per output
-    ``max|onnx - eager| / max|eager|``, ``CaffeFormatError`` above ``tol``."""
+    ``max|onnx - eager| / max|eager|``, ``CaffeFormatError`` above ``tol``. ``say`` gets one
+    line naming the runtime before the run."""
     import onnx
 
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     feed = example_inputs(net, inputs, seed=1, device="cpu")
     names = list(outputs) if outputs else list(net.outputs)
-    np_feed = {k: v.numpy() for k, v in feed.items()}
-    try:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(names, np_feed)
-    except ImportError:
-        from onnx.reference import ReferenceEvaluator
-
-        try:
-            got = ReferenceEvaluator(model).run(names, np_feed)
-        except Exception as exc:  # the pure-Python evaluator lacks some ops / attributes
-            raise VerificationUnavailable(
-                f"ONNX's reference evaluator cannot run this graph ({type(exc).__name__}: "
-                f"{exc}); install onnxruntime to check the export") from exc
+    got = _run_onnx(model, str(path), names, {k: v.numpy() for k, v in feed.items()},
+                    say or (lambda line: None))
     eager_feed = OrderedDict((k, v.to(net.device)) for k, v in feed.items())
     diffs = _max_diffs(got, eager_outputs(net, eager_feed, names), names)
     _check(diffs, tol, "ONNX model")
     return diffs
+
+
+def _run_onnx(model, path: str, names: Sequence[str], feed: Mapping[str, np.ndarray],
+              say: Callable[[str], Any]) -> list[np.ndarray]:
+    name = os.path.basename(path)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        say(f"checking {name} with ONNX's pure-Python reference evaluator (onnxruntime is not "
+            "installed: this can take minutes; pip install onnxruntime) ...")
+        try:
+            return ReferenceEvaluator(model).run(names, feed)
+        except Exception as exc:  # the pure-Python evaluator lacks some ops / attributes
+            raise VerificationUnavailable(
+                f"ONNX's reference evaluator cannot run this graph ({type(exc).__name__}: "
+                f"{exc}); install onnxruntime to check the export") from exc
+    say(f"checking {name} with onnxruntime {ort.__version__} against the eager net ...")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(names, dict(feed))
+
+
+EXPORT_SUFFIXES = (".onnx", ".pt2")
+
+
+def _shapes_text(net, inputs: InputSpec | None) -> str:
+    feed = example_inputs(net, inputs)
+    return ", ".join(f"{n} {'x'.join(map(str, t.shape))}" for n, t in feed.items())
+
+
+def write_export(net, path: str | os.PathLike, inputs: InputSpec | None = None,
+                 outputs: Sequence[str] | None = None, opset: int | None = None,
+                 verify: bool = True, say: Callable[[str], Any] = print,
+                 kind: str | None = None) -> str:
+    """Export the deploy ``net`` as ``kind`` (``.onnx`` or ``.pt2``; default: ``path``'s
+    ending), then (``verify``) rerun the file against the eager net. ``say`` gets one line
+    before each slow step; returns the line that sums the result up."""
+    path = Path(path)
+    kind = kind or path.suffix.lower()
+    if kind not in EXPORT_SUFFIXES:
+        raise UsageError(f"{path}: an export is written as .onnx or .pt2, not '{path.suffix}'")
+    shapes = _shapes_text(net, inputs)
+    if kind == ".pt2":
+        say(f"tracing the net with torch.export for {shapes} ...")
+        program = export_program(net, inputs, outputs)
+        save_program(program, path)
+        check = lambda: verify_program(program, net, inputs, outputs)  # noqa: E731
+    else:
+        say(f"exporting the net to ONNX for {shapes} ...")
+        export_onnx(net, path, inputs, outputs, opset=opset)
+        check = lambda: verify_onnx(path, net, inputs, outputs, say=say)  # noqa: E731
+    message = f"wrote {path}"
+    if not verify:
+        return message + " (not verified: --no-verify)"
+    if kind == ".pt2":
+        say(f"checking {path.name} against the eager net ...")
+    try:
+        diffs = check()
+    except VerificationUnavailable as exc:
+        return message + f" (NOT verified: {exc})"
+    return message + f" (matches eager: max abs / max {max(diffs.values(), default=0):.2e})"
 
 
 def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Tensor]"]:
@@ -360,4 +423,5 @@ def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Ten
 
 
 __all__ = ["ExportableNet", "VerificationUnavailable", "parse_shape", "example_inputs", "export_program", "save_program",
-           "verify_program", "export_onnx", "verify_onnx", "compile_net", "eager_outputs"]
+           "verify_program", "export_onnx", "verify_onnx", "compile_net", "eager_outputs",
+           "write_export", "EXPORT_SUFFIXES"]

@@ -7,6 +7,7 @@ touched) and checks its file list against the asset folders on disk.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -107,3 +108,10 @@ def test_wheel_declares_both_commands(wheel: zipfile.ZipFile) -> None:
 def test_wheel_carries_no_tests_or_build_leftovers(wheel: zipfile.ZipFile) -> None:
     tops = {n.split("/", 1)[0] for n in wheel.namelist()}
     assert tops <= set(PACKAGES) | {n for n in tops if n.endswith(".dist-info")}, tops
+
+
+def test_wheel_states_its_python_and_brings_the_onnx_runtime(wheel: zipfile.ZipFile) -> None:
+    meta = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Requires-Python: >=3.10" in meta  # `str | os.PathLike` at module level needs 3.10
+    for extra in ("onnx", "test"):
+        assert re.search(rf'Requires-Dist: onnxruntime[^;\n]*; extra == "{extra}"', meta), extra

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import CaffeFormatError
+from ..errors import UsageError
 from .options import add_schema_options, naming, output_file, require_net_file, schema_args
 
 
@@ -35,7 +35,7 @@ def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
     for spec in specs:
         name, sep, shape = spec.partition("=")
         if not sep or not name:
-            raise CaffeFormatError(f"--input {spec!r}: expected NAME=1x3x500x500")
+            raise UsageError(f"--input {spec!r}: expected NAME=1x3x500x500")
         out[name] = parse_shape(shape)
     return out
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..net import CaffeNet
 
     if not args.onnx and not args.torch_export:
-        raise CaffeFormatError("nothing to do: give --onnx OUT.onnx and/or "
+        raise UsageError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")
     schema = schema_args(args)
     require_net_file(args.net, "deploy net prototxt", **schema)
@@ -53,22 +53,8 @@ def run(args: argparse.Namespace) -> int:
     with naming(args.net):
         net = CaffeNet(args.net, args.weights, phase="test", **schema)
     outputs = args.output or None
-    if args.torch_export:
-        program = ex.export_program(net, shapes, outputs)
-        ex.save_program(program, args.torch_export)
-        msg = f"wrote {args.torch_export}"
-        if not args.no_verify:
-            diffs = ex.verify_program(program, net, shapes, outputs)
-            msg += f" (matches eager: max abs / max {max(diffs.values(), default=0):.2e})"
-        print(msg)
-    if args.onnx:
-        ex.export_onnx(net, args.onnx, shapes, outputs, opset=args.opset)
-        msg = f"wrote {args.onnx}"
-        if not args.no_verify:
-            try:
-                diffs = ex.verify_onnx(args.onnx, net, shapes, outputs)
-                msg += f" (matches eager: max abs / max {max(diffs.values(), default=0):.2e})"
-            except ex.VerificationUnavailable as exc:
-                msg += f" (NOT verified: {exc})"
-        print(msg)
+    for path, kind in ((args.torch_export, ".pt2"), (args.onnx, ".onnx")):
+        if path:
+            print(ex.write_export(net, path, shapes, outputs, opset=args.opset,
+                                  verify=not args.no_verify, kind=kind), flush=True)
     return 0
