@@ -3,13 +3,17 @@
 Caffe ships a model as two files (a prototxt and a caffemodel) and rebuilds the net from them
 every time. The artefact keeps both in one file, with no pickled code:
 
-* ``.pt`` (default): a plain ``torch.save`` of a dict of strings, ints, lists and tensors, so
+* ``.pt``: a plain ``torch.save`` of a dict of strings, ints, lists and tensors, so
   ``torch.load(path, weights_only=True)`` reads it;
 * ``.safetensors``: tensors ``params/<quoted layer>/<i>`` and the rest as string metadata.
 
 Both carry the net's prototxt (the whole ``NetParameter`` in current form), the state it was
 built in (phase, stages, level: Caffe filters layers by them at build time) and every param
 blob in Caffe's order, float32. ``load`` rebuilds the ``CaffeNet``.
+
+``write_as`` (``caffe-import convert -o``) writes whichever of :data:`OUTPUT_FORMATS` the
+output's name ends in: the artefact, Caffe's own weight files, or an export; any other name is
+refused rather than written in a form the name does not say.
 
 Dict keys of the ``.pt`` form (format version 1)::
 
@@ -37,17 +41,27 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, unquote
 
 import numpy as np
 import torch
 
-from .errors import CaffeFormatError
+from .errors import CaffeFormatError, UsageError
 from .io.atomic import atomic_path
 
 FORMAT = "caffe_import.converted"
 FORMAT_VERSION = 2
+
+#: What ``write_as`` writes, chosen by how the output's name ends (longest ending first).
+OUTPUT_FORMATS = {
+    ".caffemodel": "Caffe binary weights",
+    ".caffemodel.h5": "Caffe HDF5 weights",
+    ".pt": "caffe_import artefact, torch.load(weights_only=True)",
+    ".safetensors": "caffe_import artefact, safetensors",
+    ".onnx": "ONNX graph of the deploy net",
+    ".pt2": "torch.export program of the deploy net",
+}
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 << 20
 
@@ -84,17 +98,46 @@ def _weights_of(net) -> "OrderedDict[str, list[torch.Tensor]]":
     return out
 
 
-def save_converted(net, path: str | os.PathLike) -> None:
-    """Write ``net`` (a ``CaffeNet``) as one file, atomically.
+def output_format(path: str | os.PathLike) -> str:
+    """The key of :data:`OUTPUT_FORMATS` that ``path``'s name ends in (any case); a
+    ``UsageError`` naming the accepted endings for any other name."""
+    name = Path(path).name.lower()
+    for ending in sorted(OUTPUT_FORMATS, key=len, reverse=True):
+        if name.endswith(ending) and len(name) > len(ending):
+            return ending
+    raise UsageError(f"{path}: the output's name chooses its format and must end in one of "
+                     f"{', '.join(OUTPUT_FORMATS)}")
 
-    The form follows the suffix: ``.safetensors`` writes safetensors, anything else a
-    ``torch.save`` dict loadable with ``weights_only=True``.
-    """
+
+def write_as(net, path: str | os.PathLike, say: Callable[[str], Any] = print) -> str:
+    """Write ``net`` (a ``CaffeNet``) in the format ``path``'s name ends in (see
+    :data:`OUTPUT_FORMATS`); ``.onnx``/``.pt2`` are exported and checked against the eager
+    net (``say`` hears about each slow step). Returns a line saying what was written."""
+    ending = output_format(path)
+    if ending in (".onnx", ".pt2"):
+        from .export import write_export
+
+        return write_export(net, path, say=say, kind=ending)
+    if ending in (".pt", ".safetensors"):
+        save_converted(net, path)
+    else:
+        net.save_weights(path, h5=ending == ".caffemodel.h5")
+    n = sum(p.numel() for ps in net.params.values() for p in ps)
+    return (f"wrote {path} ({OUTPUT_FORMATS[ending]}): {len(net.layer_names)} layers, "
+            f"{n} param values")
+
+
+def save_converted(net, path: str | os.PathLike) -> None:
+    """Write ``net`` (a ``CaffeNet``) as one file, atomically: safetensors when ``path`` ends
+    in ``.safetensors``, a ``torch.save`` dict loadable with ``weights_only=True`` when it ends
+    in ``.pt``. Other names are refused (``UsageError``), so the name never hides the form."""
     from google.protobuf import text_format
 
     from . import __version__
 
     path = Path(path)
+    if path.suffix.lower() not in (".pt", ".safetensors"):
+        raise UsageError(f"{path}: a converted artefact is written as .pt or .safetensors")
     definition = net_definition(net)
     prototxt = text_format.MessageToString(definition)
     phase, stages, level = _net_state(net)
@@ -102,7 +145,7 @@ def save_converted(net, path: str | os.PathLike) -> None:
     producer = f"caffe_import {__version__}, torch {torch.__version__}"
     schema = _schema_record(definition)
     version = 2 if schema else 1
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import save_file
 
         tensors = {f"params/{quote(layer, safe='')}/{i}": t
@@ -262,6 +305,22 @@ def read_converted(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def stored_net(payload: dict[str, Any], path: str | os.PathLike, *, fork: str | None = None,
+               proto: str | os.PathLike | None = None):
+    """The ``NetParameter`` of an artefact read by ``read_converted``, parsed with the schema
+    it records (``fork``/``proto`` override it)."""
+    from .io.text import parse_text
+
+    if fork is not None or proto is not None:
+        from .proto.schema import get_schema
+
+        schema = get_schema(fork, proto)
+    else:
+        schema = _schema_of_payload(payload, Path(path))
+    return parse_text(payload["net_prototxt"] or "", schema.NetParameter(),
+                      path=f"{path} (net_prototxt)")
+
+
 def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
          fork: str | None = None, proto: str | os.PathLike | None = None):
     """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given).
@@ -273,18 +332,10 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
     True)``, safetensors through its own parser. A foreign or corrupt file raises
     ``CaffeFormatError``; so does a weight that does not fit its layer.
     """
-    from .io.text import parse_text
     from .net import CaffeNet
 
     payload = read_converted(path)
-    if fork is not None or proto is not None:
-        from .proto.schema import get_schema
-
-        schema = get_schema(fork, proto)
-    else:
-        schema = _schema_of_payload(payload, Path(path))
-    net_param = parse_text(payload["net_prototxt"], schema.NetParameter(),
-                           path=f"{path} (net_prototxt)")
+    net_param = stored_net(payload, path, fork=fork, proto=proto)
     weights = OrderedDict((layer, [np.array(b.to(torch.float32).numpy(), order="C")
                                    for b in blobs])
                           for layer, blobs in payload["params"].items())
@@ -295,4 +346,5 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
     return net
 
 
-__all__ = ["save_converted", "load", "read_converted", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_converted", "load", "read_converted", "stored_net", "write_as", "output_format",
+           "OUTPUT_FORMATS", "FORMAT", "FORMAT_VERSION"]

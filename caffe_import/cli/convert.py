@@ -1,4 +1,4 @@
-"""``caffe-import convert NET WEIGHTS -o model.pt``: one self-contained artefact file."""
+"""``caffe-import convert NET WEIGHTS -o OUT``: the net in the format OUT's name ends in."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +8,17 @@ from .options import add_schema_options, naming, output_file, require_net_file, 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "convert", help="write a net and its weights as one artefact (.pt or .safetensors)",
-        description="Build NET with WEIGHTS and write one file holding the net definition, its "
-                    "state (phase, stages, level) and every param blob. `.pt` loads with "
-                    "torch.load(weights_only=True); `.safetensors` with safetensors; both with "
-                    "caffe_import.load. No pickled code.")
+        "convert", help="write a net and its weights in the format the output's name ends in",
+        description="Build NET with WEIGHTS and write it in the format OUT's name ends in: "
+                    ".pt or .safetensors (one file holding the net definition, its state - "
+                    "phase, stages, level - and every param blob; .pt loads with "
+                    "torch.load(weights_only=True), both with caffe_import.load; no pickled "
+                    "code), .caffemodel or .caffemodel.h5 (Caffe's own weight files), .onnx or "
+                    ".pt2 (an export of the deploy net, checked against the eager net). Any "
+                    "other name is refused.")
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
-    p.add_argument("-o", "--output", type=output_file, required=True, help="artefact to write (.pt or .safetensors)")
+    p.add_argument("-o", "--output", type=output_file, required=True, help="file to write: .pt, .safetensors, .caffemodel, .caffemodel.h5, .onnx or .pt2")
     p.add_argument("--phase", choices=("test", "train"), default="test",
                    help="net phase: which layers Caffe's include/exclude rules keep")
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
@@ -25,15 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import save_converted
+    from ..convert import output_format, write_as
     from ..net import CaffeNet
 
+    output_format(args.output)  # refuse a name that says no format before building the net
     schema = schema_args(args)
     require_net_file(args.net, **schema)
     with naming(args.net):
         net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
                        level=args.level, **schema)
-    save_converted(net, args.output)
-    n = sum(p.numel() for ps in net.params.values() for p in ps)
-    print(f"wrote {args.output}: {len(net.layer_names)} layers, {n} param values")
+    print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
     return 0

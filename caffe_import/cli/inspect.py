@@ -1,5 +1,8 @@
 """``caffe-import inspect FILE...``: what a Caffe file holds, judged by its content.
 
+The project's own outputs are recognised too: the artefacts ``convert`` writes (.pt,
+.safetensors), torch.export programs (.pt2) and ONNX models.
+
 For each file: the detected format and version, then (nets and weights) every layer with
 its type, bottoms -> tops and param blob shapes, and the total parameter count and bytes.
 ``--json`` prints the same as a JSON list, one object per file.
@@ -44,12 +47,43 @@ def _raw_net_version(net) -> str:
     return "current"
 
 
+def _inspect_prototxt(path: str, fork: str | None, proto: str | None) -> dict[str, Any]:
+    """A net prototxt (its version, schema and layers) or else a solver prototxt (its fields)."""
+    from google.protobuf import text_format
+
+    from ..io import read_net, read_solver
+    from ..io.text import _single_fork_reading, choose_schema, load_text, parse_text
+    from ..io.textscan import unknown_fields
+    from ..proto.schema import schema_of
+
+    text, _ = load_text(path)
+    try:
+        schema = choose_schema(text, fork, proto)
+        if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
+            read_net(path, fork=fork, proto=proto)  # a solver, or the net's complete error
+        try:
+            raw = parse_text(text, schema.NetParameter(), path)
+        except CaffeFormatError:  # the one fork whose own schema reads it, if any
+            found = None if fork or proto else _single_fork_reading(text, path)
+            if found is None:
+                raise
+            raw = found[0]
+    except CaffeFormatError as net_error:
+        try:
+            solver = read_solver(path, fork=fork, proto=proto)
+        except CaffeFormatError:
+            raise net_error from None
+        return {"format": "solver prototxt", "version": "current",
+                "solver": text_format.MessageToString(solver)}
+    net = read_net(path, fork=fork, proto=proto)
+    return {"format": "net prototxt", "version": _raw_net_version(raw),
+            "schema": schema_of(net).name, "name": net.name, "layers": _layer_rows(net, {})}
+
+
 def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -> dict[str, Any]:
     """A JSON-ready description of one file (nets and weights read with the Caffe fork schema
     ``fork``/``proto`` when given; see :mod:`caffe_import.proto.schema`)."""
-    from ..io import detect, read_net, read_solver
-    from ..io.text import _single_fork_reading, choose_schema, load_text, parse_text
-    from ..io.textscan import unknown_fields
+    from ..io import detect
     from ..proto import caffe_pb2
     from ..proto.schema import schema_of
 
@@ -74,34 +108,7 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
     elif kind == "hdf5":
         info.update(_inspect_h5(path))
     elif kind == "prototxt":
-        text, _ = load_text(path)
-        try:
-            schema = choose_schema(text, fork, proto)
-            if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
-                read_net(path, fork=fork, proto=proto)  # a solver, or the net's complete error
-            try:
-                raw = parse_text(text, schema.NetParameter(), path)
-            except CaffeFormatError:  # the one fork whose own schema reads it, if any
-                found = None if fork or proto else _single_fork_reading(text, path)
-                if found is None:
-                    raise
-                raw = found[0]
-        except CaffeFormatError as net_error:
-            try:
-                solver = read_solver(path, fork=fork, proto=proto)
-            except CaffeFormatError:
-                raise net_error from None
-            info["format"] = "solver prototxt"
-            info["version"] = "current"
-            from google.protobuf import text_format
-            info["solver"] = text_format.MessageToString(solver)
-            return info
-        info["format"] = "net prototxt"
-        info["version"] = _raw_net_version(raw)
-        net = read_net(path, fork=fork, proto=proto)
-        info["schema"] = schema_of(net).name
-        info["name"] = net.name
-        info["layers"] = _layer_rows(net, {})
+        info.update(_inspect_prototxt(path, fork, proto))
     elif kind == "binaryproto":
         from ..io import read_mean
 
@@ -118,8 +125,88 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
         info.update({"iter": state.iter, "learned_net": state.learned_net,
                      "current_step": state.current_step, "history_blobs": len(state.history)})
     else:
-        _explain_unknown(path)
+        artefact = _inspect_artefact(path)
+        if artefact is None:
+            _explain_unknown(path)
+        info.update(artefact)
     return info
+
+
+# ----------------------------------------------------------------------------- own outputs
+def _inspect_artefact(path: str) -> dict[str, Any] | None:
+    """What ``caffe-import convert`` / ``export`` write, told by content: a caffe_import
+    artefact (.pt or .safetensors), a torch.export program (.pt2) or an ONNX model. None for
+    anything else. Nothing in the file is run (the .pt is read with ``weights_only``)."""
+    import zipfile
+
+    from ..convert import read_converted
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+                return _pt2_info(z, names)
+        return _artefact_info(path, read_converted(path), "caffe_import artefact (.pt)")
+    try:
+        return _artefact_info(path, read_converted(path), "caffe_import artefact (.safetensors)")
+    except CaffeFormatError:
+        pass
+    return _onnx_info(path)
+
+
+def _artefact_info(path: str, content: dict[str, Any], kind: str) -> dict[str, Any]:
+    from ..convert import stored_net
+    from ..proto.schema import schema_of
+
+    net = stored_net(content, path)
+    shapes = {layer: [tuple(t.shape) for t in ts] for layer, ts in content["params"].items()}
+    info = {"format": kind, "version": f"format version {content['format_version']}",
+            "schema": schema_of(net).name, "name": net.name, "phase": content["phase"],
+            "stages": list(content["stages"]),
+            "level": content["level"], "layers": _layer_rows(net, shapes)}
+    _totals(info)
+    return info
+
+
+def _pt2_info(z, names: list[str]) -> dict[str, Any]:
+    def read(suffix: str) -> str:
+        match = [n for n in names if n.endswith(suffix)]
+        return z.read(match[0]).decode(errors="replace").strip() if match else "?"
+
+    weights = [n for n in names if "/data/weights/weight_" in n]
+    return {"format": "torch.export program (.pt2)",
+            "version": f"archive format {read('archive_format')} {read('archive_version')}",
+            "note": f"{len(weights)} weight tensors; load with torch.export.load"}
+
+
+def _onnx_info(path: str) -> dict[str, Any] | None:
+    with open(path, "rb") as fh:
+        if fh.read(1) != b"\x08":  # ModelProto starts with ir_version (field 1, varint)
+            return None
+    try:
+        import onnx
+    except ImportError:
+        if path.lower().endswith(".onnx"):
+            return {"format": "ONNX model", "note": "install onnx to see inside"}
+        return None
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # not a ModelProto after all
+        return None
+    graph = model.graph
+    params = sum(math.prod(t.dims) for t in graph.initializer)
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    return {"format": "ONNX model", "version": f"IR {model.ir_version}, opset {opsets}",
+            "name": graph.name, "producer": f"{model.producer_name} {model.producer_version}",
+            "inputs": [_onnx_value(v) for v in graph.input],
+            "outputs": [_onnx_value(v) for v in graph.output],
+            "note": f"{len(graph.node)} nodes", "param_count": params, "param_bytes": params * 4}
+
+
+def _onnx_value(v) -> str:
+    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in v.type.tensor_type.shape.dim]
+    return f"{v.name} {'x'.join(dims)}"
 
 
 # First bytes of a binary NetParameter: field 100 (`layer`), 2 (V1 `layers`) or 1 (`name`),
@@ -196,6 +283,15 @@ def _print_text(info: dict[str, Any], out) -> None:
     if "solver" in info:
         for line in info["solver"].splitlines():
             print(f"  {line}", file=out)
+    if "phase" in info:
+        stages = ", stages " + ",".join(info["stages"]) if info["stages"] else ""
+        print(f"  phase {info['phase']}{stages}, level {info['level']}", file=out)
+    for key in ("producer", "note"):
+        if info.get(key):
+            print(f"  {info[key]}", file=out)
+    for key in ("inputs", "outputs"):
+        if info.get(key):
+            print(f"  {key}: {'; '.join(info[key])}", file=out)
     if "iter" in info:
         print(f"  iter {info['iter']}, learned_net {info['learned_net']!r}, "
               f"{info['history_blobs']} history blobs", file=out)
@@ -237,7 +333,8 @@ def register(sub) -> None:
     parser = sub.add_parser("inspect", help="show what a Caffe file holds",
                             description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="caffemodel, .caffemodel.h5, prototxt, binaryproto or solverstate")
+                        help="caffemodel, .caffemodel.h5, prototxt, binaryproto, solverstate, or what "
+                             "convert/export write (.pt, .safetensors, .pt2, .onnx)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_schema_options(parser)
     parser.set_defaults(func=run)

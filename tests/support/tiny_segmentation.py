@@ -1,5 +1,8 @@
-"""A tiny segmentation net (conv -> SoftmaxWithLoss) and a 3-class toy dataset for loop tests."""
+"""A tiny segmentation net (conv -> SoftmaxWithLoss) and a 3-class toy dataset for loop tests;
+a tiny deploy net (conv -> ReLU -> score) with random weights for format and export tests."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +19,29 @@ layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
         loss_param { ignore_label: 255 normalize: false } }
 """
+
+DEPLOY = """
+name: "tiny_deploy"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "score" type: "Convolution" bottom: "conv" top: "score"
+        convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 0.5 } } }
+"""
+
+
+def write_deploy(folder: Path) -> tuple[Path, Path]:
+    """``DEPLOY`` as ``folder/net.prototxt`` and seeded random weights as
+    ``folder/weights.caffemodel``."""
+    from caffe_import.net import CaffeNet
+
+    net_path, weights = folder / "net.prototxt", folder / "weights.caffemodel"
+    net_path.write_text(DEPLOY)
+    torch.manual_seed(0)
+    CaffeNet(str(net_path)).save_weights(weights)
+    return net_path, weights
 
 
 class Toy(SegmentationDataset):

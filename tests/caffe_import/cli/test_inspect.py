@@ -1,7 +1,10 @@
 """`caffe-import inspect`: format, version, layers and totals of any Caffe file."""
 from __future__ import annotations
 
+import importlib.util
 import json
+
+import pytest
 
 from support import case_dir
 
@@ -52,3 +55,48 @@ def test_bad_file_is_reported_not_raised(tmp_path, capsys):
 
 def test_missing_file(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "none")]) == 2
+
+
+@pytest.fixture(scope="module")
+def own_outputs(tmp_path_factory):
+    """What convert/export write, for the tiny deploy net: name -> path."""
+    from caffe_import.convert import save_converted
+    from caffe_import.export import write_export
+    from caffe_import.net import CaffeNet
+    from support.tiny_segmentation import write_deploy
+
+    d = tmp_path_factory.mktemp("own")
+    net = CaffeNet(*map(str, write_deploy(d)))
+    out = {name: d / name for name in ("m.pt", "m.safetensors", "m.pt2", "m.onnx")}
+    save_converted(net, out["m.pt"])
+    save_converted(net, out["m.safetensors"])
+    write_export(net, out["m.pt2"], verify=False, say=lambda line: None)
+    if importlib.util.find_spec("onnxscript"):
+        write_export(net, out["m.onnx"], verify=False, say=lambda line: None)
+    return out
+
+
+@pytest.mark.parametrize("name, kind", [("m.pt", "caffe_import artefact (.pt)"),
+                                        ("m.safetensors", "caffe_import artefact (.safetensors)")])
+def test_convert_artefacts_are_recognised(own_outputs, capsys, name, kind):
+    (info,) = run_json(capsys, own_outputs[name])
+    assert info["format"] == kind and info["version"] == "format version 1"
+    assert info["name"] == "tiny_deploy" and info["phase"] == "test"
+    assert [r["name"] for r in info["layers"]] == ["data", "conv", "relu", "score"]
+    assert info["param_count"] == 4 * 27 + 4 + 2 * 4 + 2
+
+
+def test_exported_program_is_recognised(own_outputs, capsys):
+    (info,) = run_json(capsys, own_outputs["m.pt2"])
+    assert info["format"] == "torch.export program (.pt2)"
+    assert "torch.export.load" in info["note"]
+
+
+def test_onnx_model_is_recognised(own_outputs, capsys):
+    pytest.importorskip("onnx")
+    if not own_outputs["m.onnx"].exists():
+        pytest.skip("onnxscript is not installed")
+    assert main(["inspect", str(own_outputs["m.onnx"])]) == 0
+    text = capsys.readouterr().out
+    assert "ONNX model, IR" in text and "inputs: data 1x3x8x8" in text
+    assert "outputs: score 1x2x8x8" in text
