@@ -75,3 +75,24 @@ def check_layer(case: str, name: str) -> list[torch.Tensor]:
 
 def layer_names(case: str, *types: str) -> list[str]:
     return [lp.name for lp in _net(case).layer if lp.type in types]
+
+
+def reference_arrays(case: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(inputs, blobs)`` a case's reference.h5 stores, keyed as stored (percent-encoded)."""
+    with h5py.File(case_dir(case) / "reference.h5", "r") as f:
+        return ({k: f["inputs"][k][()] for k in f["inputs"]},
+                {k: f["blobs"][k][()] for k in f["blobs"]})
+
+
+def net_after_input(layer: str, shape=(2, 3, 4, 5), phase: str = "test"):
+    """A CaffeNet whose Input ``data`` of ``shape`` feeds the layer(s) given as prototxt."""
+    from caffe_import.net import CaffeNet
+
+    dims = " ".join(f"dim: {d}" for d in shape)
+    return CaffeNet(f'layer {{ name: "data" type: "Input" top: "data" '
+                    f'input_param {{ shape {{ {dims} }} }} }}\n{layer}', phase=phase)
+
+
+def run_after_input(layer: str, x: torch.Tensor, phase: str = "test"):
+    """The blobs of ``net_after_input(layer)`` fed ``x`` as ``data``."""
+    return net_after_input(layer, tuple(x.shape), phase)(data=x)
