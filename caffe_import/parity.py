@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote, unquote
 
+import h5py
 import numpy as np
 import torch
 
 from .errors import CaffeFormatError
+from .io.atomic import json_ready
 
 #: Bounds used when neither the caller nor a ``meta.json`` beside the reference gives any.
 DEFAULT_REL_L2 = 1e-5
@@ -67,16 +69,8 @@ class StoredActivations:
         return "test"
 
 
-def _h5py():
-    try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover - h5py is a dependency
-        raise CaffeFormatError("reading stored activations needs h5py") from exc
-    return h5py
-
 
 def _read_array(ds, path: Path, where: str) -> np.ndarray:
-    h5py = _h5py()
     if not isinstance(ds, h5py.Dataset):
         raise CaffeFormatError(f"'{where}' is a group, expected an array", path=path)
     if ds.dtype.kind not in "fiub":
@@ -89,7 +83,6 @@ def _read_flat(group, path: Path, prefix: str) -> "OrderedDict[str, np.ndarray]"
 
 
 def _read_nested(group, path: Path, prefix: str) -> "OrderedDict[str, dict[int, np.ndarray]]":
-    h5py = _h5py()
     out: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
     for layer_key in group:
         sub = group[layer_key]
@@ -111,7 +104,6 @@ def read_reference(path: str | os.PathLike) -> StoredActivations:
 
     Raises ``CaffeFormatError`` for a file that is not HDF5 or has no ``/blobs``.
     """
-    h5py = _h5py()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such reference file: {path}")
@@ -135,7 +127,6 @@ def read_reference(path: str | os.PathLike) -> StoredActivations:
 
 def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:
     """Write ``ref`` in the stored-activation format, atomically (temp file + ``os.replace``)."""
-    h5py = _h5py()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from .io.atomic import atomic_path
@@ -225,12 +216,9 @@ class ParityRow:
         return {"kind": self.kind, "name": self.name, "index": self.index,
                 "shape": list(self.shape),
                 "ours_shape": None if self.ours_shape is None else list(self.ours_shape),
-                "rel_l2": _json_float(self.rel_l2), "max_abs_over_max_ref": _json_float(self.max_abs),
+                "rel_l2": json_ready(self.rel_l2), "max_abs_over_max_ref": json_ready(self.max_abs),
                 "ok": self.ok, "note": self.note}
 
-
-def _json_float(x: float) -> float | None:
-    return None if math.isnan(x) else (x if math.isfinite(x) else (1e308 if x > 0 else -1e308))
 
 
 @dataclass
@@ -577,7 +565,6 @@ def _solver_case(case_dir: str | os.PathLike, rel_l2: float | None) -> tuple[Pat
 
 def _reference_steps(path: Path):
     """``(name, inputs, params group, Caffe's loss)`` per recorded step, in step order."""
-    h5py = _h5py()
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
