@@ -66,10 +66,16 @@ def test_dtype_and_device_names():
             resolve_device("cuda")
 
 
-def test_net_to_device_moves_params_and_runs(net, ref):
-    net.to("cpu")
+def test_inputs_follow_the_net_to_its_device(ref):
+    """Inputs go where the net is: on the meta device (no GPU needed) every blob comes out
+    there, with Caffe's shapes."""
+    from caffe_import.net import CaffeNet
+
+    d = case_dir(CASE)
+    net = CaffeNet(d / "net.prototxt", d / "weights.caffemodel").to("meta")
     out = run_inference(net, ref.inputs)
-    assert all(t.device.type == "cpu" for t in out.values())
+    assert all(t.device.type == "meta" for t in out.values())
+    assert all(tuple(out[k].shape) == ref.blobs[k].shape for k in ref.blobs)
 
 
 @pytest.mark.cuda
