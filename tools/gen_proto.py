@@ -10,7 +10,7 @@ Modern protoc's own Python output is not used because it pins the protobuf runti
 The classes live in a private DescriptorPool, so importing them next to another
 ``caffe.proto`` (pycaffe's, or another framework's copy) causes no duplicate-symbol error.
 
-The module records the sha256 of the .proto it came from; tests/test_proto.py fails when
+The module records the sha256 of the .proto it came from; tests/caffe_import/proto/test_caffe_pb2.py fails when
 the shipped module is stale.
 
     python tools/gen_proto.py            # rewrite the shipped module

@@ -4,7 +4,7 @@
     python tools/gen_prototxt.py [--out prototxt] [--check] [MODEL ...]
 
 ``--check`` writes nothing and exits 1 if any checked-in file differs from what the zoo
-generates (tests/test_zoo.py runs the same comparison).
+generates (tests/fcn_repro/zoo/test_zoo.py runs the same comparison).
 """
 from __future__ import annotations
 
