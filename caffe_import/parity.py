@@ -34,6 +34,7 @@ import torch
 
 from .errors import CaffeFormatError
 from .io.atomic import json_ready
+from .io.hdf5 import open_h5
 
 #: Bounds used when neither the caller nor a ``meta.json`` beside the reference gives any.
 DEFAULT_REL_L2 = 1e-5
@@ -107,11 +108,7 @@ def read_reference(path: str | os.PathLike) -> StoredActivations:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such reference file: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CaffeFormatError(f"not an HDF5 file ({exc})", path=path) from exc
-    with f:
+    with open_h5(path) as f:
         if "blobs" not in f:
             raise CaffeFormatError("no /blobs group: not a stored-activation file", path=path)
         ref = StoredActivations()
@@ -565,11 +562,7 @@ def _solver_case(case_dir: str | os.PathLike, rel_l2: float | None) -> tuple[Pat
 
 def _reference_steps(path: Path):
     """``(name, inputs, params group, Caffe's loss)`` per recorded step, in step order."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CaffeFormatError(f"not an HDF5 file: {exc}", path=path) from exc
-    with f:
+    with open_h5(path) as f:
         if "steps" not in f:
             raise CaffeFormatError("no /steps group", path=path)
         for key in sorted(f["steps"], key=lambda k: int(k) if k.isdigit() else -1):

@@ -43,6 +43,16 @@ def _check_storage(dset, path: str, layer: str, file_size: int) -> None:
                                path=path, layer=layer)
 
 
+def open_h5(path: str | os.PathLike):
+    """``h5py.File(path, "r")``; a file HDF5 cannot open is a ``CaffeFormatError`` naming it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CaffeFormatError(f"not a readable HDF5 file: {exc}", path=os.fspath(path)) from None
+
+
 def read_weights_h5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
     """Layer name -> float32 param blobs of an HDF5 caffemodel.
 
@@ -53,10 +63,7 @@ def read_weights_h5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarra
 
     path = os.fspath(path)
     file_size = os.path.getsize(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CaffeFormatError(f"not a readable HDF5 file: {exc}", path=path) from None
+    f = open_h5(path)
     out: "OrderedDict[str, list[np.ndarray]]" = OrderedDict()
     with f:
         if "data" not in f or not isinstance(f["data"], h5py.Group):
