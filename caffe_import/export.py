@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 import warnings
@@ -198,16 +199,18 @@ def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike)
 
 def _max_diffs(ours: Sequence[Any], eager: Sequence[torch.Tensor], names: Sequence[str]
                ) -> "OrderedDict[str, float]":
+    """Per output, ``max|ours - eager| / max|eager|`` as the parity check measures it (NaN
+    where either side holds a NaN or inf the other does not)."""
+    from .parity import Tolerance, compare_arrays
+
     out: OrderedDict[str, float] = OrderedDict()
+    anything = Tolerance(rel_l2=math.inf, max_abs=math.inf)
     for name, a, b in zip(names, ours, eager):
-        a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
-        a = a.detach().to("cpu", torch.float64)
-        b = b.detach().to("cpu", torch.float64)
-        if a.shape != b.shape:
-            raise CaffeFormatError(f"exported output '{name}' has shape {tuple(a.shape)}, "
-                                   f"eager gives {tuple(b.shape)}")
-        scale = max(float(b.abs().max()) if b.numel() else 0.0, 1e-30)
-        out[name] = float((a - b).abs().max()) / scale if b.numel() else 0.0
+        row = compare_arrays("blob", name, a, b.detach().cpu().numpy(), anything)
+        if row.ours_shape != row.shape:
+            raise CaffeFormatError(f"exported output '{name}' has shape {row.ours_shape}, "
+                                   f"eager gives {row.shape}")
+        out[name] = row.max_abs
     return out
 
 
