@@ -158,7 +158,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _tracing(net) -> Iterator[None]:
+def _traced_without_leftovers(net) -> Iterator[None]:
     """Trace without leaving tracer tensors behind: ``CaffeNet.forward`` records the last
     run's blobs on the module (pycaffe's ``net.blobs``); those attributes are put back after
     tracing, and the exporter's warning about them is silenced."""
@@ -180,7 +180,7 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
     wrapper = _wrap(net, outputs)
     check_exportable(net, outputs, "torch.export")
     args = tuple(example_inputs(net, inputs).values())
-    with _tracing(net):
+    with _traced_without_leftovers(net):
         try:
             return torch.export.export(wrapper, args)
         except CaffeFormatError:
@@ -267,7 +267,7 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     def write(tmp: str) -> None:
         import onnx
 
-        with _tracing(net), _quiet_exporter(), contextlib.redirect_stdout(io.StringIO()):
+        with _traced_without_leftovers(net), _quiet_exporter(), contextlib.redirect_stdout(io.StringIO()):
             try:
                 program = torch.onnx.export(wrapper, args, **kwargs)
             except CaffeFormatError:
