@@ -267,7 +267,8 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     def write(tmp: str) -> None:
         import onnx
 
-        with _traced_without_leftovers(net), _quiet_exporter(), contextlib.redirect_stdout(io.StringIO()):
+        with _traced_without_leftovers(net), _quiet_exporter(), \
+                contextlib.redirect_stdout(io.StringIO()):
             try:
                 program = torch.onnx.export(wrapper, args, **kwargs)
             except CaffeFormatError:
