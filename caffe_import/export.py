@@ -426,6 +426,6 @@ def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Ten
     return run
 
 
-__all__ = ["ExportableNet", "VerificationUnavailable", "parse_shape", "example_inputs", "export_program", "save_program",
-           "verify_program", "export_onnx", "verify_onnx", "compile_net", "eager_outputs",
-           "write_export", "EXPORT_SUFFIXES"]
+__all__ = ["ExportableNet", "VerificationUnavailable", "parse_shape", "example_inputs",
+           "export_program", "save_program", "verify_program", "export_onnx", "verify_onnx",
+           "compile_net", "eager_outputs", "write_export", "EXPORT_SUFFIXES"]

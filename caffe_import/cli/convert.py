@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "other name is refused.")
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
-    p.add_argument("-o", "--output", type=output_file, required=True, help="file to write: .pt, .safetensors, .caffemodel, .caffemodel.h5, .onnx or .pt2")
+    p.add_argument("-o", "--output", type=output_file, required=True,
+                   help="file to write: .pt, .safetensors, .caffemodel, .caffemodel.h5, .onnx or .pt2")
     p.add_argument("--phase", choices=("test", "train"), default="test",
                    help="net phase: which layers Caffe's include/exclude rules keep")
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
