@@ -1,0 +1,455 @@
+"""SSD's layers (weiliu89/caffe, branch ``ssd``): Normalize, Permute, PriorBox, DetectionOutput.
+
+Read from the fork's CPU code (``src/caffe/layers/*_layer.cpp``, ``src/caffe/util/bbox_util.cpp``):
+
+* **Normalize** (``norm_param``): L2 norm over channels per position, or over the whole item with
+  ``across_spatial`` (the default); ``norm = sqrt(sum x^2 + eps)`` (eps *inside* the root, unlike
+  ``F.normalize``), then a learned scale (one value with ``channel_shared``, the default, else
+  one per channel). The fork's backward is reproduced as written: with a per-channel scale it
+  multiplies the normalised gradient by the scale *after* the projection, which is not the true
+  gradient of its forward (it is when the scale is shared).
+* **Permute** (``permute_param.order``): axes not named keep their order after the named ones.
+* **PriorBox** (``prior_box_param``): the fork's box order per cell (min size; then
+  ``sqrt(min * max)``; then each aspect ratio other than 1, flipped ones right after theirs).
+  ``min_size``/``max_size`` are truncated to integers first, as the fork stores them in ``int``.
+* **DetectionOutput** (``detection_output_param``): decode (CORNER, CENTER_SIZE, CORNER_SIZE;
+  variance in the target or applied here), per-class greedy NMS over the ``top_k`` best scores
+  above ``confidence_threshold`` (ties: lower prior index first, the fork's ``stable_sort``;
+  overlap ``<= threshold`` keeps; ``eta < 1`` shrinks the threshold after each kept box while it
+  is above 0.5), then ``keep_top_k`` per image by score. Output ``[1, 1, N, 7]`` rows
+  ``[image, label, score, xmin, ymin, xmax, ymax]`` ordered by image, then label ascending,
+  then score descending. With no detection in the whole batch the fork outputs one row per
+  image, ``[i, -1, -1, -1, -1, -1, -1]``; so does this layer. Where ``keep_top_k`` cuts
+  between equal scores the fork's ``std::sort`` order is unspecified; here the lower label, then
+  the better NMS rank, wins.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .fillers import fill_or_constant
+from .registry import register
+
+FLT_MAX = 3.4028234663852886e38
+CORNER, CENTER_SIZE, CORNER_SIZE = 1, 2, 3
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _arity(param, bottoms: int | tuple[int, ...], tops: int) -> None:
+    allowed = (bottoms,) if isinstance(bottoms, int) else bottoms
+    if len(param.bottom) not in allowed or len(param.top) != tops:
+        raise CaffeFormatError(f"{param.type} takes {' or '.join(map(str, allowed))} bottom(s) "
+                               f"and {tops} top(s), got {len(param.bottom)} and "
+                               f"{len(param.top)}", layer=param.name)
+
+
+# ----------------------------------------------------------------------------- Normalize
+class _NormalizeFn(torch.autograd.Function):
+    """Forward and the fork's own backward (``NormalizeLayer::Backward_cpu``)."""
+
+    @staticmethod
+    def forward(ctx, x, scale, across: bool, eps: float):
+        sq = x * x
+        if across:
+            norm = torch.sqrt(sq.sum(dim=(1, 2), keepdim=True) + eps)
+            # the fork multiplies by float(1.0 / norm)
+            y0 = x * (1.0 / norm.double()).to(x.dtype)
+        else:
+            norm = torch.sqrt(sq.sum(dim=1, keepdim=True) + eps)
+            y0 = x / norm
+        y = y0 * scale.reshape(1, -1, 1)
+        ctx.save_for_backward(x, scale, norm, y)
+        ctx.across = across
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, scale, norm, y = ctx.saved_tensors
+        s = scale.reshape(1, -1, 1)
+        gx = gs = None
+        if ctx.needs_input_grad[1]:
+            if scale.numel() == 1:
+                gs = ((y * g).sum() / scale.reshape(())).reshape(scale.shape)
+            else:
+                gs = (y * g).sum(dim=(0, 2)) / scale
+        if ctx.needs_input_grad[0]:
+            if ctx.across:
+                a = (x * g).sum(dim=(1, 2), keepdim=True)
+                d = g - x * (a / norm / norm)
+                d = d * (1.0 / norm.double()).to(x.dtype)
+            else:
+                d = x * (x * g).sum(dim=1, keepdim=True)
+                d = (g - d / (norm * norm)) / norm
+            gx = d * s
+        return gx, gs, None, None
+
+
+@register("Normalize")
+class Normalize(CaffeLayer):
+    """SSD's L2 normalisation with a learned scale (blob 0: ``()`` shared, else ``(C,)``)."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _arity(param, 1, 1)
+        shape = self.bottom_shapes[0]
+        if len(shape) < 2:
+            raise CaffeFormatError(f"Normalize needs a bottom with at least 2 axes, got {shape}",
+                                   layer=param.name)
+        p = param.norm_param
+        self.across_spatial = bool(p.across_spatial)
+        self.channel_shared = bool(p.channel_shared)
+        self.eps = _f32(p.eps)
+        self.channels = shape[1]
+        self.add_blob(() if self.channel_shared else (self.channels,))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``scale_filler``, constant 1 when absent (the fork's default)."""
+        fill_or_constant(self.blobs[0].data, self.param.norm_param, "scale_filler", 1.0,
+                         self.name)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        if len(shape) < 2 or shape[1] != self.channels:
+            raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
+                                   f"this layer was built for", layer=self.name)
+        return [shape]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        y = _NormalizeFn.apply(flat, self.blobs[0].reshape(-1), self.across_spatial, self.eps)
+        return (y.reshape(x.shape),)
+
+
+# ----------------------------------------------------------------------------- Permute
+@register("Permute")
+class Permute(CaffeLayer):
+    """Axes reordered by ``permute_param.order``; the axes it omits follow in their order."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _arity(param, 1, 1)
+        n = len(self.bottom_shapes[0])
+        order: list[int] = []
+        for o in param.permute_param.order:
+            o = int(o)
+            if o >= n:
+                raise CaffeFormatError(f"order {o} is not an axis of a {n}-axis bottom",
+                                       layer=param.name)
+            if o in order:
+                raise CaffeFormatError(f"order {o} is given twice", layer=param.name)
+            order.append(o)
+        self.order = tuple(order + [i for i in range(n) if i not in order])
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        if len(shape) != len(self.order):
+            raise CaffeFormatError(f"bottom {shape} has {len(shape)} axes, the layer was built "
+                                   f"for {len(self.order)}", layer=self.name)
+        return [tuple(shape[i] for i in self.order)]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (x.permute(self.order).contiguous(),)
+
+
+# ----------------------------------------------------------------------------- PriorBox
+def _pair(p, base: str, layer: str, single: str | None = None) -> tuple[float, float] | None:
+    """``<single>`` (default ``<base>``) or ``<base>_h`` + ``<base>_w`` (the fork forbids
+    both); None when unset."""
+    single = single or base
+    if p.HasField(f"{base}_h") or p.HasField(f"{base}_w"):
+        if p.HasField(single):
+            raise CaffeFormatError(f"give either {base} or {base}_h/{base}_w, not both",
+                                   layer=layer)
+        pair = (float(getattr(p, f"{base}_h")), float(getattr(p, f"{base}_w")))
+    elif p.HasField(single):
+        pair = (float(getattr(p, single)),) * 2
+    else:
+        return None
+    if min(pair) <= 0:
+        raise CaffeFormatError(f"{base} must be positive, got {pair}", layer=layer)
+    return pair
+
+
+@register("PriorBox")
+class PriorBox(CaffeLayer):
+    """Default boxes ``[1, 2, H * W * num_priors * 4]``: corners (normalised by the image size)
+    then variances. Depends only on shapes, so it is computed once per shape and cached."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _arity(param, 2, 1)
+        p, name = param.prior_box_param, param.name
+        if not len(p.min_size):
+            raise CaffeFormatError("prior_box_param needs min_size", layer=name)
+        self.min_sizes = [float(v) for v in p.min_size]
+        self.max_sizes = [float(v) for v in p.max_size]
+        if any(v <= 0 for v in self.min_sizes):
+            raise CaffeFormatError(f"min_size must be positive, got {self.min_sizes}", layer=name)
+        if self.max_sizes and len(self.max_sizes) != len(self.min_sizes):
+            raise CaffeFormatError("give one max_size per min_size", layer=name)
+        if any(mx <= mn for mn, mx in zip(self.min_sizes, self.max_sizes)):
+            raise CaffeFormatError("max_size must be greater than min_size", layer=name)
+        ratios = [1.0]
+        for ar in p.aspect_ratio:
+            ar = _f32(ar)
+            if not any(abs(ar - r) < 1e-6 for r in ratios):
+                ratios.append(ar)
+                if p.flip:
+                    ratios.append(_f32(1.0 / ar))
+        self.ratios = ratios
+        self.num_priors = len(ratios) * len(self.min_sizes) + len(self.max_sizes)
+        variance = [_f32(v) for v in p.variance] or [0.1]
+        if len(variance) not in (1, 4) or min(variance) <= 0:
+            raise CaffeFormatError(f"variance must be 1 or 4 positive values, got {variance}",
+                                   layer=name)
+        self.variance = variance
+        self.clip = bool(p.clip)
+        self.img = _pair(p, "img", name, "img_size")
+        self.step = _pair(p, "step", name)
+        self.offset = _f32(p.offset)
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        feat = tuple(bottom_shapes[0])
+        if len(feat) != 4:
+            raise CaffeFormatError(f"PriorBox needs a 4-D feature map, got {feat}",
+                                   layer=self.name)
+        return [(1, 2, feat[2] * feat[3] * self.num_priors * 4)]
+
+    def _sizes(self) -> list[tuple[float, float]]:
+        """Box (width, height) per prior of a cell, in the fork's order, float32-rounded."""
+        out = []
+        for s, mn in enumerate(self.min_sizes):
+            m = int(mn)  # the fork keeps min_size/max_size in an int
+            out.append((float(m), float(m)))
+            if self.max_sizes:
+                side = _f32(math.sqrt(m * int(self.max_sizes[s])))
+                out.append((side, side))
+            for ar in self.ratios:
+                if abs(ar - 1.0) < 1e-6:
+                    continue
+                r = math.sqrt(ar)
+                out.append((_f32(m * r), _f32(m / r)))
+        return out
+
+    def _priors(self, h: int, w: int, img_h: int, img_w: int) -> np.ndarray:
+        if self.img is not None:
+            img_h, img_w = int(self.img[0]), int(self.img[1])
+        if self.step is not None:
+            step_h, step_w = np.float32(self.step[0]), np.float32(self.step[1])
+        else:
+            step_h, step_w = np.float32(img_h) / np.float32(h), np.float32(img_w) / np.float32(w)
+        off = np.float32(self.offset)
+        cy = ((np.arange(h, dtype=np.float32) + off) * step_h).astype(np.float64)
+        cx = ((np.arange(w, dtype=np.float32) + off) * step_w).astype(np.float64)
+        sizes = np.array(self._sizes(), dtype=np.float64)  # (P, 2): width, height
+        cx, cy = cx[None, :, None], cy[:, None, None]
+        bw, bh = sizes[None, None, :, 0], sizes[None, None, :, 1]
+        boxes = np.stack(np.broadcast_arrays((cx - bw / 2.0) / img_w, (cy - bh / 2.0) / img_h,
+                                             (cx + bw / 2.0) / img_w, (cy + bh / 2.0) / img_h),
+                         axis=-1).astype(np.float32).reshape(-1)
+        if self.clip:
+            boxes = np.minimum(np.maximum(boxes, 0.0), 1.0)
+        var = np.resize(np.array(self.variance, dtype=np.float32), boxes.shape)
+        return np.stack([boxes, var])[None]
+
+    def forward(self, feat: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor]:
+        key = (*feat.shape[2:], *image.shape[2:], feat.device)
+        out = self._cache.get(key)
+        if out is None:
+            if feat.dim() != 4 or image.dim() < 4:
+                raise CaffeFormatError(f"PriorBox needs 4-D bottoms, got {tuple(feat.shape)} "
+                                       f"and {tuple(image.shape)}", layer=self.name)
+            arr = self._priors(feat.shape[2], feat.shape[3], image.shape[2], image.shape[3])
+            out = torch.from_numpy(arr).to(feat.device)
+            self._cache = {key: out}
+        return (out,)
+
+
+# ----------------------------------------------------------------------------- DetectionOutput
+def decode_boxes(prior: torch.Tensor, var: torch.Tensor, loc: torch.Tensor, code_type: int,
+                 variance_in_target: bool) -> torch.Tensor:
+    """The fork's ``DecodeBBox`` for every prediction: ``prior``/``var`` ``(P, 4)``, ``loc``
+    ``(..., P, 4)``; float32 operations in the fork's order."""
+    px0, py0, px1, py1 = prior.unbind(-1)
+    lx0, ly0, lx1, ly1 = loc.unbind(-1)
+    v = [torch.ones_like(px0)] * 4 if variance_in_target else list(var.unbind(-1))
+    if code_type == CORNER:
+        if variance_in_target:
+            out = (px0 + lx0, py0 + ly0, px1 + lx1, py1 + ly1)
+        else:
+            out = (px0 + v[0] * lx0, py0 + v[1] * ly0, px1 + v[2] * lx1, py1 + v[3] * ly1)
+    elif code_type == CENTER_SIZE:
+        pw, ph = px1 - px0, py1 - py0
+        pcx, pcy = (px0 + px1) / 2, (py0 + py1) / 2
+        if variance_in_target:
+            cx, cy = lx0 * pw + pcx, ly0 * ph + pcy
+            w, h = torch.exp(lx1) * pw, torch.exp(ly1) * ph
+        else:
+            cx, cy = v[0] * lx0 * pw + pcx, v[1] * ly0 * ph + pcy
+            w, h = torch.exp(v[2] * lx1) * pw, torch.exp(v[3] * ly1) * ph
+        out = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    elif code_type == CORNER_SIZE:
+        pw, ph = px1 - px0, py1 - py0
+        if variance_in_target:
+            out = (px0 + lx0 * pw, py0 + ly0 * ph, px1 + lx1 * pw, py1 + ly1 * ph)
+        else:
+            out = (px0 + v[0] * lx0 * pw, py0 + v[1] * ly0 * ph,
+                   px1 + v[2] * lx1 * pw, py1 + v[3] * ly1 * ph)
+    else:
+        raise ValueError(f"unknown code_type {code_type}")
+    return torch.stack(out, dim=-1)
+
+
+def box_size(b: torch.Tensor) -> torch.Tensor:
+    """The fork's ``BBoxSize`` (normalised boxes): 0 for an inverted box."""
+    w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+    bad = (b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1])
+    return torch.where(bad, torch.zeros_like(w), w * h)
+
+
+def jaccard(b1: torch.Tensor, b2: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor
+            ) -> torch.Tensor:
+    """The fork's ``JaccardOverlap`` (broadcasting), with precomputed sizes ``s1``/``s2``."""
+    apart = ((b2[..., 0] > b1[..., 2]) | (b2[..., 2] < b1[..., 0])
+             | (b2[..., 1] > b1[..., 3]) | (b2[..., 3] < b1[..., 1]))
+    iw = torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])
+    ih = torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])
+    inter = iw * ih
+    iou = inter / (s1 + s2 - inter)
+    return torch.where(apart | ~(iw > 0) | ~(ih > 0), torch.zeros_like(iou), iou)
+
+
+def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: float
+               ) -> torch.Tensor:
+    """The fork's ``ApplyNMSFast`` on candidates already sorted best first, batched over the
+    leading axes: ``boxes (..., K, 4)``, ``valid (..., K)``; returns the kept mask. A candidate
+    is kept when its overlap with every kept one is ``<= threshold`` (NaN suppresses)."""
+    k = boxes.shape[-2]
+    sizes = box_size(boxes)
+    keep = torch.zeros_like(valid)
+    thr = torch.full(valid.shape[:-1], threshold, dtype=boxes.dtype, device=boxes.device)
+    dense = valid.numel() * k <= (1 << 24)
+    if dense:  # the whole overlap matrix at once when it is small enough
+        iou_all = jaccard(boxes[..., :, None, :], boxes[..., None, :, :],
+                          sizes[..., :, None], sizes[..., None, :])
+    for i in range(k):
+        if i:
+            ov = iou_all[..., i, :i] if dense else jaccard(
+                boxes[..., i:i + 1, :], boxes[..., :i, :], sizes[..., i:i + 1], sizes[..., :i])
+            hit = (keep[..., :i] & ~(ov <= thr[..., None])).any(dim=-1)
+            kept = valid[..., i] & ~hit
+        else:
+            kept = valid[..., 0]
+        keep[..., i] = kept
+        if eta < 1:
+            thr = torch.where(kept & (thr > 0.5), thr * eta, thr)
+    return keep
+
+
+@register("DetectionOutput")
+class DetectionOutput(CaffeLayer):
+    """Bottoms: location predictions ``(N, P * L * 4)``, confidences ``(N, P * C)`` (already
+    softmax-ed), priors ``(1, 2, P * 4)``; top ``(1, 1, rows, 7)`` (see the module docstring).
+
+    The file-writing and visualisation options of ``save_output_param`` are ignored (they do not
+    change the top). NMS runs as tensor operations without host synchronisation; sizing the
+    candidate set and the output needs two reads of counts from the device."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _arity(param, (3, 4), 1)
+        p, name = param.detection_output_param, param.name
+        if not p.HasField("num_classes"):
+            raise CaffeFormatError("detection_output_param needs num_classes", layer=name)
+        self.num_classes = int(p.num_classes)
+        self.share_location = bool(p.share_location)
+        self.num_loc_classes = 1 if self.share_location else self.num_classes
+        self.background = int(p.background_label_id)
+        self.code_type = int(p.code_type)
+        if self.code_type not in (CORNER, CENTER_SIZE, CORNER_SIZE):
+            raise CaffeFormatError(f"unknown code_type {self.code_type}", layer=name)
+        self.variance_in_target = bool(p.variance_encoded_in_target)
+        self.keep_top_k = int(p.keep_top_k)
+        self.confidence = _f32(p.confidence_threshold) if p.HasField(
+            "confidence_threshold") else -FLT_MAX
+        nms = p.nms_param
+        self.nms_threshold, self.eta = _f32(nms.nms_threshold), _f32(nms.eta)
+        if self.nms_threshold < 0 or not 0 < self.eta <= 1:
+            raise CaffeFormatError(f"nms_threshold must be >= 0 and 0 < eta <= 1, got "
+                                   f"{self.nms_threshold} and {self.eta}", layer=name)
+        self.top_k = int(nms.top_k) if nms.HasField("top_k") else -1
+        self.classes = [c for c in range(self.num_classes) if c != self.background]
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        loc, conf, prior = (tuple(s) for s in bottom_shapes[:3])
+        if len(prior) < 3 or prior[2] % 4:
+            raise CaffeFormatError(f"priors of shape {prior}: expected (1, 2, num_priors * 4)",
+                                   layer=self.name)
+        p = prior[2] // 4
+        if len(loc) < 2 or math.prod(loc[1:]) != p * self.num_loc_classes * 4:
+            raise CaffeFormatError(f"location predictions {loc} do not hold {p} priors x "
+                                   f"{self.num_loc_classes} x 4 values", layer=self.name)
+        if len(conf) < 2 or math.prod(conf[1:]) != p * self.num_classes or conf[0] != loc[0]:
+            raise CaffeFormatError(f"confidences {conf} do not hold {p} priors x "
+                                   f"{self.num_classes} classes for {loc[0]} images",
+                                   layer=self.name)
+        return [(1, 1, 1, 7)]  # the fork's Reshape; forward gives the real row count
+
+    def _candidates(self, loc, conf, prior):
+        """Per (image, class): the decoded boxes and scores of the best candidates, sorted."""
+        n, p = loc.shape[0], prior.shape[2] // 4
+        pri = prior.reshape(2, p, 4)
+        boxes = decode_boxes(pri[0], pri[1], loc.reshape(n, p, self.num_loc_classes, 4)
+                             .transpose(1, 2), self.code_type, self.variance_in_target)
+        cls = torch.tensor(self.classes, device=loc.device, dtype=torch.long)
+        scores = conf.reshape(n, p, self.num_classes).transpose(1, 2)[:, cls]  # (N, C', P)
+        boxes = boxes.expand(n, len(self.classes), p, 4) if self.share_location \
+            else boxes[:, cls]
+        valid = scores > self.confidence
+        ranked = torch.where(valid, scores, torch.full_like(scores, -math.inf))
+        ranked, order = torch.sort(ranked, dim=-1, descending=True, stable=True)
+        k = p if self.top_k < 0 else min(self.top_k, p)
+        k = min(k, int(valid.sum(dim=-1).max())) if valid.numel() else 0
+        order = order[..., :k]
+        cand_boxes = boxes.gather(2, order[..., None].expand(*order.shape, 4))
+        return cand_boxes, ranked[..., :k], valid.gather(2, order)
+
+    def _select(self, keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """``keep_top_k``: the best kept detections per image (ties: lower label, rank)."""
+        if self.keep_top_k < 0:
+            return keep
+        n = keep.shape[0]
+        flat = torch.where(keep, scores, torch.full_like(scores, -math.inf)).reshape(n, -1)
+        order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+        chosen = torch.zeros_like(flat, dtype=torch.bool)
+        chosen.scatter_(1, order[:, :self.keep_top_k], True)
+        return keep & chosen.reshape(keep.shape)
+
+    def forward(self, loc, conf, prior, *extra) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(loc.shape), tuple(conf.shape), tuple(prior.shape)])
+        n = loc.shape[0]
+        boxes, scores, valid = self._candidates(loc, conf, prior)
+        keep = greedy_nms(boxes, valid, self.nms_threshold, self.eta)
+        keep = self._select(keep, scores)
+        idx = keep.nonzero()
+        if idx.shape[0] == 0:
+            out = torch.full((n, 7), -1.0, dtype=loc.dtype, device=loc.device)
+            out[:, 0] = torch.arange(n, dtype=loc.dtype, device=loc.device)
+            return (out.reshape(1, 1, n, 7),)
+        img, c, k = idx.unbind(1)
+        labels = torch.tensor(self.classes, device=loc.device, dtype=loc.dtype)[c]
+        rows = torch.cat([img.to(loc.dtype)[:, None], labels[:, None],
+                          scores[img, c, k][:, None], boxes[img, c, k]], dim=1)
+        return (rows.reshape(1, 1, -1, 7),)
