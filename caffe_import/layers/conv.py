@@ -66,6 +66,25 @@ def _pair(p, base: str, repeated_field: str, n: int, layer: str) -> tuple[int, i
     return int(getattr(p, f"{base}_h")), int(getattr(p, f"{base}_w"))
 
 
+def _hole(p, n: int, layer: str) -> tuple[int, ...] | None:
+    """DeepLab v1's ``hole`` / ``hole_h`` + ``hole_w`` (its name for dilation, 2-D only), when
+    the schema has them and the file sets them; None otherwise."""
+    fields = p.DESCRIPTOR.fields_by_name
+    if "hole" not in fields:
+        return None
+    has, has_h, has_w = (p.HasField(f) for f in ("hole", "hole_h", "hole_w"))
+    if not (has or has_h or has_w):
+        return None
+    if n != 2:
+        raise CaffeFormatError(f"hole needs 2 spatial axes, the bottom has {n}", layer=layer)
+    if has and (has_h or has_w):
+        raise CaffeFormatError("give either hole or hole_h and hole_w, not both", layer=layer)
+    hole = (int(p.hole),) * 2 if has else (int(p.hole_h), int(p.hole_w))
+    if min(hole) <= 0:
+        raise CaffeFormatError(f"hole must be positive, got {hole}", layer=layer)
+    return hole
+
+
 class ConvGeometry:
     """Kernel, stride, pad and dilation per spatial axis, validated as Caffe's
     ``BaseConvolutionLayer::LayerSetUp`` does."""
@@ -94,6 +113,12 @@ class ConvGeometry:
         if pad is None:
             pad = _repeated(p.pad, n, 0, "pad", layer, positive=False)
         dilation = _repeated(p.dilation, n, 1, "dilation", layer, positive=True)
+        hole = _hole(p, n, layer)
+        if hole is not None:
+            if len(p.dilation):
+                raise CaffeFormatError("give either dilation or DeepLab's hole, not both",
+                                       layer=layer)
+            dilation = hole
         self.kernel: tuple[int, ...] = tuple(kernel)
         self.stride: tuple[int, ...] = tuple(stride)
         self.pad: tuple[int, ...] = tuple(pad)
@@ -126,9 +151,8 @@ class _ConvBase(CaffeLayer):
         if len(self.geom.kernel) > 3:
             raise CaffeFormatError(f"{len(self.geom.kernel)} spatial axes: only 1 to 3 are "
                                    "supported", layer=name)
-        self.num_output = int(p.num_output)
-        self.group = int(p.group)
         channels = shape[self.axis]
+        self.num_output, self.group = self.output_and_group(p, channels)
         if self.num_output <= 0:
             raise CaffeFormatError("num_output must be given and positive", layer=name)
         if self.group <= 0 or channels % self.group or self.num_output % self.group:
@@ -144,6 +168,10 @@ class _ConvBase(CaffeLayer):
         if self.bias_term:
             self.add_blob((self.num_output,))
         self.reset_parameters()
+
+    def output_and_group(self, p, channels: int) -> tuple[int, int]:
+        """``num_output`` and ``group`` (a fork's depthwise layer derives both from the input)."""
+        return int(p.num_output), int(p.group)
 
     def reset_parameters(self) -> None:
         """Caffe's initialisation: ``weight_filler`` and ``bias_filler`` (absent: constant 0)."""

@@ -2,7 +2,8 @@
 
 Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
 
-* Output size: ``ceil((H + 2 pad - k) / stride) + 1`` (``round_mode: FLOOR``: ``floor``); then,
+* Output size: ``ceil((H + 2 pad - k) / stride) + 1`` (``round_mode: FLOOR`` or the forks'
+  ``ceil_mode: false``: ``floor``); then,
   **only when some pad is non-zero**, a last window that would start in the padding
   (``(out - 1) stride >= H + pad``) is dropped. PyTorch drops it even without padding, so with
   ``pad: 0`` and ``kernel < stride`` Caffe has one more row/column, whose windows hold no input:
@@ -58,6 +59,20 @@ def _hw(p, field: str, base: str, layer: str, default: int | None) -> tuple[int,
     return None if default is None else (default, default)
 
 
+def _ceil_mode(p, layer: str) -> bool:
+    """Ceil (Caffe's default) or floor rounding of the output size: BVLC's ``round_mode`` or
+    the forks' ``ceil_mode: false`` (DenseNet / ResNeXt / SENet ports), whichever the schema
+    has; the padding clip rule applies in both modes, as in those forks."""
+    fields = p.DESCRIPTOR.fields_by_name
+    has_ceil = "ceil_mode" in fields and p.HasField("ceil_mode")
+    has_round = "round_mode" in fields and p.HasField("round_mode")
+    if has_ceil and has_round:
+        raise CaffeFormatError("give either round_mode or ceil_mode, not both", layer=layer)
+    if has_ceil:
+        return bool(p.ceil_mode)
+    return int(p.round_mode) == CEIL if has_round else True
+
+
 class PoolGeometry:
     """Kernel (None for global pooling: the bottom's size), stride and pad as (h, w),
     validated as Caffe's ``PoolingLayer::LayerSetUp`` does. The one parser of
@@ -84,6 +99,7 @@ class PoolGeometry:
         if kernel is not None and (self.pad[0] >= kernel[0] or self.pad[1] >= kernel[1]):
             raise CaffeFormatError(f"pad {self.pad} must be smaller than the kernel {kernel}",
                                    layer=layer)
+        self.ceil_mode: bool = _ceil_mode(p, layer)
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
@@ -135,7 +151,7 @@ class Pooling(CaffeLayer):
         if self.pad != (0, 0) and self.pool not in (MAX, AVE):
             raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
                                    layer=name)
-        self.ceil_mode = int(p.round_mode) == CEIL
+        self.ceil_mode = geom.ceil_mode
         if len(self.bottom_shapes[0]) != 4:
             raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
                                    f"{self.bottom_shapes[0]}", layer=name)

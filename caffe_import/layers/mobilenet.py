@@ -1,0 +1,48 @@
+"""Layers of the MobileNet Caffe ports: ``ReLU6`` and ``ConvolutionDepthwise``.
+
+* **ReLU6**: ``min(max(x, 0), 6)`` (NaN passes through, as ``std::min(std::max(...))`` lets it);
+  the gradient is ``top_diff * (0 < x < 6)`` - strict at both ends, where ``F.relu6``'s is 1.
+* **ConvolutionDepthwise** (yonghenglh6/DepthwiseConvolution; ``convolution_param``): one filter
+  per input channel - a grouped convolution with ``group = num_output = C``. The port ignores
+  ``num_output`` and ``group``: weight ``(C, 1, kh, kw)``, bias ``(C,)``; the geometry (kernel,
+  stride, pad, dilation, DeepLab ``hole``) is parsed as for Convolution.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .conv import Convolution
+from .registry import register
+
+
+@register("ReLU6")
+class ReLU6(CaffeLayer):
+    """``min(max(x, 0), 6)`` with the port's strict-interval gradient."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(bottom_shapes) != 1 or len(param.top) != 1:
+            raise CaffeFormatError(f"ReLU6 takes 1 bottom and 1 top, got {len(bottom_shapes)} "
+                                   f"and {len(param.top)}", layer=param.name)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        return [tuple(bottom_shapes[0])]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        clamped = torch.clamp(x, 0.0, 6.0)
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return (clamped,)
+        inside = (x > 0) & (x < 6)
+        return (torch.where(inside, x, clamped.detach()),)
+
+
+@register("ConvolutionDepthwise")
+class ConvolutionDepthwise(Convolution):
+    """Depthwise convolution: ``group = num_output = C`` whatever the file says."""
+
+    def output_and_group(self, p, channels: int) -> tuple[int, int]:
+        return channels, channels

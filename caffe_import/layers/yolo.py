@@ -1,0 +1,101 @@
+"""Layers of the YOLO Caffe ports: nearest ``Upsample`` (YOLOv3 ports, ``upsample_param.scale``)
+and ``Reorg`` (YOLOv2 ports, ``reorg_param.stride``).
+
+* **Upsample** with one bottom: ``top[n, c, h, w] = bottom[n, c, h / scale, w / scale]``
+  (integer division), output ``(H * scale, W * scale)``; the backward sums each
+  ``scale x scale`` block. SegNet's two-bottom ``Upsample`` shares the type name; the dispatch
+  on the bottom count lives in :mod:`caffe_import.layers.segnet`.
+* **Reorg** follows darknet's ``forward_reorg_layer`` (``reorg_cpu(..., forward=0, ...)``), the
+  order the darknet-compatible Caffe ports reproduce so that darknet-trained weights keep
+  working: output shape ``(N, C s^2, H / s, W / s)``, and output element ``i`` (flat, in the
+  *input's* ``(b, k, j, i)`` raster order) is input element
+  ``w2 + W s (h2 + H s (c2 + C/s^2 b))`` with ``c2 = k mod C/s^2``, ``offset = k div C/s^2``,
+  ``w2 = i s + offset mod s``, ``h2 = j s + offset div s``. This is *not* a plain
+  space-to-depth (``F.pixel_unshuffle``) - channels come out interleaved as darknet's do. The
+  backward is the inverse permutation.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .registry import register
+
+
+def _one_to_one_4d(param, bottom_shapes, kind: str) -> None:
+    if len(bottom_shapes) != 1 or len(param.top) != 1:
+        raise CaffeFormatError(f"{kind} takes 1 bottom and 1 top, got {len(bottom_shapes)} and "
+                               f"{len(param.top)}", layer=param.name)
+    if len(bottom_shapes[0]) != 4:
+        raise CaffeFormatError(f"{kind} needs a 4-D bottom (N, C, H, W), got "
+                               f"{tuple(bottom_shapes[0])}", layer=param.name)
+
+
+class UpsampleNearest(CaffeLayer):
+    """Nearest-neighbour upsampling by an integer ``scale`` (built for one-bottom Upsample)."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _one_to_one_4d(param, bottom_shapes, "Upsample")
+        self.scale = int(param.upsample_param.scale)
+        if self.scale < 1:
+            raise CaffeFormatError(f"upsample scale must be >= 1, got {self.scale}",
+                                   layer=param.name)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        n, c, h, w = bottom_shapes[0]
+        return [(n, c, h * self.scale, w * self.scale)]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        n, c, h, w = x.shape
+        s = self.scale
+        y = x[:, :, :, None, :, None].expand(n, c, h, s, w, s)
+        return (y.reshape(n, c, h * s, w * s),)
+
+
+def reorg_index(n: int, c: int, h: int, w: int, s: int, device=None) -> torch.Tensor:
+    """Flat input index of each flat output element of darknet's reorg (see the module)."""
+    out_c = c // (s * s)
+    b = torch.arange(n, device=device).view(n, 1, 1, 1)
+    k = torch.arange(c, device=device).view(1, c, 1, 1)
+    j = torch.arange(h, device=device).view(1, 1, h, 1)
+    i = torch.arange(w, device=device).view(1, 1, 1, w)
+    c2, offset = k % out_c, k // out_c
+    w2, h2 = i * s + offset % s, j * s + offset // s
+    return (w2 + w * s * (h2 + h * s * (c2 + out_c * b))).reshape(-1)
+
+
+@register("Reorg")
+class Reorg(CaffeLayer):
+    """YOLOv2's reorg with darknet's element order (see the module docstring)."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        _one_to_one_4d(param, bottom_shapes, "Reorg")
+        if param.top[0] == param.bottom[0]:
+            raise CaffeFormatError("Reorg cannot run in place", layer=param.name)
+        self.stride = int(param.reorg_param.stride)
+        if self.stride < 1:
+            raise CaffeFormatError(f"stride must be >= 1, got {self.stride}", layer=param.name)
+        self._index: dict[tuple, torch.Tensor] = {}
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        n, c, h, w = bottom_shapes[0]
+        s = self.stride
+        if h % s or w % s or c % (s * s):
+            raise CaffeFormatError(f"Reorg stride {s} needs H, W divisible by {s} and C by "
+                                   f"{s * s}, got {tuple(bottom_shapes[0])}", layer=self.name)
+        return [(n, c * s * s, h // s, w // s)]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        top = self.top_shapes([tuple(x.shape)])[0]
+        key = (*x.shape, x.device)
+        index = self._index.get(key)
+        if index is None:
+            index = reorg_index(*x.shape, self.stride, device=x.device)
+            self._index = {key: index}
+        return (x.reshape(-1)[index].reshape(top),)

@@ -1,0 +1,115 @@
+"""PSPNet's BN and the PSPNet / DeepLab v2 Interp against transcriptions of the fork's CPU code
+(hszhao/PSPNet: bn_layer.cpp, interp_layer.cpp, util/interp.cpp)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fork_support import build
+
+F32 = np.float32
+
+
+def interp_ref(x, out_h, out_w, pad_beg=0, pad_end=0):
+    """caffe_cpu_interp2<Dtype, false>, loop by loop, float32."""
+    n, c, hin, win = x.shape
+    h1, w1 = hin + pad_beg + pad_end, win + pad_beg + pad_end
+    x = x[:, :, -pad_beg:-pad_beg + h1, -pad_beg:-pad_beg + w1]
+    if (h1, w1) == (out_h, out_w):
+        return x.copy()
+    rh = F32(h1 - 1) / F32(out_h - 1) if out_h > 1 else F32(0)
+    rw = F32(w1 - 1) / F32(out_w - 1) if out_w > 1 else F32(0)
+    out = np.zeros((n, c, out_h, out_w), F32)
+    for i in range(out_h):
+        hr = F32(rh * F32(i))
+        hl = int(hr)
+        hp = 1 if hl < h1 - 1 else 0
+        l1 = F32(hr - F32(hl))
+        l0 = F32(1) - l1
+        for j in range(out_w):
+            wr = F32(rw * F32(j))
+            wl = int(wr)
+            wp = 1 if wl < w1 - 1 else 0
+            m1 = F32(wr - F32(wl))
+            m0 = F32(1) - m1
+            a, b = x[:, :, hl, wl], x[:, :, hl, wl + wp]
+            cc, d = x[:, :, hl + hp, wl], x[:, :, hl + hp, wl + wp]
+            out[:, :, i, j] = l0 * (m0 * a + m1 * b) + l1 * (m0 * cc + m1 * d)
+    return out
+
+
+@pytest.mark.parametrize("fields,shape,out", [
+    ("zoom_factor: 8", (1, 3, 5, 7), (33, 49)),
+    ("shrink_factor: 3", (2, 2, 10, 8), (4, 3)),
+    ("height: 13 width: 1", (1, 2, 6, 5), (13, 1)),
+    ("zoom_factor: 2 shrink_factor: 2 pad_beg: -1 pad_end: -2", (1, 2, 11, 12), (7, 9)),
+    ("height: 6 width: 5", (1, 2, 6, 5), (6, 5)),
+])
+def test_interp_matches_the_fork_loop(fields, shape, out):
+    layer = build(f'name: "i" type: "Interp" bottom: "x" top: "y" interp_param {{ {fields} }}',
+                  [shape], fork="pspnet")
+    x = np.random.default_rng(0).standard_normal(shape).astype(F32)
+    (y,) = layer(torch.tensor(x))
+    p = layer.param.interp_param
+    ref = interp_ref(x, *out, int(p.pad_beg), int(p.pad_end))
+    assert tuple(y.shape) == ref.shape == layer.top_shapes([shape])[0][:2] + out
+    np.testing.assert_array_max_ulp(y.numpy(), ref, maxulp=2)
+
+
+def test_interp_backward_is_the_adjoint():
+    layer = build('name: "i" type: "Interp" bottom: "x" top: "y" interp_param { zoom_factor: 3 '
+                  'pad_beg: -1 }', [(1, 1, 5, 4)], fork="pspnet")
+    x = torch.randn(1, 1, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: layer(t)[0], (x,))
+
+
+def test_interp_refuses_positive_padding():
+    from caffe_import.errors import CaffeFormatError
+
+    with pytest.raises(CaffeFormatError, match="pad_beg"):
+        build('name: "i" type: "Interp" bottom: "x" top: "y" interp_param { zoom_factor: 2 '
+              'pad_beg: 1 }', [(1, 1, 4, 4)], fork="pspnet")
+
+
+BN = 'name: "bn" type: "BN" bottom: "x" top: "y" bn_param {{ {} }}'
+
+
+def _bn(fields, shape, phase="test"):
+    layer = build(BN.format(fields), [shape], fork="pspnet", phase=phase)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for b in layer.blobs:
+            b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+    return layer
+
+
+def test_pspnet_bn_test_phase_uses_moving_statistics():
+    layer = _bn("eps: 1e-5", (2, 3, 4, 5))
+    x = torch.randn(2, 3, 4, 5)
+    slope, bias, mean, var = (b.detach().reshape(1, -1, 1, 1).double() for b in layer.blobs)
+    ref = (x.double() - mean) * (var + F32(1e-5)) ** -0.5 * slope + bias
+    (y,) = layer(x)
+    assert torch.allclose(y.double(), ref, rtol=2e-6, atol=1e-6)
+    assert [s.lr_mult for s in layer.param.param] == [1, 1, 0, 0]
+
+
+def test_pspnet_bn_train_uses_batch_statistics_and_updates_moving_ones():
+    layer = _bn("momentum: 0.9 eps: 1e-5", (2, 3, 4, 5), phase="train")
+    old_mean, old_var = (b.detach().clone().reshape(-1) for b in layer.blobs[2:])
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64).float()
+    (y,) = layer(x)
+    xd = x.double()
+    mu, var = xd.mean(dim=(0, 2, 3)), xd.var(dim=(0, 2, 3), unbiased=False)
+    slope, bias = (b.detach().reshape(1, -1, 1, 1).double() for b in layer.blobs[:2])
+    ref = (xd - mu.view(1, -1, 1, 1)) / (var.view(1, -1, 1, 1) + 1e-5).sqrt() * slope + bias
+    assert torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(layer.blobs[2].reshape(-1).double(), 0.1 * mu + 0.9 * old_mean.double(),
+                          atol=1e-6)
+    assert torch.allclose(layer.blobs[3].reshape(-1).double(), 0.1 * var + 0.9 * old_var.double(),
+                          atol=1e-6)
+
+
+def test_pspnet_bn_frozen_freezes_slope_and_bias():
+    layer = _bn("frozen: true", (1, 2, 3, 3), phase="train")
+    assert [s.lr_mult for s in layer.param.param] == [0, 0, 0, 0]

@@ -1,0 +1,48 @@
+"""YOLO ports' nearest Upsample and darknet-order Reorg, against transcriptions of the ports' CPU
+loops (and darknet's reorg_cpu)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fork_support import build
+
+
+def reorg_ref(x, stride):
+    """darknet reorg_cpu(x, w, h, c, batch, stride, forward=0, out), as the ports call it."""
+    b_, c, h, w = x.shape
+    flat, out = x.reshape(-1), np.empty(x.size, x.dtype)
+    out_c = c // (stride * stride)
+    for b in range(b_):
+        for k in range(c):
+            for j in range(h):
+                for i in range(w):
+                    in_index = i + w * (j + h * (k + c * b))
+                    c2, offset = k % out_c, k // out_c
+                    w2, h2 = i * stride + offset % stride, j * stride + offset // stride
+                    out_index = w2 + w * stride * (h2 + h * stride * (c2 + out_c * b))
+                    out[in_index] = flat[out_index]
+    return out.reshape(b_, c * stride * stride, h // stride, w // stride)
+
+
+def test_reorg_has_darknets_element_order_and_inverse_gradient():
+    x = np.random.default_rng(0).standard_normal((2, 8, 4, 6)).astype(np.float32)
+    layer = build('name: "r" type: "Reorg" bottom: "x" top: "y" reorg_param { stride: 2 }',
+                  [x.shape], fork="misc")
+    xt = torch.tensor(x, requires_grad=True)
+    (y,) = layer(xt)
+    np.testing.assert_array_equal(y.detach().numpy(), reorg_ref(x, 2))
+    y.backward(y.detach())  # a permutation: the gradient of 0.5 |y|^2 is x
+    np.testing.assert_array_equal(xt.grad.numpy(), x)
+
+
+def test_upsample_with_one_bottom_is_nearest():
+    layer = build('name: "u" type: "Upsample" bottom: "x" top: "y" upsample_param { scale: 2 }',
+                  [(1, 2, 3, 4)], fork="misc")
+    x = torch.randn(1, 2, 3, 4, requires_grad=True)
+    (y,) = layer(x)
+    for h in range(6):
+        for w in range(8):
+            assert torch.equal(y[:, :, h, w], x[:, :, h // 2, w // 2])
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.full_like(x, 4.0))  # each input feeds a 2x2 block
