@@ -8,7 +8,7 @@ What carries over from Caffe (``src/caffe/net.cpp``):
   readers see the new value), any other reuse of a name is an error;
 * a blob read by several layers is simply reused: Caffe's automatic ``Split`` layers are not
   needed (autograd sums the gradients as Split's backward does);
-* tops of ``Input`` layers are the net's inputs; blobs produced and never consumed are its
+* tops of ``Input`` layers - and of data layers, which read nothing here - are the net's inputs; blobs produced and never consumed are its
   outputs (sorted by name, as Caffe's ``std::set`` yields them);
 * ``loss_weight`` per top (``*Loss`` types: 1 for the first top unless given, others 0);
 * params shared by ``ParamSpec.name`` are one ``nn.Parameter`` (STRICT: same shape,
@@ -172,8 +172,10 @@ class CaffeNet(nn.Module):
     """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
 
     ``CaffeNet(net, weights=None, phase="test", stages=(), level=0, retain_blob_grads=False,
-    device=None)``: ``net`` is a NetParameter, a path or prototxt text; ``weights`` a path
-    (binary or HDF5 caffemodel) or a ``read_weights``-style mapping.
+    device=None, input_shapes=None)``: ``net`` is a NetParameter, a path or prototxt text;
+    ``weights`` a path (binary or HDF5 caffemodel) or a ``read_weights``-style mapping;
+    ``input_shapes`` maps input tops to shapes the file does not fix (data layers of Caffe and
+    its forks become inputs of the same tops, see ``caffe_import.layers.data``).
 
     ``forward(outputs=None, **inputs)`` feeds the ``Input`` blobs (tensors or arrays, any shape:
     layers re-derive shapes on every call, as Caffe's ``Reshape`` does; an input not given keeps
@@ -194,8 +196,11 @@ class CaffeNet(nn.Module):
     def __init__(self, net: Any, weights: PathLike | Mapping[str, Sequence[Any]] | None = None,
                  phase: str | int = "test", stages: Iterable[str] = (), level: int = 0, *,
                  retain_blob_grads: bool = False, device: torch.device | str | None = None,
-                 fork: str | None = None, proto: PathLike | None = None) -> None:
+                 fork: str | None = None, proto: PathLike | None = None,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
         super().__init__()
+        #: shapes of input tops the net file does not fix (data layers, shapeless Input)
+        self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
         source, self._unknown_fields, self._source_path = _load_net(net, fork, proto)
         self.phase: str = phase_name(phase)
         self.net_param = filter_net(source, self.phase, stages, level)
@@ -283,8 +288,10 @@ class CaffeNet(nn.Module):
                 in_place.append(same)
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
             module = self._make_layer(cls, build_param, bottom_shapes, layer_phase)
+            is_input = bool(getattr(module, "feeds_net", False))
             try:
-                shapes = module.top_shapes(bottom_shapes)
+                shapes = (self._input_shapes(module, tops) if is_input
+                          else module.top_shapes(bottom_shapes))
             except CaffeFormatError:
                 raise
             except Exception as e:  # a layer's own checks, in whatever form it raised them
@@ -300,7 +307,6 @@ class CaffeNet(nn.Module):
                     available.add(t)
             self._set_loss_weights(lp, tops)
             self._share_params(lp, module, owners)
-            is_input = lp.type == "Input"
             if is_input:
                 self.inputs.extend(tops)
             self._steps.append(_Step(name, lp.type, module, bottoms, tops, in_place, is_input))
@@ -315,6 +321,22 @@ class CaffeNet(nn.Module):
             self._first_index.setdefault(n, i)
         for n in self.inputs:
             self.blobs[n] = torch.zeros(self.blob_shapes[n])
+
+    def _input_shapes(self, module: CaffeLayer, tops: list[str]) -> list[Shape]:
+        """The shapes of an input layer's tops (``Input``, or a data layer standing in for
+        one): ``input_shapes`` given to the net first, then what the layer declares."""
+        given = self.given_input_shapes
+        if all(t in given for t in tops):
+            return [tuple(int(d) for d in given[t]) for t in tops]
+        try:
+            declared = module.top_shapes([])
+        except CaffeFormatError:
+            if not given:
+                raise
+            missing = [t for t in tops if t not in given]
+            raise CaffeFormatError(f"no shape for input(s) {missing}: add them to "
+                                   f"input_shapes", layer=module.name) from None
+        return [tuple(int(d) for d in given.get(t, s)) for t, s in zip(tops, declared)]
 
     def _mark_overwritable(self) -> None:
         """Let in-place layers (top == bottom, one bottom) overwrite their bottom's tensor

@@ -30,6 +30,8 @@ class Input(CaffeLayer):
     feeds the tops itself; ``forward`` here is never called.
     """
 
+    feeds_net = True  # the net feeds its tops (a data layer of a fork may too)
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         if len(param.bottom):
@@ -44,8 +46,9 @@ class Input(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         if self.shapes is None:
-            raise CaffeFormatError("Input layer without input_param.shape: its shape is only "
-                                   "known when data is fed", layer=self.name)
+            raise CaffeFormatError("Input layer without input_param.shape: give the shapes "
+                                   "of its tops as CaffeNet(..., input_shapes={top: shape})",
+                                   layer=self.name)
         return list(self.shapes)
 
     def forward(self, *bottoms):
