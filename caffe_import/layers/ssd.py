@@ -318,16 +318,20 @@ def box_size(b: torch.Tensor) -> torch.Tensor:
     return torch.where(bad, torch.zeros_like(w), w * h)
 
 
-def jaccard(b1: torch.Tensor, b2: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor
-            ) -> torch.Tensor:
-    """The fork's ``JaccardOverlap`` (broadcasting), with precomputed sizes ``s1``/``s2``."""
-    apart = ((b2[..., 0] > b1[..., 2]) | (b2[..., 2] < b1[..., 0])
-             | (b2[..., 1] > b1[..., 3]) | (b2[..., 3] < b1[..., 1]))
-    iw = torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])
-    ih = torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])
+def jaccard(b1: Sequence[torch.Tensor], b2: Sequence[torch.Tensor], s1: torch.Tensor,
+            s2: torch.Tensor) -> torch.Tensor:
+    """The fork's ``JaccardOverlap`` (broadcasting) of boxes given as their four coordinate
+    tensors ``(xmin, ymin, xmax, ymax)``, with precomputed sizes ``s1``/``s2``."""
+    ax0, ay0, ax1, ay1 = b1
+    bx0, by0, bx1, by1 = b2
+    iw = torch.minimum(ax1, bx1) - torch.maximum(ax0, bx0)
+    ih = torch.minimum(ay1, by1) - torch.maximum(ay0, by0)
     inter = iw * ih
     iou = inter / (s1 + s2 - inter)
-    return torch.where(apart | ~(iw > 0) | ~(ih > 0), torch.zeros_like(iou), iou)
+    # The fork first tests whether the boxes are apart (then 0), then whether the
+    # intersection has positive extents; apart boxes have a negative extent, so the second
+    # test covers the first (NaN extents fail it too).
+    return iou.masked_fill_(~((iw > 0) & (ih > 0)), 0.0)
 
 
 def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: float
@@ -337,17 +341,21 @@ def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: 
     is kept when its overlap with every kept one is ``<= threshold`` (NaN suppresses)."""
     k = boxes.shape[-2]
     sizes = box_size(boxes)
+    coords = [c.contiguous() for c in boxes.unbind(-1)]
     keep = torch.zeros_like(valid)
     thr = torch.full(valid.shape[:-1], threshold, dtype=boxes.dtype, device=boxes.device)
     dense = valid.numel() * k <= (1 << 24)
     if dense:  # the whole overlap matrix at once when it is small enough
-        iou_all = jaccard(boxes[..., :, None, :], boxes[..., None, :, :],
-                          sizes[..., :, None], sizes[..., None, :])
+        over = ~(jaccard([c[..., :, None] for c in coords], [c[..., None, :] for c in coords],
+                         sizes[..., :, None], sizes[..., None, :]) <= threshold)
     for i in range(k):
         if i:
-            ov = iou_all[..., i, :i] if dense else jaccard(
-                boxes[..., i:i + 1, :], boxes[..., :i, :], sizes[..., i:i + 1], sizes[..., :i])
-            hit = (keep[..., :i] & ~(ov <= thr[..., None])).any(dim=-1)
+            if dense and eta >= 1:
+                hit = (keep[..., :i] & over[..., i, :i]).any(dim=-1)
+            else:
+                ov = jaccard([c[..., i:i + 1] for c in coords], [c[..., :i] for c in coords],
+                             sizes[..., i:i + 1], sizes[..., :i])
+                hit = (keep[..., :i] & ~(ov <= thr[..., None])).any(dim=-1)
             kept = valid[..., i] & ~hit
         else:
             kept = valid[..., 0]
