@@ -131,26 +131,38 @@ class Interp(CaffeLayer):
 
 
 # ----------------------------------------------------------------------------- BN
+_SEGNET_BN = ("bn_mode", "scale_filler", "shift_filler")
+_PSPNET_BN = ("slope_filler", "bias_filler", "momentum", "eps", "frozen")
+
+
 @register("BN")
 class BN(CaffeLayer):
-    """``type: "BN"``: PSPNet's layer, or SegNet's when the schema's ``bn_param`` has
-    ``bn_mode`` (SegNet's fork, ``--fork segnet``); the two forks share the type name."""
+    """``type: "BN"``: PSPNet's layer or SegNet's - the two forks share the type name.
+
+    The schema decides when it is one fork's (``fork="pspnet"``, ``fork="segnet"``); in the
+    default mixture the fields the layer sets decide (``bn_mode``/``scale_filler``/
+    ``shift_filler`` are SegNet's, ``slope_filler``/``bias_filler``/``momentum``/``eps``/
+    ``frozen`` PSPNet's); with neither, a user schema having only one fork's fields decides,
+    else PSPNet's (first in the default schema's order)."""
 
     @classmethod
     def resolve(cls, param) -> type[CaffeLayer] | None:
-        fields = param.bn_param.DESCRIPTOR.fields_by_name
-        if "bn_mode" in fields:
-            from .segnet import SegNetBN
+        from ..proto.schema import schema_of
+        from .segnet import SegNetBN
 
+        fork = schema_of(param).fork or ""
+        if fork.startswith("segnet"):
             return SegNetBN
-        if "frozen" in fields:
+        if fork == "pspnet":
             return PSPNetBN
-        return None
-
-    @staticmethod
-    def describe(param) -> str:
-        return ("type 'BN' needs the PSPNet or SegNet schema (bn_param with 'frozen' or "
-                "'bn_mode'); choose the fork the model comes from")
+        p = param.bn_param
+        fields = p.DESCRIPTOR.fields_by_name
+        sets = [any(f in fields and p.HasField(f) for f in names)
+                for names in (_SEGNET_BN, _PSPNET_BN)]
+        if sets[0] != sets[1]:
+            return SegNetBN if sets[0] else PSPNetBN
+        has = [any(f in fields for f in names) for names in (_SEGNET_BN, _PSPNET_BN)]
+        return SegNetBN if has[0] and not has[1] else PSPNetBN
 
 
 class PSPNetBN(CaffeLayer):

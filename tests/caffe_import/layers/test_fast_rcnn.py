@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fork_support import build, layer_param
+from support.forks import build, layer_param
 
 F32 = np.float32
 FLT_MAX = F32(3.4028234663852886e38)
@@ -50,7 +50,7 @@ def test_roi_pooling_forward_and_argmax_backward_match_the_fork():
                      [1, -10, -6, 70, 90], [0, 38, 30, 100, 100], [1, 2.5, 6, 17.5, 22]], F32)
     layer = build('name: "roi" type: "ROIPooling" bottom: "f" bottom: "r" top: "p" '
                   'roi_pooling_param { pooled_h: 3 pooled_w: 4 spatial_scale: 0.25 }',
-                  [x.shape, rois.shape], fork="frcnn")
+                  [x.shape, rois.shape], fork="fast-rcnn")
     xt = torch.tensor(x, requires_grad=True)
     (y,) = layer(xt, torch.tensor(rois))
     ref, arg = roi_pool_ref(x, rois, 3, 4, 0.25)
@@ -69,7 +69,7 @@ def test_roi_pooling_forward_and_argmax_backward_match_the_fork():
 def test_smooth_l1_loss_with_weights():
     layer = build('name: "l" type: "SmoothL1Loss" bottom: "a" bottom: "b" bottom: "wi" '
                   'bottom: "wo" top: "loss" smooth_l1_loss_param { sigma: 3 }',
-                  [(2, 8, 1, 1)] * 4, fork="frcnn")
+                  [(2, 8, 1, 1)] * 4, fork="fast-rcnn")
     a, b = torch.randn(2, 8, 1, 1, requires_grad=True), torch.randn(2, 8, 1, 1)
     wi, wo = torch.rand(2, 8, 1, 1), torch.rand(2, 8, 1, 1)
     (loss,) = layer(a, b, wi, wo)
@@ -132,7 +132,7 @@ def test_proposal_layer_is_opt_in_and_matches_py_faster_rcnn():
     text = ('name: "proposal" type: "Python" bottom: "prob" bottom: "pred" bottom: "im_info" '
             'top: "rois" top: "scores" python_param { module: "rpn.proposal_layer" '
             'layer: "ProposalLayer" param_str: "\'feat_stride\': 16" }')
-    assert PythonLayer.resolve(layer_param(text, "frcnn")) is None  # never by the file alone
+    assert PythonLayer.resolve(layer_param(text, "fast-rcnn")) is None  # never by the file alone
     enable_proposal_layer(test={"pre_nms_top_n": 200, "post_nms_top_n": 40})
     try:
         rng = np.random.default_rng(5)
@@ -142,7 +142,7 @@ def test_proposal_layer_is_opt_in_and_matches_py_faster_rcnn():
         prob = prob.astype(F32)
         deltas = (rng.standard_normal((1, 36, h, w)) * 0.3).astype(F32)
         im_info = np.array([[100, 140, 1.5]], F32)
-        layer = build(text, [prob.shape, deltas.shape, im_info.shape], fork="frcnn")
+        layer = build(text, [prob.shape, deltas.shape, im_info.shape], fork="fast-rcnn")
         rois, scores = layer(torch.tensor(prob), torch.tensor(deltas), torch.tensor(im_info))
         cfg = dict(pre_nms_top_n=200, post_nms_top_n=40, nms_thresh=0.7, min_size=16)
         ref_rois, ref_scores = proposal_ref(prob, deltas, im_info[0], 16, cfg)

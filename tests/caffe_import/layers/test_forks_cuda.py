@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fork_support import build
+from support.forks import build
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fork_support import build
+from support.forks import build
 
 F32 = np.float32
 
@@ -113,3 +113,13 @@ def test_pspnet_bn_train_uses_batch_statistics_and_updates_moving_ones():
 def test_pspnet_bn_frozen_freezes_slope_and_bias():
     layer = _bn("frozen: true", (1, 2, 3, 3), phase="train")
     assert [s.lr_mult for s in layer.param.param] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("fork,fields,expect", [
+    ("pspnet", "", "PSPNetBN"), ("segnet", "", "SegNetBN"),
+    (None, "bn_mode: INFERENCE", "SegNetBN"), (None, "frozen: true", "PSPNetBN"),
+    (None, 'scale_filler { type: "constant" value: 1 }', "SegNetBN"), (None, "", "PSPNetBN"),
+])
+def test_bn_is_the_selected_forks_or_the_one_its_fields_name(fork, fields, expect):
+    layer = build(BN.format(fields), [(1, 2, 3, 3)], fork=fork)
+    assert type(layer).__name__ == expect

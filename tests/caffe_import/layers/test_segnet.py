@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fork_support import build
+from support.forks import build
 
 F32 = np.float32
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fork_support import build
+from support.forks import build
 
 
 def reorg_ref(x, stride):
@@ -28,7 +28,7 @@ def reorg_ref(x, stride):
 def test_reorg_has_darknets_element_order_and_inverse_gradient():
     x = np.random.default_rng(0).standard_normal((2, 8, 4, 6)).astype(np.float32)
     layer = build('name: "r" type: "Reorg" bottom: "x" top: "y" reorg_param { stride: 2 }',
-                  [x.shape], fork="misc")
+                  [x.shape], fork="ports")
     xt = torch.tensor(x, requires_grad=True)
     (y,) = layer(xt)
     np.testing.assert_array_equal(y.detach().numpy(), reorg_ref(x, 2))
@@ -38,7 +38,7 @@ def test_reorg_has_darknets_element_order_and_inverse_gradient():
 
 def test_upsample_with_one_bottom_is_nearest():
     layer = build('name: "u" type: "Upsample" bottom: "x" top: "y" upsample_param { scale: 2 }',
-                  [(1, 2, 3, 4)], fork="misc")
+                  [(1, 2, 3, 4)], fork=None)  # upsample_param as the shipped schemas have it
     x = torch.randn(1, 2, 3, 4, requires_grad=True)
     (y,) = layer(x)
     for h in range(6):
