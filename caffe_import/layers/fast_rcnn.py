@@ -167,9 +167,12 @@ class SmoothL1Loss(CaffeLayer):
         d = a - b
         if weights:
             d = weights[0] * d
-        absd = d.abs()
-        err = torch.where(absd < 1.0 / self.sigma2, 0.5 * d * d * self.sigma2,
-                          absd - 0.5 / self.sigma2)
+        # the fork's kernel mixes float values with double constants: compute in double,
+        # store as float, as it does
+        dd = d.double()
+        absd = dd.abs()
+        err = torch.where(absd < 1.0 / self.sigma2, 0.5 * dd * dd * self.sigma2,
+                          absd - 0.5 / self.sigma2).to(d.dtype)
         if weights:
             err = weights[1] * err
         return (err.sum() / a.shape[0],)
