@@ -12,7 +12,9 @@ and ``Reorg`` (YOLOv2 ports, ``reorg_param.stride``).
   ``w2 + W s (h2 + H s (c2 + C/s^2 b))`` with ``c2 = k mod C/s^2``, ``offset = k div C/s^2``,
   ``w2 = i s + offset mod s``, ``h2 = j s + offset div s``. This is *not* a plain
   space-to-depth (``F.pixel_unshuffle``) - channels come out interleaved as darknet's do. The
-  backward is the inverse permutation.
+  backward is the inverse permutation. ``reverse: true`` (gklz1982/caffe-yolov2's
+  ``reorg_param``) writes ``top[index] = bottom[i]`` instead: the inverse map, output
+  ``(N, C / s^2, H s, W s)``.
 """
 from __future__ import annotations
 
@@ -77,15 +79,22 @@ class Reorg(CaffeLayer):
         _one_to_one_4d(param, bottom_shapes, "Reorg")
         if param.top[0] == param.bottom[0]:
             raise CaffeFormatError("Reorg cannot run in place", layer=param.name)
-        self.stride = int(param.reorg_param.stride)
+        rp = param.reorg_param
+        self.stride = int(rp.stride)
         if self.stride < 1:
             raise CaffeFormatError(f"stride must be >= 1, got {self.stride}", layer=param.name)
+        self.reverse = "reverse" in rp.DESCRIPTOR.fields_by_name and bool(rp.reverse)
         self._index: dict[tuple, torch.Tensor] = {}
         self.top_shapes(self.bottom_shapes)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         n, c, h, w = bottom_shapes[0]
         s = self.stride
+        if self.reverse:
+            if c % (s * s):
+                raise CaffeFormatError(f"reverse Reorg stride {s} needs C divisible by {s * s}, "
+                                       f"got {tuple(bottom_shapes[0])}", layer=self.name)
+            return [(n, c // (s * s), h * s, w * s)]
         if h % s or w % s or c % (s * s):
             raise CaffeFormatError(f"Reorg stride {s} needs H, W divisible by {s} and C by "
                                    f"{s * s}, got {tuple(bottom_shapes[0])}", layer=self.name)
@@ -97,5 +106,8 @@ class Reorg(CaffeLayer):
         index = self._index.get(key)
         if index is None:
             index = reorg_index(*x.shape, self.stride, device=x.device)
+            if self.reverse:  # the port writes top[index[i]] = bottom[i]: the inverse
+                index = torch.empty_like(index).scatter_(
+                    0, index, torch.arange(index.numel(), device=x.device))
             self._index = {key: index}
         return (x.reshape(-1)[index].reshape(top),)

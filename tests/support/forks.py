@@ -1,9 +1,8 @@
 """Layer parameters of Caffe's forks for the fork-layer tests: ``layer_param`` parses the body of
 a ``layer { ... }`` with a fork's schema, ``build`` makes the registered layer from it.
 
-``fork`` is a shipped fork (``"ssd"``, ``"pspnet"``, ``"segnet"``, ``"fast-rcnn"``), None for the
-default mixture, or ``"ports"``: the fields of ports whose schemas the package does not ship
-(``tests/fixtures/layer_ports/ports.proto``), loaded as a user's own schema is."""
+``fork`` is a shipped fork (``"ssd"``, ``"pspnet"``, ``"segnet"``, ``"fast-rcnn"``,
+``"deeplab-v1"``, ``"yolov2"``, ...) or None for the default mixture of them all."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,18 +12,10 @@ from google.protobuf import text_format
 from caffe_import.layers import registry
 from caffe_import.proto.schema import get_schema
 
-from . import ROOT
-
-PORTS = ROOT / "tests" / "fixtures" / "layer_ports" / "ports.pb"
-
-
-def schema(fork: str | None):
-    return get_schema(proto=PORTS) if fork == "ports" else get_schema(fork)
-
 
 def layer_param(text: str, fork: str | None = "ssd"):
     """A fork's ``LayerParameter`` from the text inside ``layer { ... }``."""
-    msg = schema(fork).LayerParameter()
+    msg = get_schema(fork).LayerParameter()
     text_format.Parse(text, msg)
     return msg
 

@@ -11,7 +11,7 @@ from support.forks import build
 
 
 def test_relu6_values_and_the_ports_strict_gradient():
-    layer = build('name: "r" type: "ReLU6" bottom: "x" top: "x"', [(1, 7)], fork="ports")
+    layer = build('name: "r" type: "ReLU6" bottom: "x" top: "x"', [(1, 7)], fork=None)
     x = torch.tensor([[-1.0, 0.0, 0.5, 3.0, 6.0, 7.0, float("nan")]], requires_grad=True)
     (y,) = layer(x)
     assert torch.equal(y[0, :6], torch.tensor([0.0, 0.0, 0.5, 3.0, 6.0, 6.0]))
@@ -24,7 +24,7 @@ def test_depthwise_ignores_num_output_and_is_grouped_conv():
     layer = build('name: "dw" type: "ConvolutionDepthwise" bottom: "x" top: "y" '
                   'convolution_param { num_output: 99 kernel_size: 3 stride: 2 pad: 1 '
                   'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "constant" '
-                  'value: 0.5 } }', [(2, 4, 7, 6)], fork="ports")
+                  'value: 0.5 } }', [(2, 4, 7, 6)], fork=None)
     assert layer.blob_shapes() == [(4, 1, 3, 3), (4,)]
     x = torch.randn(2, 4, 7, 6)
     (y,) = layer(x)
@@ -35,7 +35,7 @@ def test_depthwise_ignores_num_output_and_is_grouped_conv():
 def test_hole_is_dilation():
     layer = build('name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { '
                   'num_output: 2 kernel_size: 3 hole: 4 weight_filler { type: "gaussian" } }',
-                  [(1, 3, 12, 11)], fork="ports")
+                  [(1, 3, 12, 11)], fork="deeplab-v1")
     x = torch.randn(1, 3, 12, 11)
     (y,) = layer(x)
     assert y.shape == (1, 2, 4, 3)
@@ -45,12 +45,13 @@ def test_hole_is_dilation():
 
     with pytest.raises(CaffeFormatError, match="hole"):
         build('name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { '
-              'num_output: 2 kernel_size: 3 hole: 2 dilation: 2 }', [(1, 3, 9, 9)], fork="ports")
+              'num_output: 2 kernel_size: 3 hole: 2 dilation: 2 }', [(1, 3, 9, 9)],
+              fork="deeplab-v1")
 
 
 def test_axpy_scales_channels_and_adds():
     layer = build('name: "a" type: "Axpy" bottom: "s" bottom: "x" bottom: "y" top: "z"',
-                  [(2, 3, 1, 1), (2, 3, 4, 4), (2, 3, 4, 4)], fork="ports")
+                  [(2, 3, 1, 1), (2, 3, 4, 4), (2, 3, 4, 4)], fork=None)
     a, x, y = torch.randn(2, 3, 1, 1), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     (z,) = layer(a, x, y)
     assert torch.allclose(z, a * x + y)
@@ -58,7 +59,7 @@ def test_axpy_scales_channels_and_adds():
 
 def test_shuffle_channel_transposes_groups():
     layer = build('name: "s" type: "ShuffleChannel" bottom: "x" top: "y" '
-                  'shuffle_channel_param { group: 3 }', [(1, 6, 1, 1)], fork="ports")
+                  'shuffle_channel_param { group: 3 }', [(1, 6, 1, 1)], fork="shufflenet")
     (y,) = layer(torch.arange(6.0).reshape(1, 6, 1, 1))
     # the port: output channel j * G + i = input channel i * (C / G) + j
     assert y.reshape(-1).tolist() == [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
@@ -70,7 +71,7 @@ def test_pooling_ceil_mode_false_floors(ceil, pad, expect):
     # 8x8, kernel 3, stride 2: floor 3, ceil 4; pad 1: floor 4, ceil 5
     layer = build(f'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param {{ pool: MAX '
                   f'kernel_size: 3 stride: 2 pad: {pad} ceil_mode: {str(ceil).lower()} }}',
-                  [(1, 1, 8, 8)], fork="ports")
+                  [(1, 1, 8, 8)], fork="ceil-mode")
     assert layer.top_shapes([(1, 1, 8, 8)])[0][2:] == expect
     (y,) = layer(torch.randn(1, 1, 8, 8))
     assert tuple(y.shape[2:]) == expect

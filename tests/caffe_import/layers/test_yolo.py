@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from caffe_import.layers.yolo import reorg_index
 from support.forks import build
 
 
@@ -28,7 +29,7 @@ def reorg_ref(x, stride):
 def test_reorg_has_darknets_element_order_and_inverse_gradient():
     x = np.random.default_rng(0).standard_normal((2, 8, 4, 6)).astype(np.float32)
     layer = build('name: "r" type: "Reorg" bottom: "x" top: "y" reorg_param { stride: 2 }',
-                  [x.shape], fork="ports")
+                  [x.shape], fork="yolov2")
     xt = torch.tensor(x, requires_grad=True)
     (y,) = layer(xt)
     np.testing.assert_array_equal(y.detach().numpy(), reorg_ref(x, 2))
@@ -38,7 +39,7 @@ def test_reorg_has_darknets_element_order_and_inverse_gradient():
 
 def test_upsample_with_one_bottom_is_nearest():
     layer = build('name: "u" type: "Upsample" bottom: "x" top: "y" upsample_param { scale: 2 }',
-                  [(1, 2, 3, 4)], fork=None)  # upsample_param as the shipped schemas have it
+                  [(1, 2, 3, 4)], fork="yolo")
     x = torch.randn(1, 2, 3, 4, requires_grad=True)
     (y,) = layer(x)
     for h in range(6):
@@ -46,3 +47,20 @@ def test_upsample_with_one_bottom_is_nearest():
             assert torch.equal(y[:, :, h, w], x[:, :, h // 2, w // 2])
     y.sum().backward()
     assert torch.equal(x.grad, torch.full_like(x, 4.0))  # each input feeds a 2x2 block
+
+
+def test_reverse_reorg_inverts_reorg():
+    x = torch.randn(2, 8, 4, 6)
+    fwd = build('name: "r" type: "Reorg" bottom: "x" top: "y" reorg_param { stride: 2 }',
+                [x.shape], fork="yolov2")
+    (y,) = fwd(x)
+    back = build('name: "r" type: "Reorg" bottom: "y" top: "z" reorg_param { stride: 2 '
+                 'reverse: true }', [y.shape], fork="yolov2")
+    assert back.top_shapes([tuple(y.shape)]) == [tuple(x.shape)]
+    # reverse writes top[m(i)] = bottom[i] with m taken over its own (reorged) input
+    flat = y.reshape(-1)
+    m = reorg_index(*y.shape, 2)
+    expect = torch.empty_like(flat)
+    expect[m] = flat
+    (z,) = back(y)
+    assert torch.equal(z.reshape(-1), expect)

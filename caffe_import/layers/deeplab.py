@@ -1,0 +1,66 @@
+"""DeepLab v1's layers (deeplab-public, read from TheLegendAli/DeepLab-Context): Padding and
+MatWrite. Its ``hole`` is dilation (``caffe_import.layers.conv``); its Interp is PSPNet's /
+DeepLab v2's (``caffe_import.layers.pspnet``; v1 accepts exactly one of zoom, shrink, or
+height and width, which that layer also reads).
+
+* **Padding** (``padding_param``: pad_beg, pad_end; both >= 0 or both <= 0): zero padding, or
+  cropping, of H and W by ``pad_beg`` before and ``pad_end`` after:
+  ``top[n, c, h, w] = bottom[n, c, h - pad_beg, w - pad_beg]``. Backward: the adjoint.
+* **MatWrite** (``mat_write_param``): DeepLab's test nets save a blob to ``.mat`` files named by
+  the model file. Here it writes nothing - a model file cannot make the importer write files;
+  read the blob from the net's outputs instead. It has no tops, so nothing else changes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CaffeFormatError
+from .base import CaffeLayer, Shape
+from .registry import register
+
+
+@register("Padding")
+class Padding(CaffeLayer):
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(bottom_shapes) != 1 or len(param.top) != 1:
+            raise CaffeFormatError("Padding takes 1 bottom and 1 top", layer=param.name)
+        p = param.padding_param
+        self.beg, self.end = int(p.pad_beg), int(p.pad_end)
+        if not ((self.beg >= 0 and self.end >= 0) or (self.beg <= 0 and self.end <= 0)):
+            raise CaffeFormatError(f"pad_beg {self.beg} and pad_end {self.end} must be both "
+                                   f">= 0 (padding) or both <= 0 (cropping)", layer=param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        if len(shape) != 4:
+            raise CaffeFormatError(f"Padding needs a 4-D bottom, got {shape}", layer=self.name)
+        h, w = (s + self.beg + self.end for s in shape[2:])
+        if h <= 0 or w <= 0:
+            raise CaffeFormatError(f"padding {self.beg}, {self.end} leaves nothing of {shape}",
+                                   layer=self.name)
+        return [(shape[0], shape[1], h, w)]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        self.top_shapes([tuple(x.shape)])
+        return (F.pad(x, [self.beg, self.end, self.beg, self.end]),)
+
+
+@register("MatWrite")
+class MatWrite(CaffeLayer):
+    """A sink that writes nothing (see the module docstring)."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(param.top):
+            raise CaffeFormatError("MatWrite has no tops", layer=param.name)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        return []
+
+    def forward(self, *bottoms: torch.Tensor) -> tuple:
+        return ()
