@@ -64,8 +64,11 @@ class LRN(CaffeLayer):
         half = (self.size - 1) // 2
         sq = x * x
         if self.region == ACROSS_CHANNELS:
-            window = F.avg_pool3d(sq.unsqueeze(1), (self.size, 1, 1), stride=1,
-                                  padding=(half, 0, 0), divisor_override=1).squeeze(1)
+            # zeros beyond the channel edges, padded explicitly: PyTorch refuses a window
+            # longer than the channels even with padding (local_size 5 on 3 channels)
+            padded = F.pad(sq.unsqueeze(1), (0, 0, 0, 0, half, half))
+            window = F.avg_pool3d(padded, (self.size, 1, 1), stride=1,
+                                  divisor_override=1).squeeze(1)
             scale = self.k + f32(self.alpha / self.size) * window
         else:
             mean = F.avg_pool2d(sq, self.size, stride=1, padding=half, count_include_pad=True)

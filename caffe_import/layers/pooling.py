@@ -8,6 +8,9 @@ Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
   (``(out - 1) stride >= H + pad``) is dropped. PyTorch drops it even without padding, so with
   ``pad: 0`` and ``kernel < stride`` Caffe has one more row/column, whose windows hold no input:
   MAX gives ``-FLT_MAX`` there (mask ``-1``) and AVE gives ``0 / pool_size`` (``NaN`` or ``-0``).
+* The YOLOv3 ports' Caffe (darknet2caffe, schema ``yolo``) adds one output row and column when
+  ``kernel_h - stride_h`` is odd and positive (darknet's size-2, stride-1 max pooling keeps the
+  size); the extra windows are clipped to the input like any window past its end.
 * ``pad`` may be anything below the kernel size; PyTorch refuses more than half the kernel.
 * MAX ignores NaN (Caffe's strict ``>`` never picks it; a window of only NaN or ``-inf`` gives
   ``-FLT_MAX``); ties go to the first maximum in raster order; the optional second top is the
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
+from ..proto.schema import schema_of
 from .base import CaffeLayer, Shape, tracing
 from .registry import register
 
@@ -103,11 +107,12 @@ class PoolGeometry:
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
-                      any_pad: bool) -> int:
+                      any_pad: bool, extra: int = 0) -> int:
     """Caffe's output length along one axis (``PoolingLayer::Reshape``); ``any_pad``: whether
     either pad is non-zero, which enables the rule dropping a window that starts in the pad."""
     q = float(size + 2 * pad - kernel) / stride
     out = int(math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    out += extra  # the YOLOv3 ports' darknet rule, before the clip (see Pooling)
     if any_pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
@@ -152,6 +157,9 @@ class Pooling(CaffeLayer):
             raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
                                    layer=name)
         self.ceil_mode = geom.ceil_mode
+        # darknet2caffe's pooling for YOLOv3-tiny (the 'yolo' fork): one more output row and
+        # column when kernel_h - stride_h is odd and positive (C's % keeps the sign)
+        self.darknet_extra = schema_of(param).fork == "yolo"
         if len(self.bottom_shapes[0]) != 4:
             raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
                                    f"{self.bottom_shapes[0]}", layer=name)
@@ -167,8 +175,10 @@ class Pooling(CaffeLayer):
         h, w = int(shape[2]), int(shape[3])
         k = self._kernel(h, w)
         any_pad = self.pad != (0, 0)
+        diff = k[0] - self.stride[0]
+        extra = int(self.darknet_extra and diff > 0 and diff % 2 == 1)
         out = tuple(caffe_pooled_size(s, k[i], self.stride[i], self.pad[i], self.ceil_mode,
-                                      any_pad) for i, s in enumerate((h, w)))
+                                      any_pad, extra) for i, s in enumerate((h, w)))
         if min(out) <= 0:
             raise CaffeFormatError(f"pooling output would be empty for input {h}x{w} (kernel "
                                    f"{k}, stride {self.stride}, pad {self.pad})", layer=self.name)

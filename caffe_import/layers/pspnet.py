@@ -23,9 +23,11 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
+from ..proto.schema import schema_of
 from .base import CaffeLayer, Shape
 from .fillers import fill_or_constant
 from .registry import register
+from .segnet import SegNetBN
 
 
 def _f32(value: float) -> float:
@@ -147,9 +149,6 @@ class BN(CaffeLayer):
 
     @classmethod
     def resolve(cls, param) -> type[CaffeLayer] | None:
-        from ..proto.schema import schema_of
-        from .segnet import SegNetBN
-
         fork = schema_of(param).fork or ""
         if fork.startswith("segnet"):
             return SegNetBN

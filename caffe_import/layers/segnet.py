@@ -26,6 +26,7 @@ from ..errors import CaffeFormatError
 from .base import CaffeLayer, Shape
 from .fillers import fill_or_constant
 from .registry import register
+from .yolo import UpsampleNearest
 
 LEARN, INFERENCE = 0, 1
 _BN_EPS = 1e-9  # hard-coded in the fork's BNLayer::LayerSetUp
@@ -173,8 +174,4 @@ class Upsample(CaffeLayer):
 
     @classmethod
     def resolve(cls, param) -> type[CaffeLayer] | None:
-        if len(param.bottom) == 2:
-            return SegNetUpsample
-        from .yolo import UpsampleNearest
-
-        return UpsampleNearest
+        return SegNetUpsample if len(param.bottom) == 2 else UpsampleNearest
