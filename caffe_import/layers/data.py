@@ -1,17 +1,18 @@
 """Data layers of Caffe and its forks, stood in for by net inputs of the same tops.
 
 Caffe's data layers read databases, image lists or video (``Data``, ``ImageData``,
-``WindowData``, ``MemoryData``, ``HDF5Data``; SSD's ``AnnotatedData`` and ``VideoData``;
+``WindowData``, ``HDF5Data``; SSD's ``AnnotatedData`` and ``VideoData``;
 SegNet's ``DenseImageData``; DeepLab's ``ImageSegData``). Here none of them reads anything:
 each becomes an input of the net, fed like an ``Input`` layer's tops (``CaffeNet.forward(
 data=..., label=...)``), so train/test prototxts of the forks build and run unchanged.
 
 Their shapes come from the layer's own parameters where Caffe fixes them there: the batch size,
 ``new_height``/``new_width``, ``crop_size`` (``transform_param``), SSD's ``resize_param``,
-``is_color`` (3 or 1 channels), MemoryData's ``channels/height/width``. Labels are ``(N,)``
+``is_color`` (3 or 1 channels). Labels are ``(N,)``
 for classification layers, ``(N, 1, H, W)`` for SegNet's and DeepLab's segmentation layers.
 A shape the parameters do not fix (the channels of an LMDB, HDF5 blobs, SSD's annotation
 blob) must be given: ``CaffeNet(..., input_shapes={"data": (1, 3, 300, 300)})``.
+``MemoryData`` is a layer of its own (``caffe_import.layers.memory_data``), fed by arrays.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .registry import register
 #: data layer type -> its parameter field (where the batch size and sizes are)
 DATA_LAYERS = {
     "Data": "data_param", "ImageData": "image_data_param", "WindowData": "window_data_param",
-    "MemoryData": "memory_data_param", "HDF5Data": "hdf5_data_param",
+    "HDF5Data": "hdf5_data_param",
     "AnnotatedData": "data_param", "VideoData": "video_data_param",
     "DenseImageData": "dense_image_data_param", "ImageSegData": "image_data_param",
 }
@@ -72,15 +73,11 @@ class DataInput(CaffeLayer):
         p = _sub(param, DATA_LAYERS[param.type])
         batch = _int(p, "batch_size")
         spatial = self._spatial(param, p)
-        if param.type == "MemoryData":
-            dims = [batch, _int(p, "channels"), _int(p, "height"), _int(p, "width")]
-            data = tuple(dims) if all(dims) else None
-        else:
-            color = p is None or "is_color" not in p.DESCRIPTOR.fields_by_name or p.is_color
-            channels = None if param.type in ("Data", "AnnotatedData", "HDF5Data",
-                                              "VideoData") else (3 if color else 1)
-            data = ((batch, channels, *spatial) if batch and channels and spatial
-                    and param.type != "HDF5Data" else None)
+        color = p is None or "is_color" not in p.DESCRIPTOR.fields_by_name or p.is_color
+        channels = None if param.type in ("Data", "AnnotatedData", "HDF5Data",
+                                          "VideoData") else (3 if color else 1)
+        data = ((batch, channels, *spatial) if batch and channels and spatial
+                and param.type != "HDF5Data" else None)
         if param.type in _SEGMENTATION:
             label = (batch, 1, *spatial) if batch and spatial else None
             extra = [(batch, 1, 1, 2) if batch else None]  # ImageSegData's data_dim

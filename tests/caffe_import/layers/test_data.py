@@ -19,8 +19,8 @@ layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv"
      'new_width: 7 }', (2, 3, 9, 7), (2,)),
     ("ImageData", 'image_data_param { source: "x.txt" batch_size: 1 is_color: false } '
      'transform_param { crop_size: 8 }', (1, 1, 8, 8), (1,)),
-    ("MemoryData", 'memory_data_param { batch_size: 4 channels: 3 height: 5 width: 6 }',
-     (4, 3, 5, 6), (4,)),
+    ("WindowData", 'window_data_param { source: "w.txt" batch_size: 4 } '
+     'transform_param { crop_size: 6 }', (4, 3, 6, 6), (4,)),
 ])
 def test_data_layers_with_known_shapes_become_inputs(type_, params, data, label):
     net = CaffeNet(NET.format(type=type_, params=params))
@@ -46,3 +46,15 @@ def test_shapeless_input_layer_takes_input_shapes():
     with pytest.raises(CaffeFormatError, match="input_shapes"):
         CaffeNet(text)
     assert CaffeNet(text, input_shapes={"x": (1, 2)}).blob_shapes["y"] == (1, 2)
+
+
+def test_fork_segmentation_data_layers_give_image_and_label_shapes():
+    text = """
+    layer { name: "data" type: "DenseImageData" top: "data" top: "label"
+            dense_image_data_param { source: "t.txt" batch_size: 2 new_height: 12
+                                     new_width: 16 } }
+    layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+            convolution_param { num_output: 1 kernel_size: 1 } }"""
+    net = CaffeNet(text, fork="segnet")
+    assert net.blob_shapes["data"] == (2, 3, 12, 16)
+    assert net.blob_shapes["label"] == (2, 1, 12, 16)
