@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .python_layer import PythonLayer, register_python_layer, unregister_python_layer
+from .pooling import FLT_MAX
 from .registry import register
 
-FLT_MAX = 3.4028234663852886e38
 _CHUNK = 1 << 23  # elements per gathered block in ROIPooling
 
 
@@ -83,7 +83,7 @@ class ROIPooling(CaffeLayer):
         if min(self.pooled) <= 0:
             raise CaffeFormatError(f"pooled_h and pooled_w must be > 0, got {self.pooled}",
                                    layer=param.name)
-        self.spatial_scale = float(np.float32(p.spatial_scale))
+        self.spatial_scale = f32(p.spatial_scale)
         self.top_shapes(self.bottom_shapes)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
@@ -150,8 +150,8 @@ class SmoothL1Loss(CaffeLayer):
             raise CaffeFormatError(f"SmoothL1Loss takes 2 bottoms (or 4 with inside and outside "
                                    f"weights) and 1 top, got {len(bottom_shapes)} and "
                                    f"{len(param.top)}", layer=param.name)
-        sigma = float(np.float32(param.smooth_l1_loss_param.sigma))
-        self.sigma2 = float(np.float32(sigma * sigma))
+        sigma = f32(param.smooth_l1_loss_param.sigma)
+        self.sigma2 = f32(sigma * sigma)
         self.top_shapes(self.bottom_shapes)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:

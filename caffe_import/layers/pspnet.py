@@ -24,14 +24,11 @@ import torch
 
 from ..errors import CaffeFormatError
 from ..proto.schema import schema_of
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .fillers import fill_or_constant
 from .registry import register
 from .segnet import SegNetBN
 
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _one_to_one(param, bottom_shapes) -> None:
@@ -174,7 +171,7 @@ class PSPNetBN(CaffeLayer):
         _four_d(shape, param.name, "BN")
         p = param.bn_param
         self.frozen = bool(p.frozen)
-        self.momentum, self.eps = _f32(p.momentum), _f32(p.eps)
+        self.momentum, self.eps = f32(p.momentum), f32(p.eps)
         self.channels = shape[1]
         for i in range(4):
             self.add_blob((1, self.channels, 1, 1), requires_grad=i < 2)
@@ -205,9 +202,9 @@ class PSPNetBN(CaffeLayer):
             mean, var = mean_blob.reshape(-1), var_blob.reshape(-1)
         else:
             n, hw = x.shape[0], x.shape[2] * x.shape[3]
-            mean = (x.sum(dim=(2, 3)) * _f32(1.0 / hw)).sum(0) * _f32(1.0 / n)
+            mean = (x.sum(dim=(2, 3)) * f32(1.0 / hw)).sum(0) * f32(1.0 / n)
             centred = x - mean.view(1, -1, 1, 1)
-            var = ((centred * centred).sum(dim=(2, 3)) * _f32(1.0 / hw)).sum(0) * _f32(1.0 / n)
+            var = ((centred * centred).sum(dim=(2, 3)) * f32(1.0 / hw)).sum(0) * f32(1.0 / n)
             if x.device.type != "meta":
                 with torch.no_grad():
                     m = self.momentum

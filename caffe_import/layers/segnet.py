@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .fillers import fill_or_constant
 from .registry import register
 from .yolo import UpsampleNearest
@@ -79,7 +78,7 @@ class SegNetBN(CaffeLayer):
         if self.mode == INFERENCE:
             return (x * scale + shift,)
         n, hw = x.shape[0], x.shape[2] * x.shape[3]
-        inv_hw, inv_n = float(np.float32(1.0 / hw)), float(np.float32(1.0 / n))
+        inv_hw, inv_n = f32(1.0 / hw), f32(1.0 / n)
         mean = ((x.sum(dim=(2, 3)) * inv_hw).sum(0) * inv_n).view(1, -1, 1, 1)
         sq = ((x * x).sum(dim=(2, 3)) * inv_hw).sum(0) * inv_n
         var = (sq.view(1, -1, 1, 1) - mean * mean)

@@ -32,16 +32,13 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, f32
 from .fillers import fill_or_constant
+from .pooling import FLT_MAX
 from .registry import register
 
-FLT_MAX = 3.4028234663852886e38
 CORNER, CENTER_SIZE, CORNER_SIZE = 1, 2, 3
 
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _arity(param, bottoms: int | tuple[int, ...], tops: int) -> None:
@@ -107,7 +104,7 @@ class Normalize(CaffeLayer):
         p = param.norm_param
         self.across_spatial = bool(p.across_spatial)
         self.channel_shared = bool(p.channel_shared)
-        self.eps = _f32(p.eps)
+        self.eps = f32(p.eps)
         self.channels = shape[1]
         self.add_blob(() if self.channel_shared else (self.channels,))
         self.reset_parameters()
@@ -201,14 +198,14 @@ class PriorBox(CaffeLayer):
             raise CaffeFormatError("max_size must be greater than min_size", layer=name)
         ratios = [1.0]
         for ar in p.aspect_ratio:
-            ar = _f32(ar)
+            ar = f32(ar)
             if not any(abs(ar - r) < 1e-6 for r in ratios):
                 ratios.append(ar)
                 if p.flip:
-                    ratios.append(_f32(1.0 / ar))
+                    ratios.append(f32(1.0 / ar))
         self.ratios = ratios
         self.num_priors = len(ratios) * len(self.min_sizes) + len(self.max_sizes)
-        variance = [_f32(v) for v in p.variance] or [0.1]
+        variance = [f32(v) for v in p.variance] or [0.1]
         if len(variance) not in (1, 4) or min(variance) <= 0:
             raise CaffeFormatError(f"variance must be 1 or 4 positive values, got {variance}",
                                    layer=name)
@@ -216,7 +213,7 @@ class PriorBox(CaffeLayer):
         self.clip = bool(p.clip)
         self.img = _pair(p, "img", name, "img_size")
         self.step = _pair(p, "step", name)
-        self.offset = _f32(p.offset)
+        self.offset = f32(p.offset)
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
@@ -233,13 +230,13 @@ class PriorBox(CaffeLayer):
             m = int(mn)  # the fork keeps min_size/max_size in an int
             out.append((float(m), float(m)))
             if self.max_sizes:
-                side = _f32(math.sqrt(m * int(self.max_sizes[s])))
+                side = f32(math.sqrt(m * int(self.max_sizes[s])))
                 out.append((side, side))
             for ar in self.ratios:
                 if abs(ar - 1.0) < 1e-6:
                     continue
                 r = math.sqrt(ar)
-                out.append((_f32(m * r), _f32(m / r)))
+                out.append((f32(m * r), f32(m / r)))
         return out
 
     def _priors(self, h: int, w: int, img_h: int, img_w: int) -> np.ndarray:
@@ -389,10 +386,10 @@ class DetectionOutput(CaffeLayer):
             raise CaffeFormatError(f"unknown code_type {self.code_type}", layer=name)
         self.variance_in_target = bool(p.variance_encoded_in_target)
         self.keep_top_k = int(p.keep_top_k)
-        self.confidence = _f32(p.confidence_threshold) if p.HasField(
+        self.confidence = f32(p.confidence_threshold) if p.HasField(
             "confidence_threshold") else -FLT_MAX
         nms = p.nms_param
-        self.nms_threshold, self.eta = _f32(nms.nms_threshold), _f32(nms.eta)
+        self.nms_threshold, self.eta = f32(nms.nms_threshold), f32(nms.eta)
         if self.nms_threshold < 0 or not 0 < self.eta <= 1:
             raise CaffeFormatError(f"nms_threshold must be >= 0 and 0 < eta <= 1, got "
                                    f"{self.nms_threshold} and {self.eta}", layer=name)
