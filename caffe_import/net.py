@@ -305,7 +305,7 @@ class CaffeNet(nn.Module):
                 self.blob_shapes[t] = tuple(int(d) for d in s)
                 if not auto:
                     available.add(t)
-            self._set_loss_weights(lp, tops)
+            self._set_loss_weights(lp, tops, module)
             self._share_params(lp, module, owners)
             if is_input:
                 self.inputs.extend(tops)
@@ -365,12 +365,15 @@ class CaffeNet(nn.Module):
             raise CaffeFormatError(f"cannot build {lp.type} for bottoms of shapes "
                                    f"{bottom_shapes}: {type(e).__name__}: {e}", layer=lp.name) from e
 
-    def _set_loss_weights(self, lp, tops: list[str]) -> None:
+    def _set_loss_weights(self, lp, tops: list[str], module: CaffeLayer) -> None:
         weights = list(lp.loss_weight)
         if weights and len(weights) != len(tops):
             raise CaffeFormatError(f"loss_weight must be given once per top or not at all: "
                                    f"{len(weights)} for {len(tops)} tops", layer=lp.name)
-        if not weights and _is_loss_type(lp.type) and tops:
+        # a layer may opt out of the *Loss default (``loss_by_default = False``): Faster
+        # R-CNN's SmoothL1Loss skips LossLayer's setup, so it is a loss only when told
+        if not weights and _is_loss_type(lp.type) and tops and getattr(
+                module, "loss_by_default", True):
             weights = [1.0] + [0.0] * (len(tops) - 1)
         for t, w in zip(tops, weights):
             if w != 0:
@@ -470,6 +473,7 @@ class CaffeNet(nn.Module):
         first: dict[str, torch.Tensor] = {}
         losses: dict[str, torch.Tensor] = {}
         retain = self.retain_blob_grads and torch.is_grad_enabled()
+        want_input_grads = retain and self.net_param.force_backward
         for step in self._steps:
             if step.is_input:
                 for t in step.tops:
@@ -479,6 +483,9 @@ class CaffeNet(nn.Module):
                         value = self.blobs[t].to(self.device)
                     else:
                         value = torch.zeros(self.blob_shapes[t], device=self.device)
+                    if want_input_grads and value.is_floating_point():
+                        # force_backward: Caffe back-propagates into the inputs too
+                        value = value.detach().requires_grad_(True)
                     blobs[t] = value
                     first[t] = value
                 continue

@@ -8,8 +8,9 @@ SmoothL1Loss; and, **opt-in**, py-faster-rcnn's RPN ``ProposalLayer`` (a Python 
   ``[floor(p * size / pooled), ceil((p + 1) * size / pooled))`` (float32 bin size) shifted by the
   start and clipped to the map. Each bin takes its first maximum in raster order (NaN is never
   picked); an empty bin gives 0, a bin of only ``-inf``/``-FLT_MAX`` gives ``-FLT_MAX``. The
-  gradient goes to the argmax of each bin, summed over rois (the fork's GPU backward; its CPU
-  backward is not implemented).
+  gradient goes to the argmax of each bin, summed over rois, as the fork's GPU kernel credits
+  it: only argmaxes inside the roi's box and bins the kernel's own float32 bin search finds
+  (its CPU backward is not implemented). Sizing the windows reads one count from the device.
 * **SmoothL1Loss** (``smooth_l1_loss_param.sigma``; bottoms: prediction, target and optionally
   inside and outside weights): ``sum(w_out * f(w_in * (a - b))) / N`` with
   ``f(x) = 0.5 (sigma x)^2`` if ``|x| < 1 / sigma^2`` else ``|x| - 0.5 / sigma^2``. The fork has
@@ -93,8 +94,9 @@ class ROIPooling(CaffeLayer):
                                    f"got {feat} and {rois}", layer=self.name)
         return [(rois[0], feat[1], *self.pooled)]
 
-    def _indices(self, x: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat argmax ``h * W + w`` per (roi, c, ph, pw) (-1: none) and the emptiness mask."""
+    def _indices(self, x: torch.Tensor, rois: torch.Tensor):
+        """Flat argmax ``h * W + w`` per (roi, c, ph, pw) (-1: none), the emptiness mask, each
+        roi's batch index and its rounded corners ``(x1, y1, x2, y2)``."""
         n, c, h, w = x.shape
         rois = rois.detach().reshape(-1, 5).to(torch.float32)
         batch = rois[:, 0].trunc().long()
@@ -124,16 +126,41 @@ class ROIPooling(CaffeLayer):
         flat = torch.cat(out) if out else torch.zeros((0, c, *self.pooled), dtype=torch.long,
                                                       device=x.device)
         empty = (he <= hs)[:, None, :, None] | (we <= ws)[:, None, None, :]
-        return flat, empty.expand_as(flat), batch
+        return flat, empty.expand_as(flat), batch, corners.long()
+
+    def _credited(self, flat: torch.Tensor, corners: torch.Tensor, width: int) -> torch.Tensor:
+        """Which bins pass their gradient to their argmax in the fork's ``ROIPoolBackward``
+        kernel: the argmax lies inside the roi's (rounded) box and the bin is among those the
+        kernel finds for it (``floor((h - start) / bin)`` to ``ceil((h - start + 1) / bin)``, in
+        float32). An inverted roi (x2 < x1) pools in the forward but passes no gradient."""
+        h, w = flat // width, flat % width
+        ok = flat >= 0
+        for axis, pos in ((0, h), (1, w)):
+            start = corners[:, 1 - axis][:, None, None, None]
+            end = corners[:, 3 - axis][:, None, None, None]
+            pooled = self.pooled[axis]
+            size = torch.clamp(end - start + 1, min=1).to(torch.float32)
+            bin_size = size / float(pooled)
+            lo = torch.floor((pos - start).to(torch.float32) / bin_size).long().clamp(0, pooled)
+            hi = torch.ceil((pos - start + 1).to(torch.float32) / bin_size).long().clamp(
+                0, pooled)
+            p = torch.arange(pooled, device=flat.device)
+            p = p.view(1, 1, -1, 1) if axis == 0 else p.view(1, 1, 1, -1)
+            ok = ok & (pos >= start) & (pos <= end) & (p >= lo) & (p < hi)
+        return ok
 
     def forward(self, x: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor]:
         self.top_shapes([tuple(x.shape), tuple(rois.shape)])
         with torch.no_grad():
-            flat, empty, batch = self._indices(x, rois)
+            flat, empty, batch, corners = self._indices(x, rois)
         n, c, h, w = x.shape
         planes = x.reshape(n * c, h * w)
         plane = (batch[:, None] * c + torch.arange(c, device=x.device)[None])[:, :, None, None]
         picked = planes[plane.expand_as(flat), flat.clamp(min=0)]
+        if picked.requires_grad:  # gradient only where the fork's backward kernel gives one
+            with torch.no_grad():
+                credited = self._credited(flat, corners, w)
+            picked = torch.where(credited, picked, picked.detach())
         none = torch.full_like(picked, -FLT_MAX)
         y = torch.where(flat >= 0, picked, none)
         return (torch.where(empty, torch.zeros_like(y), y),)
@@ -142,7 +169,13 @@ class ROIPooling(CaffeLayer):
 # ----------------------------------------------------------------------------- SmoothL1Loss
 @register("SmoothL1Loss")
 class SmoothL1Loss(CaffeLayer):
-    """Faster R-CNN's smooth L1 loss (see the module docstring); top: a scalar."""
+    """Faster R-CNN's smooth L1 loss (see the module docstring); top: a scalar.
+
+    Unlike Caffe's other ``*Loss`` layers it has no default ``loss_weight`` (its setup skips
+    LossLayer's): without one its top is computed but nothing back-propagates from it. The
+    inside and outside weights get no gradient, as in the fork."""
+
+    loss_by_default = False
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -164,6 +197,7 @@ class SmoothL1Loss(CaffeLayer):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, *weights: torch.Tensor):
         self.top_shapes([tuple(t.shape) for t in (a, b, *weights)])
+        weights = tuple(w.detach() for w in weights)
         d = a - b
         if weights:
             d = weights[0] * d
