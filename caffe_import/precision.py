@@ -53,15 +53,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def _net_device(net) -> torch.device:
-    device = getattr(net, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    for t in [*net.parameters(), *net.buffers()]:
-        return t.device
-    return torch.device("cpu")
-
-
 def prepare_inputs(inputs: Mapping[str, Any], device: str | torch.device = "cpu",
                    channels_last: bool = False) -> "OrderedDict[str, torch.Tensor]":
     """Arrays or tensors -> float32 tensors on ``device`` (4-D ones in channels_last when
@@ -93,7 +84,7 @@ def inference_context(net, dtype: str | torch.dtype | None = None, channels_last
     (CPU fp16 autocast exists in recent torch but is slow).
     """
     dtype = resolve_dtype(dtype)
-    device = _net_device(net)
+    device = net.device
     if channels_last:
         _to_memory_format(net, torch.channels_last)
     was_training = net.training
@@ -115,7 +106,7 @@ def run_inference(net, inputs: Mapping[str, Any], dtype: str | torch.dtype | Non
                   ) -> "OrderedDict[str, torch.Tensor]":
     """One forward under ``inference_context``; results as float32 (autocast outputs may be
     bf16/fp16), on the net's device."""
-    device = _net_device(net)
+    device = net.device
     feed = prepare_inputs(inputs, device, channels_last)
     with inference_context(net, dtype, channels_last):
         blobs = net(outputs=outputs, **feed)
