@@ -28,7 +28,8 @@ from torch import nn
 
 from .errors import CaffeFormatError
 from .layers import registry
-from .layers.base import CaffeLayer, Shape
+from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape
+from .precision import PrecisionPolicy, precision_scope, resolve_precision
 
 PathLike = str | os.PathLike
 _PHASES = {"train": 0, "test": 1}
@@ -153,11 +154,17 @@ class BlobTensors(OrderedDict):
     ``Blob`` objects with ``.data`` and ``.diff``.
     """
 
-    def __init__(self, shapes: Mapping[str, Shape], *args: Any) -> None:
+    def __init__(self, shapes: Mapping[str, Shape], *args: Any,
+                 freed: Iterable[str] = ()) -> None:
         super().__init__(*args)
         self._shapes = shapes
+        self.freed: set[str] = set(freed)  # dropped after their last reader (inference)
 
     def __missing__(self, name: str) -> torch.Tensor:
+        if name in self.freed:
+            raise KeyError(f"blob {name!r} was released after its last reader to save memory; "
+                           f"ask for it (forward(outputs=[...])) or build the net with "
+                           f"keep_blobs=True")
         if name in self._shapes:
             raise KeyError(f"blob {name!r} (shape {self._shapes[name]}) has no data yet: "
                            f"forward() computes it; net.blob_shapes lists every blob now")
@@ -191,13 +198,27 @@ class CaffeNet(nn.Module):
     writer produced it* — what Caffe's in-place backward leaves in the blob's diff (for
     ``conv1_1`` rewritten by ``relu1_1``: the gradient w.r.t. the convolution's output) — and
     zeros for blobs Caffe does not back-propagate into (inputs, labels).
+
+    Inference memory: a forward that records no gradient drops each blob after its last reader
+    (liveness from the step list), so the net holds its weights plus the live activations; the
+    result (and ``net.blobs``) then holds the inputs, the net's outputs and the blobs named in
+    ``outputs``. ``keep_blobs=True`` (constructor argument or attribute) keeps every blob, as
+    pycaffe's ``net.blobs`` does; so does any forward that records a graph.
+
+    ``precision``: ``"exact"`` (default: float32, TF32 off, scoped to each forward) or
+    ``"fast"`` (bf16 where the layers allow, channels_last, fused Convolution+ReLU,
+    ``torch.compile`` on CUDA; ``compile=True/False`` overrides); see
+    ``caffe_import.precision``. ``set_precision`` switches later.
     """
 
     def __init__(self, net: Any, weights: PathLike | Mapping[str, Sequence[Any]] | None = None,
                  phase: str | int = "test", stages: Iterable[str] = (), level: int = 0, *,
                  retain_blob_grads: bool = False, device: torch.device | str | None = None,
                  fork: str | None = None, proto: PathLike | None = None,
-                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+                 input_shapes: Mapping[str, Sequence[int]] | None = None,
+
+                 precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
+                 compile: bool | None = None) -> None:
         super().__init__()
         #: shapes of input tops the net file does not fix (data layers, shapeless Input)
         self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
@@ -205,6 +226,9 @@ class CaffeNet(nn.Module):
         self.phase: str = phase_name(phase)
         self.net_param = filter_net(source, self.phase, stages, level)
         self.retain_blob_grads = retain_blob_grads
+        self.keep_blobs = keep_blobs
+        self.policy: PrecisionPolicy = resolve_precision("exact")
+        self._compiled: Any = None
         self.keep_graph: bool | None = None
         self.blob_shapes: OrderedDict[str, Shape] = OrderedDict()
         self.blobs: BlobTensors = BlobTensors(self.blob_shapes)
@@ -225,6 +249,7 @@ class CaffeNet(nn.Module):
             self.load_weights(weights)
         if device is not None:
             self.to(device)
+        self.set_precision(precision, compile=compile)
 
     # ------------------------------------------------------------------ construction
     def _resolve_classes(self) -> list[type[CaffeLayer]]:
@@ -454,63 +479,198 @@ class CaffeNet(nn.Module):
         if unknown:
             raise CaffeFormatError(f"{unknown} are not inputs of this net; its inputs are "
                                    f"{self.inputs}")
+        wanted = None if outputs is None else (
+            [outputs] if isinstance(outputs, str) else list(outputs))
+        missing = [n for n in wanted or () if n not in self.blob_shapes]
+        if missing:
+            raise CaffeFormatError(f"no blobs named {missing} in this net")
         keep = self.keep_graph
         if keep is None:
             keep = self.phase == "train" or self.net_param.force_backward
-        with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
-            blobs = self._run(inputs)
-        self.blobs = BlobTensors(self.blob_shapes, blobs)
-        if outputs is None:
-            return OrderedDict(blobs)
-        wanted = [outputs] if isinstance(outputs, str) else list(outputs)
-        missing = [n for n in wanted if n not in blobs]
-        if missing:
-            raise CaffeFormatError(f"no blobs named {missing} in this net")
-        return OrderedDict((n, blobs[n]) for n in wanted)
+        with torch.set_grad_enabled(keep and torch.is_grad_enabled()), \
+                precision_scope(self.policy, self.device):
+            blobs = self._dispatch(inputs, wanted)
+        self.blobs = blobs
+        if wanted is None:
+            return BlobTensors(self.blob_shapes, blobs, freed=blobs.freed)
+        return BlobTensors(self.blob_shapes, ((n, blobs[n]) for n in wanted), freed=blobs.freed)
 
-    def _run(self, inputs: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
-        blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+    def _dispatch(self, inputs: Mapping[str, Any], wanted: list[str] | None) -> "BlobTensors":
+        """``_run``, through ``torch.compile`` when the precision policy asks for it (falling
+        back to eager, with one warning, when compiling fails)."""
+        use = (self._compiled is not False and not torch.is_grad_enabled()
+               and self.policy.compiles_on(self.device))
+        if not use:
+            return self._run(inputs, wanted)
+        if self._compiled is None:
+            self._compiled = torch.compile(self._run, dynamic=False)
+        try:
+            return self._compiled(inputs, wanted)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
+            import warnings
+
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); running eagerly",
+                          RuntimeWarning, stacklevel=3)
+            self._compiled = False
+            return self._run(inputs, wanted)
+
+    def _feed(self, step: _Step, inputs: Mapping[str, Any], blobs: dict) -> None:
+        # force_backward with blob gradients: Caffe back-propagates into the inputs too
+        want_input_grads = (self.retain_blob_grads and torch.is_grad_enabled()
+                            and self.net_param.force_backward)
+        for t in step.tops:
+            if t in inputs:
+                value = self._input_tensor(t, inputs[t])
+            elif t in self.blobs:
+                value = self.blobs[t].to(self.device)
+            else:
+                value = torch.zeros(self.blob_shapes[t], device=self.device)
+            if want_input_grads and value.is_floating_point():
+                value = value.detach().requires_grad_(True)
+            blobs[t] = value
+
+    def _call(self, step: _Step, bottoms: list[torch.Tensor], fused: bool
+              ) -> tuple[torch.Tensor, ...]:
+        try:
+            tops = step.module.forward_relu(*bottoms) if fused else step.module(*bottoms)
+        except CaffeFormatError:
+            raise
+        except Exception as e:
+            e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+                       f"{[tuple(b.shape) for b in bottoms]}")
+            raise
+        if len(tops) != len(step.tops):
+            raise CaffeFormatError(f"{step.type} returned {len(tops)} tops, the layer "
+                                   f"names {len(step.tops)}", layer=step.name)
+        return tops
+
+    def _run(self, inputs: Mapping[str, Any], wanted: list[str] | None = None) -> "BlobTensors":
+        blobs = BlobTensors(self.blob_shapes)
         first: dict[str, torch.Tensor] = {}
         losses: dict[str, torch.Tensor] = {}
-        retain = self.retain_blob_grads and torch.is_grad_enabled()
-        want_input_grads = retain and self.net_param.force_backward
-        for step in self._steps:
+        grad = torch.is_grad_enabled()
+        retain = self.retain_blob_grads and grad
+        free = not grad and not self.keep_blobs
+        plan = self._plan(tuple(wanted) if free and wanted is not None else None, free,
+                          self.policy.fuse and not grad)
+        for step, fused, release in plan:
             if step.is_input:
-                for t in step.tops:
-                    if t in inputs:
-                        value = self._input_tensor(t, inputs[t])
-                    elif t in self.blobs:
-                        value = self.blobs[t].to(self.device)
-                    else:
-                        value = torch.zeros(self.blob_shapes[t], device=self.device)
-                    if want_input_grads and value.is_floating_point():
-                        # force_backward: Caffe back-propagates into the inputs too
-                        value = value.detach().requires_grad_(True)
-                    blobs[t] = value
-                    first[t] = value
+                self._feed(step, inputs, blobs)
+                if grad:
+                    first.update((t, blobs[t]) for t in step.tops)
                 continue
-            try:
-                tops = step.module(*[blobs[b] for b in step.bottoms])
-            except CaffeFormatError:
-                raise
-            except Exception as e:
-                e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
-                           f"{[tuple(blobs[b].shape) for b in step.bottoms]}")
-                raise
-            if len(tops) != len(step.tops):
-                raise CaffeFormatError(f"{step.type} returned {len(tops)} tops, the layer "
-                                       f"names {len(step.tops)}", layer=step.name)
+            bottoms = [blobs[b] for b in step.bottoms]
+            if self.policy.reduced:
+                bottoms = self._cast_bottoms(step.module.dtype_policy, bottoms)
+            tops = self._call(step, bottoms, fused)
+            del bottoms
             for name, value, in_place in zip(step.tops, tops, step.in_place):
                 blobs[name] = value
-                if not in_place:
+                if not in_place and grad:
                     first[name] = value
                     if retain and value.requires_grad:
                         value.retain_grad()
                 if name in self.loss_weights:
                     losses[name] = value
+            for name in release:
+                del blobs[name]
+                blobs.freed.add(name)
         self._first_writer = first
         self._loss_tops = losses
+        if self.policy.reduced:
+            for name, value in blobs.items():
+                if value.is_floating_point() and value.dtype != torch.float32:
+                    blobs[name] = value.float()
         return blobs
+
+    def _cast_bottoms(self, dtype_policy: str, bottoms: list[torch.Tensor]
+                      ) -> list[torch.Tensor]:
+        """Bottoms as a layer of this ``dtype_policy`` takes them under a reduced policy."""
+        if dtype_policy == DTYPE_FLOAT32:
+            return [b.float() if b.is_floating_point() and b.dtype != torch.float32 else b
+                    for b in bottoms]
+        if dtype_policy != DTYPE_REDUCED:
+            return bottoms
+        low, cl = self.policy.dtype, self.policy.channels_last
+        out = []
+        for b in bottoms:
+            if b.is_floating_point() and b.dtype != low:
+                b = b.to(low)
+            if cl and b.dim() == 4 and not b.is_contiguous(memory_format=torch.channels_last):
+                b = b.contiguous(memory_format=torch.channels_last)
+            out.append(b)
+        return out
+
+    def _plan(self, wanted: tuple[str, ...] | None, free: bool, fuse: bool
+              ) -> list[tuple[_Step, bool, tuple[str, ...]]]:
+        """The steps to run: ``(step, fused with the ReLU after it, blobs to drop after it)``.
+
+        A blob is dropped after its last reader unless it is an input (the caller's tensor),
+        a net output, or asked for. With ``fuse``, a Convolution whose single top is
+        rewritten by the in-place ReLU (slope 0) right after it runs ``forward_relu`` and the
+        ReLU step is skipped. Cached per (wanted, free, fuse)."""
+        key = (wanted, free, fuse)
+        cache = self.__dict__.setdefault("_plans", {})
+        if key in cache:
+            return cache[key]
+        keep = set(self.inputs) | set(self.outputs) | set(wanted or ())
+        last: dict[str, int] = {}
+        for k, step in enumerate(self._steps):
+            for name in (*step.bottoms, *step.tops):
+                last[name] = k
+        plan, skip = [], set()
+        for k, step in enumerate(self._steps):
+            if k in skip:
+                continue
+            fused = fuse and self._fusable(k)
+            if fused:
+                skip.add(k + 1)
+            reach = (k, k + 1) if fused else (k,)
+            names = dict.fromkeys((*step.bottoms, *step.tops))
+            release = tuple(n for n in names if free and n not in keep and last[n] in reach)
+            plan.append((step, fused, release))
+        cache[key] = plan
+        return plan
+
+    def _fusable(self, k: int) -> bool:
+        step = self._steps[k]
+        if not getattr(step.module, "fuses_relu", False) or len(step.tops) != 1 \
+                or k + 1 >= len(self._steps):
+            return False
+        nxt = self._steps[k + 1]
+        return (nxt.type == "ReLU" and nxt.bottoms == step.tops == nxt.tops
+                and getattr(nxt.module, "negative_slope", None) == 0.0
+                and nxt.module.may_overwrite_bottom)
+
+    # ------------------------------------------------------------------ precision
+    @property
+    def precision(self) -> str:
+        """The precision mode's name: ``"exact"`` or ``"fast"``."""
+        return self.policy.name
+
+    def set_precision(self, precision: str | PrecisionPolicy = "exact",
+                      compile: bool | None = None) -> "CaffeNet":
+        """Switch the precision mode (see the class doc). Params of ``"reduced"`` layers are
+        cast to the mode's dtype (and 4-D ones to channels_last) in place; going back to
+        ``"exact"`` casts them to float32, but values rounded to bf16 stay rounded: reload the
+        weights (``load_weights``) for Caffe's numbers. Returns the net."""
+        policy = resolve_precision(precision, compile)
+        fp32_owned = {id(p) for s in self._steps if s.module.dtype_policy == DTYPE_FLOAT32
+                      for p in s.module.parameters()}
+        with torch.no_grad():
+            for step in self._steps:
+                if step.module.dtype_policy != DTYPE_REDUCED:
+                    continue
+                for p in step.module.parameters():
+                    if id(p) in fp32_owned:
+                        continue
+                    fmt = (torch.channels_last if policy.channels_last and p.dim() == 4
+                           else torch.contiguous_format)
+                    p.data = p.data.to(policy.dtype).contiguous(memory_format=fmt)
+        self.policy = policy
+        self._compiled = None
+        return self
 
     def total_loss(self, blobs: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``sum(weight * top.sum())`` over the loss tops: Caffe's net loss, and the value whose

@@ -345,10 +345,15 @@ def run_net(net, inputs: Mapping[str, Any], backward: bool = False,
         feed[name] = t.to(device=device, dtype=torch.float32)
     retain = net.retain_blob_grads
     net.retain_blob_grads = backward
+    kept = getattr(net, "keep_blobs", None)
     try:
+        if kept is not None:
+            net.keep_blobs = True  # every blob is compared, not only the outputs
         with torch.set_grad_enabled(backward):
             blobs = OrderedDict(net(**feed).items())
     finally:
+        if kept is not None:
+            net.keep_blobs = kept
         net.retain_blob_grads = retain
     for name, value in feed.items():
         blobs.setdefault(name, value)

@@ -5,6 +5,25 @@ trade Caffe's exact numbers for throughput. Parity with Caffe (``caffe_import.pa
 in float32 only: bf16 autocast changes results at the 1e-2 relative level, fp16 a little less
 (with overflow risk for unnormalised FCN scores); channels_last changes only summation order.
 
+Precision modes (``CaffeNet(..., precision=...)``, ``--precision`` on the command lines):
+
+``"exact"`` (default)
+    float32 everywhere, NCHW, no TF32: ``torch.backends.cuda.matmul.allow_tf32``,
+    ``torch.backends.cudnn.allow_tf32`` (PyTorch's default is True for convolutions, which
+    breaks parity with Caffe at the 1e-3 level) and ``torch.float32_matmul_precision`` are set
+    to IEEE float32 for the duration of each forward and put back afterwards
+    (:func:`precision_scope`), so the user's global settings are not changed.
+``"fast"``
+    bfloat16 weights and activations in the layers that allow it (``CaffeLayer.dtype_policy``:
+    ``"reduced"`` layers - convolutions, inner products - compute in bf16; ``"float32"``
+    layers - softmax, losses, accuracy, argmax, batch norm, reductions, Python layers -
+    always get float32 bottoms and keep float32 params; ``"any"`` layers run in the dtype that
+    reaches them), 4-D weights and activations in channels_last, Convolution + in-place ReLU
+    fused into one kernel where the backend has one (oneDNN on CPU), TF32 allowed on CUDA,
+    and ``torch.compile`` of the whole forward where it works (by default on CUDA only: on
+    CPU the convolutions dominate and compiling costs minutes; ``compile=True`` forces it).
+    Outputs come back as float32. Agreement with ``exact``: see docs/performance.md.
+
 ``inference_context(net, dtype=torch.bfloat16, channels_last=True)`` is a context manager: the
 net's 4-D params are put in channels_last for its duration (and put back after), autograd is
 off (``no_grad``: not ``inference_mode``, whose tensors would then sit in
@@ -15,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -35,6 +55,73 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
         raise CaffeFormatError(f"dtype {dtype!r}: expected one of {sorted(_DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """What a precision mode does (see the module doc). ``compile``: None = CUDA only."""
+
+    name: str
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+    fuse: bool = False
+    allow_tf32: bool = False
+    compile: bool | None = False
+
+    @property
+    def reduced(self) -> bool:
+        """True when some layers compute below float32."""
+        return self.dtype != torch.float32
+
+    def compiles_on(self, device: torch.device) -> bool:
+        return self.compile if self.compile is not None else device.type == "cuda"
+
+
+PRECISIONS: dict[str, PrecisionPolicy] = {
+    "exact": PrecisionPolicy("exact"),
+    "fast": PrecisionPolicy("fast", torch.bfloat16, channels_last=True, fuse=True,
+                            allow_tf32=True, compile=None),
+}
+
+
+def resolve_precision(precision: "str | PrecisionPolicy | None" = None,
+                      compile: bool | None = None) -> PrecisionPolicy:
+    """``"exact"`` / ``"fast"`` (or a policy; None = exact) -> the policy; ``compile``
+    overrides the mode's torch.compile choice when given."""
+    if isinstance(precision, PrecisionPolicy):
+        policy = precision
+    else:
+        try:
+            policy = PRECISIONS[str(precision or "exact").lower()]
+        except KeyError:
+            raise CaffeFormatError(f"precision {precision!r}: expected one of "
+                                   f"{sorted(PRECISIONS)}") from None
+    return policy if compile is None else replace(policy, compile=bool(compile))
+
+
+@contextlib.contextmanager
+def precision_scope(policy: PrecisionPolicy, device: torch.device | None = None
+                    ) -> Iterator[None]:
+    """Set the global float32 math flags ``policy`` needs, and put the user's back after.
+
+    exact: no TF32 for cuDNN convolutions or CUDA matmuls, ``float32_matmul_precision``
+    "highest" (which also keeps oneDNN from using bf16 for float32 matmuls on CPU). fast:
+    TF32 allowed ("high") and cuDNN autotuning on. The flags are process-wide, so two
+    threads running nets of different modes at once would see each other's settings.
+    """
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (cuda.allow_tf32, cudnn.allow_tf32, torch.get_float32_matmul_precision(),
+             cudnn.benchmark)
+    try:
+        cuda.allow_tf32 = cudnn.allow_tf32 = policy.allow_tf32
+        torch.set_float32_matmul_precision("high" if policy.allow_tf32 else "highest")
+        if policy.allow_tf32 and device is not None and device.type == "cuda":
+            cudnn.benchmark = True
+        yield
+    finally:
+        cuda.allow_tf32, cudnn.allow_tf32 = saved[0], saved[1]
+        torch.set_float32_matmul_precision(saved[2])
+        cudnn.benchmark = saved[3]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -113,5 +200,6 @@ def run_inference(net, inputs: Mapping[str, Any], dtype: str | torch.dtype | Non
     return OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in blobs.items())
 
 
-__all__ = ["resolve_dtype", "resolve_device", "prepare_inputs", "inference_context",
+__all__ = ["PrecisionPolicy", "PRECISIONS", "resolve_precision", "precision_scope",
+           "resolve_dtype", "resolve_device", "prepare_inputs", "inference_context",
            "run_inference"]

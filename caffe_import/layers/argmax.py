@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, DTYPE_FLOAT32
 from .registry import register
 
 
@@ -36,6 +36,9 @@ def caffe_topk(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.T
 
 @register("ArgMax")
 class ArgMax(CaffeLayer):
+    #: float32 even under precision='fast': ties between equal scores must stay ties
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         if len(bottom_shapes) != 1 or len(param.top) != 1:

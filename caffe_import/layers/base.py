@@ -12,6 +12,10 @@ from ..errors import CaffeFormatError
 
 Shape = tuple[int, ...]
 
+#: ``CaffeLayer.dtype_policy`` values: how a layer takes part in reduced-precision inference
+#: (``precision="fast"``, see ``caffe_import.precision``).
+DTYPE_ANY, DTYPE_FLOAT32, DTYPE_REDUCED = "any", "float32", "reduced"
+
 
 def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> int:
     """Caffe's ``CanonicalAxisIndex``: ``axis`` in ``[-num_axes, num_axes)``, negatives wrap."""
@@ -58,6 +62,18 @@ class CaffeLayer(nn.Module):
     #: layer or input holds the bottom's tensor: then, when no gradient is recorded, the layer
     #: may write its top into the bottom's memory, as Caffe does (ReLU uses this).
     may_overwrite_bottom: bool = False
+    #: Under ``precision="fast"``: ``"reduced"`` layers compute in the reduced dtype (the net
+    #: casts their floating bottoms and params to it; 4-D ones to channels_last);
+    #: ``"float32"`` layers must stay exact (softmax, losses, accumulations, argmax ties,
+    #: integer-valued bottoms such as labels or indices): the net hands them float32 bottoms
+    #: and never casts their params; ``"any"`` (default) layers run in whatever dtype reaches
+    #: them, params untouched (PyTorch promotes a mix to float32). A new layer whose forward
+    #: mixes dtypes badly, or holds exact integers in float blobs, declares ``"float32"``.
+    dtype_policy: str = DTYPE_ANY
+    #: True when the layer has ``forward_relu(*bottoms)``: its forward followed by Caffe's
+    #: ReLU (slope 0) in one pass; the net uses it under ``precision="fast"`` for an in-place
+    #: ReLU that immediately follows and is the only reader of the layer's top.
+    fuses_relu: bool = False
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__()

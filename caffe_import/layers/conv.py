@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, DTYPE_REDUCED
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -129,6 +129,8 @@ class ConvGeometry:
 
 
 class _ConvBase(CaffeLayer):
+    dtype_policy = DTYPE_REDUCED
+
     transposed = False
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
@@ -217,8 +219,7 @@ class _ConvBase(CaffeLayer):
                                       g.dilation)
         else:
             padding = list(g.pad)
-            short = [max(0, (o - 1) * g.stride[i] + g.extent(i) - (s + 2 * g.pad[i]))
-                     for i, (s, o) in enumerate(zip(spatial, out_spatial))]
+            short = self._short(spatial, out_spatial)
             if any(short):
                 # Caffe's truncating division kept an output whose window runs past the padded
                 # input: pad those positions with zeros explicitly, as its im2col reads them.
@@ -232,6 +233,12 @@ class _ConvBase(CaffeLayer):
             if any(short):
                 y = y[(..., *[slice(0, o) for o in out_spatial])]
         return y.reshape(*lead, self.num_output, *out_spatial)
+
+    def _short(self, spatial: Sequence[int], out_spatial: Sequence[int]) -> list[int]:
+        """Per spatial axis, how far Caffe's last window runs past the padded input."""
+        g = self.geom
+        return [max(0, (o - 1) * g.stride[i] + g.extent(i) - (s + 2 * g.pad[i]))
+                for i, (s, o) in enumerate(zip(spatial, out_spatial))]
 
     def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self._one(x) for x in bottoms)
@@ -254,6 +261,38 @@ class Convolution(_ConvBase):
     """Caffe's Convolution: weight ``(num_output, C_in / group, *kernel)``, bias ``(num_output,)``
     (iff ``bias_term``); ``out = (in + 2 pad - dilation (k - 1) - 1) / stride + 1`` truncated
     toward zero."""
+
+    fuses_relu = True
+
+    def forward_relu(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``forward`` followed by Caffe's ReLU with slope 0 (``max(x, 0)``), for the net's
+        fast mode: one oneDNN kernel (convolution, bias and ReLU) on CPU for a 2-D
+        convolution without gradients; elsewhere the plain forward and an in-place ReLU."""
+        return tuple(self._one_relu(x) for x in bottoms)
+
+    def _one_relu(self, x: torch.Tensor) -> torch.Tensor:
+        op = _fused_conv_relu()
+        if (op is None or x.device.type != "cpu" or x.dim() != 4 or self.axis != 1
+                or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.bfloat16)):
+            return self._one(x).relu_()
+        self._check(x)
+        if any(self._short(x.shape[2:], self.output_spatial(x.shape[2:]))):
+            return self._one(x).relu_()
+        g, blobs = self.geom, self.blobs
+        bias = blobs[1] if self.bias_term else None
+        return op(x, blobs[0], bias, list(g.pad), list(g.stride), list(g.dilation), self.group,
+                  "relu", [], "")
+
+
+def _fused_conv_relu():
+    """oneDNN's convolution + pointwise op (what inductor emits on CPU), or None."""
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    if mkldnn is None or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
 
 
 @register("Deconvolution")

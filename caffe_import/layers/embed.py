@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, tracing
+from .base import CaffeLayer, Shape, tracing, DTYPE_FLOAT32
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -24,6 +24,9 @@ from .registry import register
 
 @register("Embed")
 class Embed(CaffeLayer):
+    #: float32 even under precision='fast': its bottom holds integer indices
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         if len(bottom_shapes) != 1 or len(param.top) != 1:

@@ -15,13 +15,15 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, DTYPE_REDUCED
 from .fillers import fill_or_constant
 from .registry import register
 
 
 @register("InnerProduct")
 class InnerProduct(CaffeLayer):
+    dtype_policy = DTYPE_REDUCED
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         p = param.inner_product_param

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis, tracing
+from .base import CaffeLayer, Shape, canonical_axis, tracing, DTYPE_FLOAT32
 from .registry import register
 from .softmax import caffe_softmax
 
@@ -67,6 +67,9 @@ def _labels(label: torch.Tensor, ignore: int | None, classes: int | None,
 
 
 class _Loss(CaffeLayer):
+    #: float32 even under precision='fast': sums over many positions; labels are exact
+    dtype_policy = DTYPE_FLOAT32
+
     def _check_arity(self, param, bottom_shapes, tops: tuple[int, ...]) -> None:
         if len(bottom_shapes) != 2 or len(param.top) not in tops:
             raise CaffeFormatError(f"{param.type} takes 2 bottoms and {' or '.join(map(str, tops))}"
@@ -196,6 +199,8 @@ class Accuracy(CaffeLayer):
     ``accuracy_param.ignore_label`` are skipped; 0 when nothing counts. The optional second top
     holds per-class accuracy (0 for classes never seen). No gradient.
     """
+    #: float32 even under precision='fast': labels are exact integers; score ties count
+    dtype_policy = DTYPE_FLOAT32
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)

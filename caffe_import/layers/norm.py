@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, f32
+from .base import CaffeLayer, Shape, f32, DTYPE_FLOAT32
 from .registry import register
 
 ACROSS_CHANNELS, WITHIN_CHANNEL = 0, 1
@@ -41,6 +41,9 @@ def _one_to_one(param, bottom_shapes, kind: str) -> None:
 
 @register("LRN")
 class LRN(CaffeLayer):
+    #: float32 even under precision='fast': sums of squares
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         _one_to_one(param, bottom_shapes, "LRN")
@@ -78,6 +81,9 @@ class LRN(CaffeLayer):
 
 @register("BatchNorm")
 class BatchNorm(CaffeLayer):
+    #: float32 even under precision='fast': accumulated statistics
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         _one_to_one(param, bottom_shapes, "BatchNorm")
@@ -142,6 +148,9 @@ class BatchNorm(CaffeLayer):
 
 @register("MVN")
 class MVN(CaffeLayer):
+    #: float32 even under precision='fast': means and variances
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         _one_to_one(param, bottom_shapes, "MVN")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, DTYPE_FLOAT32
 from .registry import register
 
 _PYTHON_LAYERS: dict[tuple[str, str], type[CaffeLayer]] = {}
@@ -46,6 +46,8 @@ class PythonLayer(CaffeLayer):
 
     Also a convenient base for user classes (``self.param_str``, ``self.phase_id``).
     """
+    #: float32 even under precision='fast': user code expects Caffe's float32 blobs
+    dtype_policy = DTYPE_FLOAT32
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)

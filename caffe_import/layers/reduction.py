@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis, f32
+from .base import CaffeLayer, Shape, canonical_axis, f32, DTYPE_FLOAT32
 from .registry import register
 
 SUM, ASUM, SUMSQ, MEAN = 1, 2, 3, 4
@@ -22,6 +22,9 @@ SUM, ASUM, SUMSQ, MEAN = 1, 2, 3, 4
 
 @register("Reduction")
 class Reduction(CaffeLayer):
+    #: float32 even under precision='fast': sums over whole axes
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         if len(bottom_shapes) != 1 or len(param.top) != 1:

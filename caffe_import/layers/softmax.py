@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis
+from .base import CaffeLayer, Shape, canonical_axis, DTYPE_FLOAT32
 from .registry import register
 
 
@@ -24,6 +24,9 @@ def caffe_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 @register("Softmax")
 class Softmax(CaffeLayer):
+    #: float32 even under precision='fast': probabilities are compared and summed
+    dtype_policy = DTYPE_FLOAT32
+
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         if len(bottom_shapes) != 1 or len(param.top) != 1:

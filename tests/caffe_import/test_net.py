@@ -44,7 +44,7 @@ def test_state_rules_keep_the_layers_caffe_instantiates(key):
 def test_caffenet_builds_the_filtered_net_for_every_state(key):
     phase, stages, level = _state(key)
     net = CaffeNet(case_dir("net_state_rules") / "net.prototxt", phase=phase, stages=stages,
-                   level=level)
+                   level=level, keep_blobs=True)
     assert net.layer_names == STATES[key]
     assert net.net_param.state.level == level
     out = net(data=torch.randn(1, 2, 3, 3))
@@ -83,7 +83,7 @@ def test_in_place_layers_rewrite_the_blob_and_later_readers_see_it():
                     'power_param { scale: -1 } }',
                     'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }',
                     'layer { name: "tanh" type: "TanH" bottom: "a" top: "t" }')
-    net = CaffeNet(text)
+    net = CaffeNet(text, keep_blobs=True)
     x = torch.randn(2, 3, 4, 5)
     out = net(data=x)
     assert torch.equal(out["a"], torch.relu(-x))
@@ -320,7 +320,7 @@ def test_registered_python_layers_build():
     register_python_layer("mymod", "Double", Double)
     register_python_layer("os", "system", Double)
     try:
-        out = CaffeNet(PY_NET)(data=torch.ones(2, 3, 4, 5))
+        out = CaffeNet(PY_NET, keep_blobs=True)(data=torch.ones(2, 3, 4, 5))
         assert torch.equal(out["py"], torch.full((2, 3, 4, 5), 2.0))
         assert torch.equal(out["py2"], out["py"])
     finally:

@@ -41,6 +41,7 @@ def _check_all(what: str, pairs, tol: dict) -> list[str]:
 def _build(case: str, **kwargs) -> CaffeNet:
     meta = case_meta(case)
     folder = case_dir(case)
+    kwargs.setdefault("keep_blobs", True)  # every blob is compared
     return CaffeNet(folder / meta.get("net", "net.prototxt"), folder / meta["weights"],
                     phase=meta.get("phase", "TEST").lower(), **kwargs)
 

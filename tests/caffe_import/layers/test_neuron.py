@@ -25,7 +25,8 @@ BIT_EXACT = {"data", "relu_leaky", "prelu", "prelu_shared", "sigmoid", "absval",
 @pytest.fixture(scope="module")
 def activations():
     case = "layers_activations"
-    net = CaffeNet(case_dir(case) / "net.prototxt", case_dir(case) / "weights.caffemodel")
+    net = CaffeNet(case_dir(case) / "net.prototxt", case_dir(case) / "weights.caffemodel",
+                   keep_blobs=True)
     inputs, blobs = reference_arrays(case)
     return net(**inputs), blobs, case_meta(case)["tolerance"]
 
