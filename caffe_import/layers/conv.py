@@ -263,25 +263,61 @@ class Convolution(_ConvBase):
     toward zero."""
 
     fuses_relu = True
+    #: Set by ``set_precision``: run oneDNN's kernel on weights packed once into its blocked
+    #: layout (what inductor's freezing does; saves a reorder of every weight on every call).
+    #: Packed kernels may sum in another order, so only reduced-precision policies use them.
+    pack_weights: bool = False
+
+    def set_precision(self, policy) -> None:
+        self.pack_weights = bool(policy.reduced)
+        self._packed = None
+
+    def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.pack_weights:
+            return tuple(_first(self._one_fast(x, "none"), self._one, x) for x in bottoms)
+        return tuple(self._one(x) for x in bottoms)
 
     def forward_relu(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``forward`` followed by Caffe's ReLU with slope 0 (``max(x, 0)``), for the net's
-        fast mode: one oneDNN kernel (convolution, bias and ReLU) on CPU for a 2-D
-        convolution without gradients; elsewhere the plain forward and an in-place ReLU."""
-        return tuple(self._one_relu(x) for x in bottoms)
+        inference plans: one oneDNN kernel (convolution, bias and ReLU; the same values as
+        the two steps) on CPU for a 2-D convolution without gradients; elsewhere the plain
+        forward and an in-place ReLU."""
+        return tuple(_first(self._one_fast(x, "relu"), lambda t: self._one(t).relu_(), x)
+                     for x in bottoms)
 
-    def _one_relu(self, x: torch.Tensor) -> torch.Tensor:
+    def _one_fast(self, x: torch.Tensor, attr: str) -> torch.Tensor | None:
+        """oneDNN's convolution + pointwise ``attr`` ("none" / "relu"), or None where it does
+        not apply (not CPU, not 2-D, gradients on, Caffe's truncated last window ...)."""
         op = _fused_conv_relu()
         if (op is None or x.device.type != "cpu" or x.dim() != 4 or self.axis != 1
-                or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.bfloat16)):
-            return self._one(x).relu_()
-        self._check(x)
+                or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.bfloat16)
+                or x.shape[1] != self.channels or torch.compiler.is_compiling()
+                or torch.jit.is_tracing()):
+            return None
         if any(self._short(x.shape[2:], self.output_spatial(x.shape[2:]))):
-            return self._one(x).relu_()
+            return None
         g, blobs = self.geom, self.blobs
+        weight = blobs[0]
+        if self.pack_weights and weight.dtype == x.dtype:
+            weight = self._packed_weight(weight, x)
         bias = blobs[1] if self.bias_term else None
-        return op(x, blobs[0], bias, list(g.pad), list(g.stride), list(g.dilation), self.group,
-                  "relu", [], "")
+        return op(x, weight, bias, list(g.pad), list(g.stride), list(g.dilation), self.group,
+                  attr, [], "")
+
+    def _packed_weight(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        key = (weight.data_ptr(), weight._version, weight.dtype)
+        packed = getattr(self, "_packed", None)
+        if packed is None or packed[0] != key:
+            g = self.geom
+            reorder = torch.ops.mkldnn._reorder_convolution_weight
+            packed = (key, reorder(weight.detach(), list(g.pad), list(g.stride),
+                                   list(g.dilation), self.group, list(x.shape)))
+            self._packed = packed
+        return packed[1]
+
+
+def _first(done: torch.Tensor | None, fallback, x: torch.Tensor) -> torch.Tensor:
+    return done if done is not None else fallback(x)
 
 
 def _fused_conv_relu():
