@@ -25,6 +25,8 @@ Dict keys of the ``.pt`` form (format version 1)::
     level           int
     params          {layer name: [tensor, ...]}
     producer        str (caffe_import and torch versions)
+    precision       "exact" | "fast" (optional, default exact: the mode ``load`` builds in;
+                    the params are float32 either way)
 
 Format version 2 (written only for nets read with a Caffe fork's schema; version 1 otherwise,
 so older readers keep reading BVLC nets) adds::
@@ -151,6 +153,7 @@ def save_converted(net, path: str | os.PathLike) -> None:
         tensors = {f"params/{quote(layer, safe='')}/{i}": t
                    for layer, ts in params.items() for i, t in enumerate(ts)}
         metadata = {"format": FORMAT, "format_version": str(version),
+                    "precision": _precision_of(net),
                     "net_prototxt": prototxt, "phase": phase, "stages": json.dumps(stages),
                     "level": str(level), "layers": json.dumps(list(params)),
                     "producer": producer, **schema}
@@ -160,7 +163,7 @@ def save_converted(net, path: str | os.PathLike) -> None:
     payload = {"format": FORMAT, "format_version": version, "net_prototxt": prototxt,
                "phase": phase, "stages": stages, "level": level,
                "params": {layer: ts for layer, ts in params.items()}, "producer": producer,
-               **schema}
+               "precision": _precision_of(net), **schema}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -202,6 +205,10 @@ def _schema_of_payload(payload: dict[str, Any], path: Path):
     except Exception as exc:
         raise CaffeFormatError(f"the net was read with Caffe fork schema {name!r}, which this "
                                f"caffe_import does not know ({exc})", path=path) from None
+
+
+def _precision_of(net) -> str:
+    return str(getattr(net, "precision", "exact"))
 
 
 def _read_pt(path: Path) -> dict[str, Any]:
@@ -250,7 +257,8 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         params[layer] = [blobs[i] for i in range(len(blobs))]
     out = {"format": FORMAT, "format_version": version,
            "net_prototxt": meta.get("net_prototxt"), "phase": meta.get("phase", "test"),
-           "stages": stages, "level": level, "params": params}
+           "stages": stages, "level": level, "params": params,
+           "precision": meta.get("precision", "exact")}
     out.update({k: meta[k] for k in ("schema", "schema_proto") if k in meta})
     return out
 
@@ -294,6 +302,9 @@ def read_converted(path: str | os.PathLike) -> dict[str, Any]:
         raise CaffeFormatError("stages must be a list of strings", path=path)
     if not isinstance(level, int):
         raise CaffeFormatError("level must be an int", path=path)
+    if payload.setdefault("precision", "exact") not in ("exact", "fast"):
+        raise CaffeFormatError(f"precision {payload['precision']!r}: expected 'exact' or "
+                               f"'fast'", path=path)
     params = payload.get("params")
     if not isinstance(params, dict):
         raise CaffeFormatError("the artefact holds no params mapping", path=path)
@@ -322,8 +333,10 @@ def stored_net(payload: dict[str, Any], path: str | os.PathLike, *, fork: str | 
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
-         fork: str | None = None, proto: str | os.PathLike | None = None):
-    """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given).
+         fork: str | None = None, proto: str | os.PathLike | None = None,
+         precision: str | None = None):
+    """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given), in
+    ``precision`` (default: the one recorded in the artefact, else exact).
 
     The net text is parsed with the Caffe fork schema the artefact records (``fork``/
     ``proto`` override it, e.g. for an artefact of a fork this version does not ship).
@@ -340,9 +353,8 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
                                    for b in blobs])
                           for layer, blobs in payload["params"].items())
     net = CaffeNet(net_param, weights, phase=payload["phase"], stages=tuple(payload["stages"]),
-                   level=payload["level"])
-    if device is not None:
-        net.to(device)
+                   level=payload["level"], device=device,
+                   precision=precision or payload["precision"])
     return net
 
 

@@ -384,9 +384,11 @@ def _gradients(net, blobs) -> tuple[OrderedDict, OrderedDict]:
     return diffs, blob_diffs
 
 
-def _build_net(net, weights, phase: str, device, fork=None, proto=None):
+def _build_net(net, weights, phase: str, device, fork=None, proto=None,
+               precision: str | None = None):
     """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built (with the
-    Caffe fork's schema ``fork``/``proto`` when given)."""
+    Caffe fork's schema ``fork``/``proto`` when given); switched to ``precision`` when one
+    is given."""
     from .net import CaffeNet
 
     if isinstance(net, CaffeNet):
@@ -401,13 +403,16 @@ def _build_net(net, weights, phase: str, device, fork=None, proto=None):
         net = CaffeNet(net, weights, phase=phase, fork=fork, proto=proto)
     if device is not None:
         net.to(device)
+    if precision is not None:
+        net.set_precision(precision)
     return net
 
 
 # ----------------------------------------------------------------------------- public API
 def check_parity(net, weights, reference: str | os.PathLike, device: str | torch.device = "cpu",
                  rel_l2: float | None = None, max_abs: float | None = None, *,
-                 fork: str | None = None, proto: str | os.PathLike | None = None) -> ParityReport:
+                 fork: str | None = None, proto: str | os.PathLike | None = None,
+                 precision: str | None = None) -> ParityReport:
     """Run ``net`` on a reference's inputs and compare with what Caffe stored.
 
     ``net``: a ``CaffeNet`` (used as is, ``weights`` loaded into it when given) or anything
@@ -417,12 +422,14 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
 
     Tolerance: ``rel_l2`` / ``max_abs`` when given, else the ``tolerance`` of a ``meta.json``
     beside the reference, else 1e-5 / 1e-4. A missing blob, a shape mismatch or a NaN makes a
-    failing row; it does not raise.
+    failing row; it does not raise. ``precision`` ("exact" / "fast"): the net's mode for the
+    run (default: as built, exact); fast is expected to miss Caffe's tolerances at the 1e-2
+    level (bf16) - give looser ``rel_l2`` / ``max_abs`` to bound it.
     """
     ref = read_reference(reference)
     tol = Tolerance.for_reference(reference, rel_l2, max_abs)
     phase = ref.phase
-    net = _build_net(net, weights, phase, device, fork, proto)
+    net = _build_net(net, weights, phase, device, fork, proto, precision)
     missing = [n for n in getattr(net, "inputs", []) if n not in ref.inputs]
     if missing:
         raise CaffeFormatError(f"the reference stores no input for {', '.join(missing)}",
@@ -453,13 +460,15 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
 def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
          phase: str | None = None, device: str | torch.device | None = None,
          include_params: bool = False, *, fork: str | None = None,
-         proto: str | os.PathLike | None = None) -> StoredActivations:
+         proto: str | os.PathLike | None = None,
+         precision: str | None = None) -> StoredActivations:
     """Run our net and store what it computed, in the format ``check_parity`` reads.
 
     ``phase``: ``"test"`` or ``"train"`` (default: the net's own phase, else test); a TRAIN
     dump also runs backward and stores ``/diffs`` and ``/blob_diffs``. ``include_params`` also
     stores ``/params`` (then a later check verifies the weights too). Written atomically.
-    Returns what was written.
+    ``precision``: the net's mode for the run (default: as built, exact). Returns what was
+    written.
     """
     from . import __version__
 
@@ -468,7 +477,7 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
     phase = phase.lower()
     if phase not in ("train", "test"):
         raise CaffeFormatError(f"phase must be 'train' or 'test', got {phase!r}")
-    net = _build_net(net, weights, phase, device, fork, proto)
+    net = _build_net(net, weights, phase, device, fork, proto, precision)
     declared = list(getattr(net, "inputs", []))
     unknown = [n for n in inputs if n not in declared]
     if unknown:

@@ -124,6 +124,19 @@ def precision_scope(policy: PrecisionPolicy, device: torch.device | None = None
         cudnn.benchmark = saved[3]
 
 
+def score_agreement(reference: torch.Tensor, scores: torch.Tensor, axis: int = 1
+                    ) -> tuple[float, float, int]:
+    """How far ``scores`` (e.g. the fast mode's) are from ``reference`` (exact's), both
+    class scores with the class axis at ``axis``: ``(argmax pixel agreement (fraction),
+    max |softmax probability difference|, positions compared)``, computed in float64."""
+    r, s = reference.detach().double().cpu(), scores.detach().double().cpu()
+    if r.shape != s.shape:
+        raise CaffeFormatError(f"score shapes differ: {tuple(r.shape)} vs {tuple(s.shape)}")
+    same = r.argmax(axis) == s.argmax(axis)
+    diff = (r.softmax(axis) - s.softmax(axis)).abs()
+    return float(same.double().mean()), float(diff.max()) if diff.numel() else 0.0, same.numel()
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` or ``"auto"``: CUDA when available, else MPS, else CPU; anything else as torch
     reads it. A CUDA device asked for on a machine without one raises ``CaffeFormatError``."""
@@ -201,5 +214,6 @@ def run_inference(net, inputs: Mapping[str, Any], dtype: str | torch.dtype | Non
 
 
 __all__ = ["PrecisionPolicy", "PRECISIONS", "resolve_precision", "precision_scope",
+           "score_agreement",
            "resolve_dtype", "resolve_device", "prepare_inputs", "inference_context",
            "run_inference"]

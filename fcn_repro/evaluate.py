@@ -282,14 +282,16 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
              workers: int = 0, output: str | os.PathLike | None = None, progress: bool = True,
              modality: str | None = None, exclude_absent: bool = False,
              name: str | None = None, fork: str | None = None,
-             proto: str | os.PathLike | None = None) -> dict[str, Any]:
+             proto: str | os.PathLike | None = None, precision: str = "exact",
+             agreement_images: int = 4) -> dict[str, Any]:
     """What ``fcn-repro eval`` does: build the dataset split (defaults: the model's dataset and
     the split the release scored; options such as the NYUDv2 modality from the model name) and
     the net (zoo ``model`` or prototxt ``net``) with ``weights``, score it, write ``output``
     (metrics.json, atomically) if given, and return the record. ``name`` labels the record's
     ``model`` (what ``fcn-repro tables`` matches on); default: the zoo name, or the zoo model
     whose deploy net the prototxt computes (:func:`fcn_repro.zoo.match.matching_models`), else
-    the prototxt's file stem."""
+    the prototxt's file stem. ``precision`` "fast" also records ``agreement_with_exact``
+    (:func:`precision_agreement` on the first ``agreement_images`` items)."""
     from fcn_repro import zoo
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
@@ -298,7 +300,7 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     info = dataset_info(dataset if dataset is not None else zoo.get(model).dataset)
     ds = info.build(root, split, model=model, limit=limit, modality=modality)  # a bad root fails first
     caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device, fork=fork,
-                              proto=proto)
+                              proto=proto, precision=precision)
     from caffe_import.io import read_net
     from fcn_repro.zoo.match import matching_models
     matches = [] if net is None else matching_models(
@@ -309,16 +311,44 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
         "net_matches": None if net is None else matches,  # zoo models computing what net does
         "weights": str(weights),
         "weights_sha256": sha256_file(weights), "dataset": info.name, "split": ds.split,
-        "root": str(root), "device": str(device), "units": "fraction",
+        "root": str(root), "device": str(device), "units": "fraction", "precision": precision,
     }
     if info.name == "nyud":
         record["modality"] = ds.modality
     plan = EvalPlan.for_net(caffe_net, ds, exclude_absent=exclude_absent)
     record.update(evaluate_net(caffe_net, ds, plan, device=device, save_predictions=save_predictions,
                                workers=workers, progress=progress))
+    if precision != "exact" and agreement_images > 0:
+        exact_net = zoo.build_net(model=model, net=net, weights=weights, device=device,
+                                  fork=fork, proto=proto)
+        record["agreement_with_exact"] = precision_agreement(caffe_net, exact_net, ds, plan,
+                                                             agreement_images, device)
+        del exact_net
     if output is not None:
         atomic_write_json(output, record)
     return record
+
+
+def precision_agreement(net: Any, exact_net: Any, dataset: Any, plan: EvalPlan,
+                        images: int = 4, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """How a reduced-precision ``net`` agrees with ``exact_net`` on the first ``images`` items
+    of ``dataset``: per score head of ``plan``, the argmax pixel agreement and the max
+    |softmax probability difference| (``caffe_import.precision.score_agreement``)."""
+    from caffe_import.precision import score_agreement
+    device = torch.device(device)
+    n = min(int(images), len(dataset))
+    loader = DataLoader(dataset, batch_size=None, sampler=list(range(n)))
+    stats = {h: [0.0, 0, 0.0] for h in plan.heads}  # agreeing pixels, pixels, max prob diff
+    with torch.no_grad():
+        for inputs, labels in loader:
+            feed = plan.feed(_to_device(inputs, device), _to_device(labels, device))
+            ours = net.forward(outputs=list(plan.heads), **feed)
+            ref = exact_net.forward(outputs=list(plan.heads), **feed)
+            for h, s in stats.items():
+                agree, diff, count = score_agreement(ref[h], ours[h])
+                s[0], s[1], s[2] = s[0] + agree * count, s[1] + count, max(s[2], diff)
+    return {"images": n, "heads": {h: {"argmax_agreement": s[0] / max(s[1], 1),
+                                       "max_prob_diff": s[2]} for h, s in stats.items()}}
 
 
 def format_scores(scores: Mapping[str, Any]) -> str:
@@ -338,4 +368,10 @@ def format_summary(record: Mapping[str, Any]) -> str:
         lines.append(f"  {head:<10} {format_scores(s)}{left_out}")
     if "geometric_acc" in record:
         lines.append(f"  geometric accuracy {100 * record['geometric_acc']:.1f}")
+    agreement = record.get("agreement_with_exact")
+    if agreement:
+        for head, a in agreement["heads"].items():
+            lines.append(f"  {record.get('precision')} vs exact on {agreement['images']} images, "
+                         f"{head}: argmax agreement {100 * a['argmax_agreement']:.3f}%, "
+                         f"max |prob diff| {a['max_prob_diff']:.2e}")
     return "\n".join(lines)

@@ -128,7 +128,8 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
           model: str | None = None, net: str | os.PathLike | None = None,
           weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
           save_scores: bool = False, mean_bgr: Sequence[float] | None = None,
-          fork: str | None = None, proto: str | os.PathLike | None = None) -> list[Path]:
+          fork: str | None = None, proto: str | os.PathLike | None = None,
+          precision: str = "exact") -> list[Path]:
     """What ``fcn-repro infer`` does. Writes ``<stem>.png`` (labels, VOC palette),
     ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
     ``_<head>`` for nets with several score blobs), with the stems of :func:`output_stems`;
@@ -140,7 +141,7 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
     caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device, fork=fork,
-                              proto=proto)
+                              proto=proto, precision=precision)
     spec = zoo.get(model) if model is not None else None
     if mean_bgr is None:
         mean_bgr = VOC_MEAN_BGR if spec is None else spec.means.get(single_input(caffe_net), spec.mean)

@@ -158,10 +158,9 @@ def mean_iu_agreement(a: torch.Tensor, b: torch.Tensor, n: int) -> float:
 def agreement(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
     """(argmax pixel agreement, max |softmax prob diff|) of scores ``out`` against ``ref``
     (class axis 0 or 1 of an NCHW / CHW array)."""
-    axis = 1 if ref.ndim == 4 else 0
-    r, o = torch.from_numpy(ref).double(), torch.from_numpy(out).double()
-    agree = float((r.argmax(axis) == o.argmax(axis)).double().mean())
-    diff = float((r.softmax(axis) - o.softmax(axis)).abs().max())
+    from caffe_import.precision import score_agreement
+    agree, diff, _ = score_agreement(torch.from_numpy(ref), torch.from_numpy(out),
+                                     1 if ref.ndim == 4 else 0)
     return agree, diff
 
 
@@ -421,7 +420,7 @@ def matrix_benchmark(args, net_param, weights_path: str) -> dict:
         if cuda and compile_ok:
             runs.append(("bf16 cl cudagraphs", _cudagraph_run(nets, net_param, weights_path, dev, x)))
         for label, fn in runs:
-            row = _time_variant(label, fn, batch, args.reps, sync, ref, n_cls)
+            row = _time_variant(label, fn, batch, args.reps, args.warmup, sync, ref, n_cls)
             if row:
                 results[(label, batch)] = row
     if results:
@@ -444,9 +443,9 @@ def _cudagraph_run(nets, net_param, weights_path, dev, x):
     return run
 
 
-def _time_variant(label, fn, batch, reps, sync, ref, n_cls) -> dict | None:
+def _time_variant(label, fn, batch, reps, warmup, sync, ref, n_cls) -> dict | None:
     try:
-        times = time_fn(fn, reps, 3, sync)
+        times = time_fn(fn, reps, warmup, sync)
         out = fn().float()
     except Exception as exc:  # noqa: BLE001 - a variant that fails here is reported, not fatal
         print(f"  batch {batch} {label:<20}: failed ({type(exc).__name__}: "
@@ -491,6 +490,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="CPU comparison batch")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="matrix batches")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=3, help="matrix: untimed calls first")
     ap.add_argument("--rounds", type=int, default=2, help="CPU: rounds over the variants")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--net", choices=("full", "narrow"), default="full",

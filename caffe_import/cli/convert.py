@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_schema_options, naming, output_file, require_net_file, schema_args
+from .options import (add_precision, add_schema_options, naming, output_file, require_net_file,
+                      schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "torch.load(weights_only=True), both with caffe_import.load; no pickled "
                     "code), .caffemodel or .caffemodel.h5 (Caffe's own weight files), .onnx or "
                     ".pt2 (an export of the deploy net, checked against the eager net). Any "
-                    "other name is refused.")
+                    "other name is refused. --precision fast is recorded in .pt/.safetensors "
+                    "(weights stay float32) and `load` builds the net in it.")
     p.add_argument("net", help="net prototxt")
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("-o", "--output", type=output_file, required=True,
@@ -25,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", action="append", default=[], help="a net stage (repeatable)")
     p.add_argument("--level", type=int, default=0, help="net level, for include/exclude min_level and max_level rules")
     add_schema_options(p)
+    add_precision(p)
     p.set_defaults(func=run)
 
 
@@ -37,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
     require_net_file(args.net, **schema)
     with naming(args.net):
         net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
-                       level=args.level, **schema)
+                       level=args.level, precision=args.precision, **schema)
     print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
     return 0

@@ -6,7 +6,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import CaffeFormatError
-from .options import add_schema_options, device, naming, output_file, require_net_file, schema_args
+from .options import (add_precision, add_schema_options, device, naming, output_file,
+                      require_net_file, schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device, default="cpu", help="torch device to run on (default: cpu)")
     p.add_argument("--params", action="store_true", help="also store the param blobs")
     add_schema_options(p)
+    add_precision(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = parse_npy_inputs(args.input)
     with naming(args.net):
         ref = dump(args.net, args.weights, inputs, args.output,
-                   phase=args.phase, device=args.device, include_params=args.params, **schema)
+                   phase=args.phase, device=args.device, include_params=args.params,
+                   precision=args.precision, **schema)
     extra = f", {sum(len(d) for d in ref.diffs.values()) + len(ref.blob_diffs)} gradients" \
         if ref.diffs or ref.blob_diffs else ""
     print(f"wrote {args.output}: {len(ref.blobs)} blobs{extra} ({args.phase.upper()})")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .options import add_schema_options, naming, output_file, require_net_file, schema_args
+from .options import (add_precision, add_schema_options, naming, output_file,
+                      require_net_file, schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", action="append", default=[], metavar="BLOB",
                    help="output blob (repeatable; default: the net's outputs)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version")
+    add_precision(p)
     p.add_argument("--no-verify", action="store_true",
                    help="skip rerunning the export against the eager net")
     add_schema_options(p)
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     require_net_file(args.net, "deploy net prototxt", **schema)
     shapes = parse_shapes(args.input)
     with naming(args.net):
-        net = CaffeNet(args.net, args.weights, phase="test", **schema)
+        net = CaffeNet(args.net, args.weights, phase="test", precision=args.precision,
+                       compile=False, **schema)
     outputs = args.output or None
     for path, kind in ((args.torch_export, ".pt2"), (args.onnx, ".onnx")):
         if path:

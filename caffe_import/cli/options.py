@@ -49,6 +49,15 @@ def device(text: str) -> str:
     return text
 
 
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """``--precision exact|fast`` (see ``caffe_import.precision``), for every verb that runs
+    or builds a net."""
+    parser.add_argument("--precision", choices=("exact", "fast"), default="exact",
+                        help="exact: Caffe's float32 numbers (default); fast: bf16 where the "
+                             "layers allow, channels_last, fused kernels (about 1e-2 relative "
+                             "off exact; see docs/performance.md)")
+
+
 def output_dir(text: str) -> Path:
     """A folder to write into: may not exist yet, but must not be a file."""
     path = Path(text)

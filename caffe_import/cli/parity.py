@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import add_schema_options, device, naming, require_net_file, schema_args
+from .options import (add_precision, add_schema_options, device, naming, require_net_file,
+                      schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rel-l2", type=float, default=None, help="bound on ||ours-ref|| / ||ref||")
     p.add_argument("--max-abs", type=float, default=None,
                    help="bound on max|ours-ref| / max|ref|")
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON (rows, tolerance, summary)")
     add_schema_options(p)
     p.set_defaults(func=run)
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     require_net_file(args.net, **schema)
     with naming(args.net):
         report = check_parity(args.net, args.weights, args.reference, device=args.device,
-                              rel_l2=args.rel_l2, max_abs=args.max_abs, **schema)
+                              rel_l2=args.rel_l2, max_abs=args.max_abs,
+                              precision=args.precision, **schema)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))  # pure JSON: "summary" is inside
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from caffe_import.cli.options import (add_schema_options, device, naming, output_dir,
+from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
                                       output_file_path, require_net_file,
                                       require_weights_file, schema_args)
 from caffe_import.errors import UsageError
@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name recorded in metrics.json (what 'fcn-repro tables' matches); "
                                   "default: --model, or with --net the zoo model whose deploy net "
                                   "the prototxt computes, else the prototxt's file name")
+    add_precision(p)
+    p.add_argument("--agreement-images", type=int, default=4, metavar="N",
+                   help="with --precision fast: compare with exact on the first N images "
+                        "(argmax agreement, max prob diff; recorded in metrics.json); 0: skip")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_schema_options(p)
     p.set_defaults(func=run)
@@ -55,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
                           root=args.root, split=args.split, device=args.device,
                           save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
                           output=args.output, progress=not args.no_progress, modality=args.modality,
-                          exclude_absent=args.exclude_absent, name=args.name, **schema_args(args))
+                          exclude_absent=args.exclude_absent, name=args.name,
+                          precision=args.precision, agreement_images=args.agreement_images,
+                          **schema_args(args))
     print(format_summary(record))
     print(f"wrote {args.output}")
     return 0

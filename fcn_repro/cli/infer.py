@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from caffe_import.cli.options import (add_schema_options, device, naming, output_dir,
-                                      require_net_file, require_weights_file, schema_args)
+from caffe_import.cli.options import (add_precision, add_schema_options, device, naming,
+                                      output_dir, require_net_file, require_weights_file,
+                                      schema_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_schema_options(p)
     p.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
                    help="BGR mean to subtract (default: the model's; with --net the VOC mean)")
+    add_precision(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with naming(args.net):
         written = infer(args.images, args.output, model=args.model, net=args.net, weights=args.weights,
                         device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
-                        **schema)
+                        precision=args.precision, **schema)
     for path in written:
         print(path)
     return 0

