@@ -56,7 +56,10 @@ class Embed(CaffeLayer):
         index = x.detach().trunc().long()
         if x.device.type != "meta" and not tracing() and x.numel():
             bad = (index < 0) | (index >= self.input_dim) | (x.detach() != index.to(x.dtype))
-            if bool(bad.any()):
+            if x.device.type == "cuda":  # a device-side assert: no host sync per forward
+                torch._assert_async(~bad.any(), f"layer '{self.name}': an index is not an "
+                                                f"integer in [0, {self.input_dim})")
+            elif bool(bad.any()):
                 value = x.detach()[bad].flatten()[0].item()
                 raise CaffeFormatError(f"index {value} is not an integer in [0, "
                                        f"{self.input_dim})", layer=self.name)

@@ -59,7 +59,9 @@ def _labels(label: torch.Tensor, ignore: int | None, classes: int | None,
     valid = index != ignore if ignore is not None else torch.ones_like(index, dtype=torch.bool)
     if classes is not None and index.device.type != "meta" and not tracing() and index.numel():
         bad = valid & ((index < 0) | (index >= classes))
-        if bool(bad.any()):
+        if index.device.type == "cuda":  # a device-side assert: no host sync per forward
+            torch._assert_async(~bad.any(), f"layer '{layer}': a label is outside [0, {classes})")
+        elif bool(bad.any()):
             value = index[bad].flatten()[0].item()
             raise CaffeFormatError(f"label {value} is outside [0, {classes}) and is not the "
                                    f"ignore_label", layer=layer)

@@ -160,7 +160,7 @@ class Net:
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         loaded = read_net(source) if isinstance(source, (str, os.PathLike)) else source
         with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(source, phase=phase, stages=stages, level=level)
+            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase

@@ -334,7 +334,7 @@ def test_blobs_known_before_forward_with_a_clear_error():
     from caffe_import.net import CaffeNet
     from support import case_dir
 
-    net = CaffeNet(str(case_dir("voc_fcn8s_narrow") / "net.prototxt"))
+    net = CaffeNet(str(case_dir("voc_fcn8s_narrow") / "net.prototxt"), keep_blobs=True)
     assert list(net.blobs) == ["data"] and "fc7" in net.blob_shapes
     with pytest.raises(KeyError, match=r"'fc7' \(shape \(1, 256, 3, 3\)\) has no data yet"):
         net.blobs["fc7"]
@@ -342,3 +342,53 @@ def test_blobs_known_before_forward_with_a_clear_error():
         net.blobs["nope"]
     net(data=torch.zeros(1, 3, 61, 75))
     assert net.blobs["fc7"].shape == (1, 256, 3, 3)
+
+
+# --------------------------------------------------------------------- inference memory
+CHAIN = net_text('layer { name: "a" type: "TanH" bottom: "data" top: "a" }',
+                 'layer { name: "b" type: "ReLU" bottom: "a" top: "a" }',
+                 'layer { name: "c" type: "Sigmoid" bottom: "a" top: "c" }',
+                 'layer { name: "d" type: "AbsVal" bottom: "c" top: "d" }',
+                 'layer { name: "e" type: "Eltwise" bottom: "d" bottom: "c" top: "e" }')
+
+
+def test_inference_drops_each_blob_after_its_last_reader():
+    import weakref
+
+    net = CaffeNet(CHAIN)
+    refs = {}
+    for layer in net.layers:
+        layer.register_forward_hook(
+            lambda m, _a, out: refs.update({m.name: weakref.ref(out[0])}) and None)
+    out = net(data=torch.randn(2, 3, 4, 5))
+    assert list(out) == ["data", "e"] and list(net.blobs) == ["data", "e"]
+    assert refs["c"]() is None and refs["d"]() is None  # released, nothing holds them
+    with pytest.raises(KeyError, match="released after its last reader.*keep_blobs=True"):
+        out["c"]
+
+
+def test_asked_for_and_kept_blobs_stay_and_graphs_keep_everything():
+    x = torch.randn(2, 3, 4, 5)
+    net = CaffeNet(CHAIN)
+    asked = net(data=x, outputs=["c"])
+    assert list(asked) == ["c"]
+    assert torch.allclose(asked["c"], torch.sigmoid(torch.relu(torch.tanh(x))))
+    kept = CaffeNet(CHAIN, keep_blobs=True)(data=x)
+    assert list(kept) == ["data", "a", "c", "d", "e"]
+    net.keep_graph = True
+    assert list(net(data=x.requires_grad_())) == ["data", "a", "c", "d", "e"]
+    assert torch.equal(kept["e"], asked["c"].abs() + asked["c"])
+
+
+def test_release_plan_uses_last_readers_and_skips_fused_relus():
+    from support import case_dir
+
+    d = case_dir("voc_fcn8s_narrow")
+    net = CaffeNet(d / "net.prototxt", d / "weights.caffemodel")
+    plan = net._plan(None, True, True)
+    names = [step.name for step, _, _ in plan]
+    assert "relu1_1" not in names and "conv1_1" in names  # ReLU fused into its convolution
+    released = [n for _, _, rel in plan for n in rel]
+    assert "pool1" in released and "score" not in released and "data" not in released
+    assert len(released) == len(set(released))
+    assert all(not fused for _, fused, _ in net._plan(None, True, False))

@@ -95,6 +95,23 @@ def _caffenet_or_skip():
         pytest.skip(f"CaffeNet cannot build the narrow FCN-8s yet: {exc}")
 
 
+def test_cli_eval_fast_records_its_agreement_with_exact(tmp_path, capsys):
+    from fcn_repro.cli import main
+    root = make_dataset("voc", tmp_path / "voc", n=2, seed=4)
+    case = case_dir("voc_fcn8s_narrow")
+    out = tmp_path / "metrics.json"
+    rc = main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+               "--dataset", "voc", "--root", str(root), "--split", "seg11valid", "--limit", "2",
+               "-o", str(out), "--no-progress", "--precision", "fast", "--agreement-images", "1"])
+    assert rc == 0
+    m = json.loads(out.read_text())
+    agreement = m["agreement_with_exact"]
+    assert m["precision"] == "fast" and agreement["images"] == 1
+    a = agreement["heads"]["score"]
+    assert a["argmax_agreement"] > 0.9 and 0 <= a["max_prob_diff"] < 0.5
+    assert "fast vs exact on 1 images" in capsys.readouterr().out
+
+
 def test_cli_eval_end_to_end_on_synthetic_voc(tmp_path, capsys):
     _caffenet_or_skip()
     from fcn_repro.cli import main
