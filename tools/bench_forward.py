@@ -44,6 +44,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from caffe_import import threads  # noqa: E402
+
+if __name__ == "__main__":
+    threads.configure_threads()  # as the commands do, before torch loads OpenMP; workers inherit
+
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
@@ -131,7 +136,14 @@ def random_weights(net_param, seed: int = 0) -> dict:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set (ru_maxrss: KiB on Linux), in MB."""
+    """This process's peak resident set in MB: ``VmHWM`` (its own address space's peak;
+    ``ru_maxrss`` would include the parent's peak, which Linux keeps across fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
@@ -180,6 +192,15 @@ def demo_input(batch: int, size: int) -> np.ndarray:
 def _worker_net(variant: str, prototxt: str, weights: str):
     """A callable x -> scores (NCHW numpy) for ``variant``, built from the two files."""
     from caffe_import.net import CaffeNet
+    if variant == "opencv":
+        import cv2
+        cv2.setNumThreads(torch.get_num_threads())
+        cvnet = cv2.dnn.readNetFromCaffe(prototxt, weights)
+
+        def run_cv(x):
+            cvnet.setInput(x)
+            return cvnet.forward("score")
+        return run_cv
     if variant == "handwritten":
         from caffe_import.io import read_weights
         hand = HandwrittenFCN8s().eval()
@@ -229,7 +250,8 @@ times = []
 for _ in range(int(reps)):
     t0 = time.perf_counter(); y = run(); times.append((time.perf_counter() - t0) * 1000)
 np.save(out, np.ascontiguousarray(y[:1]).astype(np.float32))
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+rss = [int(l.split()[1]) * 1024 / 1e6 for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+rss = rss[0] if rss else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 print(json.dumps({"variant": "opencv", "ms": times, "build_s": build, "peak_rss_mb": rss}))
 """
 
@@ -247,11 +269,11 @@ def run_worker(variant: str, files: dict, args) -> dict | None:
     out = os.path.join(files["dir"], f"{variant}.npy")
     if variant == "opencv":
         cmd = [sys.executable, "-c", OPENCV_WORKER, files["prototxt"], files["weights"],
-               files["input"], out, str(args.reps), str(torch.get_num_threads())]
+               files["input"], out, "1", str(torch.get_num_threads())]
     else:
         cmd = [sys.executable, __file__, "--worker", variant, "--prototxt", files["prototxt"],
                "--weights", files["weights"], "--input", files["input"], "--out", out,
-               "--reps", str(args.reps)]
+               "--reps", "1"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         print(f"  {variant}: failed ({res.stderr.strip().splitlines()[-1:] or res.returncode})")
@@ -262,30 +284,33 @@ def run_worker(variant: str, files: dict, args) -> dict | None:
 
 
 def cpu_benchmark(args, files: dict) -> dict:
+    """Time every variant in this process, interleaved (rep by rep, so that they share the
+    machine's noise), then measure each one's peak RSS in a process of its own."""
     variants = ["exact", "fast"] + ([] if args.net == "narrow" else ["handwritten"])
     cv = opencv_available()
     if cv:
         variants.append("opencv")
     else:
         print("opencv: not installed (pip install 'opencv-python-headless<5'); baseline skipped")
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for r in range(args.rounds):
-        for v in variants:
-            row = run_worker(v, files, args)
-            if row:
-                runs[v].append(row)
-    res = {}
+    x = np.load(files["input"])
+    runs = {v: _worker_net(v, files["prototxt"], files["weights"]) for v in variants}
+    scores = {v: np.ascontiguousarray(run(x)[:1]).astype(np.float32) for v, run in runs.items()}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(args.rounds * args.reps):
+        for v, run in runs.items():
+            times[v] += time_fn(lambda: run(x), 1, 0, lambda: None)
+    del runs
     print(f"device: cpu ({torch.get_num_threads()} threads), input {args.batch}x3x{args.size}x"
           f"{args.size}, torch {torch.__version__}" + (f", opencv {cv}" if cv else "")
-          + f", {args.rounds} rounds x {args.reps} reps")
-    for v, rows in runs.items():
-        if not rows:
-            continue
-        ms = statistics.median(t for row in rows for t in row["ms"]) / args.batch
-        rss = max(row["peak_rss_mb"] for row in rows)
-        res[v] = {"ms": ms, "rss": rss, "scores": rows[-1]["scores"]}
-        print(f"  {v:<12}: {ms:9.1f} ms/image   peak RSS {rss:7.0f} MB   "
-              f"build {statistics.median(r['build_s'] for r in rows):.2f} s")
+          + f", {args.rounds * args.reps} interleaved reps")
+    res = {}
+    for v in variants:
+        row = run_worker(v, files, args)  # a fresh process: build + one forward, its peak RSS
+        rss = row["peak_rss_mb"] if row else float("nan")
+        ms = statistics.median(times[v]) / args.batch
+        res[v] = {"ms": ms, "rss": rss, "scores": scores[v]}
+        print(f"  {v:<12}: {ms:9.1f} ms/image (min {min(times[v]) / args.batch:8.1f})   "
+              f"peak RSS {rss:7.0f} MB (own process: build + 1 forward)")
     report_cpu_ratios(res)
     return res
 
@@ -294,20 +319,20 @@ def report_cpu_ratios(res: dict) -> None:
     if "exact" not in res:
         return
     ex = res["exact"]
-    ref = np.load(ex["scores"])
+    ref = ex["scores"]
     if "fast" in res:
-        agree, diff = agreement(ref, np.load(res["fast"]["scores"]))
+        agree, diff = agreement(ref, res["fast"]["scores"])
         print(f"ratio fast/exact          : {res['fast']['ms'] / ex['ms']:.3f}  (target <= 0.35)")
         print(f"fast vs exact             : argmax agreement {agree * 100:.3f}%, "
               f"max |prob diff| {diff:.2e}")
     if "handwritten" in res:
-        hw = np.load(res["handwritten"]["scores"])
+        hw = res["handwritten"]["scores"]
         rel = float(np.abs(ref - hw).max() / max(np.abs(hw).max(), 1e-30))
         print(f"ratio exact/handwritten   : {ex['ms'] / res['handwritten']['ms']:.3f}  "
               f"(max |diff| / max |ref| {rel:.2e})")
     if "opencv" in res:
         cv = res["opencv"]
-        agree, diff = agreement(np.load(cv["scores"]), ref)
+        agree, diff = agreement(cv["scores"], ref)
         print(f"ratio exact/opencv        : {ex['ms'] / cv['ms']:.3f}  (target <= 1.0)")
         print(f"peak RSS exact/opencv     : {ex['rss'] / cv['rss']:.3f}  (target <= 1.0); "
               f"fast/opencv {res.get('fast', ex)['rss'] / cv['rss']:.3f}")

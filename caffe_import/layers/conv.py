@@ -279,9 +279,11 @@ class Convolution(_ConvBase):
 
     def forward_relu(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``forward`` followed by Caffe's ReLU with slope 0 (``max(x, 0)``), for the net's
-        inference plans: one oneDNN kernel (convolution, bias and ReLU; the same values as
-        the two steps) on CPU for a 2-D convolution without gradients; elsewhere the plain
-        forward and an in-place ReLU."""
+        inference plans: one oneDNN kernel (convolution, bias and ReLU, in the input's dtype)
+        on CPU for a 2-D convolution without gradients; elsewhere the plain forward and an
+        in-place ReLU. In float32 the values are the two steps' up to summation order
+        (bit-equal where PyTorch's own convolution also runs oneDNN), as Caffe's own sums
+        depend on its BLAS."""
         return tuple(_first(self._one_fast(x, "relu"), lambda t: self._one(t).relu_(), x)
                      for x in bottoms)
 

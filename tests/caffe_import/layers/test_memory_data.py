@@ -15,7 +15,7 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_p
 
 
 def test_batches_in_order_wrapping_around():
-    net = CaffeNet(NET)
+    net = CaffeNet(NET, keep_blobs=True)  # "data" is read by a layer: kept only on request
     assert net.blob_shapes["data"] == (2, 1, 2, 3) and net.blob_shapes["label"] == (2,)
     with pytest.raises(CaffeFormatError, match="set_input_arrays"):
         net()
