@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis, DTYPE_REDUCED
+from .base import DTYPE_REDUCED, CaffeLayer, Shape, canonical_axis, tracing
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -293,8 +293,7 @@ class Convolution(_ConvBase):
         op = _fused_conv_relu()
         if (op is None or x.device.type != "cpu" or x.dim() != 4 or self.axis != 1
                 or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.bfloat16)
-                or x.shape[1] != self.channels or torch.compiler.is_compiling()
-                or torch.jit.is_tracing()):
+                or x.shape[1] != self.channels or tracing()):
             return None
         if any(self._short(x.shape[2:], self.output_spatial(x.shape[2:]))):
             return None
