@@ -68,7 +68,7 @@ def test_caffenet_reads_fork_fields_and_its_caffemodel(files):
     net_path, weights = files
     net = CaffeNet(str(net_path), str(weights))  # default schema: no fork named
     assert schema_of(net.net_param).name == "default" and not net.layer("s").shared
-    out = net(data=torch.ones(1, 2, 3, 3))["s"]
+    out = net(data=torch.ones(1, 2, 3, 3), outputs=["s"])["s"]
     assert out[0, :, 0, 0].tolist() == [2.0, 3.0]
 
 
