@@ -216,7 +216,6 @@ class CaffeNet(nn.Module):
                  retain_blob_grads: bool = False, device: torch.device | str | None = None,
                  fork: str | None = None, proto: PathLike | None = None,
                  input_shapes: Mapping[str, Sequence[int]] | None = None,
-
                  precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
                  compile: bool | None = None) -> None:
         super().__init__()
