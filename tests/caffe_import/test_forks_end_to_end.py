@@ -152,3 +152,17 @@ def test_zoo_matching_reads_fork_nets():
 
     net = read_net(DEPLOY / "pspnet50_ade20k" / "deploy.prototxt")
     assert matching_models(net, None) == []  # no FCN computes PSPNet; no cross-schema copy fails
+
+
+def test_convert_to_caffemodel_keeps_the_forks_numbers_and_to_onnx_refuses_the_head(files, tmp_path, capsys):
+    from caffe_import.io import read_weights_net
+
+    net_path, weights = files
+    out = tmp_path / "copy.caffemodel"
+    assert main(["convert", str(net_path), str(weights), "-o", str(out), "--fork", "ssd"]) == 0
+    assert b"\xf2\x0c" in out.read_bytes()  # norm_param: field 206, as SSD's Caffe writes it
+    layer = read_weights_net(out, fork="ssd").layer[1]
+    assert layer.norm_param.HasField("channel_shared") and not layer.norm_param.channel_shared
+    capsys.readouterr()
+    assert main(["convert", str(net_path), str(weights), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "layer 'd' (TestDetectionHead)" in capsys.readouterr().err
