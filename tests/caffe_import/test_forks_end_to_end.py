@@ -41,8 +41,8 @@ if get("TestForkScale") is None:
         def top_shapes(self, bottom_shapes):
             return [bottom_shapes[0]]
 
-        def forward(self, x):
-            return (x.clone(),)
+        def forward(self, x):  # a data-dependent Python int: no exporter can trace this
+            return (x * float(int(torch.count_nonzero(x)) >= 0),)
 
 NET = '''name: "forky"
 input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
