@@ -50,33 +50,9 @@ class ExportableNet(nn.Module):
         self.output_names = list(output_names)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with only_needed_steps(self.net, self.output_names):
+        with self.net.only_steps_for(self.output_names):
             blobs = self.net(outputs=self.output_names, **dict(zip(self.input_names, inputs)))
         return tuple(blobs[name] for name in self.output_names)
-
-
-def needed_steps(net, outputs: Sequence[str] | None = None) -> list:
-    """The net's steps (layers) the blobs ``outputs`` depend on, in order: the layers after
-    them (an SSD's DetectionOutput behind its ``mbox_*`` blobs) are left out."""
-    wanted = set(outputs) if outputs else set(net.outputs)
-    kept = []
-    for step in reversed(net._steps):
-        if wanted.intersection(step.tops):
-            wanted.update(step.bottoms)
-            kept.append(step)
-    return kept[::-1]
-
-
-@contextlib.contextmanager
-def only_needed_steps(net, outputs: Sequence[str]) -> Iterator[None]:
-    """Run (and so trace) only :func:`needed_steps` while inside: an exported part of a net
-    holds no layer it does not need."""
-    steps = net._steps
-    net._steps = needed_steps(net, outputs)
-    try:
-        yield
-    finally:
-        net._steps = steps
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -132,7 +108,7 @@ def unexportable_layers(net, outputs: Sequence[str] | None = None) -> list[tuple
     """``(layer, type, reason)`` of every layer the requested outputs depend on that a
     fixed-shape exported graph (ONNX, torch.export) cannot express."""
     found = []
-    for step in needed_steps(net, outputs):
+    for step in net.steps_for(outputs or net.outputs):
         reason = getattr(step.module, "export_unsupported", None) or EXPORT_UNSUPPORTED.get(step.type)
         if reason:
             found.append((step.name, step.type, str(reason)))

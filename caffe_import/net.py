@@ -17,10 +17,11 @@ What carries over from Caffe (``src/caffe/net.cpp``):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -722,6 +723,30 @@ class CaffeNet(nn.Module):
             if step.module.blobs:
                 out[step.name] = step.module.blobs
         return out
+
+    def steps_for(self, outputs: Iterable[str]) -> list[_Step]:
+        """The steps (layers, in order) the blobs ``outputs`` depend on."""
+        wanted = set(outputs)
+        kept = []
+        for step in reversed(self._steps):
+            if wanted.intersection(step.tops):
+                wanted.update(step.bottoms)
+                kept.append(step)
+        return kept[::-1]
+
+    @contextlib.contextmanager
+    def only_steps_for(self, outputs: Iterable[str]) -> Iterator[None]:
+        """Run only :meth:`steps_for` ``outputs`` while inside (an export of part of a net:
+        Caffe always runs every layer, so this is never the default). Run plans are rebuilt
+        on entry and exit."""
+        steps = self._steps
+        self.__dict__.pop("_plans", None)
+        self._steps = self.steps_for(outputs)
+        try:
+            yield
+        finally:
+            self._steps = steps
+            self.__dict__.pop("_plans", None)
 
     def learnable_params(self) -> list[ParamSpecInfo]:
         """Params the solver updates, in Caffe's ``learnable_params_`` order; a param shared

@@ -104,8 +104,11 @@ def test_export_lists_the_layers_it_cannot_express_and_exports_the_part_before(f
     assert "--output" in msg and "s" in msg
     with pytest.raises(CaffeFormatError, match="torch.export cannot express"):
         ex.export_program(net)
+    x = torch.randn(1, 2, 3, 3)
+    assert "d" in net(outputs=["d"], data=x)  # a run plan made before the export ...
     program = ex.export_program(net, outputs=["s"])  # the part before the head exports
     assert ex.verify_program(program, net, None, ["s"])["s"] == 0
+    assert "d" in net(outputs=["d"], data=x)  # ... and one after it run every layer again
 
 
 def test_every_cli_verb_takes_fork_and_proto(files, tmp_path, capsys):
