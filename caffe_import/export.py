@@ -127,7 +127,7 @@ def check_exportable(net, outputs: Sequence[str] | None, target: str) -> None:
         + "\n".join(f"  layer '{n}' ({t}): {why}" for n, t, why in bad)
         + f"\nExport the part before them (--output BLOB, repeatable; here their inputs: "
           f"{', '.join(bottoms)}) and run those layers with CaffeNet in Python "
-          "(docs/forks.md, 'Export').")
+          "(docs/forks.md, 'Convert and export').")
 
 
 def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
