@@ -331,35 +331,89 @@ def jaccard(b1: Sequence[torch.Tensor], b2: Sequence[torch.Tensor], s1: torch.Te
     return iou.masked_fill_(~((iw > 0) & (ih > 0)), 0.0)
 
 
-def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: float
-               ) -> torch.Tensor:
-    """The fork's ``ApplyNMSFast`` on candidates already sorted best first, batched over the
-    leading axes: ``boxes (..., K, 4)``, ``valid (..., K)``; returns the kept mask. A candidate
-    is kept when its overlap with every kept one is ``<= threshold`` (NaN suppresses)."""
-    k = boxes.shape[-2]
-    sizes = box_size(boxes)
-    coords = [c.contiguous() for c in boxes.unbind(-1)]
+def _suppressed(boxes: Sequence[torch.Tensor], sizes: torch.Tensor, kept: Sequence[torch.Tensor],
+                kept_sizes: torch.Tensor, kept_ok: torch.Tensor, threshold) -> torch.Tensor:
+    """Whether each candidate ``(R, B)`` overlaps one of the kept boxes ``(R, M)`` (``kept_ok``
+    marks the real ones) by more than ``threshold`` (NaN overlaps suppress)."""
+    ov = jaccard([c[:, :, None] for c in boxes], [c[:, None, :] for c in kept],
+                 sizes[:, :, None], kept_sizes[:, None, :])
+    return (~(ov <= threshold) & kept_ok[:, None, :]).any(dim=-1)
+
+
+def _nms_sequential(coords: list[torch.Tensor], sizes: torch.Tensor, valid: torch.Tensor,
+                    threshold: float, eta: float) -> torch.Tensor:
+    """The fork's loop as written, one candidate at a time over ``(R, K)``: needed for
+    ``eta < 1``, where the threshold shrinks after each kept box. No host reads."""
     keep = torch.zeros_like(valid)
-    thr = torch.full(valid.shape[:-1], threshold, dtype=boxes.dtype, device=boxes.device)
-    dense = valid.numel() * k <= (1 << 24)
-    if dense:  # the whole overlap matrix at once when it is small enough
-        over = ~(jaccard([c[..., :, None] for c in coords], [c[..., None, :] for c in coords],
-                         sizes[..., :, None], sizes[..., None, :]) <= threshold)
-    for i in range(k):
+    thr = torch.full(valid.shape[:1], threshold, dtype=sizes.dtype, device=sizes.device)
+    for i in range(valid.shape[1]):
+        kept = valid[:, i]
         if i:
-            if dense and eta >= 1:
-                hit = (keep[..., :i] & over[..., i, :i]).any(dim=-1)
-            else:
-                ov = jaccard([c[..., i:i + 1] for c in coords], [c[..., :i] for c in coords],
-                             sizes[..., i:i + 1], sizes[..., :i])
-                hit = (keep[..., :i] & ~(ov <= thr[..., None])).any(dim=-1)
-            kept = valid[..., i] & ~hit
-        else:
-            kept = valid[..., 0]
-        keep[..., i] = kept
+            kept = kept & ~_suppressed([c[:, i:i + 1] for c in coords], sizes[:, i:i + 1],
+                                       [c[:, :i] for c in coords], sizes[:, :i],
+                                       keep[:, :i], thr[:, None, None])[:, 0]
+        keep[:, i] = kept
         if eta < 1:
             thr = torch.where(kept & (thr > 0.5), thr * eta, thr)
     return keep
+
+
+def _nms_blocked(coords: list[torch.Tensor], sizes: torch.Tensor, valid: torch.Tensor,
+                 threshold: float, block: int) -> torch.Tensor:
+    """Greedy NMS over ``(R, K)`` in blocks of candidates: a block is first tested against the
+    boxes kept so far (gathered, so the work grows with the kept count as in the fork), then
+    resolved within itself by iterating ``keep_j = cand_j & no kept i < j overlaps j`` to its
+    fixed point. That system is triangular, so its fixed point is unique and is the greedy
+    result; each pass fixes at least one more candidate. Reads counts from the device (the
+    kept count per block, convergence per pass): meant for the CPU."""
+    r, k = valid.shape
+    keep = torch.zeros_like(valid)
+    kept = [c[:, :0] for c in coords]
+    kept_sizes, kept_ok = sizes[:, :0], valid[:, :0]
+    tri = torch.ones(block, block, dtype=torch.bool, device=valid.device).tril(-1)
+    for s in range(0, k, block):
+        e = min(s + block, k)
+        cb, sb = [c[:, s:e] for c in coords], sizes[:, s:e]
+        cand = valid[:, s:e]
+        if kept_ok.shape[1]:
+            cand = cand & ~_suppressed(cb, sb, kept, kept_sizes, kept_ok, threshold)
+        ov = jaccard([c[:, :, None] for c in cb], [c[:, None, :] for c in cb],
+                     sb[:, :, None], sb[:, None, :])
+        over = ~(ov <= threshold) & tri[:e - s, :e - s]  # [j, i]: earlier i suppresses j
+        x = cand
+        while True:
+            nx = cand & ~(over & x[:, None, :]).any(dim=-1)
+            if torch.equal(nx, x):
+                break
+            x = nx
+        keep[:, s:e] = x
+        m = int(x.sum(dim=1).max()) if x.numel() else 0
+        if m:
+            first = torch.sort((~x).to(torch.uint8), dim=1, stable=True).indices[:, :m]
+            kept = [torch.cat([a, c.gather(1, first)], 1) for a, c in zip(kept, cb)]
+            kept_sizes = torch.cat([kept_sizes, sb.gather(1, first)], 1)
+            kept_ok = torch.cat([kept_ok, x.gather(1, first)], 1)
+    return keep
+
+
+def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: float,
+               block: int = 64) -> torch.Tensor:
+    """The fork's ``ApplyNMSFast`` on candidates already sorted best first, batched over the
+    leading axes: ``boxes (..., K, 4)``, ``valid (..., K)``; returns the kept mask. A candidate
+    is kept when its overlap with every kept one is ``<= threshold`` (NaN suppresses).
+
+    On the CPU (``eta == 1``) the work is proportional to candidates x kept boxes, as the
+    fork's loop (:func:`_nms_blocked`); elsewhere, or with the adaptive ``eta < 1``, candidates
+    are taken one at a time as tensor operations with no host synchronisation."""
+    lead, k = valid.shape[:-1], valid.shape[-1]
+    flat = boxes.reshape(math.prod(lead), k, 4)
+    coords = [c.contiguous() for c in flat.unbind(-1)]
+    sizes, ok = box_size(flat), valid.reshape(math.prod(lead), k)
+    if eta >= 1 and boxes.device.type == "cpu":
+        keep = _nms_blocked(coords, sizes, ok, threshold, block)
+    else:
+        keep = _nms_sequential(coords, sizes, ok, threshold, eta)
+    return keep.reshape(*lead, k)
 
 
 @register("DetectionOutput")

@@ -291,3 +291,32 @@ def test_detection_output_checks_prediction_counts():
     with pytest.raises(CaffeFormatError, match="location predictions"):
         build('name: "d" type: "DetectionOutput" bottom: "l" bottom: "c" bottom: "p" top: "o" '
               'detection_output_param { num_classes: 3 }', [(1, 36), (1, 30), (1, 2, 40)])
+
+
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_greedy_nms_blocked_and_sequential_paths_equal_the_fork_loop(block):
+    """Both NMS paths (the CPU's blocked one at several block sizes, the sequential one used
+    on other devices) keep exactly the fork's boxes: clustered boxes, exact duplicates,
+    two point boxes (0/0 overlap) and invalid candidates."""
+    from caffe_import.layers.ssd import _nms_blocked, _nms_sequential, box_size, greedy_nms
+
+    rng = np.random.default_rng(3)
+    r, k = 5, 37
+    centres = rng.uniform(0.3, 0.7, (r, k, 2))
+    half = rng.uniform(0.02, 0.2, (r, k, 2))
+    boxes = np.concatenate([centres - half, centres + half], -1).astype(F32)
+    boxes[0, 5] = boxes[0, 2]                 # duplicate: overlap 1
+    boxes[2, 3] = boxes[2, 4] = [0.5, 0.5, 0.5, 0.5]  # 0/0 overlap between two points
+    valid = np.ones((r, k), bool)
+    valid[3, 30:] = False
+    expected = np.zeros((r, k), bool)
+    for i in range(r):
+        n_valid = int(valid[i].sum())
+        kept = _nms_ref(list(boxes[i]), np.linspace(1, 0.1, k)[:n_valid], -1, 0.45, 1.0, -1)
+        expected[i, kept] = True
+    bt, vt = torch.from_numpy(boxes), torch.from_numpy(valid)
+    coords = [c.contiguous() for c in bt.unbind(-1)]
+    assert np.array_equal(_nms_blocked(coords, box_size(bt), vt, 0.45, block).numpy(), expected)
+    assert np.array_equal(_nms_sequential(coords, box_size(bt), vt, 0.45, 1.0).numpy(), expected)
+    assert np.array_equal(greedy_nms(bt.reshape(1, r, k, 4), vt.reshape(1, r, k), 0.45, 1.0)
+                          .reshape(r, k).numpy(), expected)
