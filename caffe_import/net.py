@@ -176,6 +176,20 @@ class BlobTensors(OrderedDict):
         return (OrderedDict, (list(self.items()),))
 
 
+_INT_MAX = 2 ** 31 - 1
+
+
+def _check_counts(tops: Sequence[str], shapes: Sequence[Shape], layer: str) -> None:
+    """Caffe's ``Blob::Reshape`` refuses blobs of more than INT_MAX values (or a negative
+    dimension); so does the net, before any memory is asked for them."""
+    for top, shape in zip(tops, shapes):
+        count = int(np.prod([int(d) for d in shape], dtype=object))
+        if count > _INT_MAX or any(int(d) < 0 for d in shape):
+            raise CaffeFormatError(f"top '{top}' would have shape {tuple(shape)}: more than "
+                                   f"INT_MAX ({_INT_MAX}) values or a negative dimension, which "
+                                   f"Caffe's Blob refuses", layer=layer)
+
+
 class CaffeNet(nn.Module):
     """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
 
@@ -325,6 +339,7 @@ class CaffeNet(nn.Module):
             if len(shapes) != len(tops):
                 raise CaffeFormatError(f"{lp.type} produces {len(shapes)} tops but the layer "
                                        f"names {len(tops)}", layer=name)
+            _check_counts(tops, shapes, name)
             for t, s, auto in zip(tops, shapes, [x.startswith(AUTO_TOP) and build_param is not lp
                                                  for x in tops]):
                 self.blob_shapes[t] = tuple(int(d) for d in s)

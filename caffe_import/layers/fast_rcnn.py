@@ -190,9 +190,10 @@ class SmoothL1Loss(CaffeLayer):
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shapes = [tuple(s) for s in bottom_shapes]
         for s in shapes[1:]:
-            if s[1:] != shapes[0][1:]:
-                raise CaffeFormatError(f"bottoms {shapes} must agree in channels, height and "
-                                       f"width", layer=self.name)
+            # the fork checks C, H, W and then reads bottom 0's count from every bottom
+            if s[1:] != shapes[0][1:] or s[:1] != shapes[0][:1]:
+                raise CaffeFormatError(f"bottoms {shapes} must have the same shape",
+                                       layer=self.name)
         return [()]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, *weights: torch.Tensor):

@@ -12,8 +12,9 @@ its home too.
 * **Interp** (``interp_param``): bilinear resizing with corners aligned, of the input cropped by
   ``pad_beg``/``pad_end`` (only <= 0 is allowed, as in the fork). Output size from
   ``height``/``width``, ``zoom_factor`` (``in + (in - 1)(zoom - 1)``), ``shrink_factor``
-  (``(in - 1) / shrink + 1``) or both (shrink first). Ratios and weights are float32 as in the
-  fork; the same sizes copy the input. Its backward is the exact adjoint (autograd here).
+  (``(in - 1) / shrink + 1``) or both (shrink first); the fork reads them in the order zoom or
+  shrink alone, then height and width, then both, so height and width win over the pair.
+  Ratios and weights are float32 as in the fork; the same sizes copy the input. Its backward is the exact adjoint (autograd here).
 """
 from __future__ import annotations
 
@@ -103,13 +104,13 @@ class Interp(CaffeLayer):
     def _out(self, h: int, w: int) -> tuple[int, int]:
         p = self.param.interp_param
         shrink, zoom = p.HasField("shrink_factor"), p.HasField("zoom_factor")
+        if shrink == zoom and p.HasField("height") and p.HasField("width"):
+            return int(p.height), int(p.width)  # the fork tries height/width before both
         size = [h, w]
         if shrink:
             size = [(s - 1) // int(p.shrink_factor) + 1 for s in size]
         if zoom:
             size = [s + (s - 1) * (int(p.zoom_factor) - 1) for s in size]
-        if not (shrink or zoom):
-            size = [int(p.height), int(p.width)]
         return size[0], size[1]
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:

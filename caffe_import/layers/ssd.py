@@ -199,6 +199,8 @@ class PriorBox(CaffeLayer):
         ratios = [1.0]
         for ar in p.aspect_ratio:
             ar = f32(ar)
+            if not ar > 0:  # the fork takes sqrt(ar) and 1 / ar unchecked
+                raise CaffeFormatError(f"aspect_ratio must be positive, got {ar}", layer=name)
             if not any(abs(ar - r) < 1e-6 for r in ratios):
                 ratios.append(ar)
                 if p.flip:
@@ -217,10 +219,10 @@ class PriorBox(CaffeLayer):
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
-        feat = tuple(bottom_shapes[0])
-        if len(feat) != 4:
-            raise CaffeFormatError(f"PriorBox needs a 4-D feature map, got {feat}",
-                                   layer=self.name)
+        feat, image = (tuple(s) for s in bottom_shapes[:2])
+        if len(feat) != 4 or len(image) != 4:
+            raise CaffeFormatError(f"PriorBox needs a 4-D feature map and a 4-D image, got "
+                                   f"{feat} and {image}", layer=self.name)
         return [(1, 2, feat[2] * feat[3] * self.num_priors * 4)]
 
     def _sizes(self) -> list[tuple[float, float]]:
@@ -453,7 +455,7 @@ class DetectionOutput(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         loc, conf, prior = (tuple(s) for s in bottom_shapes[:3])
-        if len(prior) < 3 or prior[2] % 4:
+        if len(prior) != 3 or prior[2] % 4 or prior[0] * prior[1] < 2:
             raise CaffeFormatError(f"priors of shape {prior}: expected (1, 2, num_priors * 4)",
                                    layer=self.name)
         p = prior[2] // 4
@@ -469,7 +471,7 @@ class DetectionOutput(CaffeLayer):
     def _candidates(self, loc, conf, prior):
         """Per (image, class): the decoded boxes and scores of the best candidates, sorted."""
         n, p = loc.shape[0], prior.shape[2] // 4
-        pri = prior.reshape(2, p, 4)
+        pri = prior.reshape(-1)[:2 * p * 4].reshape(2, p, 4)  # the fork reads only these
         boxes = decode_boxes(pri[0], pri[1], loc.reshape(n, p, self.num_loc_classes, 4)
                              .transpose(1, 2), self.code_type, self.variance_in_target)
         cls = torch.tensor(self.classes, device=loc.device, dtype=torch.long)

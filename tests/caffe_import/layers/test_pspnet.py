@@ -45,6 +45,9 @@ def interp_ref(x, out_h, out_w, pad_beg=0, pad_end=0):
     ("height: 13 width: 1", (1, 2, 6, 5), (13, 1)),
     ("zoom_factor: 2 shrink_factor: 2 pad_beg: -1 pad_end: -2", (1, 2, 11, 12), (7, 9)),
     ("height: 6 width: 5", (1, 2, 6, 5), (6, 5)),
+    # the fork's if-chain: zoom or shrink alone beats height/width; height/width beats both
+    ("zoom_factor: 2 height: 4 width: 4", (1, 1, 3, 5), (5, 9)),
+    ("zoom_factor: 2 shrink_factor: 2 height: 4 width: 3", (1, 1, 9, 7), (4, 3)),
 ])
 def test_interp_matches_the_fork_loop(fields, shape, out):
     layer = build(f'name: "i" type: "Interp" bottom: "x" top: "y" interp_param {{ {fields} }}',

@@ -285,6 +285,19 @@ def test_detection_output_empty_batch_gives_one_minus_one_row_per_image():
     np.testing.assert_array_equal(out.numpy(), expect)
 
 
+def test_detection_output_reads_only_the_first_priors_of_a_batched_prior_blob():
+    """The fork takes ``num_priors`` from the prior blob's height and reads the first
+    ``2 * num_priors * 4`` values: a prior blob computed for a batch gives the same rows."""
+    rng = np.random.default_rng(2)
+    loc, conf, prior = _ssd_inputs(rng, 2, 12, 3, True)
+    batched = np.concatenate([prior, prior[:, ::-1]])
+    text = ('name: "d" type: "DetectionOutput" bottom: "l" bottom: "c" bottom: "p" top: "o" '
+            'detection_output_param { num_classes: 3 nms_param { nms_threshold: 0.45 } }')
+    outs = [build(text, [loc.shape, conf.shape, p.shape])(
+        torch.tensor(loc), torch.tensor(conf), torch.tensor(p.copy()))[0] for p in (prior, batched)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
 def test_detection_output_checks_prediction_counts():
     from caffe_import.errors import CaffeFormatError
 
