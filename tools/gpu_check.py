@@ -7,8 +7,8 @@ H100/H200:
 
 1. the CUDA tests (``pytest -m cuda``; skipped with a note when pytest is absent);
 2. ``python -m caffe_import parity --device cuda`` on every stored Caffe reference under
-   ``tests/fixtures`` (fork fixtures included), in ``exact`` mode at the cases' own (CPU)
-   tolerances;
+   ``tests/fixtures`` (fork fixtures included, with their fork), in ``exact`` mode at the
+   cases' own (CPU) tolerances, a few processes at a time;
 3. every fixture net's forward on CUDA under ``torch.cuda.set_sync_debug_mode("error")``, in
    exact and fast mode: a layer that makes the host wait on the device fails here;
 4. ``tools/bench_forward.py --device cuda`` (exact, TF32, bf16, channels_last, compile, CUDA
@@ -85,6 +85,16 @@ def _one_line(text: str, limit: int = 300) -> str:
 UNIMPLEMENTED = "with no implementation"  # CaffeNet's error for a layer type not written yet
 
 
+def _fork_of(case_dir: Path, meta: dict) -> str | None:
+    """A fork fixture's fork (``tests/fixtures/forks/<fork>/<case>``, or its meta's ``fork``)."""
+    rel = case_dir.relative_to(FIXTURES).parts
+    fork = meta.get("fork") or (rel[1] if len(rel) > 2 and rel[0] == "forks" else None)
+    if fork:
+        from caffe_import.proto.schema import canonical_fork
+        fork = canonical_fork(fork)
+    return fork
+
+
 def reference_cases() -> list[dict]:
     """Every stored reference with a net, weights and reference.h5 (meta.json names them)."""
     cases = []
@@ -99,7 +109,7 @@ def reference_cases() -> list[dict]:
         ref = d / meta.get("reference", "reference.h5")
         if net.is_file() and weights.is_file() and ref.is_file():
             cases.append({"case": str(d.relative_to(FIXTURES)), "net": net, "weights": weights,
-                          "reference": ref, "fork": meta.get("fork"),
+                          "reference": ref, "fork": _fork_of(d, meta),
                           "phase": str(meta.get("phase", "TEST")).lower()})
     return cases
 
@@ -135,8 +145,12 @@ def step_parity(device: str, dry: bool, budget: Budget) -> Step:
     t0 = time.monotonic()
     cases = _smallest(reference_cases()) if dry else reference_cases()
     rows, outputs, ok = [], [], True
-    for case in cases:
-        code, out = run_cmd(_parity_args(case, device), budget.left(60))
+    from concurrent.futures import ThreadPoolExecutor
+    workers = max(1, min(8, (os.cpu_count() or 2) // 2))  # one process per case, a few at once
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda c: run_cmd(_parity_args(c, device), budget.left(120)),
+                                cases))
+    for case, (code, out) in zip(cases, results):
         try:
             start = out.index("{")
             summary = json.loads(out[start:out.rindex("}") + 1]).get("summary", "")

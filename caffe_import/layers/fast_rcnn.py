@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, f32
 from .python_layer import PythonLayer, register_python_layer, unregister_python_layer
 from .pooling import FLT_MAX
 from .registry import register
@@ -73,6 +73,9 @@ def _window_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, span: int):
 @register("ROIPooling")
 class ROIPooling(CaffeLayer):
     """Fast R-CNN's RoI max pooling (see the module docstring)."""
+    #: float32 even under precision='fast': each bin's max and argmax are discrete choices
+    dtype_policy = DTYPE_FLOAT32
+
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -174,6 +177,9 @@ class SmoothL1Loss(CaffeLayer):
     Unlike Caffe's other ``*Loss`` layers it has no default ``loss_weight`` (its setup skips
     LossLayer's): without one its top is computed but nothing back-propagates from it. The
     inside and outside weights get no gradient, as in the fork."""
+    #: float32 even under precision='fast': a loss: sums over many positions
+    dtype_policy = DTYPE_FLOAT32
+
 
     loss_by_default = False
 

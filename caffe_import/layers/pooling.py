@@ -44,6 +44,18 @@ CEIL, FLOOR = 0, 1
 FLT_MAX = 3.4028234663852886e38
 
 
+def lowest(dtype: torch.dtype) -> float:
+    """Caffe's ``-FLT_MAX`` in ``dtype``; a reduced dtype (``precision="fast"``) that cannot
+    hold it gets its own lowest finite value."""
+    return -FLT_MAX if torch.finfo(dtype).max >= FLT_MAX else float(torch.finfo(dtype).min)
+
+
+def _mask_dtype(y: torch.Tensor) -> torch.dtype:
+    """The MAX mask top holds window indices: float32 (exact to 2^24) even when the pooled
+    values are bf16, whose 8-bit mantissa would round indices above 256."""
+    return torch.float32 if y.dtype in (torch.bfloat16, torch.float16) else y.dtype
+
+
 
 
 def _hw(p, field: str, base: str, layer: str, default: int | None) -> tuple[int, int] | None:
@@ -229,7 +241,7 @@ class Pooling(CaffeLayer):
                                return_indices=want_mask)
             y = res[0] if want_mask else res
             if y.numel() == 0 or float(y.detach().amin()) > float("-inf"):  # amin keeps NaN
-                return (y, res[1].to(y.dtype)) if want_mask else (y,)
+                return (y, res[1].to(_mask_dtype(y))) if want_mask else (y,)
         x = x.masked_fill(torch.isnan(x), float("-inf"))  # Caffe never selects NaN
         if fast:
             res = F.max_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
@@ -243,10 +255,12 @@ class Pooling(CaffeLayer):
                 wp = xp.shape[3]
                 idx = (idx // wp - self.pad[0]) * size[1] + (idx % wp - self.pad[1])
         empty = y == float("-inf")
-        y = torch.where(empty, torch.full_like(y, -FLT_MAX), y)
+        y = torch.where(empty, torch.full_like(y, lowest(y.dtype)), y)
         if not want_mask:
             return (y,)
-        mask = torch.where(empty, torch.full_like(y, -1.0), idx.to(y.dtype))
+        mask_dtype = _mask_dtype(y)
+        mask = torch.where(empty, torch.full(y.shape, -1.0, dtype=mask_dtype, device=y.device),
+                           idx.to(mask_dtype))
         return y, mask
 
     def _ave(self, x, size, k, out):

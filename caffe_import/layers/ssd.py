@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, f32
 from .fillers import fill_or_constant
 from .pooling import FLT_MAX
 from .registry import register
@@ -181,6 +181,9 @@ def _pair(p, base: str, layer: str, single: str | None = None) -> tuple[float, f
 class PriorBox(CaffeLayer):
     """Default boxes ``[1, 2, H * W * num_priors * 4]``: corners (normalised by the image size)
     then variances. Depends only on shapes, so it is computed once per shape and cached."""
+    #: float32 even under precision='fast': box coordinates
+    dtype_policy = DTYPE_FLOAT32
+
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -426,6 +429,9 @@ class DetectionOutput(CaffeLayer):
     The file-writing and visualisation options of ``save_output_param`` are ignored (they do not
     change the top). NMS runs as tensor operations without host synchronisation; sizing the
     candidate set and the output needs two reads of counts from the device."""
+    #: float32 even under precision='fast': thresholds, NMS and score ties are discrete
+    dtype_policy = DTYPE_FLOAT32
+
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)

