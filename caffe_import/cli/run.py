@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_schema_options, schema_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,10 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "models you trust, as you would under Caffe. See docs/pycaffe.md.")
     p.add_argument("script", help="the Python script to run")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    add_schema_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..proto.schema import using_schema
     from ..pycaffe.runner import run_script
 
-    return run_script(args.script, args.args)
+    schema = schema_args(args)
+    if schema["fork"] is None and schema["proto"] is None:
+        return run_script(args.script, args.args)
+    with using_schema(**schema):  # the script's nets are read with this Caffe fork's schema
+        return run_script(args.script, args.args)

@@ -16,7 +16,7 @@ from google.protobuf import text_format
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..proto.schema import BVLC, Schema, fork_names, get_schema
+from ..proto.schema import BVLC, Schema, fork_names, get_schema, session_schema
 from .textscan import UnknownField, problems_error, unknown_fields
 from .upgrade import upgrade_net, upgrade_solver
 
@@ -85,7 +85,7 @@ def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None,
     """The schema a prototxt (a ``message``) is read with: the one named by ``fork``/
     ``proto``; else BVLC's when BVLC knows every field the text names, else the default
     (BVLC + every fork)."""
-    if fork is not None or proto is not None:
+    if fork is not None or proto is not None or session_schema() is not None:
         return get_schema(fork, proto)
     if not unknown_fields(text, getattr(caffe_pb2, message).DESCRIPTOR):
         return get_schema(BVLC)
@@ -119,7 +119,8 @@ def parse_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: An
     try:
         net = parse_text(text, schema.NetParameter(), path, allow_unknown=bool(unknown))
     except CaffeFormatError:
-        found = None if fork is not None or proto is not None else _single_fork_reading(text, path)
+        named = fork is not None or proto is not None or session_schema() is not None
+        found = None if named else _single_fork_reading(text, path)
         if found is None:
             raise
         (net, schema), unknown = found, []

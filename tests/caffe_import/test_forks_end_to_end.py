@@ -169,3 +169,16 @@ def test_convert_to_caffemodel_keeps_the_forks_numbers_and_to_onnx_refuses_the_h
     capsys.readouterr()
     assert main(["convert", str(net_path), str(weights), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "layer 'd' (TestDetectionHead)" in capsys.readouterr().err
+
+
+def test_run_reads_a_scripts_nets_with_the_named_fork(files, tmp_path, capsys):
+    net_path, _ = files
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nimport caffe\nfrom caffe_import.io import read_net\n"
+                      "from caffe_import.proto.schema import schema_of\n"
+                      "caffe.Net(sys.argv[1], caffe.TEST)\n"
+                      "print('SCHEMA', schema_of(read_net(sys.argv[1])).name)\n")
+    assert main(["run", "--fork", "ssd", str(script), str(net_path)]) == 0
+    assert "SCHEMA ssd" in capsys.readouterr().out
+    assert main(["run", str(script), str(net_path)]) == 0
+    assert "SCHEMA default" in capsys.readouterr().out
