@@ -4,7 +4,7 @@
 schema at run time by :mod:`caffe_import.proto.schema`."""
 
 SOURCE_SHA256 = {
-    'ceil-mode': 'a7ce17ab5abedefc282601bd752a9bc70b23a87f3c4cfa84a7bbef572ad851c5',
+    'ceil-mode': '360db99f5127aadabbb8200375b216dd19ea531508c1d679b7c244f21b41cb53',
     'deeplab-v1': '76dcca5bf97a7853bd8898797ff916357d6b4684a024d2fe9066ede2808263ba',
     'deeplab': '59d2f86b34719d18fddf27790f842d5ed58f4f076db3767925acb62c8ff6ebc3',
     'fast-rcnn': 'fab8bc5527586c4fcfd241c8948939ca38d0d0f035bed73d387216c1f8ecf15f',
