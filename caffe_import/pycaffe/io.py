@@ -4,8 +4,9 @@ Same behaviour as pycaffe's ``io.py`` except where it leaned on scikit-image (no
 here):
 
 * ``load_image`` decodes with Pillow and scales to [0, 1] as ``skimage.img_as_float`` does
-  (8-bit: / 255; 16-bit: / 65535); grayscale with ``color=False`` uses Pillow's "L" conversion
-  (ITU-R 601-2 luma, as skimage's ``rgb2gray`` up to rounding);
+  (8-bit: / 255; 16-bit: / 65535); with ``color=False`` a colour image becomes gray as
+  skimage's ``rgb2gray`` makes it (``0.2125 R + 0.7154 G + 0.0721 B`` on the [0, 1] values, in
+  float64; not Pillow's "L", whose ITU-R 601-2 weights differ by up to 0.09);
 * ``resize_image`` calls ``scipy.ndimage.zoom`` as skimage's ``resize`` does inside
   (``grid_mode=True``, zeros beyond the border, output clipped), so it gives pycaffe's values.
 """
@@ -185,14 +186,15 @@ class Transformer:
 # ---- image IO ----------------------------------------------------------------------------
 
 
+_RGB2GRAY = np.array([0.2125, 0.7154, 0.0721])  # skimage.color.rgb2gray
+
+
 def load_image(filename: str, color: bool = True) -> np.ndarray:
     """An image as float32 in [0, 1]: H x W x 3 (RGB) or H x W x 1 with ``color=False``."""
     from PIL import Image
 
     with Image.open(filename) as im:
-        if not color:
-            im = im.convert("L") if im.mode not in ("L", "I;16", "I") else im
-        elif im.mode not in ("RGB", "RGBA", "L", "I;16", "I"):
+        if im.mode not in ("RGB", "RGBA", "L", "I;16", "I"):
             im = im.convert("RGB")
         arr = np.asarray(im)
     if arr.dtype == np.uint8:
@@ -201,6 +203,8 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
         img = arr.astype(np.float64) / 65535.0
     else:
         img = arr.astype(np.float64)
+    if not color and img.ndim == 3:
+        img = img[..., :3] @ _RGB2GRAY
     img = img.astype(np.float32)
     if img.ndim == 2:
         img = img[:, :, np.newaxis]

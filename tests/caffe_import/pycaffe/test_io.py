@@ -70,7 +70,9 @@ def test_load_image(tmp_path):
     assert img.dtype == np.float32 and img.shape == (5, 7, 3)
     np.testing.assert_allclose(img, rgb / 255.0, rtol=1e-6)
     gray = io.load_image(str(tmp_path / "a.png"), color=False)
-    assert gray.shape == (5, 7, 1)
+    assert gray.shape == (5, 7, 1) and gray.dtype == np.float32
+    # skimage's rgb2gray, which pycaffe's imread(as_grey=True) applies
+    np.testing.assert_allclose(gray[..., 0], (rgb / 255.0) @ [0.2125, 0.7154, 0.0721], rtol=1e-6)
     Image.fromarray(rgb[..., 0]).save(tmp_path / "g.png")
     assert io.load_image(str(tmp_path / "g.png")).shape == (5, 7, 3)
     Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA").save(tmp_path / "r.png")
