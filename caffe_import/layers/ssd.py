@@ -184,7 +184,6 @@ class PriorBox(CaffeLayer):
     #: float32 even under precision='fast': box coordinates
     dtype_policy = DTYPE_FLOAT32
 
-
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
         _arity(param, 2, 1)
@@ -427,8 +426,9 @@ class DetectionOutput(CaffeLayer):
     softmax-ed), priors ``(1, 2, P * 4)``; top ``(1, 1, rows, 7)`` (see the module docstring).
 
     The file-writing and visualisation options of ``save_output_param`` are ignored (they do not
-    change the top). NMS runs as tensor operations without host synchronisation; sizing the
-    candidate set and the output needs two reads of counts from the device."""
+    change the top). Off the CPU, NMS runs as tensor operations without host synchronisation;
+    sizing the candidate set and the output needs two reads of counts from the device (on the
+    CPU, NMS also reads counts: :func:`greedy_nms`)."""
     #: float32 even under precision='fast': thresholds, NMS and score ties are discrete
     dtype_policy = DTYPE_FLOAT32
 
