@@ -29,7 +29,7 @@ from torch import nn
 
 from .errors import CaffeFormatError
 from .layers import registry
-from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape
+from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape, tracing
 from .precision import PrecisionPolicy, precision_scope, resolve_precision
 
 PathLike = str | os.PathLike
@@ -518,7 +518,9 @@ class CaffeNet(nn.Module):
         if not use:
             return self._run(inputs, wanted)
         if self._compiled is None:
-            self._compiled = torch.compile(self._run, dynamic=False)
+            # dynamic=None: static first, dynamic shapes after a size changes (an evaluation
+            # feeds images of many sizes; a static graph per size would recompile each time)
+            self._compiled = torch.compile(self._run, dynamic=None)
         try:
             return self._compiled(inputs, wanted)
         except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
@@ -568,7 +570,7 @@ class CaffeNet(nn.Module):
         retain = self.retain_blob_grads and grad
         free = not grad and not self.keep_blobs
         plan = self._plan(tuple(wanted) if free and wanted is not None else None, free,
-                          self.policy.fuse and not grad)
+                          self.policy.fuse and not grad and not tracing())
         for step, fused, release in plan:
             if step.is_input:
                 self._feed(step, inputs, blobs)

@@ -290,10 +290,12 @@ class Convolution(_ConvBase):
     def _one_fast(self, x: torch.Tensor, attr: str) -> torch.Tensor | None:
         """oneDNN's convolution + pointwise ``attr`` ("none" / "relu"), or None where it does
         not apply (not CPU, not 2-D, gradients on, Caffe's truncated last window ...)."""
+        if tracing():  # compiled or exported: the compiler picks and fuses the kernels
+            return None
         op = _fused_conv_relu()
         if (op is None or x.device.type != "cpu" or x.dim() != 4 or self.axis != 1
                 or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.bfloat16)
-                or x.shape[1] != self.channels or tracing()):
+                or x.shape[1] != self.channels):
             return None
         if any(self._short(x.shape[2:], self.output_spatial(x.shape[2:]))):
             return None

@@ -158,6 +158,7 @@ class Pooling(CaffeLayer):
             raise CaffeFormatError(f"Pooling takes 1 bottom and 1 or 2 tops, got "
                                    f"{len(bottom_shapes)} and {len(param.top)}", layer=name)
         self.pool = int(p.pool)
+        self.want_mask = len(param.top) == 2  # read once: torch.compile cannot trace protobuf
         if self.pool not in (MAX, AVE, STOCHASTIC):
             raise CaffeFormatError(f"unknown pool method {self.pool}", layer=name)
         if len(param.top) == 2 and self.pool != MAX:
@@ -231,7 +232,7 @@ class Pooling(CaffeLayer):
         return (self._stochastic(x, size, k, out),)
 
     def _max(self, x, size, k, out):
-        want_mask = len(self.param.top) == 2
+        want_mask = self.want_mask
         fast = self._torch_ok(size, k, out)
         if fast and x.device.type == "cpu" and not tracing():
             # PyTorch's result is Caffe's unless a window holds NaN (PyTorch propagates it,

@@ -257,3 +257,19 @@ def test_fast_mode_runs_every_fork_case(case):
                    precision="fast", compile=False)
     out = net(**ref.inputs)
     assert all(v.dtype == torch.float32 for v in out.values() if v.is_floating_point())
+
+
+def test_a_failing_torch_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    net = _case_net("layers_conv", precision="fast", compile=True)
+    ref = read_reference(case_dir("layers_conv") / "reference.h5")
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*running eagerly"):
+        first = net(**ref.inputs)
+    second = net(**ref.inputs)  # no second warning: compiling is not retried
+    assert net._compiled is False
+    assert all(torch.equal(first[k], second[k]) for k in first)
