@@ -25,6 +25,32 @@ def canonical_axis(axis: int, num_axes: int, layer: str, what: str = "axis") -> 
     return axis + num_axes if axis < 0 else axis
 
 
+def _counts(allowed: int | Sequence[int]) -> tuple[int, ...]:
+    return (allowed,) if isinstance(allowed, int) else tuple(allowed)
+
+
+def check_arity(param, bottoms: int | Sequence[int], tops: int | Sequence[int],
+                roles: str = "") -> None:
+    """Caffe's ``ExactNumBottomBlobs``/``ExactNumTopBlobs`` (or the allowed counts): a
+    ``CaffeFormatError`` naming the layer and the counts otherwise; ``roles`` names the
+    bottoms in the message, e.g. ``"features, rois"``."""
+    nb, nt = _counts(bottoms), _counts(tops)
+    if len(param.bottom) not in nb or len(param.top) not in nt:
+        words = [" or ".join(filter(None, (", ".join(map(str, c[:-1])), str(c[-1]))))
+                 for c in (nb, nt)]
+        roles = f" ({roles})" if roles else ""
+        raise CaffeFormatError(f"{param.type} takes {words[0]} bottom(s){roles} and {words[1]} "
+                               f"top(s), got {len(param.bottom)} and {len(param.top)}",
+                               layer=param.name)
+
+
+def check_4d(shape: Sequence[int], layer: str, kind: str, what: str = "bottom") -> None:
+    """A ``CaffeFormatError`` unless ``shape`` is 4-D (N, C, H, W)."""
+    if len(shape) != 4:
+        raise CaffeFormatError(f"{kind} needs a 4-D {what} (N, C, H, W), got {tuple(shape)}",
+                               layer=layer)
+
+
 def f32(value: float) -> float:
     """``value`` rounded to float32, as Caffe holds a ``float`` proto field or a ``Dtype``."""
     return float(np.float32(value))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, check_4d, check_arity
 from .registry import register
 
 
@@ -26,8 +26,7 @@ from .registry import register
 class Padding(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 1 or len(param.top) != 1:
-            raise CaffeFormatError("Padding takes 1 bottom and 1 top", layer=param.name)
+        check_arity(param, 1, 1)
         p = param.padding_param
         self.beg, self.end = int(p.pad_beg), int(p.pad_end)
         if not ((self.beg >= 0 and self.end >= 0) or (self.beg <= 0 and self.end <= 0)):
@@ -37,8 +36,7 @@ class Padding(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
-        if len(shape) != 4:
-            raise CaffeFormatError(f"Padding needs a 4-D bottom, got {shape}", layer=self.name)
+        check_4d(shape, self.name, "Padding")
         h, w = (s + self.beg + self.end for s in shape[2:])
         if h <= 0 or w <= 0:
             raise CaffeFormatError(f"padding {self.beg}, {self.end} leaves nothing of {shape}",

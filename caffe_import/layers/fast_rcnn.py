@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32
 from .python_layer import PythonLayer, register_python_layer, unregister_python_layer
 from .pooling import FLT_MAX
 from .registry import register
@@ -79,9 +79,7 @@ class ROIPooling(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 2 or len(param.top) != 1:
-            raise CaffeFormatError("ROIPooling takes 2 bottoms (features, rois) and 1 top",
-                                   layer=param.name)
+        check_arity(param, 2, 1, "features, rois")
         p = param.roi_pooling_param
         self.pooled = (int(p.pooled_h), int(p.pooled_w))
         if min(self.pooled) <= 0:
@@ -185,10 +183,7 @@ class SmoothL1Loss(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) not in (2, 4) or len(param.top) != 1:
-            raise CaffeFormatError(f"SmoothL1Loss takes 2 bottoms (or 4 with inside and outside "
-                                   f"weights) and 1 top, got {len(bottom_shapes)} and "
-                                   f"{len(param.top)}", layer=param.name)
+        check_arity(param, (2, 4), 1, "prediction, target[, inside and outside weights]")
         sigma = f32(param.smooth_l1_loss_param.sigma)
         self.sigma2 = f32(sigma * sigma)
         self.top_shapes(self.bottom_shapes)
@@ -309,9 +304,7 @@ class ProposalLayer(PythonLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 3 or len(param.top) not in (1, 2):
-            raise CaffeFormatError("ProposalLayer takes 3 bottoms (scores, deltas, im_info) and "
-                                   "1 or 2 tops", layer=param.name)
+        check_arity(param, 3, (1, 2), "scores, deltas, im_info")
         conf = _parse_param_str(self.param_str, param.name)
         self.feat_stride = int(conf["feat_stride"])
         self.anchors = generate_anchors(scales=np.array(conf.get("scales", (8, 16, 32))))

@@ -13,8 +13,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, check_arity
 from .conv import Convolution
 from .registry import register
 
@@ -25,9 +24,7 @@ class ReLU6(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 1 or len(param.top) != 1:
-            raise CaffeFormatError(f"ReLU6 takes 1 bottom and 1 top, got {len(bottom_shapes)} "
-                                   f"and {len(param.top)}", layer=param.name)
+        check_arity(param, 1, 1)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         return [tuple(bottom_shapes[0])]

@@ -25,23 +25,11 @@ import torch
 
 from ..errors import CaffeFormatError
 from ..proto.schema import schema_of
-from .base import CaffeLayer, Shape, f32
+from .base import CaffeLayer, Shape, check_4d, check_arity, f32
 from .fillers import fill_or_constant
 from .registry import register
 from .segnet import SegNetBN
 
-
-
-def _one_to_one(param, bottom_shapes) -> None:
-    if len(bottom_shapes) != 1 or len(param.top) != 1:
-        raise CaffeFormatError(f"{param.type} takes 1 bottom and 1 top, got "
-                               f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
-
-
-def _four_d(shape: Shape, layer: str, kind: str) -> None:
-    if len(shape) != 4:
-        raise CaffeFormatError(f"{kind} needs a 4-D bottom (N, C, H, W), got {tuple(shape)}",
-                               layer=layer)
 
 
 def force_lr_mult_zero(param, indices: Sequence[int], count: int) -> None:
@@ -86,7 +74,7 @@ class Interp(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _one_to_one(param, bottom_shapes)
+        check_arity(param, 1, 1)
         p = param.interp_param
         self.pad_beg, self.pad_end = int(p.pad_beg), int(p.pad_end)
         if self.pad_beg > 0 or self.pad_end > 0:
@@ -115,7 +103,7 @@ class Interp(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
-        _four_d(shape, self.name, "Interp")
+        check_4d(shape, self.name, "Interp")
         h, w = (s + self.pad_beg + self.pad_end for s in shape[2:])
         out = self._out(h, w)
         if min(h, w, *out) <= 0:
@@ -167,9 +155,9 @@ class PSPNetBN(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _one_to_one(param, bottom_shapes)
+        check_arity(param, 1, 1)
         shape = self.bottom_shapes[0]
-        _four_d(shape, param.name, "BN")
+        check_4d(shape, param.name, "BN")
         p = param.bn_param
         self.frozen = bool(p.frozen)
         self.momentum, self.eps = f32(p.momentum), f32(p.eps)
@@ -190,7 +178,7 @@ class PSPNetBN(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
-        _four_d(shape, self.name, "BN")
+        check_4d(shape, self.name, "BN")
         if shape[1] != self.channels:
             raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
                                    f"this layer was built for", layer=self.name)

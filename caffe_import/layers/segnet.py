@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, f32
+from .base import CaffeLayer, Shape, check_4d, check_arity, f32
 from .fillers import fill_or_constant
 from .registry import register
 from .yolo import UpsampleNearest
@@ -31,22 +31,14 @@ LEARN, INFERENCE = 0, 1
 _BN_EPS = 1e-9  # hard-coded in the fork's BNLayer::LayerSetUp
 
 
-def _check_4d(shape: Shape, layer: str, what: str = "bottom") -> None:
-    if len(shape) != 4:
-        raise CaffeFormatError(f"{what} must be 4-D (N, C, H, W), got {tuple(shape)}",
-                               layer=layer)
-
-
 class SegNetBN(CaffeLayer):
     """SegNet's BN (built for ``type: "BN"`` when the schema is SegNet's; see the module)."""
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 1 or not 1 <= len(param.top) <= 3:
-            raise CaffeFormatError(f"BN takes 1 bottom and 1 to 3 tops, got "
-                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        check_arity(param, 1, (1, 2, 3))
         shape = self.bottom_shapes[0]
-        _check_4d(shape, param.name)
+        check_4d(shape, param.name, "BN")
         self.mode = int(param.bn_param.bn_mode)
         if self.mode not in (LEARN, INFERENCE):
             raise CaffeFormatError(f"unknown bn_mode {self.mode}", layer=param.name)
@@ -66,7 +58,7 @@ class SegNetBN(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
-        _check_4d(shape, self.name)
+        check_4d(shape, self.name, "BN")
         if shape[1] != self.channels:
             raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
                                    f"this layer was built for", layer=self.name)
@@ -118,9 +110,7 @@ class SegNetUpsample(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 2 or len(param.top) != 1:
-            raise CaffeFormatError("Upsample (SegNet) takes 2 bottoms (data, pooling mask) and "
-                                   "1 top", layer=param.name)
+        check_arity(param, 2, 1, "data, pooling mask")
         p, name = param.upsample_param, param.name
         if p.HasField("upsample_h") and p.HasField("upsample_w"):
             self.size = (int(p.upsample_h), int(p.upsample_w))
@@ -145,7 +135,7 @@ class SegNetUpsample(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         x, mask = (tuple(s) for s in bottom_shapes)
-        _check_4d(x, self.name)
+        check_4d(x, self.name, "Upsample")
         if mask != x:
             raise CaffeFormatError(f"the mask {mask} must have the data's shape {x}",
                                    layer=self.name)

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, check_arity
 from .registry import register
 
 
@@ -18,9 +18,7 @@ from .registry import register
 class Axpy(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 3 or len(param.top) != 1:
-            raise CaffeFormatError(f"Axpy takes 3 bottoms (a, x, y) and 1 top, got "
-                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        check_arity(param, 3, 1, "a, x, y")
         self.top_shapes(self.bottom_shapes)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, check_arity
 from .registry import register
 
 
@@ -16,9 +16,7 @@ from .registry import register
 class ShuffleChannel(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        if len(bottom_shapes) != 1 or len(param.top) != 1:
-            raise CaffeFormatError(f"ShuffleChannel takes 1 bottom and 1 top, got "
-                                   f"{len(bottom_shapes)} and {len(param.top)}", layer=param.name)
+        check_arity(param, 1, 1)
         self.group = int(param.shuffle_channel_param.group)
         if self.group <= 0:
             raise CaffeFormatError(f"group must be positive, got {self.group}", layer=param.name)

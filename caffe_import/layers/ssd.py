@@ -32,21 +32,13 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32
 from .fillers import fill_or_constant
 from .pooling import FLT_MAX
 from .registry import register
 
 CORNER, CENTER_SIZE, CORNER_SIZE = 1, 2, 3
 
-
-
-def _arity(param, bottoms: int | tuple[int, ...], tops: int) -> None:
-    allowed = (bottoms,) if isinstance(bottoms, int) else bottoms
-    if len(param.bottom) not in allowed or len(param.top) != tops:
-        raise CaffeFormatError(f"{param.type} takes {' or '.join(map(str, allowed))} bottom(s) "
-                               f"and {tops} top(s), got {len(param.bottom)} and "
-                               f"{len(param.top)}", layer=param.name)
 
 
 # ----------------------------------------------------------------------------- Normalize
@@ -96,7 +88,7 @@ class Normalize(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _arity(param, 1, 1)
+        check_arity(param, 1, 1)
         shape = self.bottom_shapes[0]
         if len(shape) < 2:
             raise CaffeFormatError(f"Normalize needs a bottom with at least 2 axes, got {shape}",
@@ -134,7 +126,7 @@ class Permute(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _arity(param, 1, 1)
+        check_arity(param, 1, 1)
         n = len(self.bottom_shapes[0])
         order: list[int] = []
         for o in param.permute_param.order:
@@ -186,7 +178,7 @@ class PriorBox(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _arity(param, 2, 1)
+        check_arity(param, 2, 1)
         p, name = param.prior_box_param, param.name
         if not len(p.min_size):
             raise CaffeFormatError("prior_box_param needs min_size", layer=name)
@@ -435,7 +427,7 @@ class DetectionOutput(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _arity(param, (3, 4), 1)
+        check_arity(param, (3, 4), 1)
         p, name = param.detection_output_param, param.name
         if not p.HasField("num_classes"):
             raise CaffeFormatError("detection_output_param needs num_classes", layer=name)

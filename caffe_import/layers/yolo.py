@@ -23,17 +23,8 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape
+from .base import CaffeLayer, Shape, check_4d, check_arity
 from .registry import register
-
-
-def _one_to_one_4d(param, bottom_shapes, kind: str) -> None:
-    if len(bottom_shapes) != 1 or len(param.top) != 1:
-        raise CaffeFormatError(f"{kind} takes 1 bottom and 1 top, got {len(bottom_shapes)} and "
-                               f"{len(param.top)}", layer=param.name)
-    if len(bottom_shapes[0]) != 4:
-        raise CaffeFormatError(f"{kind} needs a 4-D bottom (N, C, H, W), got "
-                               f"{tuple(bottom_shapes[0])}", layer=param.name)
 
 
 class UpsampleNearest(CaffeLayer):
@@ -41,7 +32,8 @@ class UpsampleNearest(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _one_to_one_4d(param, bottom_shapes, "Upsample")
+        check_arity(param, 1, 1)
+        check_4d(bottom_shapes[0], param.name, "Upsample")
         self.scale = int(param.upsample_param.scale)
         if self.scale < 1:
             raise CaffeFormatError(f"upsample scale must be >= 1, got {self.scale}",
@@ -76,7 +68,8 @@ class Reorg(CaffeLayer):
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
-        _one_to_one_4d(param, bottom_shapes, "Reorg")
+        check_arity(param, 1, 1)
+        check_4d(bottom_shapes[0], param.name, "Reorg")
         if param.top[0] == param.bottom[0]:
             raise CaffeFormatError("Reorg cannot run in place", layer=param.name)
         rp = param.reorg_param

@@ -51,14 +51,14 @@ CASES = [
      'pad_end: -3 }', [(1, 8, 4, 4)], "leaves nothing"),
     # SegNet
     ("segnet", 'type: "BN" bottom: "x" top: "y" top: "m" top: "v" top: "w"', [(1, 2, 3, 4)],
-     "1 to 3 tops"),
+     "1, 2 or 3 top(s)"),
     ("segnet", SEG_UP, [(1, 2, 3, 4), (1, 2, 3, 5)], "mask"),
     ("segnet", SEG_UP, [(1, 2, 3), (1, 2, 3)], "4-D"),
     # Fast R-CNN
     ("fast-rcnn", ROI, [(1, 2, 3, 4), (3, 4)], "rois (R, 5)"),
     ("fast-rcnn", ROI, [(1, 2, 3, 4), (5,)], "rois (R, 5)"),
     ("fast-rcnn", ROI, [(1, 2, 3), (3, 5)], "(N, C, H, W)"),
-    ("fast-rcnn", ROI.replace('bottom: "r" ', ""), [(1, 2, 3, 4)], "2 bottoms"),
+    ("fast-rcnn", ROI.replace('bottom: "r" ', ""), [(1, 2, 3, 4)], "2 bottom(s) (features, rois)"),
     ("fast-rcnn", SL1, [(2, 4), (3, 4)], "same shape"),
     ("fast-rcnn", SL1, [(2, 4), (2, 5)], "same shape"),
     # YOLO, ShuffleNet, SENet, MobileNet
@@ -73,8 +73,8 @@ CASES = [
     (None, 'type: "Axpy" bottom: "a" bottom: "x" bottom: "b" top: "y"',
      [(1, 7, 1, 1), (1, 8, 4, 4), (1, 8, 4, 4)], "(N, C, 1, 1)"),
     (None, 'type: "Axpy" bottom: "a" bottom: "x" top: "y"', [(1, 8, 1, 1), (1, 8, 4, 4)],
-     "3 bottoms"),
-    (None, 'type: "ReLU6" bottom: "x" bottom: "z" top: "y"', [(1, 8), (1, 8)], "1 bottom"),
+     "3 bottom(s) (a, x, y)"),
+    (None, 'type: "ReLU6" bottom: "x" bottom: "z" top: "y"', [(1, 8), (1, 8)], "1 bottom(s) and 1 top(s), got 2 and 1"),
 ]
 
 
