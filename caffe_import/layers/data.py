@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
+
 from ..errors import CaffeFormatError
 from .base import CaffeLayer, Shape
 from .registry import register
@@ -96,5 +98,5 @@ class DataInput(CaffeLayer):
                                    f"CaffeNet", layer=self.name)
         return list(self.declared)  # type: ignore[arg-type]
 
-    def forward(self, *bottoms):
+    def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raise RuntimeError(f"data layer '{self.name}' is fed by the net, not run")

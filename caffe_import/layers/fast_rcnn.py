@@ -197,7 +197,8 @@ class SmoothL1Loss(CaffeLayer):
                                        layer=self.name)
         return [()]
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, *weights: torch.Tensor):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, *weights: torch.Tensor
+                ) -> tuple[torch.Tensor]:
         self.top_shapes([tuple(t.shape) for t in (a, b, *weights)])
         weights = tuple(w.detach() for w in weights)
         d = a - b
@@ -328,7 +329,8 @@ class ProposalLayer(PythonLayer):
         assert a * h * w == d.shape[0]
         return torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], 1)
 
-    def forward(self, cls_prob, deltas, im_info):
+    def forward(self, cls_prob: torch.Tensor, deltas: torch.Tensor, im_info: torch.Tensor
+                ) -> tuple[torch.Tensor, ...]:
         if cls_prob.shape[0] != 1:
             raise CaffeFormatError("ProposalLayer supports single-image batches only",
                                    layer=self.name)

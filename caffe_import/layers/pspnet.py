@@ -14,7 +14,8 @@ its home too.
   ``height``/``width``, ``zoom_factor`` (``in + (in - 1)(zoom - 1)``), ``shrink_factor``
   (``(in - 1) / shrink + 1``) or both (shrink first); the fork reads them in the order zoom or
   shrink alone, then height and width, then both, so height and width win over the pair.
-  Ratios and weights are float32 as in the fork; the same sizes copy the input. Its backward is the exact adjoint (autograd here).
+  Ratios and weights are float32 as in the fork; the same sizes copy the input. Its backward
+  is the exact adjoint (autograd here).
 """
 from __future__ import annotations
 

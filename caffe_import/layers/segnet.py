@@ -64,7 +64,7 @@ class SegNetBN(CaffeLayer):
                                    f"this layer was built for", layer=self.name)
         return [shape] + [(1, self.channels, 1, 1)] * (len(self.param.top) - 1)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.top_shapes([tuple(x.shape)])
         scale, shift = self.blobs
         if self.mode == INFERENCE:

@@ -30,7 +30,7 @@ def blobproto_to_array(blob, return_diff: bool = False) -> np.ndarray:
     return data.reshape(blob.shape.dim)
 
 
-def array_to_blobproto(arr: np.ndarray, diff: np.ndarray | None = None):
+def array_to_blobproto(arr: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb2.BlobProto:
     """An array (and optionally its diff) as a ``BlobProto`` with a ``shape``."""
     arr = np.asarray(arr)
     blob = caffe_pb2.BlobProto()
@@ -55,7 +55,7 @@ def blobprotovector_str_to_arraylist(data: bytes) -> list[np.ndarray]:
     return [blobproto_to_array(b) for b in vec.blobs]
 
 
-def array_to_datum(arr: np.ndarray, label: int | None = None):
+def array_to_datum(arr: np.ndarray, label: int | None = None) -> caffe_pb2.Datum:
     """A C x H x W array as a ``Datum``: uint8 as bytes in ``data``, else ``float_data``."""
     arr = np.asarray(arr)
     if arr.ndim != 3:
