@@ -8,7 +8,8 @@ layer copies them up. :class:`Memory` is the same idea over torch tensors:
 * on CPU the host array *is* the tensor the net computes with (``tensor.numpy()`` shares
   memory): writing ``net.params['conv1'][0].data[...]`` changes the net, and forward and
   backward fill the same buffers, so arrays a user holds stay valid until the blob is
-  reshaped to another element count (as in Caffe, where such a reshape reallocates);
+  reshaped to more elements than it has held (as in Caffe, where only such a reshape
+  reallocates; a smaller shape reuses the memory and its values);
 * on CUDA the host array is a mirror: reading ``.data`` copies the device tensor into it
   (only when the device is newer), and the net copies it back before it next runs (only when
   ``.data`` or ``.diff`` was read since, which may have written it). An array held across a
@@ -25,12 +26,29 @@ HOST, DEVICE, SYNCED = "host", "device", "synced"
 
 
 class Memory:
-    """One blob's data or diff: a torch tensor and, off the CPU, a host mirror."""
+    """One blob's data or diff: a torch tensor and, off the CPU, a host mirror.
+
+    As a ``SyncedMemory`` behind a Caffe ``Blob``, it has a capacity: the tensor is a view of
+    the first elements of a flat buffer, and a new shape that fits the buffer reuses it (the
+    values stay, arrays held on the CPU still see it); only a larger count allocates anew."""
 
     def __init__(self, tensor: torch.Tensor) -> None:
-        self._tensor = tensor
-        self._host: torch.Tensor | None = tensor if tensor.device.type == "cpu" else None
+        self._own(tensor)
         self.head = SYNCED if self._host is not None else DEVICE
+
+    def _own(self, tensor: torch.Tensor) -> None:
+        """Make ``tensor`` the storage (its elements the capacity when contiguous)."""
+        self._tensor = tensor
+        self._base = tensor.reshape(-1) if tensor.is_contiguous() else None
+        self._host = tensor if tensor.device.type == "cpu" else None
+
+    def _fits(self, count: int) -> bool:
+        return self._base is not None and count <= self._base.numel()
+
+    def _view(self, shape: Sequence[int], count: int) -> None:
+        self._tensor = self._base[:count].view(tuple(shape))
+        if self.on_cpu:
+            self._host = self._tensor
 
     @property
     def on_cpu(self) -> bool:
@@ -65,29 +83,34 @@ class Memory:
         if tuple(value.shape) == tuple(self._tensor.shape) and value.dtype == self._tensor.dtype:
             if value.data_ptr() != self._tensor.data_ptr():
                 self._tensor.copy_(value)
+        elif self._fits(value.numel()) and value.device == self._tensor.device:
+            self._view(value.shape, value.numel())  # Caffe's Reshape within the capacity
+            self._tensor.copy_(value)
         else:
-            self._tensor = value.to(torch.float32).clone(memory_format=torch.contiguous_format)
-            if self.on_cpu:
-                self._host = self._tensor
+            self._own(value.to(torch.float32).clone(memory_format=torch.contiguous_format))
         self.head = SYNCED if self.on_cpu else DEVICE
 
     def reshape(self, shape: Sequence[int]) -> None:
-        """Caffe's ``Blob::Reshape``: same element count keeps the values, else fresh zeros."""
+        """Caffe's ``Blob::Reshape``: a count within the capacity reuses the memory (values
+        kept), a larger one allocates zeros."""
         shape = tuple(int(d) for d in shape)
         if shape == self.shape:
             return
         t = self.tensor()
-        if int(np.prod(shape, dtype=np.int64)) == t.numel():
-            self._tensor = t.reshape(shape)
+        count = int(np.prod(shape, dtype=np.int64))
+        if self._fits(count):
+            self._view(shape, count)
+        elif count == t.numel():
+            self._own(t.reshape(shape))
         else:
-            self._tensor = torch.zeros(shape, dtype=t.dtype, device=t.device)
-        self._host = self._tensor if self.on_cpu else None
+            self._own(torch.zeros(shape, dtype=t.dtype, device=t.device))
+        if not self.on_cpu:
+            self._host = None
         self.head = SYNCED if self.on_cpu else DEVICE
 
     def rebind(self, tensor: torch.Tensor) -> None:
         """Point at another tensor (a param shared or moved); the host mirror is rebuilt."""
-        self._tensor = tensor
-        self._host = tensor if tensor.device.type == "cpu" else None
+        self._own(tensor)
         self.head = SYNCED if self._host is not None else DEVICE
 
 

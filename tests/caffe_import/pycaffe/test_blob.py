@@ -51,8 +51,15 @@ def test_blob_shape_accessors_and_reshape():
     b.data = np.arange(24).reshape(2, 3, 4)
     b.reshape(4, 6)  # same count: values kept (Caffe reuses the memory)
     assert b.shape == (4, 6) and b.data[3, 5] == 23 and b.diff.shape == (4, 6)
-    b.reshape((5,))
-    assert b.shape == (5,) and not b.data.any()
+    held = b.data
+    b.reshape((5,))  # within the capacity: Caffe keeps the memory and its values
+    assert b.shape == (5,) and list(b.data) == [0, 1, 2, 3, 4]
+    b.data[...] = -1
+    assert held[0, :5].tolist() == [-1] * 5  # an array held before still sees the storage
+    b.reshape(2, 3, 4)  # back to the capacity: the same memory, the rest of the values too
+    assert b.data[1, 2, 3] == 23 and np.shares_memory(b.data, held)
+    b.reshape(5, 5)  # larger than the capacity: fresh zeroed memory
+    assert not b.data.any() and not np.shares_memory(b.data, held)
     with pytest.raises(ValueError, match="negative"):
         b.reshape(-1, 2)
     with pytest.raises(ValueError, match="legacy"):
