@@ -37,6 +37,18 @@ layer { name: "data" type: "Input" top: "data"
         input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
 layer { name: "weird" type: "FrobnicateLayer" bottom: "data" top: "y" }
 """
+TYPO_AND_UNKNOWN_TYPES = """name: "typos"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_ouptut: 8 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" relu_parm { negative_slope: 0.1 } }
+layer { name: "frob" type: "Frobnicate" bottom: "conv1" top: "f" }
+layer { name: "zap" type: "Zapp" bottom: "f" top: "z" }
+"""
+# what the one complete error of TYPO_AND_UNKNOWN_TYPES must say, whichever verb reads it
+EVERY_PROBLEM = ["typos.prototxt", "line 5", "'num_ouptut'", "line 6", "'relu_parm'", "'Frobnicate'",
+                 "'Zapp'", '@register("Frobnicate")']
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +64,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "truncated.caffemodel").write_bytes((NARROW / "weights.caffemodel").read_bytes()[:30000])
     (d / "syntax.prototxt").write_text(SYNTAX_ERROR)
     (d / "unknown.prototxt").write_text(UNKNOWN_TYPE)
+    (d / "typos.prototxt").write_text(TYPO_AND_UNKNOWN_TYPES)
     (d / "a_file").write_text("not a folder\n")
     (d / "bad_case").mkdir()
     for name in ("solver.prototxt", "train.prototxt", "init.caffemodel", "reference.h5"):
@@ -78,6 +91,7 @@ CASES = [
     ("inspect-syntax", C, ["inspect", "{d}/syntax.prototxt"], 2, ["syntax.prototxt", "line 7"]),
     ("inspect-unknown-type", C, ["inspect", "{d}/unknown.prototxt"], 1,
      ["unknown.prototxt", "'weird'", "FrobnicateLayer"]),
+    ("inspect-typos-and-unknown-types", C, ["inspect", "{d}/typos.prototxt"], 2, EVERY_PROBLEM),
     # caffe-import parity
     ("parity-net-missing", C, ["parity", "{d}/absent.prototxt", W, REF], 2, ["absent.prototxt", "does not exist"]),
     ("parity-net-empty", C, ["parity", "{d}/empty", W, REF], 2, ["empty", "no layers"]),
@@ -111,6 +125,8 @@ CASES = [
     ("convert-net-random", C, ["convert", "{d}/random.bin", W, "-o", "{d}/o.pt"], 2, ["random.bin", "prototxt"]),
     ("convert-net-unknown-type", C, ["convert", "{d}/unknown.prototxt", W, "-o", "{d}/o.pt"], 2,
      ["unknown.prototxt", "FrobnicateLayer"]),
+    ("convert-typos-and-unknown-types", C, ["convert", "{d}/typos.prototxt", W, "-o", "{d}/o.pt"], 2,
+     EVERY_PROBLEM),
     ("convert-weights-random", C, ["convert", NET, "{d}/random.bin", "-o", "{d}/o.pt"], 2, ["random.bin"]),
     ("convert-weights-truncated", C, ["convert", NET, "{d}/truncated.caffemodel", "-o", "{d}/o.pt"], 2,
      ["truncated.caffemodel", "truncated"]),

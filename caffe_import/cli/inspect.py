@@ -60,7 +60,7 @@ def _inspect_prototxt(path: str, fork: str | None, proto: str | None) -> dict[st
     try:
         schema = choose_schema(text, fork, proto)
         if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
-            read_net(path, fork=fork, proto=proto)  # a solver, or the net's complete error
+            raise _net_problems(path, fork, proto)  # a solver, or the net's complete error
         try:
             raw = parse_text(text, schema.NetParameter(), path)
         except CaffeFormatError:  # the one fork whose own schema reads it, if any
@@ -76,8 +76,40 @@ def _inspect_prototxt(path: str, fork: str | None, proto: str | None) -> dict[st
         return {"format": "solver prototxt", "version": "current",
                 "solver": text_format.MessageToString(solver)}
     net = read_net(path, fork=fork, proto=proto)
+    rows = _layer_rows(net, {})
+    for row, included in zip(rows, _in_test_phase(net)):
+        row["test"] = included
     return {"format": "net prototxt", "version": _raw_net_version(raw),
-            "schema": schema_of(net).name, "name": net.name, "layers": _layer_rows(net, {})}
+            "schema": schema_of(net).name, "name": net.name, "layers": rows}
+
+
+def _in_test_phase(net) -> list[bool]:
+    """Per layer, whether the TEST net (what CaffeNet, convert and parity build unless told
+    otherwise) includes it, by Caffe's include/exclude rules."""
+    from ..net import filter_net
+
+    test = filter_net(net, "test")
+    names = [layer.name for layer in test.layer]
+    out, i = [], 0
+    for layer in net.layer:  # filter_net copies: match by order and name
+        hit = i < len(names) and names[i] == layer.name
+        out.append(hit)
+        i += hit
+    return out
+
+
+def _net_problems(path: str, fork: str | None, proto: str | None) -> CaffeFormatError:
+    """The net's one complete error: every unknown field (line, layer) and every layer of
+    the TEST net whose type has no implementation, as building the net reports them."""
+    from ..io.text import parse_net
+    from ..io.textscan import problems_error
+    from ..layers import registry
+    from ..net import filter_net
+
+    net, unknown, where, schema = parse_net(path, fork=fork, proto=proto)
+    missing = [(lp.name, lp.type, f"type '{lp.type}'") for lp in filter_net(net, "test").layer
+               if registry.get(lp.type) is None]
+    return problems_error(unknown, missing, schema, path=where)
 
 
 def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -> dict[str, Any]:
@@ -240,7 +272,18 @@ def unknown_layer_types(info: dict[str, Any]) -> list[str]:
     if info.get("format") != "net prototxt":
         return []
     return [f"'{r['name']}' (type '{r['type']}')" for r in info.get("layers", [])
-            if r.get("type") and registry.get(r["type"]) is None]
+            if r.get("type") and r.get("test", True) and registry.get(r["type"]) is None]
+
+
+def train_only_unknown_types(info: dict[str, Any]) -> list[str]:
+    """Like :func:`unknown_layer_types`, for the layers the TEST net leaves out (a TRAIN
+    net, ``--phase train``, would need them)."""
+    from ..layers import registry
+
+    if info.get("format") != "net prototxt":
+        return []
+    return [f"'{r['name']}' (type '{r['type']}')" for r in info.get("layers", [])
+            if r.get("type") and not r.get("test", True) and registry.get(r["type"]) is None]
 
 
 def _inspect_h5(path: str) -> dict[str, Any]:
@@ -326,6 +369,12 @@ def run(args: argparse.Namespace) -> int:
                   f"caffe_import does not implement, so CaffeNet cannot build this net: "
                   f"{', '.join(unknown)}", file=sys.stderr)
             status = 1
+        later = train_only_unknown_types(info)
+        if later:
+            sys.stdout.flush()
+            print(f"caffe-import: note: {info['file']}: layers the TEST net leaves out have a "
+                  f"type caffe_import does not implement (building the net for another phase "
+                  f"or stage would fail): {', '.join(later)}", file=sys.stderr)
     return status
 
 

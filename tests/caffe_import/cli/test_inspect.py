@@ -100,3 +100,22 @@ def test_onnx_model_is_recognised(own_outputs, capsys):
     text = capsys.readouterr().out
     assert "ONNX model, IR" in text and "inputs: data 1x3x8x8" in text
     assert "outputs: score 1x2x8x8" in text
+
+
+PHASED = """name: "phased"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "y" }
+layer { name: "acc" type: "TrainOnlyFrob" bottom: "y" top: "acc" include { phase: TRAIN } }
+"""
+
+
+def test_a_type_only_the_train_net_uses_is_a_note_not_a_failure(tmp_path, capsys):
+    """DeepLab v1's deploy net has a TRAIN-only SegAccuracy: its TEST net builds, so inspect
+    succeeds and says which layers another phase would lack."""
+    (tmp_path / "net.prototxt").write_text(PHASED)
+    assert main(["inspect", str(tmp_path / "net.prototxt")]) == 0
+    err = capsys.readouterr().err
+    assert "error" not in err and "'acc' (type 'TrainOnlyFrob')" in err
+    (info,) = run_json(capsys, tmp_path / "net.prototxt")
+    assert [r["test"] for r in info["layers"]] == [True, True, False]
