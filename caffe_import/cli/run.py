@@ -1,8 +1,19 @@
-"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch."""
+"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch.
+
+The script's own failures are reported as ``python SCRIPT`` reports them, without this
+command's frames: an exception prints the script's traceback and exits 1. A bad Caffe file
+or a missing file the script opened (``CaffeFormatError``, ``OSError``) is the one-paragraph
+error of every verb, led by the script line that asked for it (exit 2).
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import traceback
+from types import TracebackType
 
+from ..errors import CaffeFormatError, UsageError
 from .options import add_schema_options, schema_args
 
 
@@ -16,12 +27,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "name are imported from sys.path, as Caffe does: run only scripts and "
                     "models you trust, as you would under Caffe. See docs/pycaffe.md.")
     p.add_argument("script", help="the Python script to run")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    rest = p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    rest.required = False  # argparse would otherwise name it among the missing arguments
     add_schema_options(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _in_script(tb: TracebackType, script: str) -> bool:
+    name = tb.tb_frame.f_code.co_filename  # the path as given (runpy), even after a chdir
+    return name == script or os.path.abspath(name) == os.path.abspath(script)
+
+
+def _script_frames(tb: TracebackType | None, script: str) -> TracebackType | None:
+    """The traceback from the script's first frame on (None when the script never ran)."""
+    while tb is not None and not _in_script(tb, script):
+        tb = tb.tb_next
+    return tb
+
+
+def _script_line(tb: TracebackType, script: str) -> str:
+    """``SCRIPT, line N`` of the deepest script frame in ``tb``."""
+    line = tb.tb_lineno
+    while tb is not None:
+        if _in_script(tb, script):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{script}, line {line}"
+
+
+def _run_script(args: argparse.Namespace) -> int:
     from ..proto.schema import using_schema
     from ..pycaffe.runner import run_script
 
@@ -30,3 +64,20 @@ def run(args: argparse.Namespace) -> int:
         return run_script(args.script, args.args)
     with using_schema(**schema):  # the script's nets are read with this Caffe fork's schema
         return run_script(args.script, args.args)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run_script(args)
+    except Exception as exc:  # noqa: BLE001 - the script's failure, reported as python would
+        tb = _script_frames(exc.__traceback__, args.script)
+        if tb is None:  # the script did not start (not found, a folder): the usual error
+            raise
+        if isinstance(exc, (CaffeFormatError, UsageError, OSError)):
+            from . import describe_os_error
+
+            what = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            raise UsageError(f"{_script_line(tb, args.script)}: {what}") from None
+        sys.stdout.flush()
+        traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+        return 1

@@ -1,0 +1,33 @@
+"""`caffe-import run`: a script's failure is reported as python reports it, without the
+command's own frames; a bad Caffe file the script opened names the script line."""
+from __future__ import annotations
+
+from caffe_import.cli import main
+
+BAD_NET = 'import caffe\n\nnet = caffe.Net("absent.prototxt", caffe.TEST)\n'
+BUG = "def f():\n    return 1 / 0\n\nf()\n"
+
+
+def test_a_script_bug_shows_only_the_scripts_frames(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bug.py").write_text(BUG)
+    assert main(["run", "bug.py"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n  File \"bug.py\", line 4")
+    assert 'File "bug.py", line 2, in f' in err and err.rstrip().endswith("division by zero")
+    assert "caffe_import" not in err and "runpy" not in err
+
+
+def test_a_bad_caffe_file_names_the_script_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad_net.py").write_text(BAD_NET)
+    assert main(["run", "bad_net.py"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("caffe-import: error: bad_net.py, line 3: ") and "absent.prototxt" in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_script_argument_names_only_the_script(capsys):
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "required: script\n" in err and "args" not in err.split("required:")[1]
