@@ -10,7 +10,8 @@ SmoothL1Loss; and, **opt-in**, py-faster-rcnn's RPN ``ProposalLayer`` (a Python 
   picked); an empty bin gives 0, a bin of only ``-inf``/``-FLT_MAX`` gives ``-FLT_MAX``. The
   gradient goes to the argmax of each bin, summed over rois, as the fork's GPU kernel credits
   it: only argmaxes inside the roi's box and bins the kernel's own float32 bin search finds
-  (its CPU backward is not implemented). Sizing the windows reads one count from the device.
+  (its CPU backward is not implemented). Sizing the windows reads two counts from the device
+  (the widest bin along each axis): unavoidable, the gather's width depends on them.
 * **SmoothL1Loss** (``smooth_l1_loss_param.sigma``; bottoms: prediction, target and optionally
   inside and outside weights): ``sum(w_out * f(w_in * (a - b))) / N`` with
   ``f(x) = 0.5 (sigma x)^2`` if ``|x| < 1 / sigma^2`` else ``|x| - 0.5 / sigma^2``. The fork has
@@ -299,7 +300,9 @@ class ProposalLayer(PythonLayer):
     :func:`enable_proposal_layer`). Bottoms: ``rpn_cls_prob_reshape (1, 2A, H, W)``,
     ``rpn_bbox_pred (1, 4A, H, W)``, ``im_info (1, 3)`` = (height, width, scale); tops: rois
     ``(R, 5)`` and optionally scores ``(R, 1)``. Not differentiable (the original has no
-    backward). Batches of one image only, as the original."""
+    backward). Batches of one image only, as the original. Host reads: ``im_info``, and one
+    per kept box in the greedy NMS (its candidate list shrinks by data-dependent masks), as
+    the original's NumPy loop does on the host."""
 
     settings: dict = {}
 
