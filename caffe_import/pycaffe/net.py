@@ -527,9 +527,20 @@ class Net:
                 padded[name] = np.concatenate([arr[-remainder:], pad])
             yield padded
 
+    def _need_arrays(self, kwargs: Mapping[str, Any], what: str) -> None:
+        """pycaffe's batching reads the arrays' length: without any it fails with a bare
+        StopIteration, with arrays of several lengths it pads and trims wrongly; say so."""
+        if not kwargs:
+            raise ValueError(f"{what} needs the input arrays as keywords "
+                             f"({', '.join(f'{n}=...' for n in self.inputs)})")
+        lengths = {name: len(value) for name, value in kwargs.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{what}: arrays of different lengths {lengths}")
+
     def forward_all(self, blobs: Sequence[str] | None = None, **kwargs: Any
                     ) -> dict[str, np.ndarray]:
         """``forward`` over inputs of any length in batches; outputs stacked, padding cut."""
+        self._need_arrays(kwargs, "forward_all")
         outs: dict[str, list] = {o: [] for o in set(self.outputs + list(blobs or []))}
         for batch in self._batch(kwargs):
             for name, value in self.forward(blobs=blobs, **batch).items():
@@ -542,6 +553,7 @@ class Net:
                              diffs: Sequence[str] | None = None, **kwargs: Any
                              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Forward and backward over batches; kwargs hold inputs and output diffs."""
+        self._need_arrays(kwargs, "forward_backward_all")
         all_outs: dict[str, list] = {o: [] for o in set(self.outputs + list(blobs or []))}
         all_diffs: dict[str, list] = {d: [] for d in set(self.inputs + list(diffs or []))}
         fwd = self._batch({n: kwargs[n] for n in self.inputs if n in kwargs}) \

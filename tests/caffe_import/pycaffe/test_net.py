@@ -275,3 +275,15 @@ layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" reduction_param 
     np.testing.assert_array_equal(net.forward()["sum"], data[:2].reshape(2, -1).sum(1))
     net.forward()
     np.testing.assert_array_equal(net.blobs["label"].data.ravel(), [2, 3])
+
+
+def test_forward_all_without_or_with_ragged_arrays_says_so(tiny):
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    with pytest.raises(ValueError, match="data=..."):
+        net.forward_all()
+    with pytest.raises(ValueError, match="data=..."):
+        net.forward_backward_all()
+    x = np.zeros((3, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="different lengths"):
+        net.forward_backward_all(data=x, prob=np.zeros((2, 5), np.float32))
