@@ -776,6 +776,20 @@ class CaffeNet(nn.Module):
         return OrderedDict((name, [b.detach().to("cpu", torch.float32).numpy().copy()
                                    for b in blobs]) for name, blobs in self.params.items())
 
+    def _forks_hint(self, layer_type: str) -> str:
+        """Where Caffe forks gave one layer type different layers (PSPNet's and SegNet's
+        ``BN``) and no fork was named: which forks, and that naming one picks its layer."""
+        from .proto.schema import FORKS, schema_of
+
+        if schema_of(self.net_param).fork is not None:
+            return ""
+        forks = [f.name for f in FORKS.values() if layer_type in f.layers]
+        if len(forks) < 2:
+            return ""
+        return (f"; type '{layer_type}' is a different layer in the Caffe forks "
+                f"{', '.join(forks[:-1])} and {forks[-1]}, and the fields this layer sets did "
+                f"not say whose it is: name the net's fork (fork=NAME, --fork NAME)")
+
     def load_weights(self, source: PathLike | Mapping[str, Sequence[Any]]) -> None:
         """Copy weights in by layer name, as Caffe's ``CopyTrainedLayersFrom``: layers of the
         file absent from the net are ignored, net layers absent from the file keep their
@@ -801,7 +815,8 @@ class CaffeNet(nn.Module):
                 raise CaffeFormatError(f"the weights hold {len(arrays)} param blob(s) but the "
                                        f"net's {self._steps[idx].type} layer has "
                                        f"{len(targets)} (shapes "
-                                       f"{[tuple(t.shape) for t in targets]})",
+                                       f"{[tuple(t.shape) for t in targets]})"
+                                       + self._forks_hint(self._steps[idx].type),
                                        layer=lname, path=path)
             for j, (arr, target) in enumerate(zip(arrays, targets)):
                 if isinstance(arr, torch.Tensor):

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import case_dir
+from support import ROOT, case_dir
 
 import caffe_import.cli as caffe_cli
 import fcn_repro.cli as fcn_cli
@@ -23,6 +23,8 @@ from fcn_repro.data.synthetic import make_dataset
 NARROW = case_dir("voc_fcn8s_narrow")
 SOLVER_CASE = case_dir("solver_fcn32s_narrow")
 MEAN = case_dir("format_mean_binaryproto") / "mean.binaryproto"
+#: SegNet BN layers, one setting no field that says whose BN it is (PSPNet's has 4 blobs)
+SEGNET_BN = ROOT / "tests" / "fixtures" / "forks" / "segnet" / "layers_bn"
 
 SYNTAX_ERROR = """name: "broken"
 layer {
@@ -108,6 +110,9 @@ CASES = [
      ["truncated.caffemodel", "truncated"]),
     ("parity-reference-missing", C, ["parity", NET, W, "{d}/absent.h5"], 2, ["absent.h5"]),
     ("parity-reference-not-hdf5", C, ["parity", NET, W, "{d}/random.bin"], 2, ["random.bin", "HDF5"]),
+    ("parity-fork-layer-type-unnamed", C, ["parity", *(str(SEGNET_BN / f) for f in (
+        "net.prototxt", "weights.caffemodel", "reference.h5"))], 2,
+     ["weights.caffemodel", "'bn_default_mode'", "2 param blob(s)", "pspnet", "segnet", "--fork NAME"]),
     ("parity-bad-device", C, ["parity", NET, W, REF, "--device", "gpu0"], 2, ["--device", "gpu0"]),
     # caffe-import run
     ("run-missing", C, ["run", "{d}/absent.py"], 2, ["absent.py", "not found"]),
