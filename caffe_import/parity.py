@@ -485,7 +485,12 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
                                f"(inputs: {', '.join(declared) or 'none'})")
     missing = [n for n in declared if n not in inputs]
     if missing:
-        raise CaffeFormatError(f"no value given for input blob {', '.join(map(repr, missing))}")
+        shapes = getattr(net, "blob_shapes", {})
+        given = ", ".join(f"'{n}' ({'x'.join(map(str, shapes[n]))})" if n in shapes else repr(n)
+                          for n in missing)
+        raise CaffeFormatError(f"no value given for input blob(s) {given}: give each input an "
+                               "array of its shape (inputs={name: array}; on the command line "
+                               "--input NAME=FILE.npy, once per input)")
     run = run_net(net, inputs, backward=phase == "train", device=device)
     ref = StoredActivations()
     ref.attrs = {"caffe": f"caffe_import {__version__} (torch {torch.__version__}), not Caffe",

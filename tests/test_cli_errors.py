@@ -124,7 +124,8 @@ CASES = [
     ("dump-input-missing", C, ["dump", NET, W, "-i", "data={d}/absent.npy", "-o", "{d}/out.h5"], 2,
      ["absent.npy"]),
     ("dump-input-malformed", C, ["dump", NET, W, "-i", "data", "-o", "{d}/out.h5"], 2, ["NAME=FILE.npy"]),
-    ("dump-no-input", C, ["dump", NET, W, "-o", "{d}/out.h5"], 2, ["net.prototxt", "'data'"]),
+    ("dump-no-input", C, ["dump", NET, W, "-o", "{d}/out.h5"], 2,
+     ["net.prototxt", "'data' (1x3x", "--input NAME=FILE.npy"]),
     ("dump-output-is-folder", C, ["dump", NET, W, "-o", "{d}/voc"], 2, ["voc", "is a folder"]),
     # caffe-import convert
     ("convert-net-random", C, ["convert", "{d}/random.bin", W, "-o", "{d}/o.pt"], 2, ["random.bin", "prototxt"]),
