@@ -40,6 +40,7 @@ class UpsampleNearest(CaffeLayer):
                                    layer=param.name)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        check_4d(bottom_shapes[0], self.name, "Upsample")
         n, c, h, w = bottom_shapes[0]
         return [(n, c, h * self.scale, w * self.scale)]
 
@@ -81,6 +82,7 @@ class Reorg(CaffeLayer):
         self.top_shapes(self.bottom_shapes)
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        check_4d(bottom_shapes[0], self.name, "Reorg")
         n, c, h, w = bottom_shapes[0]
         s = self.stride
         if self.reverse:

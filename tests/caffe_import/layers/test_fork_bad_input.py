@@ -86,6 +86,17 @@ def test_bad_fork_layer_input_is_a_named_error_at_build(fork, text, shapes, expe
     assert "layer 'bad'" in str(err.value) and expected in str(err.value)
 
 
+@pytest.mark.parametrize("fork,text", [
+    ("yolov2", 'type: "Reorg" bottom: "x" top: "y" reorg_param { stride: 2 }'),
+    (None, 'type: "Upsample" bottom: "x" top: "y" upsample_param { scale: 2 }'),
+])
+def test_a_layer_asked_for_other_bottom_shapes_later_says_what_it_needs(fork, text):
+    """``top_shapes`` is asked again when inputs are reshaped (pycaffe's ``Net.reshape``)."""
+    layer = build(f'name: "late" {text}', [(1, 8, 4, 4)], fork=fork)
+    with pytest.raises(CaffeFormatError, match="layer 'late'.*4-D"):
+        layer.top_shapes([(1, 8, 4)])
+
+
 @pytest.mark.parametrize("fork,layer", [
     ("pspnet", INTERP % "height: 100000 width: 100000"),
     ("segnet", 'type: "Upsample" bottom: "x" bottom: "x" top: "y" '
