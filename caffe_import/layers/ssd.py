@@ -338,13 +338,21 @@ def _suppressed(boxes: Sequence[torch.Tensor], sizes: torch.Tensor, kept: Sequen
 
 def _nms_sequential(coords: list[torch.Tensor], sizes: torch.Tensor, valid: torch.Tensor,
                     threshold: float, eta: float) -> torch.Tensor:
-    """The fork's loop as written, one candidate at a time over ``(R, K)``: needed for
-    ``eta < 1``, where the threshold shrinks after each kept box. No host reads."""
+    """The fork's loop as written, one candidate at a time over ``(R, K)`` (``eta < 1`` needs
+    it: the threshold shrinks after each kept box). No host reads. With a fixed threshold and
+    a small ``R x K x K``, the overlaps are computed once as a matrix first."""
+    r, k = valid.shape
     keep = torch.zeros_like(valid)
-    thr = torch.full(valid.shape[:1], threshold, dtype=sizes.dtype, device=sizes.device)
-    for i in range(valid.shape[1]):
+    thr = torch.full((r,), threshold, dtype=sizes.dtype, device=sizes.device)
+    over = None
+    if eta >= 1 and r * k * k <= (1 << 24):
+        over = ~(jaccard([c[:, :, None] for c in coords], [c[:, None, :] for c in coords],
+                         sizes[:, :, None], sizes[:, None, :]) <= threshold)
+    for i in range(k):
         kept = valid[:, i]
-        if i:
+        if i and over is not None:
+            kept = kept & ~(keep[:, :i] & over[:, i, :i]).any(dim=-1)
+        elif i:
             kept = kept & ~_suppressed([c[:, i:i + 1] for c in coords], sizes[:, i:i + 1],
                                        [c[:, :i] for c in coords], sizes[:, :i],
                                        keep[:, :i], thr[:, None, None])[:, 0]
