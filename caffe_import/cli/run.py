@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_script(args)
     except Exception as exc:  # noqa: BLE001 - the script's failure, reported as python would
         tb = _script_frames(exc.__traceback__, args.script)
-        if tb is None:  # the script did not start (not found, a folder): the usual error
-            raise
+        if tb is None or isinstance(exc, BrokenPipeError):  # the script did not start (not
+            raise  # found, a folder), or its output went into `head`: as every verb
         if isinstance(exc, (CaffeFormatError, UsageError, OSError)):
             from . import describe_os_error
 

@@ -31,3 +31,14 @@ def test_a_missing_script_argument_names_only_the_script(capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "required: script\n" in err and "args" not in err.split("required:")[1]
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path, capsys, monkeypatch):
+    """`caffe-import run s.py | head`: the script's BrokenPipeError ends the run as it ends
+    every verb (quietly, exit 1), not as an error blamed on a script line."""
+    import caffe_import.cli as cli
+
+    monkeypatch.setattr(cli, "_quiet_broken_pipe", lambda: None)
+    (tmp_path / "pipe.py").write_text("raise BrokenPipeError(32, 'Broken pipe')\n")
+    assert main(["run", str(tmp_path / "pipe.py")]) == 1
+    assert "error" not in capsys.readouterr().err
