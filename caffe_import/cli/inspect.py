@@ -4,7 +4,8 @@ The project's own outputs are recognised too: the artefacts ``convert`` writes (
 .safetensors), torch.export programs (.pt2) and ONNX models.
 
 For each file: the detected format and version, then (nets and weights) every layer with
-its type, bottoms -> tops and param blob shapes, and the total parameter count and bytes.
+its type and bottoms -> tops, and (weights: caffemodels, artefacts, ONNX) the param blob shapes
+and the total parameter count and bytes; a net prototxt holds no weights, so it has neither.
 ``--json`` prints the same as a JSON list, one object per file.
 """
 from __future__ import annotations
