@@ -24,6 +24,7 @@ NARROW = case_dir("voc_fcn8s_narrow")
 SOLVER_CASE = case_dir("solver_fcn32s_narrow")
 MEAN = case_dir("format_mean_binaryproto") / "mean.binaryproto"
 #: SegNet BN layers, one setting no field that says whose BN it is (PSPNet's has 4 blobs)
+V1_CLASSIFIER = case_dir("format_v1_vgg16_classifier")  # fc layers: a fixed input size
 SEGNET_BN = ROOT / "tests" / "fixtures" / "forks" / "segnet" / "layers_bn"
 
 SYNTAX_ERROR = """name: "broken"
@@ -143,6 +144,10 @@ CASES = [
      ["syntax.prototxt", "line 7"]),
     ("export-weights-png", C, ["export", NET, "{d}/image.png", "--torch-export", "{d}/o.pt2"], 2,
      ["image.png"]),
+    ("export-shape-the-net-refuses", C, ["export", str(V1_CLASSIFIER / "net.prototxt"),
+                                         str(V1_CLASSIFIER / "weights.caffemodel"), "--torch-export",
+                                         "{d}/o.pt2", "-i", "data=1x3x64x64"], 2,
+     ["format_v1_vgg16_classifier/net.prototxt", "'fc6'", "built for 32"]),
     ("export-bad-shape", C, ["export", NET, W, "--torch-export", "{d}/o.pt2", "-i", "data=axb"], 2,
      ["axb", "1x3x500x500"]),
     # caffe-import solver-parity

@@ -41,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
     with naming(args.net):
         net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
                        level=args.level, precision=args.precision, **schema)
-    print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
+    with naming(args.net):  # a layer the output format cannot hold names the net's file
+        print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
     return 0

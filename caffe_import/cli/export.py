@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = args.output or None
     for path, kind in ((args.torch_export, ".pt2"), (args.onnx, ".onnx")):
         if path:
-            print(ex.write_export(net, path, shapes, outputs, opset=args.opset,
-                                  verify=not args.no_verify, kind=kind), flush=True)
+            with naming(args.net):  # a layer refusing the traced shapes names the net's file
+                print(ex.write_export(net, path, shapes, outputs, opset=args.opset,
+                                      verify=not args.no_verify, kind=kind), flush=True)
     return 0
