@@ -1,6 +1,8 @@
 """ShuffleNet's ``ShuffleChannel`` (farmingyard/ShuffleNet; ``shuffle_channel_param.group``):
 output channel ``j * G + i`` is input channel ``i * (C / G) + j`` - the channels viewed as a
-``G x C/G`` matrix and transposed. The backward is the inverse shuffle."""
+``G x C/G`` matrix and transposed: the permutation of PyTorch's
+``torch.nn.functional.channel_shuffle(x, G)`` (a test holds them equal). The backward is the
+inverse shuffle."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -63,6 +63,8 @@ def test_shuffle_channel_transposes_groups():
     (y,) = layer(torch.arange(6.0).reshape(1, 6, 1, 1))
     # the port: output channel j * G + i = input channel i * (C / G) + j
     assert y.reshape(-1).tolist() == [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
+    x = torch.randn(2, 6, 3, 4)  # PyTorch's channel_shuffle is the same permutation
+    assert torch.equal(layer(x)[0], F.channel_shuffle(x, 3))
 
 
 @pytest.mark.parametrize("ceil,pad,expect", [(False, 0, (3, 3)), (True, 0, (4, 4)),
