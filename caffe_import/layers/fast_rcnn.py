@@ -11,7 +11,9 @@ SmoothL1Loss; and, **opt-in**, py-faster-rcnn's RPN ``ProposalLayer`` (a Python 
   gradient goes to the argmax of each bin, summed over rois, as the fork's GPU kernel credits
   it: only argmaxes inside the roi's box and bins the kernel's own float32 bin search finds
   (its CPU backward is not implemented). Sizing the windows reads two counts from the device
-  (the widest bin along each axis): unavoidable, the gather's width depends on them.
+  (the widest bin along each axis): unavoidable, the gather's width depends on them. A roi's
+  batch index outside the batch is a ``CaffeFormatError`` on the CPU (the fork's CHECK); on
+  other devices it is not checked, as that would be one more read (the gather then fails).
 * **SmoothL1Loss** (``smooth_l1_loss_param.sigma``; bottoms: prediction, target and optionally
   inside and outside weights): ``sum(w_out * f(w_in * (a - b))) / N`` with
   ``f(x) = 0.5 (sigma x)^2`` if ``|x| < 1 / sigma^2`` else ``|x| - 0.5 / sigma^2``. The fork has
