@@ -189,8 +189,13 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
 
 
 def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike) -> None:
-    """Write an exported program (``.pt2``) atomically; ``torch.export.load`` reads it."""
-    with atomic_path(path) as tmp:
+    """Write an exported program (``.pt2``) atomically; ``torch.export.load`` reads it.
+
+    torch's archive writer warns "No complete tensor found in the group" for a fast-mode
+    program (seen with torch 2.14); the written program is verified against eager right after
+    (``write_export``), so that note is not passed on to the user."""
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"No complete tensor found in the group")
         torch.export.save(program, tmp)
 
 
