@@ -184,7 +184,26 @@ def _inspect_artefact(path: str) -> dict[str, Any] | None:
         return _artefact_info(path, read_converted(path), "caffe_import artefact (.safetensors)")
     except CaffeFormatError:
         pass
-    return _onnx_info(path)
+    return _solver_state_info(path) or _onnx_info(path)
+
+
+def _solver_state_info(path: str) -> dict[str, Any] | None:
+    """The solver state ``caffe_import.solver.Solver`` snapshots (``fcn-repro train``'s
+    ``*.solverstate.safetensors``), told by its metadata; None for anything else."""
+    from safetensors import safe_open
+
+    from ..solver import _STATE_FORMAT
+
+    try:
+        with safe_open(path, "np") as f:
+            meta, count = f.metadata() or {}, len(f.keys())
+    except Exception:  # not safetensors at all
+        return None
+    if meta.get("format") != _STATE_FORMAT:
+        return None
+    return {"format": "caffe_import solver state (.safetensors)", "version": _STATE_FORMAT,
+            "solver": f"type: {meta.get('type', '?')}", "iter": int(meta.get("iter", 0)),
+            "learned_net": meta.get("learned_net", ""), "history_blobs": count}
 
 
 def _artefact_info(path: str, content: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -352,39 +371,56 @@ def _print_text(info: dict[str, Any], out) -> None:
         print(f"  total: {info['param_count']:,} params, {_human(info['param_bytes'])}", file=out)
 
 
+def _say_problems(info: dict[str, Any]) -> int:
+    """Stderr lines for a net's unimplemented layer types; 1 when the TEST net needs one."""
+    unknown, later = unknown_layer_types(info), train_only_unknown_types(info)
+    sys.stdout.flush()
+    if unknown:
+        print(f"caffe-import: error: {info['file']}: {len(unknown)} layer(s) of a type "
+              f"caffe_import does not implement, so CaffeNet cannot build this net: "
+              f"{', '.join(unknown)}", file=sys.stderr)
+    if later:
+        print(f"caffe-import: note: {info['file']}: layers the TEST net leaves out have a "
+              f"type caffe_import does not implement (building the net for another phase "
+              f"or stage would fail): {', '.join(later)}", file=sys.stderr)
+    return 1 if unknown else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    """Each file in turn; one that cannot be read is an error line, and the others are still
+    shown (exit 2 if any failed, else 1 if a net has unimplemented layer types)."""
+    from . import describe_os_error
+
     schema = schema_args(args)
-    infos = [inspect_file(os.fspath(p), **schema) for p in args.files]
+    infos, failed, status = [], 0, 0
+    for p in args.files:
+        try:
+            info = inspect_file(os.fspath(p), **schema)
+        except (CaffeFormatError, OSError) as exc:
+            if len(args.files) == 1:
+                raise
+            failed += 1
+            sys.stdout.flush()
+            what = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            print(f"caffe-import: error: {what}", file=sys.stderr)
+            continue
+        infos.append(info)
+        if not args.json:
+            _print_text(info, sys.stdout)
+        status = max(status, _say_problems(info))
     if args.json:
         json.dump(infos, sys.stdout, indent=1)
         print()
-    else:
-        for info in infos:
-            _print_text(info, sys.stdout)
-    status = 0
-    for info in infos:
-        unknown = unknown_layer_types(info)
-        if unknown:
-            sys.stdout.flush()
-            print(f"caffe-import: error: {info['file']}: {len(unknown)} layer(s) of a type "
-                  f"caffe_import does not implement, so CaffeNet cannot build this net: "
-                  f"{', '.join(unknown)}", file=sys.stderr)
-            status = 1
-        later = train_only_unknown_types(info)
-        if later:
-            sys.stdout.flush()
-            print(f"caffe-import: note: {info['file']}: layers the TEST net leaves out have a "
-                  f"type caffe_import does not implement (building the net for another phase "
-                  f"or stage would fail): {', '.join(later)}", file=sys.stderr)
-    return status
+    return 2 if failed else status
 
 
 def register(sub) -> None:
     parser = sub.add_parser("inspect", help="show what a Caffe file holds",
                             description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="caffemodel, .caffemodel.h5, prototxt, binaryproto, solverstate, or what "
-                             "convert/export write (.pt, .safetensors, .pt2, .onnx)")
+                        help="caffemodel, .caffemodel.h5, prototxt, binaryproto, solverstate, what "
+                             "convert/export write (.pt, .safetensors, .pt2, .onnx), or a solver "
+                             "snapshot's .solverstate.safetensors")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_schema_options(parser)
     parser.set_defaults(func=run)

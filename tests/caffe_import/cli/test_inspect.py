@@ -119,3 +119,24 @@ def test_a_type_only_the_train_net_uses_is_a_note_not_a_failure(tmp_path, capsys
     assert "error" not in err and "'acc' (type 'TrainOnlyFrob')" in err
     (info,) = run_json(capsys, tmp_path / "net.prototxt")
     assert [r["test"] for r in info["layers"]] == [True, True, False]
+
+
+def test_one_unreadable_file_among_several_leaves_the_others_shown(tmp_path, capsys):
+    good = case_dir("format_mean_binaryproto") / "mean.binaryproto"
+    assert main(["inspect", str(tmp_path / "absent.caffemodel"), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert "absent.caffemodel" in err and f"{good}: binaryproto" in out
+
+
+def test_the_solvers_own_snapshot_state_is_recognised(tmp_path, capsys):
+    """`fcn-repro train` snapshots `*.solverstate.safetensors` (caffe_import.solver's state)."""
+    from caffe_import.net import CaffeNet
+    from caffe_import.solver import Solver
+
+    net = CaffeNet(case_dir("solver_fcn32s_narrow") / "train.prototxt", phase="train")
+    solver = Solver("base_lr: 0.1 momentum: 0.9 lr_policy: 'fixed'", net=net)
+    solver.save_state(tmp_path / "s_iter_0.solverstate.safetensors", learned_net="s.caffemodel")
+    (info,) = run_json(capsys, tmp_path / "s_iter_0.solverstate.safetensors")
+    assert info["format"] == "caffe_import solver state (.safetensors)"
+    assert info["iter"] == 0 and info["learned_net"] == "s.caffemodel"
+    assert info["history_blobs"] == len(solver.history) > 0
