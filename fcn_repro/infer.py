@@ -81,16 +81,21 @@ _DISTINCT = "rename one, or segment them in separate calls with separate -o fold
 def output_stems(images: Sequence[str | os.PathLike]) -> dict[Path, Path]:
     """Each input image -> its outputs' path stem relative to the output folder.
 
-    Images in one folder keep their file stems (``photos/a.jpg`` -> ``a``); images from several
-    folders keep their folders below the deepest folder they share (``d1/a.jpg d2/a.jpg`` ->
-    ``d1/a``, ``d2/a``), so no result overwrites another. An image given twice is segmented
-    once. Raises :class:`UsageError` naming the inputs when two would still write one file
-    (``a.jpg`` beside ``a.png``), before anything is computed.
+    Images keep their file stems when those are all different, wherever the images are
+    (``/abs/d1/a.jpg rel/d2/b.jpg`` -> ``a``, ``b``). When two share a stem, every image keeps
+    its folders below the deepest folder the inputs share (``d1/a.jpg d2/a.jpg`` -> ``d1/a``,
+    ``d2/a``), so no result overwrites another. An image given twice (however spelled) is
+    segmented once. Raises :class:`UsageError` naming the inputs when two would still write one
+    file (``a.jpg`` beside ``a.png``), before anything is computed.
     """
-    paths = list(dict.fromkeys(Path(p) for p in images))
-    absolute = [Path(os.path.abspath(p)) for p in paths]
-    base = Path(os.path.commonpath([p.parent for p in absolute])) if absolute else Path()
-    stems = {p: a.parent.relative_to(base) / a.stem for p, a in zip(paths, absolute)}
+    unique: dict[Path, Path] = {}
+    for p in images:
+        unique.setdefault(Path(os.path.abspath(p)), Path(p))
+    paths, absolute = list(unique.values()), list(unique)
+    stems = {p: Path(a.stem) for p, a in zip(paths, absolute)}
+    if len(set(stems.values())) < len(stems):
+        base = Path(os.path.commonpath([a.parent for a in absolute]))
+        stems = {p: a.parent.relative_to(base) / a.stem for p, a in zip(paths, absolute)}
     by_stem: dict[Path, list[Path]] = {}
     for path, stem in stems.items():
         by_stem.setdefault(stem, []).append(path)

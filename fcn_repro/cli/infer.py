@@ -15,11 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "preprocessing; writes NAME.png (VOC palette), NAME_overlay.png "
                                    "and with --save-scores NAME_scores.npy per image (NAME_HEAD... "
                                    "for nets with several score blobs).\n\n"
-                                   "NAME is the image's file name without its extension when all "
-                                   "images are in one folder (photos/a.jpg -> DIR/a.png). Images "
-                                   "from several folders keep their folders below the deepest "
-                                   "folder they share (d1/a.jpg d2/a.jpg -> DIR/d1/a.png, "
-                                   "DIR/d2/a.png), so no result overwrites another. Two inputs "
+                                   "NAME is the image's file name without its extension when "
+                                   "those all differ, wherever the images are (/x/a.jpg y/b.jpg "
+                                   "-> DIR/a.png, DIR/b.png). When two images share a name, all "
+                                   "keep their folders below the deepest folder they share "
+                                   "(d1/a.jpg d2/a.jpg -> DIR/d1/a.png, DIR/d2/a.png), so no "
+                                   "result overwrites another. Two inputs "
                                    "that would still write one file (a.jpg beside a.png) are "
                                    "refused before anything is computed.")
     which = p.add_mutually_exclusive_group(required=True)

@@ -91,6 +91,21 @@ def test_same_file_names_from_two_folders_keep_their_folders(tmp_path, image, mo
     assert infer([image], tmp_path / "flat", net="stub.prototxt", weights=None)[0] == tmp_path / "flat" / "photo.png"
 
 
+def test_distinct_names_from_far_apart_folders_stay_flat(tmp_path, image, monkeypatch):
+    """An absolute and a relative path in unrelated folders: no folders reproduced under -o."""
+    from fcn_repro import zoo
+    from fcn_repro.infer import infer
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
+    for folder, name in (("deep/dir1", "a.png"), ("other/dir2", "b.png")):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / name).write_bytes(image.read_bytes())
+    monkeypatch.chdir(tmp_path / "other")
+    written = infer([tmp_path / "deep/dir1/a.png", "dir2/b.png", "./dir2/../dir2/b.png"], "inf",
+                    net="stub.prototxt", weights=None)
+    assert sorted(p.as_posix() for p in written) == [
+        "inf/a.png", "inf/a_overlay.png", "inf/b.png", "inf/b_overlay.png"]
+
+
 @pytest.mark.parametrize("names", [("a.png", "a.jpg"), ("a.png", "a_overlay.png")])
 def test_inputs_that_would_write_one_file_are_refused_before_any_work(tmp_path, image, monkeypatch,
                                                                       capsys, names):
