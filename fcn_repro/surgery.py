@@ -131,7 +131,8 @@ def init_upsampling(net: Any, layers: Iterable[str] | None = None,
 
     ``layers`` defaults to every ``Deconvolution`` layer of ``net`` (a CaffeNet). A weight of
     shape ``(m, k, h, w)`` needs ``m == k`` (or ``k == 1``, grouped) and ``h == w``; other
-    entries than the channel diagonal are zeroed. Returns the names initialised.
+    entries than the channel diagonal are zeroed. Returns the names initialised; ``log`` gets one
+    sentence per layer (the release's ``interp`` prints nothing).
     """
     table = _param_table(net)
     if layers is None:
@@ -157,7 +158,7 @@ def init_upsampling(net: Any, layers: Iterable[str] | None = None,
         _assign(table, name, 0, kernel.numpy())
         done.append(name)
         if log is not None:
-            log(f"bilinear {name} {shape}")
+            log(f"{name}: deconvolution initialised with bilinear upsampling weights")
     return done
 
 

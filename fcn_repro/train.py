@@ -146,19 +146,17 @@ def latest_snapshot(folder: str | os.PathLike) -> Path | None:
 def initialize(net: Any, init: str | os.PathLike | Mapping[str, Any] | None,
                log: Say | None = None) -> list[str]:
     """The release's surgery: transplant ``init`` (by layer name, coercing fc -> conv), then
-    bilinear weights for every deconvolution whose name contains ``up``. Each line also goes to
-    ``log`` as it happens (as the release's ``surgery.transplant`` prints them)."""
+    bilinear weights for every deconvolution whose name contains ``up``. Returns the record:
+    the transplant's lines as the release's ``surgery.transplant`` prints them, then ``bilinear
+    NAME`` per deconvolution. ``log`` gets each as it happens, the transplant's lines verbatim
+    and a sentence per deconvolution (``upscore: deconvolution initialised with ...``)."""
     from fcn_repro.surgery import init_upsampling, transplant
     lines: list[str] = []
     if init is not None:
         lines += transplant(net, init, log=log)
     ups = [n for n, t in zip(net.layer_names, net.layer_types) if t == "Deconvolution" and "up" in n]
     if ups:
-        init_upsampling(net, ups)
-        lines += [f"bilinear {n}" for n in ups]
-        if log is not None:
-            for n in ups:
-                log(f"bilinear {n}")
+        lines += [f"bilinear {n}" for n in init_upsampling(net, ups, log=log)]
     return lines
 
 

@@ -149,8 +149,12 @@ def test_initialize_transplants_then_makes_upsampling_bilinear():
                 convolution_param { num_output: 2 kernel_size: 4 stride: 2 bias_term: false } }
     """)
     w = np.arange(54, dtype=np.float32).reshape(2, 27)
-    lines = initialize(net, {"conv": [w, np.ones(2, np.float32)], "fc8": [np.zeros(3, np.float32)]})
+    said = []
+    lines = initialize(net, {"conv": [w, np.ones(2, np.float32)], "fc8": [np.zeros(3, np.float32)]},
+                       log=said.append)
     assert lines == ["coercing conv 0 from (2, 27) to (2, 3, 3, 3)", "copying conv 1", "dropping fc8",
                      "bilinear upscore"]
+    # the user reads the release's transplant lines, then a sentence rather than "bilinear upscore"
+    assert said == lines[:3] + ["upscore: deconvolution initialised with bilinear upsampling weights"]
     np.testing.assert_array_equal(net.params["conv"][0].detach().numpy().reshape(2, 27), w)
     torch.testing.assert_close(net.params["upscore"][0].detach(), upsampling_weights(2, 4))
