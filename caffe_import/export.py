@@ -115,19 +115,25 @@ def unexportable_layers(net, outputs: Sequence[str] | None = None) -> list[tuple
     return found
 
 
-def check_exportable(net, outputs: Sequence[str] | None, target: str) -> None:
+def check_exportable(net, outputs: Sequence[str] | None, target: str,
+                     path: str | os.PathLike | None = None) -> None:
     """Refuse, listing every layer ``target`` cannot express, instead of writing a graph that
-    silently differs from the net."""
+    silently differs from the net; the refusal spells out the export of the part before them
+    (``path``: the file asked for, shown in that command)."""
     bad = unexportable_layers(net, outputs)
     if not bad:
         return
     bottoms = sorted({b for s in net._steps if s.name in {n for n, _, _ in bad} for b in s.bottoms})
+    flag = "--onnx" if target == "ONNX" else "--torch-export"
+    out = os.fspath(path) if path is not None else ("OUT.onnx" if target == "ONNX" else "OUT.pt2")
     raise CaffeFormatError(
         f"{target} cannot express {len(bad)} layer(s) this export needs:\n"
         + "\n".join(f"  layer '{n}' ({t}): {why}" for n, t, why in bad)
-        + f"\nExport the part before them (--output BLOB, repeatable; here their inputs: "
-          f"{', '.join(bottoms)}) and run those layers with CaffeNet in Python "
-          "(docs/forks.md, 'Convert and export').")
+        + "\nExport the part before them, their inputs, and run those layers with CaffeNet in "
+          f"Python:\n  caffe-import export NET WEIGHTS {flag} {out} "
+          + " ".join(f"--output {b}" for b in bottoms)
+          + f"\n  (in Python: write_export(net, {out!r}, outputs={bottoms!r}); "
+          "docs/forks.md, 'Convert and export').")
 
 
 def _wrap(net, outputs: Sequence[str] | None) -> ExportableNet:
@@ -397,6 +403,7 @@ def write_export(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     kind = kind or path.suffix.lower()
     if kind not in EXPORT_SUFFIXES:
         raise UsageError(f"{path}: an export is written as .onnx or .pt2, not '{path.suffix}'")
+    check_exportable(net, outputs, "torch.export" if kind == ".pt2" else "ONNX", path)
     shapes = _shapes_text(net, inputs)
     if kind == ".pt2":
         say(f"tracing the net with torch.export for {shapes} ...")

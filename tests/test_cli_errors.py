@@ -26,6 +26,8 @@ MEAN = case_dir("format_mean_binaryproto") / "mean.binaryproto"
 #: SegNet BN layers, one setting no field that says whose BN it is (PSPNet's has 4 blobs)
 V1_CLASSIFIER = case_dir("format_v1_vgg16_classifier")  # fc layers: a fixed input size
 SEGNET_BN = ROOT / "tests" / "fixtures" / "forks" / "segnet" / "layers_bn"
+SSD = ROOT / "tests" / "fixtures" / "forks" / "ssd" / "mobilenet_ssd_deploy_narrow"
+SSD_FILES = [str(SSD / "net.prototxt"), str(SSD / "weights.caffemodel")]
 
 SYNTAX_ERROR = """name: "broken"
 layer {
@@ -138,6 +140,10 @@ CASES = [
     ("convert-weights-truncated", C, ["convert", NET, "{d}/truncated.caffemodel", "-o", "{d}/o.pt"], 2,
      ["truncated.caffemodel", "truncated"]),
     ("convert-output-is-folder", C, ["convert", NET, W, "-o", "{d}/voc"], 2, ["voc", "is a folder"]),
+    ("convert-onnx-unexportable-layer", C, ["convert", *SSD_FILES, "-o", "{d}/x.onnx"], 2,
+     ["mobilenet_ssd_deploy_narrow/net.prototxt", "'detection_out'",
+      "caffe-import export NET WEIGHTS --onnx {d}/x.onnx --output mbox_conf_flatten --output "
+      "mbox_loc --output mbox_priorbox", "'Convert and export'"]),
     # caffe-import export
     ("export-nothing-to-do", C, ["export", NET, W], 2, ["--onnx", "--torch-export"]),
     ("export-net-syntax", C, ["export", "{d}/syntax.prototxt", W, "--torch-export", "{d}/o.pt2"], 2,
@@ -243,6 +249,7 @@ def test_bad_input_is_one_clear_error(name, cli, argv, code, expected, bad, caps
     prog = "caffe-import" if cli == C else "fcn-repro"
     assert f"{prog}" in err and "error:" in err, err
     for word in expected:
+        word = word.replace("{d}", str(bad))
         assert word in err, f"{word!r} not in: {err}"
 
 
