@@ -52,8 +52,12 @@ layer { name: "frob" type: "Frobnicate" bottom: "conv1" top: "f" }
 layer { name: "zap" type: "Zapp" bottom: "f" top: "z" }
 """
 # what the one complete error of TYPO_AND_UNKNOWN_TYPES must say, whichever verb reads it
-EVERY_PROBLEM = ["typos.prototxt", "line 5", "'num_ouptut'", "line 6", "'relu_parm'", "'Frobnicate'",
-                 "'Zapp'", '@register("Frobnicate")']
+EVERY_PROBLEM = ["typos.prototxt", "line 5", "'num_ouptut'", "did you mean 'num_output'?", "line 6",
+                 "'relu_parm'", "did you mean 'relu_param'?", "'Frobnicate'", "'Zapp'",
+                 '@register("Frobnicate")']
+ONE_TYPO = UNKNOWN_TYPE.split("layer { name: \"weird\"")[0] + """layer { name: "conv1" type: "Convolution"
+        bottom: "data" top: "conv1" convolution_param { num_ouptut: 8 kernel_size: 3 } }
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "syntax.prototxt").write_text(SYNTAX_ERROR)
     (d / "unknown.prototxt").write_text(UNKNOWN_TYPE)
     (d / "typos.prototxt").write_text(TYPO_AND_UNKNOWN_TYPES)
+    (d / "typo.prototxt").write_text(ONE_TYPO)
+    shutil.copy(Path(caffe_cli.__file__).parents[1] / "proto" / "caffe.proto", d / "bvlc.proto")
     (d / "a_file").write_text("not a folder\n")
     (d / "bad_case").mkdir()
     for name in ("solver.prototxt", "train.prototxt", "init.caffemodel", "reference.h5"):
@@ -97,6 +103,8 @@ CASES = [
     ("inspect-unknown-type", C, ["inspect", "{d}/unknown.prototxt"], 1,
      ["unknown.prototxt", "'weird'", "FrobnicateLayer"]),
     ("inspect-typos-and-unknown-types", C, ["inspect", "{d}/typos.prototxt"], 2, EVERY_PROBLEM),
+    ("inspect-typo", C, ["inspect", "{d}/typo.prototxt"], 2,
+     ["typo.prototxt", "line 5", "layer 'conv1'", "'num_ouptut'", "did you mean 'num_output'?"]),
     # caffe-import parity
     ("parity-net-missing", C, ["parity", "{d}/absent.prototxt", W, REF], 2, ["absent.prototxt", "does not exist"]),
     ("parity-net-empty", C, ["parity", "{d}/empty", W, REF], 2, ["empty", "no layers"]),
@@ -136,6 +144,10 @@ CASES = [
      ["unknown.prototxt", "FrobnicateLayer"]),
     ("convert-typos-and-unknown-types", C, ["convert", "{d}/typos.prototxt", W, "-o", "{d}/o.pt"], 2,
      EVERY_PROBLEM),
+    ("convert-proto-lacks-fork-fields", C, ["convert", *SSD_FILES, "--proto", "{d}/bvlc.proto",
+                                            "-o", "{d}/o.pt"], 2,
+     ["mobilenet_ssd_deploy_narrow/net.prototxt", "'permute_param'",
+      "given proto bvlc.proto does not define these fields", "--fork ssd"]),
     ("convert-weights-random", C, ["convert", NET, "{d}/random.bin", "-o", "{d}/o.pt"], 2, ["random.bin"]),
     ("convert-weights-truncated", C, ["convert", NET, "{d}/truncated.caffemodel", "-o", "{d}/o.pt"], 2,
      ["truncated.caffemodel", "truncated"]),
@@ -260,6 +272,13 @@ def test_errors_are_pinned_on_the_right_file(bad, capsys):
     assert rc == 2 and "net.prototxt" not in err and "absent_voc" in err
     rc, _, err = _run(C, ["convert", "{d}/unknown.prototxt", W, "-o", "{d}/o.pt"], bad, capsys)
     assert rc == 2 and err.startswith(f"caffe-import: error: {bad}/unknown.prototxt: ")
+
+
+def test_a_typo_gets_no_fork_advice(bad, capsys):
+    """Misspelt field names (each shown with its close name) are not blamed on a missing fork."""
+    for name in ("typo", "typos"):
+        rc, _, err = _run(C, ["inspect", f"{{d}}/{name}.prototxt"], bad, capsys)
+        assert rc == 2 and "did you mean" in err and "fork" not in err, err
 
 
 def test_every_verb_has_a_bad_input_row():

@@ -9,6 +9,7 @@ cannot follow ends the walk quietly (the parser then reports the syntax error).
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -33,6 +34,7 @@ class UnknownField:
     path: str  # where in the net, e.g. "layer[12].norm_param"
     layer: Optional[str] = None  # the enclosing layer's name, when inside one
     layer_type: Optional[str] = None
+    close: Optional[str] = None  # the message's field name it most likely misspells
 
     def describe(self) -> str:
         where = f"line {self.line}"
@@ -138,8 +140,10 @@ class _Walker:
                 if field is not None and field.type != field.TYPE_GROUP:
                     field = None
             if field is None:
-                self.found.append(dict(line=line, column=col, name=value,
-                                       message=desc.name, path=f"{path}.{value}".lstrip(".")))
+                near = difflib.get_close_matches(value, list(desc.fields_by_name), 1, 0.8)
+                self.found.append(dict(line=line, column=col, name=value, message=desc.name,
+                                       path=f"{path}.{value}".lstrip("."),
+                                       close=near[0] if near else None))
             index = scalars.get(f"#{value}", "0")
             scalars[f"#{value}"] = str(int(index) + 1)
             sub = f"{path}.{value}".lstrip(".")
@@ -244,7 +248,9 @@ def _unknown_lines(unknown: list[UnknownField], selected: tuple[str, ...],
         groups.setdefault((item.message, item.name), []).append(item)
     for (message, name), items in groups.items():
         forks = forks_knowing(message, name, exclude=selected)
-        note = f" (a field of fork {', '.join(forks)})" if forks else ""
+        close = items[0].close
+        note = (f" (a field of fork {', '.join(forks)})" if forks else
+                f" (did you mean '{close}'?)" if close else "")
         for fork in forks:
             hints.setdefault(fork, []).append(name)
         lines += [f"  {item.describe()}{note}" for item in items[:_SHOWN]]
@@ -268,6 +274,29 @@ def _missing_lines(missing: list[tuple[str, str, str]]) -> list[str]:
     return lines
 
 
+def _schema_advice(unknown: list[UnknownField], hints: dict[str, list[str]],
+                   given: Optional[str]) -> list[str]:
+    """The closing line on the schema: the fork whose fields these are, else (unless every
+    unknown name looks like a typo, each shown with its close name) where schemas come from.
+    ``given``: the user's own proto file, which then plainly lacks these fields."""
+    if hints:
+        best = max(hints, key=lambda f: len(hints[f]))
+        if given:
+            return [f"The given proto {given} does not define these fields; they belong to "
+                    f"Caffe fork {best}'s schema: pass fork='{best}' (--fork {best}) instead, "
+                    "or a caffe.proto that defines them."]
+        return [f"These fields belong to a Caffe fork's schema: pass fork='{best}' "
+                f"(--fork {best}); or give the fork's own caffe.proto with proto=FILE "
+                "(--proto FILE)."]
+    if not any(item.close is None for item in unknown):
+        return []
+    if given:
+        return [f"The given proto {given} does not define these fields: give the caffe.proto "
+                "of the Caffe that wrote the net; known forks: fork=NAME (--fork NAME)."]
+    return ["If the net comes from a Caffe fork, give that fork's caffe.proto with "
+            "proto=FILE (--proto FILE); known forks: fork=NAME (--fork NAME)."]
+
+
 def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, str]],
                    schema: Any = None, path: object = None) -> "Exception":
     """One CaffeFormatError listing every unknown field (with its line and layer), every
@@ -276,14 +305,22 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
 
     lines: list[str] = []
     selected = (schema.name,) if schema is not None and schema.fork else ()
+    given = schema.name[len("proto:"):] if schema is not None and schema.name.startswith("proto:") else None
     if len(unknown) == 1 and not missing:
         item = unknown[0]
         forks = forks_knowing(item.message, item.name, exclude=selected)
         layer = f" (layer '{item.layer}')" if item.layer else ""
-        hint = (f"; it is a field of Caffe fork {', '.join(forks)}: pass fork='{forks[0]}' "
-                f"(--fork {forks[0]})" if forks else
-                "; a net from a Caffe fork needs its schema: fork=NAME (--fork NAME) or "
-                "proto=FILE (--proto FILE)")
+        if forks:
+            hint = (f"; it is a field of Caffe fork {', '.join(forks)}: pass fork='{forks[0]}' "
+                    f"(--fork {forks[0]})" + (f" instead of the given proto {given}, which does "
+                                             "not define it" if given else ""))
+        elif item.close:
+            hint = f"; did you mean '{item.close}'?"
+        elif given:
+            hint = f"; the given proto {given} does not define it"
+        else:
+            hint = ("; a net from a Caffe fork needs its schema: fork=NAME (--fork NAME) or "
+                    "proto=FILE (--proto FILE)")
         return CaffeFormatError(f"unknown field '{item.name}' in {item.message}{layer}{hint}",
                                 path=path, line=item.line, column=item.column)
     hints: dict[str, list[str]] = {}
@@ -294,14 +331,7 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
     if missing:
         lines.append(f"{len(missing)} layer(s) of a type with no implementation:")
         lines += _missing_lines(missing)
-    if hints:
-        best = max(hints, key=lambda f: len(hints[f]))
-        lines.append(f"These fields belong to a Caffe fork's schema: pass fork='{best}' "
-                     f"(--fork {best}); or give the fork's own caffe.proto with proto=FILE "
-                     "(--proto FILE).")
-    elif unknown:
-        lines.append("If the net comes from a Caffe fork, give that fork's caffe.proto with "
-                     "proto=FILE (--proto FILE); known forks: fork=NAME (--fork NAME).")
+    lines += _schema_advice(unknown, hints, given)
     plain = [t for _, t, _ in missing if t != "Python"]
     if plain:
         first = plain[0]
