@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..proto.schema import message_class, schema_of
+from ..proto.schema import forks_fitting, message_class, schema_of
+from ..proto.transcode import AmbiguousNumber
 from . import wire
 from .atomic import atomic_open, atomic_path
 
@@ -87,6 +88,16 @@ def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
     return (net.name if net.HasField("name") else None), layers
 
 
+def _name_the_fork(exc: AmbiguousNumber, net: Any, schema: Any) -> CaffeFormatError:
+    """A field numbered differently by the merged forks: the fork to name, when the net's
+    fields fit only one of them (left to the caller to name the net's file)."""
+    fits = forks_fitting(net, schema.forks)
+    advice = (f"the net's fields are all fork {fits[0]}'s: pass fork='{fits[0]}' "
+              f"(--fork {fits[0]}) to write it" if len(fits) == 1 else
+              "name the fork (fork=NAME / --fork NAME) to write it")
+    return CaffeFormatError(f"{exc.detail}; {advice}", layer=exc.layer)
+
+
 def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter],
                   weights: Mapping[str, Sequence[Any]]) -> None:
     """Write a binary caffemodel Caffe reads: a NetParameter in the current layout.
@@ -112,8 +123,10 @@ def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter]
     for layer in layers:
         data = layer.SerializeToString()
         if schema is not None:
-            data = schema.to_wire(data, "LayerParameter",
-                                  where=f"layer '{layer.name}'" if layer.name else None)
+            try:
+                data = schema.to_wire(data, "LayerParameter", layer=layer.name or None)
+            except AmbiguousNumber as exc:
+                raise _name_the_fork(exc, net, schema) from None
         encoded.append((layer.name, data))
     with atomic_open(path) as fh:
         fh.write(head_msg.SerializeToString())

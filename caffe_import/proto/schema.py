@@ -457,7 +457,8 @@ class Schema:
 
         return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"), True)
 
-    def to_wire(self, data: bytes, message: str = "NetParameter", where: object = None) -> bytes:
+    def to_wire(self, data: bytes, message: str = "NetParameter",
+                layer: Optional[str] = None) -> bytes:
         """This pool's serialized ``message`` -> the fork's wire numbers (fields in number
         order, as protobuf writes them); a field whose number the merged forks disagree on
         is an error naming the forks."""
@@ -466,7 +467,7 @@ class Schema:
         from .transcode import transcode
 
         return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"),
-                         False, where=where)
+                         False, layer=layer)
 
 
 def _message_class(desc) -> type:
@@ -474,6 +475,26 @@ def _message_class(desc) -> type:
     if get is not None:
         return get(desc)
     return message_factory.MessageFactory(desc.file.pool).GetPrototype(desc)  # pragma: no cover
+
+
+def forks_fitting(msg: Any, forks: Iterable[str]) -> list[str]:
+    """Those of ``forks`` whose schema has every field set in the message ``msg`` (a net
+    read with a merged schema): the forks it can have come from."""
+    def fits(pool: Any, m: Any) -> bool:
+        try:
+            desc = pool.FindMessageTypeByName(m.DESCRIPTOR.full_name)
+        except KeyError:
+            return False
+        for fd, value in m.ListFields():
+            if fd.name not in desc.fields_by_name:
+                return False
+            if fd.message_type is not None:
+                subs = [value] if hasattr(value, "ListFields") else value
+                if not all(fits(pool, sub) for sub in subs):
+                    return False
+        return True
+
+    return [fork for fork in forks if fits(get_schema(fork).pool, msg)]
 
 
 _POOLS: dict[int, Schema] = {}

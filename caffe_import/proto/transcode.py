@@ -15,6 +15,15 @@ from ..io import wire
 _LAYER = "caffe.LayerParameter"
 
 
+class AmbiguousNumber(CaffeFormatError):
+    """A field to write whose wire number differs between the merged forks: the writer
+    turns it into advice naming the fork (it knows the whole net)."""
+
+    def __init__(self, detail: str, layer: Optional[str] = None) -> None:
+        super().__init__(detail, layer=layer)
+        self.detail = detail
+
+
 def _layer_type(data: bytes) -> Optional[str]:
     """The ``type`` string (field 2) of a serialized LayerParameter, if any."""
     for f in wire.iter_fields(data, 0, len(data)):
@@ -47,9 +56,11 @@ def _dirty(schema: Any, desc: Any, read: bool, seen: Optional[set] = None) -> bo
     return result
 
 
-def transcode(schema: Any, data: bytes, desc: Any, read: bool, where: object = None) -> bytes:
+def transcode(schema: Any, data: bytes, desc: Any, read: bool,
+              layer: Optional[str] = None) -> bytes:
     """``data`` (a serialized ``desc`` message) renumbered: wire -> pool when ``read``,
-    pool -> wire otherwise (then fields are emitted in number order, as protobuf does)."""
+    pool -> wire otherwise (then fields are emitted in number order, as protobuf does).
+    ``layer``: the layer ``data`` belongs to, named in an :class:`AmbiguousNumber`."""
     if not _dirty(schema, desc, read):
         return bytes(data)
     table = (schema.wire_to_pool if read else schema.pool_to_wire).get(desc.full_name, {})
@@ -69,14 +80,14 @@ def transcode(schema: Any, data: bytes, desc: Any, read: bool, where: object = N
             continue
         if target == -1:
             fd = desc.fields_by_number.get(number)
-            raise CaffeFormatError(
+            raise AmbiguousNumber(
                 f"field '{fd.name if fd else number}' of {desc.name} has different numbers in "
-                f"the merged forks ({schema.ambiguous.get((desc.full_name, number), '?')}); "
-                "name the fork (fork=... / --fork) to write it", path=where)
+                f"the merged forks ({schema.ambiguous.get((desc.full_name, number), '?')})",
+                layer=layer)
         fd = desc.fields_by_number.get(target if read else number)
         if fd is not None and fd.message_type is not None and wt == wire.LENGTH:
             length, start = wire.read_varint(data, body, end)
-            inner = transcode(schema, data[start:start + length], fd.message_type, read, where)
+            inner = transcode(schema, data[start:start + length], fd.message_type, read, layer)
             payload = wire.encode_varint(len(inner)) + inner
         else:
             payload = bytes(data[body:nxt])
