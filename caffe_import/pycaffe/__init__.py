@@ -7,19 +7,27 @@ code, ``from caffe_import import pycaffe as caffe`` gives the same surface.
 """
 from __future__ import annotations
 
+import sys as _sys
+
+from .. import proto
 from ..proto import caffe_pb2 as _pb2
 from . import io
 from .blob import Blob, BlobVec
 from .classifier import Classifier
 from .detector import Detector
-from .mode import set_device, set_mode_cpu, set_mode_gpu, set_random_seed
+from .mode import (NCCL, Timer, has_nccl, set_device, set_mode_cpu, set_mode_gpu,
+                   set_multiprocess, set_random_seed, set_solver_count, set_solver_rank,
+                   solver_count, solver_rank)
 from .net import Net
 from .net_spec import NetSpec, layers, params, to_proto
-from . import net_spec
+from . import classifier, detector, net_spec
 from .python_layer import Layer
 from .solver import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                      RMSPropSolver, SGDSolver, Solver, get_solver)
 
+# pycaffe's __init__ leaves its submodules ``caffe.pycaffe`` (the Python wrappers) and
+# ``caffe._caffe`` (the C++ module) bound as attributes; here both are this package.
+pycaffe = _caffe = _sys.modules[__name__]
 TRAIN = _pb2.TRAIN
 TEST = _pb2.TEST
 __version__ = "1.0.0"
@@ -40,20 +48,10 @@ def log(message: str) -> None:
     logging.getLogger("caffe").info(message)
 
 
-def solver_count() -> int:
-    return 1
-
-
-def solver_rank() -> int:
-    return 0
-
-
-def has_nccl() -> bool:
-    return False
-
-
 __all__ = ["Net", "Layer", "Blob", "BlobVec", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",
            "set_device", "set_random_seed", "Solver", "SGDSolver", "NesterovSolver",
            "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver", "AdamSolver", "get_solver",
            "Classifier", "Detector", "io", "layers", "params", "NetSpec", "to_proto",
-           "layer_type_list", "init_log", "log", "solver_count", "solver_rank", "has_nccl"]
+           "layer_type_list", "init_log", "log", "solver_count", "solver_rank", "has_nccl", "set_solver_count", "set_solver_rank",
+           "set_multiprocess", "NCCL", "Timer", "proto", "classifier", "detector",
+           "net_spec", "pycaffe"]

@@ -6,6 +6,8 @@ run after ``set_mode_gpu()`` moves to the GPU (its host arrays then become mirro
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 _state = {"gpu": False, "device": 0}
@@ -41,3 +43,72 @@ def set_random_seed(seed: int) -> None:
 def current_device() -> torch.device:
     """The torch device the mode names now."""
     return torch.device("cuda", _state["device"]) if _state["gpu"] else torch.device("cpu")
+
+
+def solver_count() -> int:
+    """Caffe's number of parallel solvers: always 1 (multi-GPU training is not implemented)."""
+    return 1
+
+
+def set_solver_count(count: int) -> None:
+    """Caffe's ``set_solver_count``; only 1 is supported (no multi-GPU training)."""
+    if int(count) != 1:
+        raise NotImplementedError(f"set_solver_count({count}): multi-GPU training is not "
+                                  "implemented; only one solver runs (solver_count() is 1)")
+
+
+def solver_rank() -> int:
+    """This solver's rank: always 0."""
+    return 0
+
+
+def set_solver_rank(rank: int) -> None:
+    """Caffe's ``set_solver_rank``; only rank 0 exists here."""
+    if int(rank) != 0:
+        raise NotImplementedError(f"set_solver_rank({rank}): multi-GPU training is not "
+                                  "implemented; the only solver has rank 0")
+
+
+def set_multiprocess(multiprocess: bool) -> None:
+    """Caffe's ``set_multiprocess`` flag; it changes nothing with a single solver."""
+
+
+def has_nccl() -> bool:
+    """No NCCL: multi-GPU training is not implemented."""
+    return False
+
+
+class NCCL:
+    """Caffe's NCCL multi-GPU synchroniser; not implemented (``has_nccl()`` is False)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise NotImplementedError("caffe.NCCL: multi-GPU training is not implemented "
+                                  "(has_nccl() is False; train with one solver)")
+
+    @staticmethod
+    def new_uid() -> str:
+        raise NotImplementedError("caffe.NCCL.new_uid: multi-GPU training is not implemented")
+
+
+class Timer:
+    """Caffe's ``Timer``: ``start()``, ``stop()``, ``ms`` (milliseconds between them, or up to
+    now while running). Caffe's GPU timer uses CUDA events; this one is the wall clock."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._elapsed = 0.0
+        self._running = False
+
+    def start(self) -> None:
+        self._start, self._running = time.perf_counter(), True
+
+    def stop(self) -> None:
+        if self._running:
+            self._elapsed = time.perf_counter() - self._start
+            self._running = False
+
+    @property
+    def ms(self) -> float:
+        if self._running:
+            self.stop()  # Caffe's MilliSeconds() stops a running timer first
+        return self._elapsed * 1000.0

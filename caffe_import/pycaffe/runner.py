@@ -3,7 +3,7 @@
 ``run_script(path, args)`` behaves as ``python path args...``: the script runs as
 ``__main__``, ``sys.argv`` is ``[path, *args]``, ``sys.path[0]`` is the script's folder, the
 current directory is left alone. While it runs, a meta-path finder answers ``caffe``,
-``caffe.proto``, ``caffe.proto.caffe_pb2``, ``caffe.io``, ``caffe.net_spec``, ``caffe.coord_map``, ``caffe.pycaffe``,
+``caffe.proto``, ``caffe.proto.caffe_pb2``, ``caffe.io``, ``caffe.net_spec``, ``caffe.coord_map``, ``caffe.pycaffe``, ``caffe._caffe``,
 ``caffe.classifier``, ``caffe.detector`` (and ``caffe.draw`` when pydot is installed) with this
 package's modules, ahead of any real Caffe on the path. Everything is undone afterwards:
 the finder is removed and ``caffe*`` entries leave ``sys.modules`` (the previous ones, if any,
@@ -29,6 +29,7 @@ _ALIASES = {
     "caffe.net_spec": "caffe_import.pycaffe.net_spec",
     "caffe.coord_map": "caffe_import.pycaffe.coord_map",
     "caffe.pycaffe": "caffe_import.pycaffe",
+    "caffe._caffe": "caffe_import.pycaffe",
     "caffe.classifier": "caffe_import.pycaffe.classifier",
     "caffe.detector": "caffe_import.pycaffe.detector",
     "caffe.draw": "caffe_import.pycaffe.draw",

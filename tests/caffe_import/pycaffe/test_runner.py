@@ -7,6 +7,8 @@ import os
 import sys
 import types
 
+import numpy as np
+
 import pytest
 
 from caffe_import.cli import main
@@ -70,3 +72,61 @@ def test_no_top_level_caffe_package_is_installed():
     assert spec is None or "caffe_import" not in (spec.origin or "")
     assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(
         __import__("caffe_import").__file__)), "caffe"))
+
+
+INIT_PARITY = '''
+import sys
+import numpy as np
+import caffe
+# the attributes BVLC's python/caffe/__init__.py leaves on the package
+for name in ("Net", "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver",
+             "AdaDeltaSolver", "AdamSolver", "NCCL", "Timer", "init_log", "log",
+             "set_mode_cpu", "set_mode_gpu", "set_device", "Layer", "get_solver",
+             "layer_type_list", "set_random_seed", "solver_count", "set_solver_count",
+             "solver_rank", "set_solver_rank", "set_multiprocess", "has_nccl", "__version__",
+             "TRAIN", "TEST", "Classifier", "Detector", "io", "layers", "params", "NetSpec",
+             "to_proto", "proto", "pycaffe", "_caffe", "classifier", "detector", "net_spec"):
+    assert hasattr(caffe, name), name
+assert caffe.proto.caffe_pb2.BlobProto is caffe.io.caffe_pb2.BlobProto
+assert caffe.pycaffe.Net is caffe.Net and caffe.pycaffe.SGDSolver is caffe.SGDSolver
+import caffe.proto.caffe_pb2
+from caffe.proto import caffe_pb2
+import caffe.io, caffe.net_spec, caffe.classifier, caffe.detector, caffe.pycaffe
+assert caffe.classifier.Classifier is caffe.Classifier
+assert caffe.detector.Detector is caffe.Detector
+assert caffe.net_spec.NetSpec is caffe.NetSpec
+# the mean-file idiom
+blob = caffe.proto.caffe_pb2.BlobProto()
+blob.ParseFromString(open(sys.argv[1], 'rb').read())
+arr = caffe.io.blobproto_to_array(blob)
+np.save(sys.argv[2], arr)
+t = caffe.Timer()
+t.start(); t.stop()
+assert t.ms >= 0 and caffe.solver_count() == 1 and not caffe.has_nccl()
+caffe.set_solver_count(1); caffe.set_solver_rank(0); caffe.set_multiprocess(False)
+'''
+
+
+def test_import_caffe_exposes_what_pycaffe_init_does(tmp_path):
+    """`import caffe` binds what BVLC's caffe/__init__.py binds (caffe.proto, caffe.pycaffe,
+    ...), so the mean-file idiom `caffe.proto.caffe_pb2.BlobProto()` works unchanged."""
+    from caffe_import.proto import caffe_pb2
+
+    mean = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    blob = caffe_pb2.BlobProto(num=1, channels=2, height=3, width=4)
+    blob.data.extend(mean.ravel().tolist())
+    (tmp_path / "mean.binaryproto").write_bytes(blob.SerializeToString())
+    (tmp_path / "s.py").write_text(INIT_PARITY)
+    out = tmp_path / "mean.npy"
+    assert run_script(str(tmp_path / "s.py"), [str(tmp_path / "mean.binaryproto"),
+                                                str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), mean)
+
+
+def test_multi_gpu_entry_points_refuse_clearly():
+    from caffe_import import pycaffe as caffe
+
+    with pytest.raises(NotImplementedError, match="multi-GPU"):
+        caffe.NCCL(None, "uid")
+    with pytest.raises(NotImplementedError, match="multi-GPU"):
+        caffe.set_solver_count(2)
