@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from typing import Iterator, Sequence
 
 import torch
@@ -28,6 +29,8 @@ from ..errors import CaffeFormatError
 from ..layers import python_layer as registry
 from ..layers.base import CaffeLayer, Shape
 from .blob import Blob, BlobVec, ParamBlob
+
+_PATH_SHOWN = 3  # sys.path entries a failed Python-layer import names
 
 
 class Layer:
@@ -142,15 +145,29 @@ def _adapter_for(module_name: str, layer_name: str, where: str) -> type[CaffeLay
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(f"Python layer '{where}': cannot import module '{module_name}' "
-                          f"(python_param.module; searched sys.path as Caffe does): {exc}"
-                          ) from exc
+        # one error, not importlib's chained frames: the layer, the module and where it was
+        # looked for (Caffe's PythonLayer imports from sys.path the same way)
+        raise ImportError(_import_failure(module_name, where, exc), name=module_name) from None
     cls = getattr(module, layer_name, None)
     if not isinstance(cls, type):
         raise CaffeFormatError(f"module '{module_name}' has no class '{layer_name}' "
                                f"(python_param.layer)", layer=where)
     return type(f"Python_{module_name}_{layer_name}", (PythonLayerAdapter,),
                 {"user_class": cls})
+
+
+def _import_failure(module_name: str, where: str, exc: ImportError) -> str:
+    """The message for a Python layer whose module did not import."""
+    shown = [p or "'' (the current directory)" for p in sys.path[:_PATH_SHOWN]]
+    more = f" and {len(sys.path) - _PATH_SHOWN} more" if len(sys.path) > _PATH_SHOWN else ""
+    missing = exc.name or ""
+    if missing and missing != module_name and not module_name.startswith(missing + "."):
+        why = f"the module was found but its own import failed: {exc}"
+    else:
+        why = f"no module named '{module_name}' on sys.path"
+    return (f"Python layer '{where}': cannot import python_param.module '{module_name}' "
+            f"({why}); sys.path starts with {', '.join(shown)}{more}. Put the folder that "
+            f"holds {module_name.split('.')[0]}.py on PYTHONPATH or next to the script")
 
 
 @contextlib.contextmanager

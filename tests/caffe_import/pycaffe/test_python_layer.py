@@ -127,3 +127,23 @@ def test_missing_module_is_named(tmp_path):
     (tmp_path / "net.prototxt").write_text(NET.replace("pylayers_t", "no_such_module_here"))
     with pytest.raises(ImportError, match="no_such_module_here"):
         caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+
+
+def test_unimportable_module_is_one_clear_error(tmp_path, monkeypatch):
+    """No chain of importlib frames: one ImportError naming the layer, the module and where
+    it was looked for; a module whose own import fails says so."""
+    (tmp_path / "net.prototxt").write_text(NET.replace("pylayers_t", "no_such_module_here"))
+    monkeypatch.syspath_prepend(str(tmp_path / "first_entry"))
+    with pytest.raises(ImportError) as info:
+        caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    err = info.value
+    assert err.__cause__ is None and err.__suppress_context__
+    msg = str(err)
+    assert "'no_such_module_here'" in msg and "no module named" in msg
+    assert "Python layer '" in msg and str(tmp_path / "first_entry") in msg
+    (tmp_path / "broken_layers.py").write_text("import not_installed_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "net.prototxt").write_text(NET.replace("pylayers_t", "broken_layers"))
+    with pytest.raises(ImportError, match="found but its own import failed.*"
+                       "not_installed_dependency_xyz"):
+        caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
