@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..io import read_net
+from ..io.text import parse_net
 from ..net import CaffeNet, filter_net
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
@@ -158,7 +158,8 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        loaded = read_net(source) if isinstance(source, (str, os.PathLike)) else source
+        # read leniently: CaffeNet reports unknown fields and unknown layer types together
+        loaded = parse_net(source)[0] if isinstance(source, (str, os.PathLike)) else source
         with python_layers_for(filter_net(loaded, phase, stages, level)):
             self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True)
         if weights is not None:

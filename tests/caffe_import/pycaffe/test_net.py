@@ -287,3 +287,23 @@ def test_forward_all_without_or_with_ragged_arrays_says_so(tiny):
     x = np.zeros((3, 3, 8, 8), np.float32)
     with pytest.raises(ValueError, match="different lengths"):
         net.forward_backward_all(data=x, prob=np.zeros((2, 5), np.float32))
+
+
+def test_typos_and_unknown_types_are_one_complete_error(tmp_path):
+    """caffe.Net reports what CaffeNet reports: every unknown field and every layer type with
+    no implementation, in one error (not the fields alone)."""
+    from caffe_import.errors import CaffeFormatError
+
+    path = tmp_path / "typo.prototxt"
+    path.write_text('''name: "t"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_ouput: 2 kernel_size: 3 } }
+layer { name: "x" type: "NoSuchLayerT" bottom: "conv" top: "x" }
+''')
+    with pytest.raises(CaffeFormatError) as ours:
+        caffe.Net(str(path), caffe.TEST)
+    with pytest.raises(CaffeFormatError) as plain:
+        CaffeNet(str(path))
+    assert str(ours.value) == str(plain.value)
+    assert "num_ouput" in str(ours.value) and "NoSuchLayerT" in str(ours.value)
