@@ -337,8 +337,8 @@ class Solver:
             loss /= p.iter_size
             self._update_smoothed_loss(loss)
             record = {"iter": self.iter, "loss": loss, "smoothed_loss": self.smoothed_loss}
-            if p.display and self.iter % p.display == 0:  # Caffe's display line (smoothed loss)
-                log.info("Iteration %d, loss = %g", self.iter, self.smoothed_loss)
+            if p.display and self.iter % p.display == 0:
+                self.display()
             self.apply_update()
             record["lr"] = self.rate
             if self.on_iteration is not None:
@@ -346,6 +346,10 @@ class Solver:
             if p.snapshot and self.iter % p.snapshot == 0:
                 self.snapshot()
         return loss
+
+    def display(self) -> None:
+        """Caffe's display line (the smoothed loss), every ``display`` iterations."""
+        log.info("Iteration %d, loss = %g", self.iter, self.smoothed_loss)
 
     def _update_smoothed_loss(self, loss: float) -> None:
         window = max(1, int(self.param.average_loss))

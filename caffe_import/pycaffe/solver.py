@@ -18,8 +18,8 @@ What is Caffe's here and not in the library solver:
 """
 from __future__ import annotations
 
-import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,9 +29,8 @@ import torch
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
 from ..solver import Solver as _LibrarySolver, load_solver_param
+from . import glog
 from .net import TEST, TRAIN, Net
-
-log = logging.getLogger(__name__)
 
 
 def _snapshot_prefix(param, filename: str) -> None:
@@ -58,6 +57,32 @@ class _Engine(_LibrarySolver):
             return g
 
         self._rule = update_into_diff
+        self._clock, self._iterations_last = time.perf_counter(), 0
+
+    def step(self, iters: int = 1, inputs=None) -> float:
+        self._clock = time.perf_counter()  # Caffe's iteration_timer_.Start() in Step
+        return super().step(iters, inputs)
+
+    def display(self) -> None:
+        """Caffe's display lines (``Solver::Step``): the smoothed loss, then every element of
+        every train-net output."""
+        now = time.perf_counter()
+        lapse = now - self._clock
+        per_s = (self.iter - self._iterations_last) / (lapse or 1)
+        glog.info("solver.cpp:239", f"Iteration {self.iter} ({glog.num(per_s)} iter/s, "
+                  f"{glog.num(lapse)}s/{self.param.display} iters), "
+                  f"loss = {glog.num(self.smoothed_loss)}")
+        self._clock, self._iterations_last = now, self.iter
+        net = self.owner.net
+        _output_lines("Train", "solver.cpp:258", [(name, net.blobs[name].data)
+                                                  for name in net.outputs], net)
+
+    def learning_rate(self) -> float:
+        rate = super().learning_rate()
+        if self.param.display and self.iter % self.param.display == 0:
+            # SGDSolver::ApplyUpdate's line (every solver of the SGD family)
+            glog.info("sgd_solver.cpp:113", f"Iteration {self.iter}, lr = {glog.num(rate)}")
+        return rate
 
     def zero_grad(self) -> None:  # ClearParamDiffs, in place: the diff arrays stay valid
         self.owner.net.clear_param_diffs()
@@ -199,6 +224,7 @@ class Solver:
         """Caffe's ``Solver::Test``: share the train weights, run ``test_iter`` forwards,
         average each output."""
         net = self.test_nets[index]
+        glog.info("solver.cpp:347", f"Iteration {self.iter}, Testing net (#{index})")
         net.share_with(self.net)
         n = int(self.param.test_iter[index]) if index < len(self.param.test_iter) else 1
         sums: dict[str, np.ndarray] = {}
@@ -208,10 +234,7 @@ class Solver:
                 value = net.blobs[name].data.astype(np.float64)
                 sums[name] = sums[name] + value if name in sums else value.copy()
         result = {k: v / n for k, v in sums.items()}
-        for k, v in result.items():  # Caffe's "Test net output" lines
-            weight = net.blob_loss_weights.get(k, 0.0)
-            log.info("    Test net output #%d: %s = %s%s", index, k, v,
-                     f" (* {weight} = {v * weight} loss)" if weight else "")
+        _output_lines("Test", "solver.cpp:414", list(result.items()), net)
         return result
 
     # ---- snapshots ----------------------------------------------------------------------
@@ -243,6 +266,20 @@ class Solver:
     def share_weights(self, net: Net) -> None:
         """Caffe's ``share_weights``: ``net`` uses this solver's train-net weights."""
         net.share_with(self.net)
+
+
+def _output_lines(kind: str, where: str, outputs: list[tuple[str, np.ndarray]],
+                  net: Net) -> None:
+    """Caffe's ``    Train net output #k: name = v (* w = w*v loss)`` lines (``Test`` too):
+    one per element of each output, ``k`` counting elements across outputs."""
+    k = 0
+    for name, values in outputs:
+        weight = float(net.blob_loss_weights.get(name, 0.0))
+        for v in np.asarray(values, dtype=np.float32).reshape(-1):
+            loss = (f" (* {glog.num(weight)} = {glog.num(np.float32(weight) * v)} loss)"
+                    if weight else "")
+            glog.info(where, f"    {kind} net output #{k}: {name} = {glog.num(v)}{loss}")
+            k += 1
 
 
 def _solver_class(name: str) -> type[Solver]:

@@ -119,3 +119,51 @@ def test_the_update_is_left_in_the_diff(in_tiny):
     s.step(1)
     np.testing.assert_allclose(s.net.params["conv"][0].diff,
                                before - s.net.params["conv"][0].data, rtol=1e-4, atol=1e-8)
+
+
+def _display_solver(in_tiny, x, y):
+    text = (in_tiny / "solver.prototxt").read_text().replace("display: 0",
+                                                             "display: 2\naverage_loss: 2")
+    (in_tiny / "display.prototxt").write_text(text)
+    s = caffe.SGDSolver("display.prototxt")
+    s.net.copy_from("weights.caffemodel")
+    s.net.blobs["data"].data[...] = x
+    s.net.blobs["label"].data[...] = y
+    return s
+
+
+def test_display_logs_caffes_lines_to_stderr(in_tiny, capsys, monkeypatch):
+    """display: N prints Caffe's glog INFO lines on stderr every N iterations (loss averaged
+    over average_loss iterations, train outputs, SGD's lr line); GLOG_minloglevel >= 1
+    silences them."""
+    import re
+
+    monkeypatch.delenv("GLOG_minloglevel", raising=False)
+    x, y = batch()
+    ref = _display_solver(in_tiny, x, y)
+    losses = []
+    for _ in range(4):
+        ref.step(1)  # each iteration's loss, read back from the blob
+        losses.append(float(ref.net.blobs["loss"].data))
+    capsys.readouterr()
+    s = _display_solver(in_tiny, x, y)
+    s.step(4)
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    prefix = re.compile(r"^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [a-z_]+\.cpp:\d+\] ")
+    assert all(prefix.match(line) for line in lines), lines
+    body = [prefix.sub("", line) for line in lines]
+    iters = [re.sub(r" \(.* iters\)", "", b) for b in body]
+    smoothed = [losses[0], (losses[1] + losses[2]) / 2]  # Caffe's average_loss window
+    assert iters == [
+        f"Iteration 0, loss = {smoothed[0]:g}",
+        f"    Train net output #0: loss = {losses[0]:g} (* 1 = {losses[0]:g} loss)",
+        "Iteration 0, lr = 0.05",
+        f"Iteration 2, loss = {smoothed[1]:g}",
+        f"    Train net output #0: loss = {losses[2]:g} (* 1 = {losses[2]:g} loss)",
+        "Iteration 2, lr = 0.025"]
+    assert re.fullmatch(r"Iteration 2 \(\S+ iter/s, \S+s/2 iters\), loss = \S+", body[3])
+    monkeypatch.setenv("GLOG_minloglevel", "1")
+    s.step(2)
+    assert capsys.readouterr().err == ""
