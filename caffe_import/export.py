@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 import logging
 import math
 import os
 import re
+import sys
+import traceback
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -88,9 +91,22 @@ def example_inputs(net, inputs: InputSpec | None = None, seed: int = 0,
             t = torch.from_numpy(np.asarray(value, dtype=np.float32))
         else:
             shape = tuple(value) if value is not None else tuple(net.blob_shapes[name])
-            t = torch.randn(shape, generator=gen)
+            t = _made_up(net, name, shape, gen)
         out[name] = t.to(device)
     return out
+
+
+def _made_up(net, name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """Seeded noise for input ``name``, unless a layer reading it says what a valid value
+    looks like (``example_bottom(index, shape, generator)``: ROIPooling's rois hold batch
+    indices and boxes, which noise is not)."""
+    for step in net._steps:
+        make = getattr(step.module, "example_bottom", None)
+        if make is not None and name in step.bottoms:
+            t = make(list(step.bottoms).index(name), shape, gen)
+            if t is not None:
+                return t
+    return torch.randn(shape, generator=gen)
 
 
 #: layer types whose output no fixed-shape graph can express, and why (a layer class may say
@@ -183,15 +199,55 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
     wrapper = _wrap(net, outputs)
     check_exportable(net, outputs, "torch.export")
     args = tuple(example_inputs(net, inputs).values())
-    with _traced_without_leftovers(net):
+    with _traced_without_leftovers(net), _quiet_tracer() as held:
         try:
-            return torch.export.export(wrapper, args)
+            program = torch.export.export(wrapper, args)
         except CaffeFormatError:
             raise
         except Exception as exc:  # a layer refusing these shapes, or an untraceable op
             shapes = {n: tuple(a.shape) for n, a in zip(net.inputs, args)}
             raise CaffeFormatError(f"cannot export the net for input shapes {shapes}: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                                   + _failure_summary(exc)) from exc
+        sys.stderr.write(held.getvalue())  # a successful trace's notes are passed on
+        return program
+
+
+@contextlib.contextmanager
+def _quiet_tracer() -> Iterator[io.StringIO]:
+    """Hold what torch writes to stderr while tracing: a failed trace prints the partial
+    graph (hundreds of lines) and its symbolic-shape logger a warning, around an error that
+    :func:`_failure_summary` says in a paragraph. The caller passes the text on after a
+    trace that worked."""
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            yield held
+    finally:
+        logger.setLevel(level)
+
+
+def _failure_summary(exc: BaseException) -> str:
+    """One paragraph for a failed trace: the innermost layer of ours it happened in (name,
+    type, file:line and that line's code) and the first line of torch's message, without
+    its debugging advice."""
+    from .layers.base import CaffeLayer
+
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    where = ""
+    home = str(Path(__file__).parents[1])
+    for frame, lineno in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        layer = frame.f_locals.get("self")
+        if isinstance(layer, CaffeLayer):
+            file = frame.f_code.co_filename
+            code = linecache.getline(file, lineno).strip()
+            shown = os.path.relpath(file, home) if file.startswith(home + os.sep) else file
+            where = (f"layer '{layer.name}' ({type(layer).__name__}), {shown}:{lineno} "
+                     f"`{code}`: ")
+            break
+    return f"{where}{type(exc).__name__}: {first}"
 
 
 def save_program(program: torch.export.ExportedProgram, path: str | os.PathLike) -> None:

@@ -11,9 +11,11 @@ SmoothL1Loss; and, **opt-in**, py-faster-rcnn's RPN ``ProposalLayer`` (a Python 
   gradient goes to the argmax of each bin, summed over rois, as the fork's GPU kernel credits
   it: only argmaxes inside the roi's box and bins the kernel's own float32 bin search finds
   (its CPU backward is not implemented). Sizing the windows reads two counts from the device
-  (the widest bin along each axis): unavoidable, the gather's width depends on them. A roi's
-  batch index outside the batch is a ``CaffeFormatError`` on the CPU (the fork's CHECK); on
-  other devices it is not checked, as that would be one more read (the gather then fails).
+  (the widest bin along each axis): unavoidable, the gather's width depends on them; under
+  torch.export the feature map's height and width bound the windows instead (same result,
+  more work), since a traced graph cannot be sized by the rois. A roi's batch index outside
+  the batch is a ``CaffeFormatError`` on the CPU (the fork's CHECK); on other devices and
+  while tracing it is not checked, as that would be one more read (the gather then fails).
 * **SmoothL1Loss** (``smooth_l1_loss_param.sigma``; bottoms: prediction, target and optionally
   inside and outside weights): ``sum(w_out * f(w_in * (a - b))) / N`` with
   ``f(x) = 0.5 (sigma x)^2`` if ``|x| < 1 / sigma^2`` else ``|x| - 0.5 / sigma^2``. The fork has
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32, tracing
 from .python_layer import PythonLayer, register_python_layer, unregister_python_layer
 from .pooling import FLT_MAX
 from .registry import register
@@ -98,20 +100,37 @@ class ROIPooling(CaffeLayer):
                                    f"got {feat} and {rois}", layer=self.name)
         return [(rois[0], feat[1], *self.pooled)]
 
+    def example_bottom(self, index: int, shape: Sequence[int], gen: torch.Generator
+                       ) -> torch.Tensor | None:
+        """Valid rois of ``shape`` for tracing and checking an export: ``(batch, x1, y1, x2,
+        y2)`` with the batch index in range and the box inside the image the features come
+        from (their size over ``spatial_scale``). None for the features."""
+        if index != 1:
+            return None
+        n, _, h, w = self.bottom_shapes[0]
+        r = int(shape[0])
+        size = torch.tensor([w, h, w, h], dtype=torch.float32) / float(self.spatial_scale)
+        xy = torch.rand((r, 4), generator=gen) * size
+        lo, hi = torch.minimum(xy[:, :2], xy[:, 2:]), torch.maximum(xy[:, :2], xy[:, 2:])
+        batch = torch.randint(0, n, (r, 1), generator=gen).to(torch.float32)
+        return torch.cat([batch, lo, hi], dim=1).reshape(tuple(shape))
+
     def _indices(self, x: torch.Tensor, rois: torch.Tensor):
         """Flat argmax ``h * W + w`` per (roi, c, ph, pw) (-1: none), the emptiness mask, each
         roi's batch index and its rounded corners ``(x1, y1, x2, y2)``."""
         n, c, h, w = x.shape
         rois = rois.detach().reshape(-1, 5).to(torch.float32)
         batch = rois[:, 0].trunc().long()
-        if batch.numel() and x.device.type == "cpu" and (
+        traced = tracing()  # torch.export cannot branch on, or size by, the rois' values
+        if not traced and batch.numel() and x.device.type == "cpu" and (
                 int(batch.min()) < 0 or int(batch.max()) >= n):
             raise CaffeFormatError(f"roi batch index outside [0, {n})", layer=self.name)
         corners = c_round(rois[:, 1:] * self.spatial_scale)
         hs, he = _bins(corners[:, 1], corners[:, 3], self.pooled[0], h)
         ws, we = _bins(corners[:, 0], corners[:, 2], self.pooled[1], w)
-        span_h = max(1, int((he - hs).max())) if hs.numel() else 1
-        span_w = max(1, int((we - ws).max())) if ws.numel() else 1
+        # the widest window; traced, the feature map's size bounds every (clipped) window
+        span_h = h if traced else max(1, int((he - hs).max())) if hs.numel() else 1
+        span_w = w if traced else max(1, int((we - ws).max())) if ws.numel() else 1
         x = x.detach()
         x = x.masked_fill(torch.isnan(x) | (x <= -FLT_MAX), -math.inf)
         per_roi = c * max(h * self.pooled[1] * span_w, self.pooled[0] * span_h * self.pooled[1])

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_4d, check_arity, f32
+from .base import CaffeLayer, Shape, check_4d, check_arity, f32, tracing
 from .fillers import fill_or_constant
 from .registry import register
 from .yolo import UpsampleNearest
@@ -149,7 +149,10 @@ class SegNetUpsample(CaffeLayer):
         top = self.top_shapes([tuple(x.shape), tuple(mask.shape)])[0]
         size = top[2] * top[3]
         index = mask.detach().reshape(x.shape[0] * x.shape[1], -1).to(torch.long)
-        if index.device.type == "cpu" and index.numel() and int(index.max()) >= size:
+        # a check of the mask's values: eager on CPU only (no device sync); skipped while
+        # torch.export traces (it cannot branch on data), where the eager net has checked
+        if not tracing() and index.device.type == "cpu" and index.numel() \
+                and int(index.max()) >= size:
             raise CaffeFormatError(f"mask index {int(index.max())} is outside the {top[2]}x"
                                    f"{top[3]} output: the pooling layer that made the mask saw "
                                    f"another size", layer=self.name)

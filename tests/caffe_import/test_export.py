@@ -10,7 +10,10 @@ from caffe_import import export as ex
 from caffe_import.cli import main
 from caffe_import.errors import CaffeFormatError
 from caffe_import.parity import read_reference
-from support import case_dir
+from caffe_import.layers.base import CaffeLayer
+from caffe_import.layers.registry import get as get_layer
+from caffe_import.layers.registry import register
+from support import ROOT, case_dir
 
 CONV = "layers_conv"              # convolutions and deconvolutions of every shape
 ACT = "layers_activations"        # element-wise layers only: quick to run anywhere
@@ -54,6 +57,50 @@ def test_exported_program_reproduces_eager_and_reloads(tmp_path, nets):
     for name, value in zip(net.outputs, got):
         torch.testing.assert_close(value, eager[name], rtol=0, atol=0)
     assert [p.name for p in tmp_path.iterdir()] == ["conv.pt2"]
+
+
+FORKS = ROOT / "tests" / "fixtures" / "forks"
+
+
+@pytest.mark.parametrize("case", ["segnet/segnet_basic_inference_narrow",
+                                  "fast_rcnn/zf_fast_rcnn_test_narrow"])
+def test_data_dependent_checks_stay_out_of_the_trace(case):
+    """SegNet's unpooling and Fast R-CNN's RoI pooling check index values eagerly only; traced,
+    RoI pooling sizes its windows by the feature map, and the rois it is checked with are
+    valid ones (batch index in range, boxes in the image), as ROIPooling.example_bottom makes."""
+    from caffe_import.net import CaffeNet
+
+    d = FORKS / case
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"), phase="test")
+    program = ex.export_program(net)
+    assert max(ex.verify_program(program, net).values()) < 1e-5
+
+
+if get_layer("TestUntraceable") is None:
+    @register("TestUntraceable")
+    class _TestUntraceable(CaffeLayer):
+        def top_shapes(self, bottom_shapes):
+            return [bottom_shapes[0]]
+
+        def forward(self, x):
+            if int(x.max()) > 1e9:  # a branch on the data: torch.export cannot trace it
+                x = -x
+            return (x,)
+
+
+def test_a_failed_trace_is_one_paragraph_naming_the_layer_and_line(tmp_path, capsys):
+    net_path = tmp_path / "net.prototxt"
+    net_path.write_text('name: "u"\ninput: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }\n'
+                        'layer { name: "odd" type: "TestUntraceable" bottom: "data" top: "y" }\n')
+    from caffe_import.net import CaffeNet
+
+    with pytest.raises(CaffeFormatError) as info:
+        ex.export_program(CaffeNet(str(net_path)))
+    msg = str(info.value)
+    assert "\n" not in msg and "TORCH_LOGS" not in msg, msg
+    assert "layer 'odd' (_TestUntraceable)" in msg and "test_export.py:" in msg
+    assert "`if int(x.max()) > 1e9:" in msg
+    assert capsys.readouterr().err == ""  # no partial graph printed around it
 
 
 def test_exported_fcn_gives_caffes_score(nets):
