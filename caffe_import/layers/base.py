@@ -51,6 +51,14 @@ def check_4d(shape: Sequence[int], layer: str, kind: str, what: str = "bottom") 
                                layer=layer)
 
 
+def check_channels(shape: Sequence[int], channels: int, layer: str) -> None:
+    """A ``CaffeFormatError`` unless axis 1 of ``shape`` has the ``channels`` the layer's
+    params were sized for at build time."""
+    if len(shape) < 2 or shape[1] != channels:
+        raise CaffeFormatError(f"bottom {tuple(shape)} does not have the {channels} channels "
+                               f"this layer was built for", layer=layer)
+
+
 def f32(value: float) -> float:
     """``value`` rounded to float32, as Caffe holds a ``float`` proto field or a ``Dtype``."""
     return float(np.float32(value))

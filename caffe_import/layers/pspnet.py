@@ -26,7 +26,7 @@ import torch
 
 from ..errors import CaffeFormatError
 from ..proto.schema import schema_of
-from .base import CaffeLayer, Shape, check_4d, check_arity, f32
+from .base import CaffeLayer, Shape, check_4d, check_arity, check_channels, f32
 from .fillers import fill_or_constant
 from .registry import register
 from .segnet import SegNetBN
@@ -180,9 +180,7 @@ class PSPNetBN(CaffeLayer):
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
         check_4d(shape, self.name, "BN")
-        if shape[1] != self.channels:
-            raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
-                                   f"this layer was built for", layer=self.name)
+        check_channels(shape, self.channels, self.name)
         return [shape]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:

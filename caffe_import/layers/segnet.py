@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_4d, check_arity, f32, tracing
+from .base import CaffeLayer, Shape, check_4d, check_arity, check_channels, f32, tracing
 from .fillers import fill_or_constant
 from .registry import register
 from .yolo import UpsampleNearest
@@ -59,9 +59,7 @@ class SegNetBN(CaffeLayer):
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
         check_4d(shape, self.name, "BN")
-        if shape[1] != self.channels:
-            raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
-                                   f"this layer was built for", layer=self.name)
+        check_channels(shape, self.channels, self.name)
         return [shape] + [(1, self.channels, 1, 1)] * (len(self.param.top) - 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

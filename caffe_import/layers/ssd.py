@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, check_channels, f32
 from .fillers import fill_or_constant
 from .pooling import FLT_MAX
 from .registry import register
@@ -108,9 +108,7 @@ class Normalize(CaffeLayer):
 
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         shape = tuple(bottom_shapes[0])
-        if len(shape) < 2 or shape[1] != self.channels:
-            raise CaffeFormatError(f"bottom {shape} does not have the {self.channels} channels "
-                                   f"this layer was built for", layer=self.name)
+        check_channels(shape, self.channels, self.name)
         return [shape]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
