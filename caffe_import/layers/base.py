@@ -108,6 +108,11 @@ class CaffeLayer(nn.Module):
     #: ReLU (slope 0) in one pass; the net uses it under ``precision="fast"`` for an in-place
     #: ReLU that immediately follows and is the only reader of the layer's top.
     fuses_relu: bool = False
+    #: Why the layer's forward must read values back from the device (an output whose size
+    #: depends on the data: DetectionOutput's kept boxes, ROIPooling's widest window); empty
+    #: for layers that never make the host wait. tools/gpu_check.sh checks every other layer
+    #: under ``torch.cuda.set_sync_debug_mode("error")`` and reports these as documented.
+    host_reads: str = ""
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__()

@@ -80,6 +80,8 @@ class ROIPooling(CaffeLayer):
     """Fast R-CNN's RoI max pooling (see the module docstring)."""
     #: float32 even under precision='fast': each bin's max and argmax are discrete choices
     dtype_policy = DTYPE_FLOAT32
+    host_reads = ("the widest bin over all rois sizes the pooling windows (eager only; traced, "
+                  "the feature map's size bounds them); on the CPU also the roi batch check")
 
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
@@ -326,6 +328,7 @@ class ProposalLayer(PythonLayer):
     the original's NumPy loop does on the host."""
 
     settings: dict = {}
+    host_reads = "im_info, and each kept box of the greedy NMS (the number of rois is data)"
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)

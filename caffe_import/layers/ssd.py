@@ -427,6 +427,8 @@ class DetectionOutput(CaffeLayer):
     change the top). Off the CPU, NMS runs as tensor operations without host synchronisation;
     sizing the candidate set and the output needs two reads of counts from the device (on the
     CPU, NMS also reads counts: :func:`greedy_nms`)."""
+    host_reads = ("the number of candidates per class and of kept detections size the top "
+                  "(rows, 7), as the fork's output does")
     #: float32 even under precision='fast': thresholds, NMS and score ties are discrete
     dtype_policy = DTYPE_FLOAT32
 

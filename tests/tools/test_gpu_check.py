@@ -36,3 +36,28 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
         assert f"| {step} | pass |" in report or f"| {step} | skipped |" in report, step
     assert "1/1 cases within their tolerances on cpu" in report
     assert "best:" in report and "argmax agree" in report
+
+
+def _gpu_check_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sync_check_names_the_layers_with_documented_host_reads():
+    """DetectionOutput sizes its top from the data, so it may read from the device; the check
+    lifts sync debug mode for it alone and the report names it. Plain layers declare none."""
+    from caffe_import.layers import registry
+
+    declared = {name for name in registry.known_types()
+                if getattr(registry.get(name), "host_reads", "")}
+    assert declared == {"DetectionOutput", "ROIPooling"}
+    gpu_check = _gpu_check_module()
+    case = next(c for c in gpu_check.reference_cases()
+                if c["case"].endswith("ssd/layers_detection_output"))
+    err, exempt = gpu_check._sync_check_case(case, torch.device("cpu"), "exact")
+    assert err is None
+    assert exempt and all(e.endswith("(DetectionOutput)") for e in exempt)
