@@ -190,6 +190,17 @@ def _check_counts(tops: Sequence[str], shapes: Sequence[Shape], layer: str) -> N
                                    f"Caffe's Blob refuses", layer=layer)
 
 
+def _with_auto_top(lp, auto_count: int) -> tuple[Any, int]:
+    """Caffe's AutoTopBlobs: a loss layer without tops gets an anonymous one (a copy of the
+    LayerParameter names it); other layers are returned as they are."""
+    if not (_is_loss_type(lp.type) and not len(lp.top)):
+        return lp, auto_count
+    param = type(lp)()
+    param.CopyFrom(lp)
+    param.top.append(AUTO_TOP if not auto_count else f"{AUTO_TOP}_{auto_count}")
+    return param, auto_count + 1
+
+
 class CaffeNet(nn.Module):
     """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
 
@@ -294,65 +305,77 @@ class CaffeNet(nn.Module):
         classes = self._resolve_classes()
         net_phase = _PHASES[self.phase]
         available: set[str] = set()
-        auto_count = 0
         owners: dict[str, tuple[str, int, ParamSpecInfo, Shape]] = {}
+        auto_count = 0
         for lp, cls in zip(self.net_param.layer, classes):
-            name = lp.name
             if not lp.HasField("phase"):
                 lp.phase = net_phase
-            layer_phase = _PHASE_NAMES[lp.phase]
-            if len(lp.propagate_down) not in (0, len(lp.bottom)):
-                raise CaffeFormatError(f"propagate_down has {len(lp.propagate_down)} entries for "
-                                       f"{len(lp.bottom)} bottoms", layer=name)
-            bottoms = list(lp.bottom)
-            for i, b in enumerate(bottoms):
-                if b not in self.blob_shapes:
-                    raise CaffeFormatError(f"unknown bottom blob '{b}' (bottom {i}); no earlier "
-                                           f"layer produces it", layer=name)
-                available.discard(b)
-            build_param = lp
-            if _is_loss_type(lp.type) and not len(lp.top):
-                # Caffe's AutoTopBlobs: a loss layer without tops gets an anonymous one
-                build_param = type(lp)()
-                build_param.CopyFrom(lp)
-                build_param.top.append(AUTO_TOP if not auto_count else f"{AUTO_TOP}_{auto_count}")
-                auto_count += 1
+            bottoms = self._checked_bottoms(lp)
+            available.difference_update(bottoms)
+            build_param, auto_count = _with_auto_top(lp, auto_count)
             tops = list(build_param.top)
-            in_place = []
-            for j, t in enumerate(tops):
-                same = j < len(bottoms) and t == bottoms[j]
-                if not same and t in self.blob_shapes:
-                    raise CaffeFormatError(f"top blob '{t}' produced by multiple sources",
-                                           layer=name)
-                in_place.append(same)
+            in_place = self._in_place_flags(lp.name, bottoms, tops)
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
-            module = self._make_layer(cls, build_param, bottom_shapes, layer_phase)
+            module = self._make_layer(cls, build_param, bottom_shapes, _PHASE_NAMES[lp.phase])
             is_input = bool(getattr(module, "feeds_net", False))
-            try:
-                shapes = (self._input_shapes(module, tops) if is_input
-                          else module.top_shapes(bottom_shapes))
-            except CaffeFormatError:
-                raise
-            except Exception as e:  # a layer's own checks, in whatever form it raised them
-                raise CaffeFormatError(f"{lp.type} cannot take bottoms of shapes "
-                                       f"{bottom_shapes}: {e}", layer=name) from e
-            if len(shapes) != len(tops):
-                raise CaffeFormatError(f"{lp.type} produces {len(shapes)} tops but the layer "
-                                       f"names {len(tops)}", layer=name)
-            _check_counts(tops, shapes, name)
-            for t, s, auto in zip(tops, shapes, [x.startswith(AUTO_TOP) and build_param is not lp
-                                                 for x in tops]):
-                self.blob_shapes[t] = tuple(int(d) for d in s)
-                if not auto:
+            shapes = self._top_shapes_of(module, lp, bottom_shapes, tops, is_input)
+            for t, shape in zip(tops, shapes):
+                self.blob_shapes[t] = tuple(int(d) for d in shape)
+                if build_param is lp or not t.startswith(AUTO_TOP):
                     available.add(t)
             self._set_loss_weights(lp, tops, module)
             self._share_params(lp, module, owners)
             if is_input:
                 self.inputs.extend(tops)
-            self._steps.append(_Step(name, lp.type, module, bottoms, tops, in_place, is_input))
-            self.layer_names.append(name)
+            self._steps.append(_Step(lp.name, lp.type, module, bottoms, tops, in_place,
+                                     is_input))
+            self.layer_names.append(lp.name)
             self.layer_types.append(lp.type)
-            self._register_layer(name, module)
+            self._register_layer(lp.name, module)
+        self._finish_build(available)
+
+    def _checked_bottoms(self, lp) -> list[str]:
+        """The layer's bottoms, each produced by an earlier layer; propagate_down sized right."""
+        if len(lp.propagate_down) not in (0, len(lp.bottom)):
+            raise CaffeFormatError(f"propagate_down has {len(lp.propagate_down)} entries for "
+                                   f"{len(lp.bottom)} bottoms", layer=lp.name)
+        for i, b in enumerate(lp.bottom):
+            if b not in self.blob_shapes:
+                raise CaffeFormatError(f"unknown bottom blob '{b}' (bottom {i}); no earlier "
+                                       f"layer produces it", layer=lp.name)
+        return list(lp.bottom)
+
+    def _in_place_flags(self, name: str, bottoms: list[str], tops: list[str]) -> list[bool]:
+        """Per top, whether Caffe computes it in place (top j == bottom j); any other top that
+        an earlier layer already produced is an error, as in Caffe's AppendTop."""
+        flags = []
+        for j, t in enumerate(tops):
+            same = j < len(bottoms) and t == bottoms[j]
+            if not same and t in self.blob_shapes:
+                raise CaffeFormatError(f"top blob '{t}' produced by multiple sources", layer=name)
+            flags.append(same)
+        return flags
+
+    def _top_shapes_of(self, module: CaffeLayer, lp, bottom_shapes: list[Shape],
+                       tops: list[str], is_input: bool) -> list[Shape]:
+        """The layer's top shapes; whatever its own checks raise becomes a CaffeFormatError
+        naming the layer, and so does a top count or size Caffe would refuse."""
+        try:
+            shapes = (self._input_shapes(module, tops) if is_input
+                      else module.top_shapes(bottom_shapes))
+        except CaffeFormatError:
+            raise
+        except Exception as e:  # a layer's own checks, in whatever form it raised them
+            raise CaffeFormatError(f"{lp.type} cannot take bottoms of shapes "
+                                   f"{bottom_shapes}: {e}", layer=lp.name) from e
+        if len(shapes) != len(tops):
+            raise CaffeFormatError(f"{lp.type} produces {len(shapes)} tops but the layer "
+                                   f"names {len(tops)}", layer=lp.name)
+        _check_counts(tops, shapes, lp.name)
+        return shapes
+
+    def _finish_build(self, available: set[str]) -> None:
+        """After the last layer: in-place rights, frozen params, outputs, input blobs."""
         self._mark_overwritable()
         for info in self._learnable:
             info.param.requires_grad_(info.lr_mult != 0)
