@@ -1,11 +1,19 @@
-"""Layers of the MobileNet Caffe ports: ``ReLU6`` and ``ConvolutionDepthwise``.
+"""Layers of the MobileNet Caffe ports: ``ReLU6``, ``ConvolutionDepthwise`` and
+``DepthwiseConvolution``.
 
 * **ReLU6**: ``min(max(x, 0), 6)`` (NaN passes through, as ``std::min(std::max(...))`` lets it);
   the gradient is ``top_diff * (0 < x < 6)`` - strict at both ends, where ``F.relu6``'s is 1.
-* **ConvolutionDepthwise** (yonghenglh6/DepthwiseConvolution; ``convolution_param``): one filter
-  per input channel - a grouped convolution with ``group = num_output = C``. The port ignores
-  ``num_output`` and ``group``: weight ``(C, 1, kh, kw)``, bias ``(C,)``; the geometry (kernel,
-  stride, pad, dilation, DeepLab ``hole``) is parsed as for Convolution.
+* **ConvolutionDepthwise** (farmingyard/caffe-mobilenet ``conv_dw_layer``, from BVLC pull
+  request #5665; the type ShuffleNet's and MobileNet's deploy files use; ``convolution_param``):
+  one filter per input channel - a grouped convolution with ``group = num_output = C``. The port
+  ignores ``num_output`` and ``group``: weight ``(C, 1, kh, kw)``, bias ``(C,)``; the geometry
+  (kernel, stride, pad, dilation, DeepLab ``hole``) is parsed as for Convolution. (The port reads
+  ``stride(0)``/``pad(0)`` even when the file gives none - undefined in Caffe; here they default
+  to 1 and 0 as in Convolution.)
+* **DepthwiseConvolution** (yonghenglh6/DepthwiseConvolution): on the CPU exactly Caffe's
+  Convolution (``BaseConvolutionLayer``'s grouped GEMM with the file's ``num_output`` and
+  ``group``), which this follows; the port's CUDA kernel alone assumes ``group = num_output = C``
+  and ignores dilation, so files meant for it say ``group = num_output = C``.
 """
 from __future__ import annotations
 
@@ -43,3 +51,8 @@ class ConvolutionDepthwise(Convolution):
 
     def output_and_group(self, p, channels: int) -> tuple[int, int]:
         return channels, channels
+
+
+@register("DepthwiseConvolution")
+class DepthwiseConvolution(Convolution):
+    """yonghenglh6's depthwise layer: Caffe's Convolution on the CPU (the file's group)."""

@@ -19,11 +19,15 @@ SCHEMAS = {"ssd": "ssd", "pspnet": "pspnet", "segnet": "segnet-cudnn5", "fast_rc
 
 
 def _cases():
+    """Cases whose Caffe added schema fields: the folder's fork, or (``ports/``, BVLC with the
+    ports' layer sources) the case's ``meta.json`` ``fork``."""
     index = json.loads((FORKS / "index.json").read_text())
     for key, info in index["forks"].items():
         for case in info["cases"]:
-            if key in SCHEMAS and (FORKS / key / case / "weights.caffemodel").is_file():
-                yield pytest.param(key, case, id=f"{key}/{case}")
+            d = FORKS / key / case
+            fork = SCHEMAS.get(key) or json.loads((d / "meta.json").read_text()).get("fork")
+            if fork not in (None, "bvlc") and (d / "weights.caffemodel").is_file():
+                yield pytest.param(fork, key, case, id=f"{key}/{case}")
 
 
 def _fork_fields(net, fork):
@@ -56,9 +60,8 @@ def _no_wrong_field(decoded, truth) -> bool:
     return True
 
 
-@pytest.mark.parametrize("key, case", list(_cases()))
-def test_fork_fields_of_a_forks_own_caffemodel(key, case):
-    fork = SCHEMAS[key]
+@pytest.mark.parametrize("fork, key, case", list(_cases()))
+def test_fork_fields_of_a_forks_own_caffemodel(fork, key, case):
     truth = read_net(FORKS / key / case / "net.prototxt", fork=fork)
     path = FORKS / key / case / "weights.caffemodel"
     named = {l.name: l for l in read_weights_net(path, fork=fork).layer}
