@@ -31,10 +31,15 @@ def _cases():
 
 
 def _fork_fields(net, fork):
+    """LayerParameter fields the fork adds, and BVLC ``*_param`` fields holding a field the fork
+    adds (``ceil-mode``'s ``pooling_param.ceil_mode``)."""
     schema = get_schema(fork)
     for layer in net.layer:
         for fd, value in layer.ListFields():
-            if schema.owner_of("LayerParameter", fd.name) != "bvlc":
+            if schema.owner_of("LayerParameter", fd.name) != "bvlc" or (
+                    fd.message_type is not None and not _repeated(fd) and any(
+                        schema.owner_of(fd.message_type.name, sub.name) != "bvlc"
+                        for sub, _ in value.ListFields())):
                 yield layer.name, fd.name, value
 
 
