@@ -12,18 +12,9 @@ from caffe_import.proto import caffe_pb2
 from fcn_repro.data.base import SegmentationDataset
 from fcn_repro.feeding import feed_net, item_to_blobs
 from fcn_repro.train import latest_snapshot, shuffled_index, train
+from support.tiny_segmentation import release_train_net
 
-TINY = """
-name: "tiny"
-layer { name: "data" type: "Python" top: "data" top: "label"
-        python_param { module: "voc_layers" layer: "SBDDSegDataLayer" param_str: "{}" } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
-        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
-        convolution_param { num_output: 3 kernel_size: 3 pad: 1
-                            weight_filler { type: "gaussian" std: 0.01 } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
-        loss_param { ignore_label: 255 normalize: false } }
-"""
+TINY = release_train_net(3)
 
 
 class ColourDataset(SegmentationDataset):

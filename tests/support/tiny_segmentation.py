@@ -1,4 +1,5 @@
 """A tiny segmentation net (conv -> SoftmaxWithLoss) and a 3-class toy dataset for loop tests;
+the same net fed by the release's Python data layer (training tests);
 a tiny deploy net (conv -> ReLU -> score) with random weights for format and export tests."""
 from __future__ import annotations
 
@@ -29,6 +30,22 @@ layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
 layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
 layer { name: "score" type: "Convolution" bottom: "conv" top: "score"
         convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 0.5 } } }
+"""
+
+
+def release_train_net(num_output: int) -> str:
+    """A one-convolution TRAIN net fed, as the release's are, by a ``voc_layers`` Python data
+    layer; ``num_output`` classes."""
+    return f"""
+name: "tiny"
+layer {{ name: "data" type: "Python" top: "data" top: "label"
+        python_param {{ module: "voc_layers" layer: "SBDDSegDataLayer" param_str: "{{}}" }} }}
+layer {{ name: "conv" type: "Convolution" bottom: "data" top: "score"
+        param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+        convolution_param {{ num_output: {num_output} kernel_size: 3 pad: 1
+                            weight_filler {{ type: "gaussian" std: 0.01 }} }} }}
+layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
+        loss_param {{ ignore_label: 255 normalize: false }} }}
 """
 
 

@@ -6,17 +6,9 @@ import json
 
 import pytest
 
-TINY_VOC = """
-name: "tiny"
-layer { name: "data" type: "Python" top: "data" top: "label"
-        python_param { module: "voc_layers" layer: "SBDDSegDataLayer" param_str: "{}" } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
-        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
-        convolution_param { num_output: 21 kernel_size: 3 pad: 1
-                            weight_filler { type: "gaussian" std: 0.01 } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
-        loss_param { ignore_label: 255 normalize: false } }
-"""
+from support.tiny_segmentation import release_train_net
+
+TINY_VOC = release_train_net(21)
 
 
 @pytest.fixture
