@@ -30,10 +30,15 @@ def test_shipped_module_matches_proto_hash():
 def test_regenerating_gives_the_shipped_module(tmp_path):
     pytest.importorskip("grpc_tools")
     gen = _gen_proto()
-    out, forks = tmp_path / "caffe_pb2.py", tmp_path / "forks_pb.py"
+    out, forks = tmp_path / "caffe_pb2.py", tmp_path / "forks"
     assert gen.main(["--out", str(out), "--forks-out", str(forks)]) == 0
     assert out.read_text() == (PROTO.parent / "caffe_pb2.py").read_text()
-    assert forks.read_text() == (PROTO.parent / "forks_pb.py").read_text()
+    units = sorted(p.parent for p in (ROOT / "caffe_import" / "forks").glob("*/delta.proto"))
+    assert units and sorted(p.parent.name for p in forks.glob("*/delta_pb.py")) == [
+        u.name for u in units]
+    for unit in units:
+        assert (forks / unit.name / "delta_pb.py").read_text() == (
+            unit / "delta_pb.py").read_text(), f"{unit.name}: run python tools/gen_proto.py"
 
 
 @pytest.mark.parametrize("message, field, number", [

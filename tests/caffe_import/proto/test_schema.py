@@ -2,7 +2,6 @@
 translation between them (caffe_import/proto/schema.py, transcode.py)."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +9,8 @@ import pytest
 
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io import read_net, read_weights, read_weights_net, write_weights
-from caffe_import.proto import caffe_pb2, forks_pb
-from caffe_import.proto.schema import (FORKS, get_schema, is_message, message_class,
-                                       schema_of)
-
-FORKS_DIR = Path(__file__).resolve().parents[3] / "caffe_import" / "proto" / "forks"
-
-
-def test_shipped_deltas_match_their_proto_files():
-    for proto in FORKS_DIR.glob("*.proto"):
-        assert forks_pb.SOURCE_SHA256[proto.stem] == hashlib.sha256(
-            proto.read_bytes()).hexdigest(), "forks_pb.py is stale: run tools/gen_proto.py"
-    assert set(forks_pb.DELTAS) == set(FORKS)
+from caffe_import.proto import caffe_pb2
+from caffe_import.proto.schema import get_schema, is_message, message_class, schema_of
 
 
 def test_bvlc_schema_is_caffe_pb2():
