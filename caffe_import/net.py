@@ -31,6 +31,7 @@ from .errors import CaffeFormatError
 from .layers import registry
 from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape, tracing
 from .precision import PrecisionPolicy, precision_scope, resolve_precision
+from .proto.schema import schema_of
 
 PathLike = str | os.PathLike
 _PHASES = {"train": 0, "test": 1}
@@ -280,8 +281,9 @@ class CaffeNet(nn.Module):
     def _resolve_classes(self) -> list[type[CaffeLayer]]:
         """Every layer's class, or one error listing all layers whose type is unavailable."""
         classes, missing = [], []
+        fork = schema_of(self.net_param).fork
         for lp in self.net_param.layer:
-            cls = registry.get(lp.type)
+            cls = registry.get(lp.type, fork=fork)
             resolve = getattr(cls, "resolve", None)
             if cls is not None and resolve is not None:
                 resolved = resolve(lp)
@@ -295,7 +297,6 @@ class CaffeNet(nn.Module):
             classes.append(cls)
         if missing or self._unknown_fields:
             from .io.textscan import problems_error
-            from .proto.schema import schema_of
 
             raise problems_error(self._unknown_fields, missing, schema_of(self.net_param),
                                  path=self._source_path)

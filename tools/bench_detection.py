@@ -19,7 +19,7 @@ from unittest import mock
 import torch
 from google.protobuf import text_format
 
-from caffe_import.layers import ssd
+from caffe_import.forks.ssd import layers as ssd
 from caffe_import.proto.schema import get_schema
 
 LAYER = """name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf"

@@ -25,6 +25,7 @@ from typing import Optional
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
+from ..proto.catalogue import V1_TYPE_NAMES as FORK_V1_TYPE_NAMES
 from ..proto.schema import message_class
 
 log = logging.getLogger(__name__)
@@ -231,10 +232,6 @@ def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
                 sub.ClearField(name)
 
 
-# V1 enum names of fork layer types whose string type is not the enum name in CamelCase
-_FORK_V1_TYPES = {"DENSE_CRF": "DenseCRF", "ONEHOT": "OneHot"}
-
-
 def v1_type_name(v1, path: object = None) -> str:
     """The string type of a V1 layer's ``type`` enum: BVLC's name for BVLC's values, and for
     a fork's own values (a fork schema's LayerType, e.g. DeepLab v1's INTERP = 41) the enum
@@ -246,7 +243,7 @@ def v1_type_name(v1, path: object = None) -> str:
                                layer=v1.name)
     if number in V1_TYPE_NAMES and V1.LayerType.Name(number) == value.name:
         return V1_TYPE_NAMES[number]
-    return _FORK_V1_TYPES.get(value.name) or "".join(
+    return FORK_V1_TYPE_NAMES.get(value.name) or "".join(
         part[:1] + part[1:].lower() for part in value.name.split("_"))
 
 

@@ -12,6 +12,10 @@ from ..errors import CaffeFormatError
 
 Shape = tuple[int, ...]
 
+#: C's ``FLT_MAX``: Caffe's ``-FLT_MAX`` marks an empty pooling window (MAX pooling, ROIPooling,
+#: SSD's box search starts from it)
+FLT_MAX = 3.4028234663852886e38
+
 #: ``CaffeLayer.dtype_policy`` values: how a layer takes part in reduced-precision inference
 #: (``precision="fast"``, see ``caffe_import.precision``).
 DTYPE_ANY, DTYPE_FLOAT32, DTYPE_REDUCED = "any", "float32", "reduced"
@@ -89,6 +93,11 @@ class CaffeLayer(nn.Module):
     A registered class may define ``resolve(param) -> type[CaffeLayer] | None`` (classmethod):
     the net then builds the class it returns, or reports the layer as unavailable when it
     returns None (``type: "Python"`` uses this to pick the user's registered class).
+
+    Where Caffe forks implement one layer type differently (PSPNet's and SegNet's ``BN``), each
+    fork's class is registered for its fork (``@register("BN", fork="segnet")``); when no fork
+    is named, the registry builds the candidate whose ``claim(param)`` is highest (see
+    :meth:`claim`), so no layer needs to know which other forks exist.
     """
 
     type_names: tuple[str, ...] = ()
@@ -113,6 +122,15 @@ class CaffeLayer(nn.Module):
     #: for layers that never make the host wait. tools/gpu_check.sh checks every other layer
     #: under ``torch.cuda.set_sync_debug_mode("error")`` and reports these as documented.
     host_reads: str = ""
+
+    @classmethod
+    def claim(cls, param) -> int:
+        """How clearly ``param`` is this class's layer when several forks implement its type
+        and the schema names none (the default mixture, a user's schema): 2, the layer's own
+        settings say so (fields only this fork has are set, its bottom count); 1, it could be
+        (the schema has this fork's fields); 0, no sign. The highest claim is built, the first
+        fork in the default order on a tie. Default: 0."""
+        return 0
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__()

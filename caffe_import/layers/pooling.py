@@ -8,9 +8,8 @@ Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
   (``(out - 1) stride >= H + pad``) is dropped. PyTorch drops it even without padding, so with
   ``pad: 0`` and ``kernel < stride`` Caffe has one more row/column, whose windows hold no input:
   MAX gives ``-FLT_MAX`` there (mask ``-1``) and AVE gives ``0 / pool_size`` (``NaN`` or ``-0``).
-* The YOLOv3 ports' Caffe (darknet2caffe, schema ``yolo``) adds one output row and column when
-  ``kernel_h - stride_h`` is odd and positive (darknet's size-2, stride-1 max pooling keeps the
-  size); the extra windows are clipped to the input like any window past its end.
+* A fork's Caffe may add output rows and columns (:meth:`Pooling.extra_cells`; the YOLOv3
+  ports' rule is in ``caffe_import/forks/yolo/layers.py``).
 * ``pad`` may be anything below the kernel size; PyTorch refuses more than half the kernel.
 * MAX ignores NaN (Caffe's strict ``>`` never picks it; a window of only NaN or ``-inf`` gives
   ``-FLT_MAX``); ties go to the first maximum in raster order; the optional second top is the
@@ -35,13 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from ..proto.schema import schema_of
-from .base import CaffeLayer, Shape, tracing
+from .base import FLT_MAX, CaffeLayer, Shape, tracing
 from .registry import register
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
 CEIL, FLOOR = 0, 1
-FLT_MAX = 3.4028234663852886e38
 
 
 def lowest(dtype: torch.dtype) -> float:
@@ -124,7 +121,7 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: 
     either pad is non-zero, which enables the rule dropping a window that starts in the pad."""
     q = float(size + 2 * pad - kernel) / stride
     out = int(math.ceil(q) if ceil_mode else math.floor(q)) + 1
-    out += extra  # the YOLOv3 ports' darknet rule, before the clip (see Pooling)
+    out += extra  # a fork's extra cells (Pooling.extra_cells), before the clip
     if any_pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
@@ -170,14 +167,17 @@ class Pooling(CaffeLayer):
             raise CaffeFormatError("padding is implemented only for MAX and AVE pooling",
                                    layer=name)
         self.ceil_mode = geom.ceil_mode
-        # darknet2caffe's pooling for YOLOv3-tiny (the 'yolo' fork): one more output row and
-        # column when kernel_h - stride_h is odd and positive (C's % keeps the sign)
-        self.darknet_extra = schema_of(param).fork == "yolo"
         if len(self.bottom_shapes[0]) != 4:
             raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
                                    f"{self.bottom_shapes[0]}", layer=name)
 
     # ---------------------------------------------------------------- geometry
+    def extra_cells(self, kernel: tuple[int, int]) -> int:
+        """Output rows and columns a fork's Caffe adds after Caffe's size rule (its windows are
+        clipped to the input like any window past its end): none in BVLC's; a fork's Pooling
+        subclass overrides this."""
+        return 0
+
     def _kernel(self, h: int, w: int) -> tuple[int, int]:
         return (h, w) if self.global_pooling else self.kernel
 
@@ -188,8 +188,7 @@ class Pooling(CaffeLayer):
         h, w = int(shape[2]), int(shape[3])
         k = self._kernel(h, w)
         any_pad = self.pad != (0, 0)
-        diff = k[0] - self.stride[0]
-        extra = int(self.darknet_extra and diff > 0 and diff % 2 == 1)
+        extra = self.extra_cells(k)
         out = tuple(caffe_pooled_size(s, k[i], self.stride[i], self.pad[i], self.ceil_mode,
                                       any_pad, extra) for i, s in enumerate((h, w)))
         if min(out) <= 0:

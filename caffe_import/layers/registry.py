@@ -1,31 +1,60 @@
-"""Caffe layer type name -> layer class.
+"""Caffe layer type name (and fork) -> layer class.
 
-Every family module under ``caffe_import/layers`` registers its classes with ``@register``;
-``caffe_import.layers`` imports all of them on first use (auto-discovery), so adding a layer
-touches exactly one file.
+Every family module under ``caffe_import/layers`` registers its classes with ``@register``, and
+every fork unit's ``layers.py`` (``caffe_import/forks/<unit>/layers.py``) registers the fork's
+with ``@register(type, fork=NAME)``; the registry imports all of them on first use
+(auto-discovery), so adding a layer touches exactly one file.
+
+Lookup (:func:`get`) takes the fork the net's schema names:
+
+* a shipped fork (``"segnet"``): the fork's own class for the type, else the class of a fork
+  its catalogue entry says it shares layers with (``uses``: SegNet for cuDNN 5 has SegNet's),
+  else BVLC's (registered with no fork; the add-on ports without a schema register there too);
+* ``"bvlc"``: BVLC's only;
+* anything else (None: the default mixture of every fork, or a user's own ``proto=`` schema):
+  BVLC's class where there is one; else the forks' class for the type, and where forks
+  implement one type differently (PSPNet's and SegNet's ``BN``; SegNet's and the YOLO ports'
+  ``Upsample``) a chooser whose ``resolve(param)`` asks each candidate's ``claim(param)``
+  (see :class:`~caffe_import.layers.base.CaffeLayer`) and builds the strongest, the first in the
+  default order on a tie.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import pkgutil
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
+from .. import forks as fork_units
+from ..proto.catalogue import BVLC, FORKS, canonical_fork
 from .base import CaffeLayer
 
+#: BVLC's layers (and the add-on ports that need no schema): type name -> class
 _REGISTRY: dict[str, type[CaffeLayer]] = {}
+#: fork name -> type name -> the class that fork registered
+_FORK_REGISTRY: dict[str, dict[str, type[CaffeLayer]]] = {}
+_CHOOSERS: dict[str, type[CaffeLayer]] = {}
 _LOADED = False
 T = TypeVar("T", bound=type)
 
 
-def register(*type_names: str) -> Callable[[T], T]:
-    """Class decorator: ``@register("Convolution")`` maps a Caffe ``type`` string to a class."""
+def register(*type_names: str, fork: Optional[str] = None) -> Callable[[T], T]:
+    """Class decorator: ``@register("Convolution")`` maps a Caffe ``type`` string to a class;
+    ``@register("BN", fork="segnet")`` maps it for one shipped fork's schema only."""
+    if fork is not None:
+        fork = canonical_fork(fork)
+        if fork not in FORKS:
+            raise ValueError(f"register(fork=...) names a shipped fork, not {fork!r}")
+    table = _REGISTRY if fork is None else _FORK_REGISTRY.setdefault(fork, {})
 
     def deco(cls: T) -> T:
         for name in type_names:
-            if name in _REGISTRY and _REGISTRY[name] is not cls:
-                raise RuntimeError(f"layer type {name!r} registered twice "
-                                   f"({_REGISTRY[name].__qualname__}, {cls.__qualname__})")
-            _REGISTRY[name] = cls
+            if name in table and table[name] is not cls:
+                raise RuntimeError(f"layer type {name!r} registered twice"
+                                   f"{f' for fork {fork}' if fork else ''} "
+                                   f"({table[name].__qualname__}, {cls.__qualname__})")
+            table[name] = cls
         cls.type_names = tuple(type_names)  # type: ignore[attr-defined]
         return cls
 
@@ -36,19 +65,66 @@ def _load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    from caffe_import import layers as pkg
-    for info in pkgutil.iter_modules(pkg.__path__):
+    package = __name__.rpartition(".")[0]
+    for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if info.name not in ("registry", "base"):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+            importlib.import_module(f"{package}.{info.name}")
+    for info in pkgutil.iter_modules(fork_units.__path__):
+        unit = f"{fork_units.__name__}.{info.name}"
+        if info.ispkg and importlib.util.find_spec(f"{unit}.layers") is not None:
+            importlib.import_module(f"{unit}.layers")
     _LOADED = True
 
 
-def get(type_name: str) -> type[CaffeLayer] | None:
-    """The class for a Caffe layer type, or None when no module implements it."""
+def _chooser(type_name: str, candidates: list[type[CaffeLayer]]) -> type[CaffeLayer]:
+    """A class standing for a type several forks implement: ``resolve(param)`` is the
+    candidate with the highest ``claim(param)``, the first of them on a tie."""
+    cls = _CHOOSERS.get(type_name)
+    if cls is None or list(getattr(cls, "candidates")) != candidates:
+        def resolve(_cls, param) -> type[CaffeLayer]:
+            return max(candidates, key=lambda c: c.claim(param))
+
+        names = ", ".join(c.__qualname__ for c in candidates)
+        cls = type(f"{type_name}Chooser", (CaffeLayer,), {
+            "__doc__": f"``type: \"{type_name}\"``, which several Caffe forks implement "
+                       f"differently ({names}): the layer's fields decide (their ``claim``).",
+            "resolve": classmethod(resolve), "candidates": tuple(candidates),
+            "type_names": (type_name,), "__module__": __name__})
+        _CHOOSERS[type_name] = cls
+    return cls
+
+
+def _mixture(type_name: str) -> type[CaffeLayer] | None:
+    if type_name in _REGISTRY:
+        return _REGISTRY[type_name]
+    candidates: list[type[CaffeLayer]] = []
+    for fork in FORKS:
+        cls = _FORK_REGISTRY.get(fork, {}).get(type_name)
+        if cls is not None and cls not in candidates:
+            candidates.append(cls)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    return _chooser(type_name, candidates)
+
+
+def get(type_name: str, fork: Optional[str] = None) -> type[CaffeLayer] | None:
+    """The class for a Caffe layer type under a schema's fork (``schema.fork``: a shipped
+    fork's name, ``"bvlc"``, or None for the default mixture), or None when nothing implements
+    it. See the module docstring for the order."""
     _load_all()
+    if fork == BVLC:
+        return _REGISTRY.get(type_name)
+    entry = FORKS.get(fork) if fork is not None else None
+    if entry is None:
+        return _mixture(type_name)
+    for owner in (entry.name, *entry.uses):
+        cls = _FORK_REGISTRY.get(owner, {}).get(type_name)
+        if cls is not None:
+            return cls
     return _REGISTRY.get(type_name)
 
 
 def known_types() -> list[str]:
+    """Every layer type some class is registered for (BVLC's and the forks')."""
     _load_all()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY).union(*_FORK_REGISTRY.values()))

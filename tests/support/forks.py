@@ -10,7 +10,7 @@ from typing import Sequence
 from google.protobuf import text_format
 
 from caffe_import.layers import registry
-from caffe_import.proto.schema import get_schema
+from caffe_import.proto.schema import get_schema, schema_of
 
 
 def layer_param(text: str, fork: str | None = "ssd"):
@@ -25,7 +25,7 @@ def build(text: str, bottom_shapes: Sequence[Sequence[int]], fork: str | None = 
     """The registered layer for a snippet (resolved as the net resolves it), built for bottoms
     of these shapes."""
     param = layer_param(text, fork)
-    cls = registry.get(param.type)
+    cls = registry.get(param.type, fork=schema_of(param).fork)
     assert cls is not None, f"no layer registered for {param.type}"
     resolve = getattr(cls, "resolve", None)
     if resolve is not None:

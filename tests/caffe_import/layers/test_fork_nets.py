@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from caffe_import.io import read_net
-from caffe_import.layers.fast_rcnn import disable_proposal_layer, enable_proposal_layer
+from caffe_import.forks.fast_rcnn.layers import disable_proposal_layer, enable_proposal_layer
 from caffe_import.net import CaffeNet
 from support.fork_nets import FORK_NETS
 

@@ -1,14 +1,11 @@
-"""DeepLab v1's layers (deeplab-public, read from TheLegendAli/DeepLab-Context): Padding and
-MatWrite. Its ``hole`` is dilation (``caffe_import.layers.conv``); its Interp is PSPNet's /
-DeepLab v2's (``caffe_import.layers.pspnet``; v1 accepts exactly one of zoom, shrink, or
-height and width, which that layer also reads).
+"""DeepLab v1's own layer (deeplab-public, read from TheLegendAli/DeepLab-Context): Padding. Its
+``hole`` is dilation (``caffe_import.layers.conv``); its Interp and MatWrite are DeepLab v2's
+(``caffe_import/forks/deeplab``; the entry says ``uses=("deeplab",)``; v1's Interp accepts
+exactly one of zoom, shrink, or height and width, which that layer also reads).
 
 * **Padding** (``padding_param``: pad_beg, pad_end; both >= 0 or both <= 0): zero padding, or
   cropping, of H and W by ``pad_beg`` before and ``pad_end`` after:
   ``top[n, c, h, w] = bottom[n, c, h - pad_beg, w - pad_beg]``. Backward: the adjoint.
-* **MatWrite** (``mat_write_param``): DeepLab's test nets save a blob to ``.mat`` files named by
-  the model file. Here it writes nothing - a model file cannot make the importer write files;
-  read the blob from the net's outputs instead. It has no tops, so nothing else changes.
 """
 from __future__ import annotations
 
@@ -17,12 +14,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_4d, check_arity
-from .registry import register
+from ...errors import CaffeFormatError
+from ...layers.base import CaffeLayer, Shape, check_4d, check_arity
+from ...layers.registry import register
 
 
-@register("Padding")
+@register("Padding", fork="deeplab-v1")
 class Padding(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -46,19 +43,3 @@ class Padding(CaffeLayer):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         self.top_shapes([tuple(x.shape)])
         return (F.pad(x, [self.beg, self.end, self.beg, self.end]),)
-
-
-@register("MatWrite")
-class MatWrite(CaffeLayer):
-    """A sink that writes nothing (see the module docstring)."""
-
-    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
-        super().__init__(param, bottom_shapes, phase)
-        if len(param.top):
-            raise CaffeFormatError("MatWrite has no tops", layer=param.name)
-
-    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
-        return []
-
-    def forward(self, *bottoms: torch.Tensor) -> tuple:
-        return ()

@@ -13,7 +13,11 @@ cuDNN 5 port of the same code): BN and Upsample.
   one in raster order wins, as in the fork's loop; the backward hands every input the gradient
   at its position. Output size: ``upsample_h``/``upsample_w``, else ``H * scale_h - pad_out_h``
   (``scale`` defaults to 2). With one bottom, ``type: "Upsample"`` is the YOLO ports' nearest
-  upsampling (:mod:`caffe_import.layers.yolo`).
+  upsampling (``caffe_import/forks/yolo``).
+
+PSPNet's ``BN`` and the YOLO ports' ``Upsample`` share these type names: with ``fork="segnet"``
+(or ``segnet-cudnn5``) these classes are built; under the default mixture the layer decides
+(:meth:`SegNetBN.claim`, :meth:`SegNetUpsample.claim`).
 """
 from __future__ import annotations
 
@@ -21,18 +25,28 @@ from typing import Sequence
 
 import torch
 
-from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_4d, check_arity, check_channels, f32, tracing
-from .fillers import fill_or_constant
-from .registry import register
-from .yolo import UpsampleNearest
+from ...errors import CaffeFormatError
+from ...layers.base import CaffeLayer, Shape, check_4d, check_arity, check_channels, f32, tracing
+from ...layers.fillers import fill_or_constant
+from ...layers.registry import register
 
 LEARN, INFERENCE = 0, 1
 _BN_EPS = 1e-9  # hard-coded in the fork's BNLayer::LayerSetUp
+_BN_FIELDS = ("bn_mode", "scale_filler", "shift_filler")  # SegNet's own BNParameter fields
 
 
+@register("BN", fork="segnet")
 class SegNetBN(CaffeLayer):
     """SegNet's BN (built for ``type: "BN"`` when the schema is SegNet's; see the module)."""
+
+    @classmethod
+    def claim(cls, param) -> int:
+        """2 when the layer sets a field only SegNet's BN has, 1 when its schema has them."""
+        p = param.bn_param
+        fields = p.DESCRIPTOR.fields_by_name
+        if any(f in fields and p.HasField(f) for f in _BN_FIELDS):
+            return 2
+        return int(any(f in fields for f in _BN_FIELDS))
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -103,8 +117,14 @@ class _Unpool(torch.autograd.Function):
         return padded.gather(1, target).reshape(ctx.shape), None, None
 
 
+@register("Upsample", fork="segnet")
 class SegNetUpsample(CaffeLayer):
-    """SegNet's max unpooling (built for ``type: "Upsample"`` with two bottoms)."""
+    """SegNet's max unpooling (``type: "Upsample"`` with two bottoms: data and pooling mask)."""
+
+    @classmethod
+    def claim(cls, param) -> int:
+        """2 with two bottoms (the data and its pooling mask), else 0."""
+        return 2 if len(param.bottom) == 2 else 0
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -156,12 +176,3 @@ class SegNetUpsample(CaffeLayer):
                                    f"another size", layer=self.name)
         return (_Unpool.apply(x, index, size).reshape(top),)
 
-
-@register("Upsample")
-class Upsample(CaffeLayer):
-    """``type: "Upsample"``: SegNet's unpooling with two bottoms, the YOLO ports' nearest
-    upsampling with one (the two forks share the type name)."""
-
-    @classmethod
-    def resolve(cls, param) -> type[CaffeLayer] | None:
-        return SegNetUpsample if len(param.bottom) == 2 else UpsampleNearest

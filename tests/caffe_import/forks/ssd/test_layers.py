@@ -311,7 +311,7 @@ def test_greedy_nms_blocked_and_sequential_paths_equal_the_fork_loop(block):
     """Both NMS paths (the CPU's blocked one at several block sizes, the sequential one used
     on other devices) keep exactly the fork's boxes: clustered boxes, exact duplicates,
     two point boxes (0/0 overlap) and invalid candidates."""
-    from caffe_import.layers.ssd import _nms_blocked, _nms_sequential, box_size, greedy_nms
+    from caffe_import.forks.ssd.layers import _nms_blocked, _nms_sequential, box_size, greedy_nms
 
     rng = np.random.default_rng(3)
     r, k = 5, 37

@@ -1,10 +1,5 @@
-"""Layers of the YOLO Caffe ports: nearest ``Upsample`` (YOLOv3 ports, ``upsample_param.scale``)
-and ``Reorg`` (YOLOv2 ports, ``reorg_param.stride``).
+"""The YOLOv2 Caffe port's ``Reorg`` (gklz1982/caffe-yolov2, ``reorg_param.stride``).
 
-* **Upsample** with one bottom: ``top[n, c, h, w] = bottom[n, c, h / scale, w / scale]``
-  (integer division), output ``(H * scale, W * scale)``; the backward sums each
-  ``scale x scale`` block. SegNet's two-bottom ``Upsample`` shares the type name; the dispatch
-  on the bottom count lives in :mod:`caffe_import.layers.segnet`.
 * **Reorg** follows darknet's ``forward_reorg_layer`` (``reorg_cpu(..., forward=0, ...)``), the
   order the darknet-compatible Caffe ports reproduce so that darknet-trained weights keep
   working: output shape ``(N, C s^2, H / s, W / s)``, and output element ``i`` (flat, in the
@@ -22,33 +17,9 @@ from typing import Sequence
 
 import torch
 
-from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_4d, check_arity
-from .registry import register
-
-
-class UpsampleNearest(CaffeLayer):
-    """Nearest-neighbour upsampling by an integer ``scale`` (built for one-bottom Upsample)."""
-
-    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
-        super().__init__(param, bottom_shapes, phase)
-        check_arity(param, 1, 1)
-        check_4d(bottom_shapes[0], param.name, "Upsample")
-        self.scale = int(param.upsample_param.scale)
-        if self.scale < 1:
-            raise CaffeFormatError(f"upsample scale must be >= 1, got {self.scale}",
-                                   layer=param.name)
-
-    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
-        check_4d(bottom_shapes[0], self.name, "Upsample")
-        n, c, h, w = bottom_shapes[0]
-        return [(n, c, h * self.scale, w * self.scale)]
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        n, c, h, w = x.shape
-        s = self.scale
-        y = x[:, :, :, None, :, None].expand(n, c, h, s, w, s)
-        return (y.reshape(n, c, h * s, w * s),)
+from ...errors import CaffeFormatError
+from ...layers.base import CaffeLayer, Shape, check_4d, check_arity
+from ...layers.registry import register
 
 
 def reorg_index(n: int, c: int, h: int, w: int, s: int, device=None) -> torch.Tensor:
@@ -63,7 +34,7 @@ def reorg_index(n: int, c: int, h: int, w: int, s: int, device=None) -> torch.Te
     return (w2 + w * s * (h2 + h * s * (c2 + out_c * b))).reshape(-1)
 
 
-@register("Reorg")
+@register("Reorg", fork="yolov2")
 class Reorg(CaffeLayer):
     """YOLOv2's reorg with darknet's element order (see the module docstring)."""
 

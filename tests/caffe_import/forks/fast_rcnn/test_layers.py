@@ -84,7 +84,7 @@ def test_smooth_l1_loss_with_weights():
 # ----------------------------------------------------------------------------- ProposalLayer
 def proposal_ref(prob, deltas, im_info, feat_stride, cfg):
     """py-faster-rcnn ProposalLayer.forward with NumPy (stable sorts), float32."""
-    from caffe_import.layers.fast_rcnn import generate_anchors
+    from caffe_import.forks.fast_rcnn.layers import generate_anchors
 
     anchors0 = generate_anchors()
     a = anchors0.shape[0]
@@ -126,7 +126,7 @@ def proposal_ref(prob, deltas, im_info, feat_stride, cfg):
 
 def test_proposal_layer_is_opt_in_and_matches_py_faster_rcnn():
     from caffe_import.errors import CaffeFormatError
-    from caffe_import.layers.fast_rcnn import disable_proposal_layer, enable_proposal_layer
+    from caffe_import.forks.fast_rcnn.layers import disable_proposal_layer, enable_proposal_layer
     from caffe_import.layers.python_layer import PythonLayer
 
     text = ('name: "proposal" type: "Python" bottom: "prob" bottom: "pred" bottom: "im_info" '

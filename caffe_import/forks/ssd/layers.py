@@ -31,11 +31,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, check_channels, f32
-from .fillers import fill_or_constant
-from .pooling import FLT_MAX
-from .registry import register
+from ...errors import CaffeFormatError
+from ...layers.base import (DTYPE_FLOAT32, FLT_MAX, CaffeLayer, Shape, check_arity,
+                            check_channels, f32)
+from ...layers.fillers import fill_or_constant
+from ...layers.registry import register
 
 CORNER, CENTER_SIZE, CORNER_SIZE = 1, 2, 3
 
@@ -82,7 +82,7 @@ class _NormalizeFn(torch.autograd.Function):
         return gx, gs, None, None
 
 
-@register("Normalize")
+@register("Normalize", fork="ssd")
 class Normalize(CaffeLayer):
     """SSD's L2 normalisation with a learned scale (blob 0: ``()`` shared, else ``(C,)``)."""
 
@@ -118,7 +118,7 @@ class Normalize(CaffeLayer):
 
 
 # ----------------------------------------------------------------------------- Permute
-@register("Permute")
+@register("Permute", fork="ssd")
 class Permute(CaffeLayer):
     """Axes reordered by ``permute_param.order``; the axes it omits follow in their order."""
 
@@ -167,7 +167,7 @@ def _pair(p, base: str, layer: str, single: str | None = None) -> tuple[float, f
     return pair
 
 
-@register("PriorBox")
+@register("PriorBox", fork="ssd")
 class PriorBox(CaffeLayer):
     """Default boxes ``[1, 2, H * W * num_priors * 4]``: corners (normalised by the image size)
     then variances. Depends only on shapes, so it is computed once per shape and cached."""
@@ -418,7 +418,7 @@ def greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, threshold: float, eta: 
     return keep.reshape(*lead, k)
 
 
-@register("DetectionOutput")
+@register("DetectionOutput", fork="ssd")
 class DetectionOutput(CaffeLayer):
     """Bottoms: location predictions ``(N, P * L * 4)``, confidences ``(N, P * C)`` (already
     softmax-ed), priors ``(1, 2, P * 4)``; top ``(1, 1, rows, 7)`` (see the module docstring).

@@ -35,11 +35,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, f32, tracing
-from .python_layer import PythonLayer, register_python_layer, unregister_python_layer
-from .pooling import FLT_MAX
-from .registry import register
+from ...errors import CaffeFormatError
+from ...layers.base import DTYPE_FLOAT32, FLT_MAX, CaffeLayer, Shape, check_arity, f32, tracing
+from ...layers.python_layer import PythonLayer, register_python_layer, unregister_python_layer
+from ...layers.registry import register
 
 _CHUNK = 1 << 23  # elements per gathered block in ROIPooling
 
@@ -75,7 +74,7 @@ def _window_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, span: int):
     return best, first
 
 
-@register("ROIPooling")
+@register("ROIPooling", fork="fast-rcnn")
 class ROIPooling(CaffeLayer):
     """Fast R-CNN's RoI max pooling (see the module docstring)."""
     #: float32 even under precision='fast': each bin's max and argmax are discrete choices
@@ -192,7 +191,7 @@ class ROIPooling(CaffeLayer):
 
 
 # ----------------------------------------------------------------------------- SmoothL1Loss
-@register("SmoothL1Loss")
+@register("SmoothL1Loss", fork="fast-rcnn")
 class SmoothL1Loss(CaffeLayer):
     """Faster R-CNN's smooth L1 loss (see the module docstring); top: a scalar.
 

@@ -1,11 +1,11 @@
-"""YOLO ports' nearest Upsample and darknet-order Reorg, against transcriptions of the ports' CPU
-loops (and darknet's reorg_cpu)."""
+"""The YOLOv2 port's darknet-order Reorg, against a transcription of the port's CPU loop (and
+darknet's reorg_cpu)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from caffe_import.layers.yolo import reorg_index
+from caffe_import.forks.yolov2.layers import reorg_index
 from support.forks import build
 
 
@@ -35,18 +35,6 @@ def test_reorg_has_darknets_element_order_and_inverse_gradient():
     np.testing.assert_array_equal(y.detach().numpy(), reorg_ref(x, 2))
     y.backward(y.detach())  # a permutation: the gradient of 0.5 |y|^2 is x
     np.testing.assert_array_equal(xt.grad.numpy(), x)
-
-
-def test_upsample_with_one_bottom_is_nearest():
-    layer = build('name: "u" type: "Upsample" bottom: "x" top: "y" upsample_param { scale: 2 }',
-                  [(1, 2, 3, 4)], fork="yolo")
-    x = torch.randn(1, 2, 3, 4, requires_grad=True)
-    (y,) = layer(x)
-    for h in range(6):
-        for w in range(8):
-            assert torch.equal(y[:, :, h, w], x[:, :, h // 2, w // 2])
-    y.sum().backward()
-    assert torch.equal(x.grad, torch.full_like(x, 4.0))  # each input feeds a 2x2 block
 
 
 def test_reverse_reorg_inverts_reorg():

@@ -9,12 +9,12 @@ from typing import Sequence
 
 import torch
 
-from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, check_arity
-from .registry import register
+from ...errors import CaffeFormatError
+from ...layers.base import CaffeLayer, Shape, check_arity
+from ...layers.registry import register
 
 
-@register("ShuffleChannel")
+@register("ShuffleChannel", fork="shufflenet")
 class ShuffleChannel(CaffeLayer):
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
