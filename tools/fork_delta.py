@@ -10,11 +10,12 @@ in package ``caffe.<fork>``:
   to it, and fields whose number, type or default the fork changed;
 * messages and enums BVLC does not have are copied whole.
 
-``caffe_import.proto.schema`` merges such deltas into BVLC's descriptor at run time; the
-deltas shipped under ``caffe_import/proto/forks/`` were made with this tool:
+``caffe_import.proto.merge`` merges such deltas into BVLC's descriptor at run time; each fork
+unit's ``caffe_import/forks/<unit>/delta.proto`` was made with this tool (then
+``tools/gen_proto.py`` compiles it to ``delta_pb.py`` beside it):
 
     python tools/fork_delta.py FORK/src/caffe/proto/caffe.proto --fork ssd \\
-        --source "weiliu89/caffe@4817bf8 src/caffe/proto/caffe.proto" > caffe_import/proto/forks/ssd.proto
+        --source "weiliu89/caffe@4817bf8 src/caffe/proto/caffe.proto" > caffe_import/forks/ssd/delta.proto
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import sys
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2 as dpb
+
+from caffe_import.proto.merge import compile_proto_file, rename_message
 
 ROOT = Path(__file__).resolve().parents[1]
 BVLC = ROOT / "caffe_import" / "proto" / "caffe.proto"
@@ -38,8 +41,6 @@ _LABELS = {F.LABEL_OPTIONAL: "optional", F.LABEL_REQUIRED: "required",
 
 def compile_proto(path: Path) -> dpb.FileDescriptorProto:
     """The FileDescriptorProto of a self-contained .proto, compiled in process."""
-    from caffe_import.proto.schema import compile_proto_file
-
     return compile_proto_file(path)
 
 
@@ -165,9 +166,7 @@ def delta(base: dpb.FileDescriptorProto, fork: dpb.FileDescriptorProto) -> list[
 
 
 def rename(fd: dpb.FileDescriptorProto, old: str, new: str) -> None:
-    """Rename top-level message ``old`` to ``new`` (see caffe_import.proto.schema)."""
-    from caffe_import.proto.schema import rename_message
-
+    """Rename top-level message ``old`` to ``new`` (see caffe_import.proto.merge)."""
     rename_message(fd, old, new)
 
 

@@ -272,7 +272,7 @@ def generate_anchors(base_size: int = 16, ratios=(0.5, 1, 2), scales=(8, 16, 32)
 def _parse_param_str(text: str, layer: str) -> dict:
     """The layer's ``param_str`` (YAML or a Python dict literal), parsed without running code."""
     try:
-        import yaml
+        import yaml  # lazy: optional (PyYAML is not a dependency; a dict literal also works)
 
         value = yaml.safe_load(text)
     except ImportError:  # pragma: no cover - PyYAML is usually present
