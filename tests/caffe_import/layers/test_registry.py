@@ -1,0 +1,79 @@
+"""The layer registry: classes registered per fork, looked up with the schema's fork (falling
+back to the forks the entry ``uses``, then BVLC's), and the default mixture's choice among forks
+that implement one type differently (caffe_import/layers/registry.py)."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+from google.protobuf import text_format
+
+from caffe_import.forks.deeplab.layers import Interp, MatWrite
+from caffe_import.forks.pspnet.layers import PSPNetBN
+from caffe_import.forks.segnet.layers import SegNetBN, SegNetUpsample
+from caffe_import.forks.ssd.layers import Normalize
+from caffe_import.forks.yolo.layers import DarknetPooling, UpsampleNearest
+from caffe_import.layers import registry
+from caffe_import.layers.base import CaffeLayer
+from caffe_import.layers.pooling import Pooling
+from caffe_import.proto.catalogue import FORKS
+from caffe_import.proto.schema import get_schema
+from support import ROOT
+
+
+@pytest.mark.parametrize("type_name, fork, expect", [
+    ("BN", "segnet", SegNetBN), ("BN", "segnet-cudnn5", SegNetBN),  # uses segnet's
+    ("BN", "pspnet", PSPNetBN), ("Interp", "pspnet", Interp),        # pspnet uses deeplab's
+    ("MatWrite", "deeplab-v1", MatWrite), ("Interp", "deeplab", Interp),
+    ("Upsample", "yolo", UpsampleNearest), ("Upsample", "segnet", SegNetUpsample),
+    ("Pooling", "yolo", DarknetPooling), ("Pooling", "segnet", Pooling),  # BVLC's fallback
+    ("Pooling", None, Pooling), ("Pooling", "bvlc", Pooling), ("Pooling", "proto:x", Pooling),
+    ("Normalize", None, Normalize), ("Normalize", "ssd", Normalize),
+    ("Normalize", "bvlc", None), ("Normalize", "pspnet", None), ("BN", "deeplab", None),
+])
+def test_lookup_takes_the_fork_then_what_it_uses_then_bvlc(type_name, fork, expect):
+    assert registry.get(type_name, fork=fork) is expect
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('type: "BN" bn_param { bn_mode: INFERENCE }', SegNetBN),
+    ('type: "BN" bn_param { frozen: true }', PSPNetBN),
+    ('type: "BN" bn_param { frozen: true bn_mode: INFERENCE }', PSPNetBN),  # tie: first fork
+    ('type: "BN"', PSPNetBN),
+    ('type: "Upsample" bottom: "x" bottom: "mask"', SegNetUpsample),
+    ('type: "Upsample" bottom: "x"', UpsampleNearest),
+])
+def test_the_mixture_builds_the_class_whose_claim_is_strongest(text, expect):
+    param = text_format.Parse(text, get_schema().LayerParameter())
+    chooser = registry.get(param.type)
+    assert expect in chooser.candidates
+    assert chooser.resolve(param) is expect
+    assert registry.get(param.type, fork="proto:mine.proto") is chooser
+
+
+def test_register_for_a_fork_names_a_shipped_fork_and_refuses_a_second_class():
+    with pytest.raises(Exception, match="unknown Caffe fork"):
+        registry.register("X", fork="nope")
+    with pytest.raises(ValueError, match="shipped fork"):
+        registry.register("X", fork="bvlc")
+    with pytest.raises(RuntimeError, match="registered twice for fork segnet"):
+        registry.register("BN", fork="segnet")(type("Other", (CaffeLayer,), {}))
+
+
+def test_known_types_hold_bvlcs_and_the_forks():
+    types = set(registry.known_types())
+    assert {"Convolution", "Pooling", "BN", "Interp", "Normalize", "Reorg", "Axpy"} <= types
+
+
+def test_no_core_layer_module_names_a_fork():
+    """Fork knowledge lives in the fork units: no string in caffe_import/layers' code (its
+    docstrings aside) is a shipped fork's name (reading a fork's field by name is fine)."""
+    names = set(FORKS)
+    for path in (ROOT / "caffe_import" / "layers").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        docs = {id(node.body[0].value) for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                and node.body and isinstance(node.body[0], ast.Expr)}
+        found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                 and isinstance(n.value, str) and id(n) not in docs and n.value.lower() in names]
+        assert not found, f"{path.name} names fork(s) {found}"
