@@ -1,5 +1,5 @@
-"""ReLU6 and ConvolutionDepthwise of the MobileNet ports; SENet's Axpy; ShuffleNet's
-ShuffleChannel; DeepLab v1's ``hole``; the forks' ``ceil_mode`` in pooling."""
+"""ReLU6 and ConvolutionDepthwise of the MobileNet ports; SENet's Axpy; DeepLab v1's ``hole``;
+the forks' ``ceil_mode`` in pooling."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,16 +55,6 @@ def test_axpy_scales_channels_and_adds():
     a, x, y = torch.randn(2, 3, 1, 1), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     (z,) = layer(a, x, y)
     assert torch.allclose(z, a * x + y)
-
-
-def test_shuffle_channel_transposes_groups():
-    layer = build('name: "s" type: "ShuffleChannel" bottom: "x" top: "y" '
-                  'shuffle_channel_param { group: 3 }', [(1, 6, 1, 1)], fork="shufflenet")
-    (y,) = layer(torch.arange(6.0).reshape(1, 6, 1, 1))
-    # the port: output channel j * G + i = input channel i * (C / G) + j
-    assert y.reshape(-1).tolist() == [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
-    x = torch.randn(2, 6, 3, 4)  # PyTorch's channel_shuffle is the same permutation
-    assert torch.equal(layer(x)[0], F.channel_shuffle(x, 3))
 
 
 @pytest.mark.parametrize("ceil,pad,expect", [(False, 0, (3, 3)), (True, 0, (4, 4)),
