@@ -1,8 +1,9 @@
 """Data layers of Caffe and its forks, stood in for by net inputs of the same tops.
 
 Caffe's data layers read databases, image lists or video (``Data``, ``ImageData``,
-``WindowData``, ``HDF5Data``; SSD's ``AnnotatedData`` and ``VideoData``;
-SegNet's ``DenseImageData``; DeepLab's ``ImageSegData``). Here none of them reads anything:
+``WindowData``, ``HDF5Data``; the forks' units add theirs as subclasses with their own
+:class:`DataKind`: SSD's ``AnnotatedData`` and ``VideoData``, SegNet's ``DenseImageData``,
+DeepLab's ``ImageSegData``). Here none of them reads anything:
 each becomes an input of the net, fed like an ``Input`` layer's tops (``CaffeNet.forward(
 data=..., label=...)``), so train/test prototxts of the forks build and run unchanged.
 
@@ -16,7 +17,8 @@ blob) must be given: ``CaffeNet(..., input_shapes={"data": (1, 3, 300, 300)})``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 
@@ -24,14 +26,29 @@ from ..errors import CaffeFormatError
 from .base import CaffeLayer, Shape
 from .registry import register
 
-#: data layer type -> its parameter field (where the batch size and sizes are)
+CLASS_LABEL, SEGMENTATION_LABEL = "class", "segmentation"
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """What a data layer's parameters fix of its tops. ``param_field``: where the batch size
+    and sizes are; ``color_channels``: ``is_color`` fixes the data's channels (3 or 1), else
+    the database does (``None``: must be given); ``label``: ``"class"`` (``(N,)``),
+    ``"segmentation"`` (``(N, 1, H, W)``, then ``data_dim`` ``(N, 1, 1, 2)``) or None (the
+    label blob's shape is the database's)."""
+
+    param_field: str
+    color_channels: bool = True
+    label: Optional[str] = CLASS_LABEL
+
+
+#: BVLC's data layer types -> what their parameters fix
 DATA_LAYERS = {
-    "Data": "data_param", "ImageData": "image_data_param", "WindowData": "window_data_param",
-    "HDF5Data": "hdf5_data_param",
-    "AnnotatedData": "data_param", "VideoData": "video_data_param",
-    "DenseImageData": "dense_image_data_param", "ImageSegData": "image_data_param",
+    "Data": DataKind("data_param", color_channels=False),
+    "ImageData": DataKind("image_data_param"),
+    "WindowData": DataKind("window_data_param"),
+    "HDF5Data": DataKind("hdf5_data_param", color_channels=False, label=None),
 }
-_SEGMENTATION = ("DenseImageData", "ImageSegData")
 
 
 def _sub(msg, name: str):
@@ -48,9 +65,11 @@ def _int(msg, name: str) -> int | None:
 
 @register(*DATA_LAYERS)
 class DataInput(CaffeLayer):
-    """A data layer as net inputs (see the module docstring)."""
+    """A data layer as net inputs (see the module docstring). A fork's data layer is a
+    subclass registered for the fork, with its ``kind``."""
 
     feeds_net = True
+    kind: Optional[DataKind] = None  # None: BVLC's, by type (DATA_LAYERS)
 
     def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
         super().__init__(param, bottom_shapes, phase)
@@ -72,18 +91,17 @@ class DataInput(CaffeLayer):
         return (h, w) if h and w else None
 
     def _shapes(self, param) -> list[Shape | None]:
-        p = _sub(param, DATA_LAYERS[param.type])
+        kind = self.kind or DATA_LAYERS[param.type]
+        p = _sub(param, kind.param_field)
         batch = _int(p, "batch_size")
         spatial = self._spatial(param, p)
         color = p is None or "is_color" not in p.DESCRIPTOR.fields_by_name or p.is_color
-        channels = None if param.type in ("Data", "AnnotatedData", "HDF5Data",
-                                          "VideoData") else (3 if color else 1)
-        data = ((batch, channels, *spatial) if batch and channels and spatial
-                and param.type != "HDF5Data" else None)
-        if param.type in _SEGMENTATION:
+        channels = (3 if color else 1) if kind.color_channels else None
+        data = (batch, channels, *spatial) if batch and channels and spatial else None
+        if kind.label == SEGMENTATION_LABEL:
             label = (batch, 1, *spatial) if batch and spatial else None
             extra = [(batch, 1, 1, 2) if batch else None]  # ImageSegData's data_dim
-        elif param.type in ("AnnotatedData", "HDF5Data", "VideoData"):
+        elif kind.label is None:
             label, extra = None, []
         else:
             label, extra = ((batch,) if batch else None), []

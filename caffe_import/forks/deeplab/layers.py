@@ -2,7 +2,8 @@
 and DeepLab v1 also have: Interp and MatWrite. PSPNet's ``interp_layer.cpp`` and
 ``util/interp.cpp`` are byte-identical to DeepLab v2's, and DeepLab v1's Interp reads the same
 fields (v1 accepts exactly one of zoom, shrink, or height and width, which this layer also reads);
-the ``pspnet`` and ``deeplab-v1`` entries say ``uses=("deeplab",)``.
+the ``pspnet`` and ``deeplab-v1`` entries say ``uses=("deeplab",)``. Its ImageSegData becomes
+net inputs (``caffe_import.layers.data``).
 
 * **Interp** (``interp_param``): bilinear resizing with corners aligned, of the input cropped by
   ``pad_beg``/``pad_end`` (only <= 0 is allowed, as in the fork). Output size from
@@ -24,6 +25,7 @@ import torch
 
 from ...errors import CaffeFormatError
 from ...layers.base import CaffeLayer, Shape, check_4d, check_arity
+from ...layers.data import SEGMENTATION_LABEL, DataInput, DataKind
 from ...layers.registry import register
 
 
@@ -117,3 +119,11 @@ class MatWrite(CaffeLayer):
 
     def forward(self, *bottoms: torch.Tensor) -> tuple:
         return ()
+
+
+@register("ImageSegData", fork="deeplab")
+class ImageSegData(DataInput):
+    """DeepLab's image and label-image data layer, as net inputs (``caffe_import.layers.data``):
+    a ``(N, 1, H, W)`` label and its ``data_dim`` ``(N, 1, 1, 2)``."""
+
+    kind = DataKind("image_data_param", label=SEGMENTATION_LABEL)

@@ -1,5 +1,6 @@
 """SegNet's layers (alexgkendall/caffe-segnet; read from TimoSaemann/caffe-segnet-cudnn5, the
-cuDNN 5 port of the same code): BN and Upsample.
+cuDNN 5 port of the same code): BN and Upsample; DenseImageData becomes net inputs
+(``caffe_import.layers.data``).
 
 * **BN** (``bn_param``: bn_mode, scale_filler, shift_filler): two blobs, scale and shift
   ``(1, C, 1, 1)``. ``bn_mode: INFERENCE`` computes ``x * scale + shift`` (SegNet's
@@ -27,6 +28,7 @@ import torch
 
 from ...errors import CaffeFormatError
 from ...layers.base import CaffeLayer, Shape, check_4d, check_arity, check_channels, f32, tracing
+from ...layers.data import SEGMENTATION_LABEL, DataInput, DataKind
 from ...layers.fillers import fill_or_constant
 from ...layers.registry import register
 
@@ -176,3 +178,10 @@ class SegNetUpsample(CaffeLayer):
                                    f"another size", layer=self.name)
         return (_Unpool.apply(x, index, size).reshape(top),)
 
+
+@register("DenseImageData", fork="segnet")
+class DenseImageData(DataInput):
+    """SegNet's image and label-image data layer, as net inputs (``caffe_import.layers.data``):
+    a ``(N, 1, H, W)`` label."""
+
+    kind = DataKind("dense_image_data_param", label=SEGMENTATION_LABEL)

@@ -1,4 +1,5 @@
-"""SSD's layers (weiliu89/caffe, branch ``ssd``): Normalize, Permute, PriorBox, DetectionOutput.
+"""SSD's layers (weiliu89/caffe, branch ``ssd``): Normalize, Permute, PriorBox, DetectionOutput;
+its AnnotatedData and VideoData become net inputs (``caffe_import.layers.data``).
 
 Read from the fork's CPU code (``src/caffe/layers/*_layer.cpp``, ``src/caffe/util/bbox_util.cpp``):
 
@@ -34,6 +35,7 @@ import torch
 from ...errors import CaffeFormatError
 from ...layers.base import (DTYPE_FLOAT32, FLT_MAX, CaffeLayer, Shape, check_arity,
                             check_channels, f32)
+from ...layers.data import DataInput, DataKind
 from ...layers.fillers import fill_or_constant
 from ...layers.registry import register
 
@@ -520,3 +522,18 @@ class DetectionOutput(CaffeLayer):
         rows = torch.cat([img.to(loc.dtype)[:, None], labels[:, None],
                           scores[img, c, k][:, None], boxes[img, c, k]], dim=1)
         return (rows.reshape(1, 1, -1, 7),)
+
+
+@register("AnnotatedData", fork="ssd")
+class AnnotatedData(DataInput):
+    """SSD's image and box-annotation data layer, as net inputs (``caffe_import.layers.data``):
+    its channels and annotation blob are the database's."""
+
+    kind = DataKind("data_param", color_channels=False, label=None)
+
+
+@register("VideoData", fork="ssd")
+class VideoData(DataInput):
+    """SSD's video data layer, as net inputs (``caffe_import.layers.data``)."""
+
+    kind = DataKind("video_data_param", color_channels=False, label=None)
