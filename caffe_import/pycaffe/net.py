@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..io.text import parse_net
+from ..io.text import ParsedNet, parse_net
 from ..net import CaffeNet, filter_net
+from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
 from .python_layer import PythonLayerAdapter, python_layers_for
@@ -148,7 +149,13 @@ def _parse_args(args: Sequence[Any], kwargs: dict) -> tuple[Any, int, str | None
 
 class Net:
     """``caffe.Net(network_file, phase, level=0, stages=None, weights=None)`` (or the old
-    ``caffe.Net(network_file, weights, phase)``): see the module docstring."""
+    ``caffe.Net(network_file, weights, phase)``): see the module docstring.
+
+    ``schema``: the Caffe fork schema nets are read with (None: chosen by each file's
+    content); ``caffe-import run --fork NAME`` gives its script a subclass with that fork's
+    schema (:func:`caffe_import.pycaffe.bound.caffe_module`)."""
+
+    schema: Schema | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         source, phase, weights, level, stages = _parse_args(args, kwargs)
@@ -159,9 +166,12 @@ class Net:
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         # read leniently: CaffeNet reports unknown fields and unknown layer types together
-        loaded = parse_net(source)[0] if isinstance(source, (str, os.PathLike)) else source
+        if isinstance(source, (str, os.PathLike)):
+            source = parse_net(source, schema=self.schema)  # read once, built from below
+        loaded = source.net_param if isinstance(source, ParsedNet) else source
         with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True)
+            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
+                                 schema=self.schema)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase
