@@ -36,9 +36,9 @@ top (so ``n.relu1 = L.ReLU(n.conv1, in_place=True)`` is a layer ``relu1`` whose 
 Schemas: ``L``/``P``/``NetSpec()``/``to_proto`` write BVLC's ``caffe_pb2`` messages. A Caffe
 fork's fields (SSD's ``norm_param``, ...) need that fork's schema, given once:
 ``Layers(schema)`` / ``Params(schema)`` / ``NetSpec(schema=...)`` / ``to_proto(...,
-schema=...)`` with a :class:`~caffe_import.proto.schema.Schema` (``get_schema("ssd")``); a
-net takes the schema of its layers unless given one, and a layer made with another schema is
-carried over by field name. ``caffe-import run --fork NAME`` gives a pycaffe script
+schema=...)`` with a :class:`~caffe_import.proto.schema.Schema` (``get_schema("ssd")``). A
+net takes the schema given to it, else that of its first fork layer (BVLC's when it has
+none); a layer made with another schema is carried over by field name. ``caffe-import run --fork NAME`` gives a pycaffe script
 ``caffe.layers``/``caffe.params``/``caffe.NetSpec`` bound to that fork's schema.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.proto.schema import Schema, bvlc
+from caffe_import.proto.schema import BVLC, Schema, bvlc
 
 __all__ = ["NetSpec", "L", "P", "Layers", "Params", "Top", "Function", "to_proto",
            "param_field_for_type"]
@@ -368,7 +368,7 @@ class NetSpec:
 
     def to_proto(self, name: str | None = None) -> Any:
         """The ``NetParameter`` (no net name unless given, no legacy inputs), of the schema
-        given to the spec, else of its layers."""
+        given to the spec, else of its first fork layer, else BVLC's."""
         return _emit(self._tops, name, schema=self._schema)
 
     def to_prototxt(self, name: str | None = None) -> str:
@@ -378,7 +378,7 @@ class NetSpec:
 
 def to_proto(*tops: Top, name: str | None = None, schema: Schema | None = None) -> Any:
     """The net producing ``tops``, every blob auto-named ``<Type><k>``; a ``NetParameter`` of
-    ``schema`` (default: the layers' schema)."""
+    ``schema`` (default: its first fork layer's, else BVLC's)."""
     return _emit(OrderedDict((f"\0{i}", t) for i, t in enumerate(tops)), name, assigned=False,
                  schema=schema)
 
@@ -441,7 +441,8 @@ def _emit(named: Mapping[str, Top | Function], net_name: str | None,
 
     for value in named.values():
         visit(value.fn if isinstance(value, Top) else value, ())
-    schema = schema or (layers[0][0] if layers else bvlc())
+    # BVLC's fields are in every schema: a fork's layer decides the net's schema
+    schema = schema or next((s for s, _ in layers if s.name != BVLC), bvlc())
     net = schema.NetParameter()
     if net_name:
         net.name = net_name
