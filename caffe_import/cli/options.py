@@ -32,7 +32,7 @@ def device(text: str) -> str:
     Returns the string unchanged (the verbs pass it on); CUDA devices are checked against
     ``torch.cuda`` so a CPU-only machine says so instead of failing inside a layer.
     """
-    import torch
+    import torch  # lazy: every verb's parser loads this module; only a --device check needs torch
 
     try:
         dev = torch.device(text)

@@ -68,11 +68,10 @@ class CaffeAliasFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path=None, target=None):
         if fullname not in _ALIASES:
             return None
-        target = self.modules.get(fullname, _ALIASES[fullname])
+        alias = self.modules.get(fullname, _ALIASES[fullname])
         is_package = fullname in ("caffe", "caffe.proto")
-        spec = importlib.machinery.ModuleSpec(fullname, _AliasLoader(target),
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias),
                                               is_package=is_package)
-        return spec
 
 
 def _is_caffe(name: str) -> bool:
