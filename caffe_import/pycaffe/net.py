@@ -151,13 +151,16 @@ class Net:
     """``caffe.Net(network_file, phase, level=0, stages=None, weights=None)`` (or the old
     ``caffe.Net(network_file, weights, phase)``): see the module docstring.
 
-    ``schema``: the Caffe fork schema nets are read with (None: chosen by each file's
-    content); ``caffe-import run --fork NAME`` gives its script a subclass with that fork's
-    schema (:func:`caffe_import.pycaffe.bound.caffe_module`)."""
+    ``schema``: the Caffe fork schema the net is read with (None: chosen by the file's
+    content); a keyword here (not pycaffe's), or the class attribute of the subclass that
+    ``caffe-import run --fork NAME`` gives its script
+    (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
 
     schema: Schema | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
+        if schema is not None:
+            self.schema = schema
         source, phase, weights, level, stages = _parse_args(args, kwargs)
         if isinstance(source, (str, os.PathLike)):
             source = _check_file(source, "network file")

@@ -124,3 +124,11 @@ def test_a_bound_solver_reads_its_file_and_nets_with_the_schema(tmp_path, monkey
     assert schema_of(solver.param).name == "ssd" and solver.param.eval_type == "detection"
     assert schema_of(solver.net.caffe_net.net_param).name == "ssd"
     assert schema_of(caffe.AdamSolver("solver.prototxt").net.caffe_net.net_param).name == "ssd"
+
+
+def test_a_library_user_names_the_schema_of_one_net(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text(NET)
+    net = pycaffe.Net(str(path), pycaffe.TEST, schema=get_schema("ssd"))
+    assert schema_of(net.caffe_net.net_param).name == "ssd" and pycaffe.Net.schema is None
+    assert schema_of(pycaffe.Net(str(path), pycaffe.TEST).caffe_net.net_param).name == "default"
