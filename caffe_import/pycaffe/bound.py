@@ -72,10 +72,11 @@ def _module(name: str, like: types.ModuleType | None, attrs: dict[str, Any],
     return module
 
 
-def _bound(cls: type, schema_owner: dict[str, Any]) -> type:
-    """A subclass of ``cls`` named as ``cls``, with ``schema_owner``'s class attributes."""
-    attrs = {"__module__": cls.__module__, "__doc__": cls.__doc__, **schema_owner}
-    return type(cls.__name__, (cls,), attrs)
+def _bound(cls: type, attrs: dict[str, Any], *also: type) -> type:
+    """A subclass of ``cls`` (and of ``also``) named as ``cls``, with the class attributes
+    ``attrs``."""
+    attrs = {"__module__": cls.__module__, "__doc__": cls.__doc__, **attrs}
+    return type(cls.__name__, (cls, *also), attrs)
 
 
 def _solver_api(net_cls: type[Net]) -> dict[str, Any]:
@@ -115,8 +116,8 @@ def caffe_modules(schema: Schema) -> dict[str, types.ModuleType]:
     docstring); the names not listed (``caffe.io``, ``caffe.coord_map``, ``caffe.draw``) hold
     nothing schema-bound and stay the library's own modules."""
     net_cls = _bound(Net, {"schema": schema})
-    classifier_cls = _bound(_classifier.Classifier, {"schema": schema})
-    detector_cls = _bound(_detector.Detector, {"schema": schema})
+    classifier_cls = _bound(_classifier.Classifier, {"schema": schema}, net_cls)
+    detector_cls = _bound(_detector.Detector, {"schema": schema}, net_cls)
     pb2 = caffe_pb2 if schema.name == BVLC else SchemaPb2(schema)
     proto = _module("caffe.proto", None, {"caffe_pb2": pb2}, package=True)
     spec = _net_spec_api(schema)

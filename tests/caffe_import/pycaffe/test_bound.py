@@ -29,6 +29,7 @@ def test_the_bound_package_reads_and_writes_with_its_schema():
     assert caffe.Net.schema is ssd and pycaffe.Net.schema is None  # the library's is untouched
     assert issubclass(caffe.Net, pycaffe.Net) and caffe.Net.__name__ == "Net"
     assert caffe.Classifier.schema is ssd and caffe.Detector.schema is ssd
+    assert issubclass(caffe.Classifier, caffe.Net) and issubclass(caffe.Detector, caffe.Net)
     assert caffe.SGDSolver.net_class is caffe.Net and caffe.SGDSolver.solver_type == "SGD"
     assert modules["caffe.pycaffe"] is caffe and caffe.proto is modules["caffe.proto"]
     pb2 = caffe.proto.caffe_pb2
