@@ -48,9 +48,12 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 import torch
+from google.protobuf import descriptor_pb2
 
 from .errors import CaffeFormatError, UsageError
 from .io.atomic import atomic_path
+from .io.text import parse_text
+from .proto.schema import BVLC, Schema, get_schema, resolve_schema, schema_of
 
 FORMAT = "caffe_import.converted"
 FORMAT_VERSION = 2
@@ -170,8 +173,6 @@ def save_converted(net, path: str | os.PathLike) -> None:
 
 def _schema_record(net_param) -> dict[str, str]:
     """The artefact keys naming the schema ``net_param`` was read with (none for BVLC)."""
-    from .proto.schema import BVLC, schema_of
-
     schema = schema_of(net_param)
     if schema.name == BVLC:
         return {}
@@ -181,15 +182,11 @@ def _schema_record(net_param) -> dict[str, str]:
     return record
 
 
-def _schema_of_payload(payload: dict[str, Any], path: Path):
+def _schema_of_payload(payload: dict[str, Any], path: Path) -> Schema:
     """The schema a loaded artefact's net text is parsed with."""
-    from google.protobuf import descriptor_pb2
-
-    from .proto.schema import get_schema
-
     name = payload.get("schema")
     if not name:
-        return get_schema("bvlc")
+        return get_schema(BVLC)
     if not isinstance(name, str):
         raise CaffeFormatError(f"schema {name!r}: expected a fork name", path=path)
     if name.startswith("proto:"):
@@ -317,29 +314,23 @@ def read_converted(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def stored_net(payload: dict[str, Any], path: str | os.PathLike, *, fork: str | None = None,
-               proto: str | os.PathLike | None = None):
+               proto: str | os.PathLike | None = None, schema: Schema | None = None):
     """The ``NetParameter`` of an artefact read by ``read_converted``, parsed with the schema
-    it records (``fork``/``proto`` override it)."""
-    from .io.text import parse_text
-
-    if fork is not None or proto is not None:
-        from .proto.schema import get_schema
-
-        schema = get_schema(fork, proto)
-    else:
-        schema = _schema_of_payload(payload, Path(path))
+    it records (``fork``/``proto``/``schema`` override it)."""
+    schema = resolve_schema(schema, fork, proto) or _schema_of_payload(payload, Path(path))
     return parse_text(payload["net_prototxt"] or "", schema.NetParameter(),
                       path=f"{path} (net_prototxt)")
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
          fork: str | None = None, proto: str | os.PathLike | None = None,
-         precision: str | None = None):
+         schema: Schema | None = None, precision: str | None = None):
     """Rebuild the ``CaffeNet`` stored by ``save_converted`` (on ``device`` when given), in
     ``precision`` (default: the one recorded in the artefact, else exact).
 
     The net text is parsed with the Caffe fork schema the artefact records (``fork``/
-    ``proto`` override it, e.g. for an artefact of a fork this version does not ship).
+    ``proto``/``schema`` override it, e.g. for an artefact of a fork this version does not
+    ship).
 
     Loading never runs code from the file: ``.pt`` goes through ``torch.load(weights_only=
     True)``, safetensors through its own parser. A foreign or corrupt file raises
@@ -348,7 +339,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
     from .net import CaffeNet
 
     payload = read_converted(path)
-    net_param = stored_net(payload, path, fork=fork, proto=proto)
+    net_param = stored_net(payload, path, schema=resolve_schema(schema, fork, proto))
     weights = OrderedDict((layer, [np.array(b.to(torch.float32).numpy(), order="C")
                                    for b in blobs])
                           for layer, blobs in payload["params"].items())

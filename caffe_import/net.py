@@ -31,7 +31,7 @@ from .errors import CaffeFormatError
 from .layers import registry
 from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape, tracing
 from .precision import PrecisionPolicy, precision_scope, resolve_precision
-from .proto.schema import schema_of
+from .proto.schema import Schema, resolve_schema, schema_of
 
 PathLike = str | os.PathLike
 _PHASES = {"train": 0, "test": 1}
@@ -112,28 +112,30 @@ def filter_net(net, phase: str | int = "test", stages: Iterable[str] = (), level
     return out
 
 
-def _load_net(net, fork=None, proto=None):
-    """``(NetParameter, unknown fields, path)`` of a message, path or prototxt text.
+def _load_net(net, schema=None):
+    """``(NetParameter, unknown fields, path)`` of a message, path, prototxt text or a net
+    :func:`~caffe_import.io.text.parse_net` has read already.
 
-    A message given with ``fork``/``proto`` is carried over to that schema by field name."""
+    A message given with a ``schema`` is carried over to that schema by field name."""
+    from .io.text import ParsedNet, parse_net
     from .io.upgrade import net_needs_upgrade, upgrade_net
-    from .proto.schema import get_schema, is_message, schema_of
+    from .proto.schema import is_message, schema_of
 
+    if isinstance(net, ParsedNet):
+        if schema is None or net.schema is schema:
+            return net.net_param, list(net.unknown), net.path
+        net = net.net_param
     if is_message(net, "NetParameter"):
-        if fork is not None or proto is not None:
-            schema = get_schema(fork, proto)
-            if schema_of(net) is not schema:
-                from google.protobuf import text_format
+        if schema is not None and schema_of(net) is not schema:
+            from google.protobuf import text_format
 
-                moved = schema.NetParameter()
-                text_format.Parse(text_format.MessageToString(net), moved)
-                net = moved
+            moved = schema.NetParameter()
+            text_format.Parse(text_format.MessageToString(net), moved)
+            net = moved
         return (upgrade_net(net) if net_needs_upgrade(net) else net), [], None
     if isinstance(net, (str, os.PathLike)):
-        from .io.text import parse_net
-
-        parsed, unknown, path, _ = parse_net(net, fork=fork, proto=proto)
-        return parsed, unknown, path
+        parsed = parse_net(net, schema=schema)
+        return parsed.net_param, parsed.unknown, parsed.path
     raise TypeError(f"net must be a NetParameter, a path or prototxt text, not {type(net)!r}")
 
 
@@ -242,13 +244,14 @@ class CaffeNet(nn.Module):
                  phase: str | int = "test", stages: Iterable[str] = (), level: int = 0, *,
                  retain_blob_grads: bool = False, device: torch.device | str | None = None,
                  fork: str | None = None, proto: PathLike | None = None,
-                 input_shapes: Mapping[str, Sequence[int]] | None = None,
+                 schema: Schema | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
                  precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
                  compile: bool | None = None) -> None:
         super().__init__()
         #: shapes of input tops the net file does not fix (data layers, shapeless Input)
         self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
-        source, self._unknown_fields, self._source_path = _load_net(net, fork, proto)
+        source, self._unknown_fields, self._source_path = _load_net(
+            net, resolve_schema(schema, fork, proto))
         self.phase: str = phase_name(phase)
         self.net_param = filter_net(source, self.phase, stages, level)
         self.retain_blob_grads = retain_blob_grads

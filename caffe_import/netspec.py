@@ -32,6 +32,14 @@ Naming follows pycaffe: a top is named by the attribute (or item) it was assigne
 never assigned get ``<Type><k>`` with a per-type counter; a layer is named after its first
 top (so ``n.relu1 = L.ReLU(n.conv1, in_place=True)`` is a layer ``relu1`` whose top is
 ``conv1``); layers are emitted depth-first, inputs before users, in assignment order.
+
+Schemas: ``L``/``P``/``NetSpec()``/``to_proto`` write BVLC's ``caffe_pb2`` messages. A Caffe
+fork's fields (SSD's ``norm_param``, ...) need that fork's schema, given once:
+``Layers(schema)`` / ``Params(schema)`` / ``NetSpec(schema=...)`` / ``to_proto(...,
+schema=...)`` with a :class:`~caffe_import.proto.schema.Schema` (``get_schema("ssd")``). A
+net takes the schema given to it, else that of its first fork layer (BVLC's when it has
+none); a layer made with another schema is carried over by field name. ``caffe-import run --fork NAME`` gives a pycaffe script
+``caffe.layers``/``caffe.params``/``caffe.NetSpec`` bound to that fork's schema.
 """
 from __future__ import annotations
 
@@ -42,9 +50,10 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.proto import caffe_pb2
+from caffe_import.proto.schema import BVLC, Schema, bvlc
 
-__all__ = ["NetSpec", "L", "P", "Top", "Function", "to_proto", "param_field_for_type"]
+__all__ = ["NetSpec", "L", "P", "Layers", "Params", "Top", "Function", "to_proto",
+           "param_field_for_type"]
 
 # Caffe layer types whose C++ implementation reads another type's parameter message.
 _SHARED_PARAM_FIELD = {
@@ -53,7 +62,7 @@ _SHARED_PARAM_FIELD = {
 }
 
 
-def _param_fields_by_type() -> dict[str, str]:
+def _param_fields_by_type(schema: Schema) -> dict[str, str]:
     """Map a layer type name to its ``<prefix>_param`` field, from the schema.
 
     Every ``LayerParameter`` field ``foo_param`` whose message type is ``XxxParameter`` makes
@@ -61,7 +70,7 @@ def _param_fields_by_type() -> dict[str, str]:
     ``ReLUParameter`` -> ``relu_param``, ``PythonParameter`` -> ``python_param``).
     """
     out: dict[str, str] = {}
-    for field in caffe_pb2.LayerParameter.DESCRIPTOR.fields:
+    for field in schema.LayerParameter.DESCRIPTOR.fields:
         if field.message_type is None or not field.name.endswith("_param"):
             continue
         msg = field.message_type.name
@@ -71,12 +80,18 @@ def _param_fields_by_type() -> dict[str, str]:
     return out
 
 
-_TYPE_PARAM_FIELD = _param_fields_by_type()
+_TYPE_PARAM_FIELD: dict[int, dict[str, str]] = {}  # id(schema.pool) -> type -> field; a cache
 
 
-def param_field_for_type(type_name: str) -> str | None:
-    """The ``LayerParameter`` sub-message field a layer type's flat kwargs go to, if any."""
-    return _TYPE_PARAM_FIELD.get(type_name)
+def param_field_for_type(type_name: str, schema: Schema | None = None) -> str | None:
+    """The ``LayerParameter`` sub-message field a layer type's flat kwargs go to, if any, in
+    ``schema`` (default BVLC's: a fork's own types, SSD's ``Normalize`` -> ``norm_param``,
+    are in its schema only)."""
+    schema = schema or bvlc()
+    table = _TYPE_PARAM_FIELD.get(id(schema.pool))
+    if table is None:
+        table = _TYPE_PARAM_FIELD[id(schema.pool)] = _param_fields_by_type(schema)
+    return table.get(type_name)
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -160,15 +175,18 @@ class Top:
         label = self.hint or f"<{self.fn.type_name} top {self.index}>"
         return f"Top({label})"
 
-    def to_proto(self) -> caffe_pb2.NetParameter:
+    def to_proto(self) -> Any:
         """The net producing this top, with auto-generated names."""
         return to_proto(self)
 
 
 class Function:
-    """A layer call: type, input tops, the parameters (as a partial ``LayerParameter``)."""
+    """A layer call: type, input tops, the parameters (as a partial ``LayerParameter`` of
+    ``schema``, BVLC's by default)."""
 
-    def __init__(self, type_name: str, inputs: tuple[Top, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(self, type_name: str, inputs: tuple[Top, ...], kwargs: dict[str, Any],
+                 schema: Schema | None = None) -> None:
+        self.schema = schema or bvlc()
         for i, bottom in enumerate(inputs):
             if not isinstance(bottom, Top):
                 raise CaffeFormatError(
@@ -186,11 +204,11 @@ class Function:
         self.param = self._build_param(kwargs)
         self.tops = tuple(Top(self, i) for i in range(self.ntop))
 
-    def _build_param(self, kwargs: dict[str, Any]) -> caffe_pb2.LayerParameter:
+    def _build_param(self, kwargs: dict[str, Any]) -> Any:
         where = f"L.{self.type_name}"
-        lp = caffe_pb2.LayerParameter()
+        lp = self.schema.LayerParameter()
         lp_fields = lp.DESCRIPTOR.fields_by_name
-        own = param_field_for_type(self.type_name)
+        own = param_field_for_type(self.type_name, self.schema)
         for key in ("name", "type", "bottom", "top"):
             if key in kwargs:
                 raise CaffeFormatError(f"{where}: {key!r} is set by the net spec, not by a keyword")
@@ -211,18 +229,18 @@ class Function:
                 raise CaffeFormatError(f"{where}: unknown keyword {key!r}: not a field of {home}")
         return lp
 
-    def param_with_type(self) -> caffe_pb2.LayerParameter:
+    def param_with_type(self) -> Any:
         """The parameters with ``type`` (and the name hint, if any) filled in."""
-        lp = caffe_pb2.LayerParameter()
+        lp = self.schema.LayerParameter()
         lp.CopyFrom(self.param)
         lp.type = self.type_name
         if self.tops and self.tops[0].hint:
             lp.name = self.tops[0].hint
         return lp
 
-    def layer_param(self, names: Mapping[Top, str], fn_name: str | None = None) -> caffe_pb2.LayerParameter:
+    def layer_param(self, names: Mapping[Top, str], fn_name: str | None = None) -> Any:
         """This layer as a full ``LayerParameter`` given the names of every top involved."""
-        lp = caffe_pb2.LayerParameter()
+        lp = self.schema.LayerParameter()
         if self.tops:
             lp.name = names[self.tops[0]]
         else:
@@ -252,22 +270,26 @@ def _call_result(fn: Function) -> Top | tuple[Top, ...] | Function:
     return fn.tops
 
 
-class _LayerFactory:
-    """``L.<Type>(*bottoms, **kwargs)`` makes a layer of Caffe type ``<Type>``."""
+class Layers:
+    """``L.<Type>(*bottoms, **kwargs)`` makes a layer of Caffe type ``<Type>``, its
+    parameters in ``schema`` (BVLC's by default)."""
+
+    def __init__(self, schema: Schema | None = None) -> None:
+        self.schema = schema or bvlc()
 
     def __getattr__(self, type_name: str):
         if type_name.startswith("__"):
             raise AttributeError(type_name)
 
         def make(*bottoms: Top, **kwargs: Any):
-            return _call_result(Function(type_name, tuple(bottoms), kwargs))
+            return _call_result(Function(type_name, tuple(bottoms), kwargs, self.schema))
 
         make.__name__ = type_name
         return make
 
 
 class _EnumNamespace:
-    """``P.Pooling.MAX`` -> ``caffe_pb2.PoolingParameter.MAX`` (enum values by message)."""
+    """``P.Pooling.MAX`` -> ``PoolingParameter.MAX`` (enum values by message)."""
 
     def __init__(self, message: Any) -> None:
         self._message = message
@@ -279,18 +301,27 @@ class _EnumNamespace:
         raise AttributeError(f"{self._message.DESCRIPTOR.name} has no enum value {name!r}")
 
 
-class _Params:
+class Params:
+    """``P.<Type>.<VALUE>``: the enum values of ``<Type>Parameter`` in ``schema`` (BVLC's by
+    default)."""
+
+    def __init__(self, schema: Schema | None = None) -> None:
+        self.schema = schema or bvlc()
+
     def __getattr__(self, type_name: str) -> _EnumNamespace:
-        message = getattr(caffe_pb2, f"{type_name}Parameter", None)
-        if message is None:
-            raise AttributeError(f"no {type_name}Parameter message in the schema")
+        if type_name.startswith("__"):
+            raise AttributeError(type_name)
+        try:
+            message = self.schema.message(f"{type_name}Parameter")
+        except KeyError:
+            raise AttributeError(f"no {type_name}Parameter message in the schema") from None
         return _EnumNamespace(message)
 
 
-L = _LayerFactory()
-P = _Params()
+L = Layers()
+P = Params()
 
-_SPEC_SLOTS = ("_tops", "_fn_names")
+_SPEC_SLOTS = ("_tops", "_fn_names", "_schema")
 
 
 class NetSpec:
@@ -300,8 +331,9 @@ class NetSpec:
     :class:`Function` itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, schema: Schema | None = None) -> None:
         object.__setattr__(self, "_tops", OrderedDict())
+        object.__setattr__(self, "_schema", schema)
 
     def __setattr__(self, name: str, value: Top | Function) -> None:
         if name in _SPEC_SLOTS:
@@ -334,22 +366,38 @@ class NetSpec:
     def __iter__(self) -> Iterator[str]:
         return iter(self._tops)
 
-    def to_proto(self, name: str | None = None) -> caffe_pb2.NetParameter:
-        """The ``NetParameter`` (no net name unless given, no legacy inputs)."""
-        return _emit(self._tops, name)
+    def to_proto(self, name: str | None = None) -> Any:
+        """The ``NetParameter`` (no net name unless given, no legacy inputs), of the schema
+        given to the spec, else of its first fork layer, else BVLC's."""
+        return _emit(self._tops, name, schema=self._schema)
 
     def to_prototxt(self, name: str | None = None) -> str:
         """``to_proto()`` as prototxt text, fields in field-number order as Caffe prints them."""
         return text_format.MessageToString(self.to_proto(name))
 
 
-def to_proto(*tops: Top, name: str | None = None) -> caffe_pb2.NetParameter:
-    """The net producing ``tops``, every blob auto-named ``<Type><k>``."""
-    return _emit(OrderedDict((f"\0{i}", t) for i, t in enumerate(tops)), name, assigned=False)
+def to_proto(*tops: Top, name: str | None = None, schema: Schema | None = None) -> Any:
+    """The net producing ``tops``, every blob auto-named ``<Type><k>``; a ``NetParameter`` of
+    ``schema`` (default: its first fork layer's, else BVLC's)."""
+    return _emit(OrderedDict((f"\0{i}", t) for i, t in enumerate(tops)), name, assigned=False,
+                 schema=schema)
+
+
+def _carried(lp: Any, schema: Schema) -> Any:
+    """A layer made with another schema, as ``schema``'s ``LayerParameter`` (by field name)."""
+    if type(lp) is schema.LayerParameter:
+        return lp
+    moved = schema.LayerParameter()
+    try:
+        text_format.Parse(text_format.MessageToString(lp), moved)
+    except text_format.ParseError as exc:
+        raise CaffeFormatError(f"NetSpec: layer '{lp.name}' ({lp.type}) sets a field schema "
+                               f"{schema.name!r} lacks: {exc}") from None
+    return moved
 
 
 def _emit(named: Mapping[str, Top | Function], net_name: str | None,
-          assigned: bool = True) -> caffe_pb2.NetParameter:
+          assigned: bool = True, schema: Schema | None = None) -> Any:
     names: dict[Top, str] = {}
     fn_names: dict[Function, str] = {}
     if assigned:
@@ -370,9 +418,7 @@ def _emit(named: Mapping[str, Top | Function], net_name: str | None,
                 taken.add(candidate)
                 return candidate
 
-    net = caffe_pb2.NetParameter()
-    if net_name:
-        net.name = net_name
+    layers: list[tuple[Schema, Any]] = []
     done: set[Function] = set()
 
     def visit(fn: Function, stack: tuple[Function, ...]) -> None:
@@ -390,9 +436,15 @@ def _emit(named: Mapping[str, Top | Function], net_name: str | None,
                 names[b] = auto(b.fn.type_name)
         if not fn.tops and fn not in fn_names:
             fn_names[fn] = auto(fn.type_name)
-        net.layer.append(fn.layer_param(names, fn_names.get(fn)))
+        layers.append((fn.schema, fn.layer_param(names, fn_names.get(fn))))
         done.add(fn)
 
     for value in named.values():
         visit(value.fn if isinstance(value, Top) else value, ())
+    # BVLC's fields are in every schema: a fork's layer decides the net's schema
+    schema = schema or next((s for s, _ in layers if s.name != BVLC), bvlc())
+    net = schema.NetParameter()
+    if net_name:
+        net.name = net_name
+    net.layer.extend(_carried(lp, schema) for _, lp in layers)
     return net

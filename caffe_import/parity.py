@@ -35,6 +35,7 @@ import torch
 from .errors import CaffeFormatError
 from .io.atomic import json_ready
 from .io.hdf5 import open_h5
+from .proto.schema import Schema, resolve_schema
 
 #: Bounds used when neither the caller nor a ``meta.json`` beside the reference gives any.
 DEFAULT_REL_L2 = 1e-5
@@ -384,11 +385,10 @@ def _gradients(net, blobs) -> tuple[OrderedDict, OrderedDict]:
     return diffs, blob_diffs
 
 
-def _build_net(net, weights, phase: str, device, fork=None, proto=None,
+def _build_net(net, weights, phase: str, device, schema: Schema | None = None,
                precision: str | None = None):
     """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built (with the
-    Caffe fork's schema ``fork``/``proto`` when given); switched to ``precision`` when one
-    is given."""
+    Caffe fork's ``schema`` when given); switched to ``precision`` when one is given."""
     from .net import CaffeNet
 
     if isinstance(net, CaffeNet):
@@ -400,7 +400,7 @@ def _build_net(net, weights, phase: str, device, fork=None, proto=None,
         if weights is not None:
             net.load_weights(weights)
     else:
-        net = CaffeNet(net, weights, phase=phase, fork=fork, proto=proto)
+        net = CaffeNet(net, weights, phase=phase, schema=schema)
     if device is not None:
         net.to(device)
     if precision is not None:
@@ -412,7 +412,7 @@ def _build_net(net, weights, phase: str, device, fork=None, proto=None,
 def check_parity(net, weights, reference: str | os.PathLike, device: str | torch.device = "cpu",
                  rel_l2: float | None = None, max_abs: float | None = None, *,
                  fork: str | None = None, proto: str | os.PathLike | None = None,
-                 precision: str | None = None) -> ParityReport:
+                 schema: Schema | None = None, precision: str | None = None) -> ParityReport:
     """Run ``net`` on a reference's inputs and compare with what Caffe stored.
 
     ``net``: a ``CaffeNet`` (used as is, ``weights`` loaded into it when given) or anything
@@ -429,7 +429,7 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
     ref = read_reference(reference)
     tol = Tolerance.for_reference(reference, rel_l2, max_abs)
     phase = ref.phase
-    net = _build_net(net, weights, phase, device, fork, proto, precision)
+    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision)
     missing = [n for n in getattr(net, "inputs", []) if n not in ref.inputs]
     if missing:
         raise CaffeFormatError(f"the reference stores no input for {', '.join(missing)}",
@@ -460,7 +460,7 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
 def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
          phase: str | None = None, device: str | torch.device | None = None,
          include_params: bool = False, *, fork: str | None = None,
-         proto: str | os.PathLike | None = None,
+         proto: str | os.PathLike | None = None, schema: Schema | None = None,
          precision: str | None = None) -> StoredActivations:
     """Run our net and store what it computed, in the format ``check_parity`` reads.
 
@@ -477,7 +477,7 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
     phase = phase.lower()
     if phase not in ("train", "test"):
         raise CaffeFormatError(f"phase must be 'train' or 'test', got {phase!r}")
-    net = _build_net(net, weights, phase, device, fork, proto, precision)
+    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision)
     declared = list(getattr(net, "inputs", []))
     unknown = [n for n in inputs if n not in declared]
     if unknown:
@@ -613,7 +613,8 @@ def _worst_param(net, params, tol: Tolerance) -> tuple[float, str, list[str]]:
 
 def check_solver_parity(case_dir: str | os.PathLike, device: str | torch.device = "cpu",
                         rel_l2: float | None = None, on_step=None, *, fork: str | None = None,
-                        proto: str | os.PathLike | None = None) -> SolverParityReport:
+                        proto: str | os.PathLike | None = None,
+                        schema: Schema | None = None) -> SolverParityReport:
     """Our solver against the SGD trajectory real Caffe recorded in ``case_dir``.
 
     The folder holds ``solver.prototxt``, ``train.prototxt``, ``init.caffemodel``,
@@ -621,18 +622,19 @@ def check_solver_parity(case_dir: str | os.PathLike, device: str | torch.device 
     ``loss``) and optionally ``meta.json`` (``tolerance.rel_l2``). For each step the recorded
     inputs are fed (to every ``iter_size`` pass), one solver step is taken, and every param
     after the update and the step's loss are compared by relative L2 error. ``on_step`` is
-    called with each :class:`SolverStep` as it is done. ``fork``/``proto``: the Caffe fork
-    schema the solver and net are read with.
+    called with each :class:`SolverStep` as it is done. ``fork``/``proto`` (or ``schema``):
+    the Caffe fork schema the solver and net are read with.
     """
     from .io import read_solver
     from .net import CaffeNet
     from .solver import Solver
 
     case, tol = _solver_case(case_dir, rel_l2)
-    param = read_solver(case / "solver.prototxt", fork=fork, proto=proto)
+    schema = resolve_schema(schema, fork, proto)
+    param = read_solver(case / "solver.prototxt", schema=schema)
     device = torch.device(device)
     net = CaffeNet(str(case / "train.prototxt"), weights=str(case / "init.caffemodel"),
-                   phase="train", fork=fork, proto=proto).to(device)
+                   phase="train", schema=schema).to(device)
     solver = Solver(param, net, root=case, device=device)
     bounds = Tolerance(rel_l2=tol, max_abs=math.inf)
     steps = []

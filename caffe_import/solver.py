@@ -45,6 +45,7 @@ import torch
 from .errors import CaffeFormatError
 from .io.atomic import atomic_path
 from .proto import caffe_pb2
+from .proto.schema import Schema
 
 __all__ = [
     "Solver", "learning_rate", "load_solver_param", "SOLVER_TYPES", "STATE_SUFFIX",
@@ -66,8 +67,10 @@ Feed = Callable[[int], Mapping[str, Any]]
 # parameters and learning rate
 # --------------------------------------------------------------------------------------
 
-def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike") -> "caffe_pb2.SolverParameter":
-    """A SolverParameter from itself, a path or prototxt text (upgraded like Caffe does)."""
+def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike",
+                      schema: Schema | None = None) -> "caffe_pb2.SolverParameter":
+    """A SolverParameter from itself, a path or prototxt text (upgraded like Caffe does);
+    text is read with ``schema`` when given (else the schema is chosen by its content)."""
     from .proto.schema import is_message
 
     if is_message(source, "SolverParameter"):  # of BVLC's schema or a Caffe fork's
@@ -75,7 +78,7 @@ def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike") -
         param.CopyFrom(source)
     else:
         from .io import read_solver  # the io package owns parsing and upgrading
-        param = read_solver(source)
+        param = read_solver(source, schema=schema)
     if not param.HasField("type") and param.HasField("solver_type"):
         param.type = _LEGACY_TYPES.get(int(param.solver_type), "SGD")
     return param

@@ -30,6 +30,8 @@ from torch.utils.data import DataLoader
 
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io.atomic import atomic_write_json
+from caffe_import.io.text import ParsedNet, parse_net
+from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro.data import dataset_info
 from fcn_repro.data.base import SegmentationDataset
 from fcn_repro.metrics import ConfusionMatrix, geometric_accuracy, predicted_classes, scores_from_hist
@@ -283,7 +285,8 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
              modality: str | None = None, exclude_absent: bool = False,
              name: str | None = None, fork: str | None = None,
              proto: str | os.PathLike | None = None, precision: str = "exact",
-             agreement_images: int = 4) -> dict[str, Any]:
+             agreement_images: int = 4, schema: Schema | None = None,
+             net_param: ParsedNet | None = None) -> dict[str, Any]:
     """What ``fcn-repro eval`` does: build the dataset split (defaults: the model's dataset and
     the split the release scored; options such as the NYUDv2 modality from the model name) and
     the net (zoo ``model`` or prototxt ``net``) with ``weights``, score it, write ``output``
@@ -291,7 +294,9 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     ``model`` (what ``fcn-repro tables`` matches on); default: the zoo name, or the zoo model
     whose deploy net the prototxt computes (:func:`fcn_repro.zoo.match.matching_models`), else
     the prototxt's file stem. ``precision`` "fast" also records ``agreement_with_exact``
-    (:func:`precision_agreement` on the first ``agreement_images`` items)."""
+    (:func:`precision_agreement` on the first ``agreement_images`` items). The prototxt is
+    read once (with ``fork``/``proto``/``schema``), or not at all when the caller has read
+    it already (``net_param``, :func:`caffe_import.io.text.parse_net`'s result)."""
     from fcn_repro import zoo
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
@@ -299,12 +304,13 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
         raise UsageError("a prototxt (net) needs a dataset name")
     info = dataset_info(dataset if dataset is not None else zoo.get(model).dataset)
     ds = info.build(root, split, model=model, limit=limit, modality=modality)  # a bad root fails first
-    caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device, fork=fork,
-                              proto=proto, precision=precision)
-    from caffe_import.io import read_net
+    if net is not None and net_param is None:
+        net_param = parse_net(net, schema=resolve_schema(schema, fork, proto))
+    caffe_net = zoo.build_net(model=model, net_param=net_param, weights=weights, device=device,
+                              precision=precision)
     from fcn_repro.zoo.match import matching_models
-    matches = [] if net is None else matching_models(
-        read_net(net, fork=fork, proto=proto), ds.modality if info.name == "nyud" else None)
+    matches = [] if net is None else matching_models(  # the built net had no unknown field
+        net_param.net_param, ds.modality if info.name == "nyud" else None)
     record: dict[str, Any] = {
         "model": name or model or (matches[0] if len(matches) == 1 else Path(net).stem),
         "net": None if net is None else str(net),
@@ -319,8 +325,8 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     record.update(evaluate_net(caffe_net, ds, plan, device=device, save_predictions=save_predictions,
                                workers=workers, progress=progress))
     if precision != "exact" and agreement_images > 0:
-        exact_net = zoo.build_net(model=model, net=net, weights=weights, device=device,
-                                  fork=fork, proto=proto)
+        exact_net = zoo.build_net(model=model, net_param=net_param, weights=weights,
+                                  device=device)
         record["agreement_with_exact"] = precision_agreement(caffe_net, exact_net, ds, plan,
                                                              agreement_images, device)
         del exact_net

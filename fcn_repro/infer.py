@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from caffe_import.errors import CaffeFormatError, UsageError
+from caffe_import.io.text import ParsedNet
+from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro.data.base import open_image
 from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
 from fcn_repro.palette import save_label_png, save_overlay_png
@@ -134,19 +136,21 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
           weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
           save_scores: bool = False, mean_bgr: Sequence[float] | None = None,
           fork: str | None = None, proto: str | os.PathLike | None = None,
-          precision: str = "exact") -> list[Path]:
+          precision: str = "exact", schema: Schema | None = None,
+          net_param: ParsedNet | None = None) -> list[Path]:
     """What ``fcn-repro infer`` does. Writes ``<stem>.png`` (labels, VOC palette),
     ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
     ``_<head>`` for nets with several score blobs), with the stems of :func:`output_stems`;
     returns the written paths. Missing images and output name clashes fail before the net is
-    built."""
+    built. ``net_param``: the prototxt ``net`` read already (``parse_net``), not read again."""
     from fcn_repro import zoo
     stems = output_stems(images)
     for path in stems:
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
-    caffe_net = zoo.build_net(model=model, net=net, weights=weights, device=device, fork=fork,
-                              proto=proto, precision=precision)
+    caffe_net = zoo.build_net(model=model, net=None if net_param is not None else net,
+                              net_param=net_param, weights=weights, device=device,
+                              schema=resolve_schema(schema, fork, proto), precision=precision)
     spec = zoo.get(model) if model is not None else None
     if mean_bgr is None:
         mean_bgr = VOC_MEAN_BGR if spec is None else spec.means.get(single_input(caffe_net), spec.mean)

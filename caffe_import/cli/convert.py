@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import (add_precision, add_schema_options, naming, output_file, require_net_file,
-                      schema_args)
+from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,11 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..net import CaffeNet
 
     output_format(args.output)  # refuse a name that says no format before building the net
-    schema = schema_args(args)
-    require_net_file(args.net, **schema)
+    parsed = require_net_file(args.net, schema=args.schema)
     with naming(args.net):
-        net = CaffeNet(args.net, args.weights, phase=args.phase, stages=tuple(args.stage),
-                       level=args.level, precision=args.precision, **schema)
+        net = CaffeNet(parsed, args.weights, phase=args.phase, stages=tuple(args.stage),
+                       level=args.level, precision=args.precision)
     with naming(args.net):  # a layer the output format cannot hold names the net's file
         print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import CaffeFormatError
 from .options import (add_precision, add_schema_options, device, naming, output_file,
-                      require_net_file, schema_args)
+                      require_net_file)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,13 +52,12 @@ def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
 def run(args: argparse.Namespace) -> int:
     from ..parity import dump
 
-    schema = schema_args(args)
-    require_net_file(args.net, **schema)
+    parsed = require_net_file(args.net, schema=args.schema)
     inputs = parse_npy_inputs(args.input)
     with naming(args.net):
-        ref = dump(args.net, args.weights, inputs, args.output,
+        ref = dump(parsed, args.weights, inputs, args.output,
                    phase=args.phase, device=args.device, include_params=args.params,
-                   precision=args.precision, **schema)
+                   precision=args.precision)
     extra = f", {sum(len(d) for d in ref.diffs.values()) + len(ref.blob_diffs)} gradients" \
         if ref.diffs or ref.blob_diffs else ""
     print(f"wrote {args.output}: {len(ref.blobs)} blobs{extra} ({args.phase.upper()})")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .options import (add_precision, add_schema_options, naming, output_file,
-                      require_net_file, schema_args)
+from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.onnx and not args.torch_export:
         raise UsageError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")
-    schema = schema_args(args)
-    require_net_file(args.net, "deploy net prototxt", **schema)
+    parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
     shapes = parse_shapes(args.input)
     with naming(args.net):
-        net = CaffeNet(args.net, args.weights, phase="test", precision=args.precision,
-                       compile=False, **schema)
+        net = CaffeNet(parsed, args.weights, phase="test", precision=args.precision,
+                       compile=False)
     outputs = args.output or None
     for path, kind in ((args.torch_export, ".pt2"), (args.onnx, ".onnx")):
         if path:

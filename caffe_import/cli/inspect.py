@@ -18,7 +18,8 @@ import sys
 from typing import Any
 
 from ..errors import CaffeFormatError
-from .options import add_schema_options, schema_args
+from ..proto.schema import Schema, resolve_schema
+from .options import add_schema_options
 
 
 def _layer_rows(net, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def _raw_net_version(net) -> str:
     return "current"
 
 
-def _inspect_prototxt(path: str, fork: str | None, proto: str | None) -> dict[str, Any]:
+def _inspect_prototxt(path: str, schema: Schema | None) -> dict[str, Any]:
     """A net prototxt (its version, schema and layers) or else a solver prototxt (its fields)."""
     from google.protobuf import text_format
 
@@ -59,24 +60,24 @@ def _inspect_prototxt(path: str, fork: str | None, proto: str | None) -> dict[st
 
     text, _ = load_text(path)
     try:
-        schema = choose_schema(text, fork, proto)
-        if unknown_fields(text, schema.NetParameter.DESCRIPTOR):
-            raise _net_problems(path, fork, proto)  # a solver, or the net's complete error
+        chosen = choose_schema(text, schema)
+        if unknown_fields(text, chosen.NetParameter.DESCRIPTOR):
+            raise _net_problems(path, schema)  # a solver, or the net's complete error
         try:
-            raw = parse_text(text, schema.NetParameter(), path)
+            raw = parse_text(text, chosen.NetParameter(), path)
         except CaffeFormatError:  # the one fork whose own schema reads it, if any
-            found = None if fork or proto else _single_fork_reading(text, path)
+            found = None if schema is not None else _single_fork_reading(text, path)
             if found is None:
                 raise
             raw = found[0]
     except CaffeFormatError as net_error:
         try:
-            solver = read_solver(path, fork=fork, proto=proto)
+            solver = read_solver(path, schema=schema)
         except CaffeFormatError:
             raise net_error from None
         return {"format": "solver prototxt", "version": "current",
                 "solver": text_format.MessageToString(solver)}
-    net = read_net(path, fork=fork, proto=proto)
+    net = read_net(path, schema=schema)
     rows = _layer_rows(net, {})
     for row, included in zip(rows, _in_test_phase(net)):
         row["test"] = included
@@ -99,7 +100,7 @@ def _in_test_phase(net) -> list[bool]:
     return out
 
 
-def _net_problems(path: str, fork: str | None, proto: str | None) -> CaffeFormatError:
+def _net_problems(path: str, schema: Schema | None) -> CaffeFormatError:
     """The net's one complete error: every unknown field (line, layer) and every layer of
     the TEST net whose type has no implementation, as building the net reports them."""
     from ..io.text import parse_net
@@ -107,15 +108,17 @@ def _net_problems(path: str, fork: str | None, proto: str | None) -> CaffeFormat
     from ..layers import registry
     from ..net import filter_net
 
-    net, unknown, where, schema = parse_net(path, fork=fork, proto=proto)
+    net, unknown, where, chosen = parse_net(path, schema=schema)
     missing = [(lp.name, lp.type, f"type '{lp.type}'") for lp in filter_net(net, "test").layer
                if registry.get(lp.type) is None]
-    return problems_error(unknown, missing, schema, path=where)
+    return problems_error(unknown, missing, chosen, path=where)
 
 
-def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -> dict[str, Any]:
+def inspect_file(path: str, fork: str | None = None, proto: str | None = None, *,
+                 schema: Schema | None = None) -> dict[str, Any]:
     """A JSON-ready description of one file (nets and weights read with the Caffe fork schema
-    ``fork``/``proto`` when given; see :mod:`caffe_import.proto.schema`)."""
+    ``fork``/``proto``/``schema`` when given; see :mod:`caffe_import.proto.schema`)."""
+    schema = resolve_schema(schema, fork, proto)
     from ..io import detect
     from ..proto import caffe_pb2
     from ..proto.schema import schema_of
@@ -133,7 +136,7 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
         info["version"] = model.layout
         shapes = {l.name: [b.shape for b in l.blobs] for l in model.layers if l.blobs}
         info["legacy_blob_shapes"] = any(b.legacy for l in model.layers for b in l.blobs)
-        net = read_weights_net(path, fork=fork, proto=proto)
+        net = read_weights_net(path, schema=schema)
         info["schema"] = schema_of(net).name
         info["name"] = net.name
         info["layers"] = _layer_rows(net, shapes)
@@ -141,7 +144,7 @@ def inspect_file(path: str, fork: str | None = None, proto: str | None = None) -
     elif kind == "hdf5":
         info.update(_inspect_h5(path))
     elif kind == "prototxt":
-        info.update(_inspect_prototxt(path, fork, proto))
+        info.update(_inspect_prototxt(path, schema))
     elif kind == "binaryproto":
         from ..io import read_mean
 
@@ -391,11 +394,10 @@ def run(args: argparse.Namespace) -> int:
     shown (exit 2 if any failed, else 1 if a net has unimplemented layer types)."""
     from . import describe_os_error
 
-    schema = schema_args(args)
     infos, failed, status = [], 0, 0
     for p in args.files:
         try:
-            info = inspect_file(os.fspath(p), **schema)
+            info = inspect_file(os.fspath(p), schema=args.schema)
         except (CaffeFormatError, OSError) as exc:
             if len(args.files) == 1:
                 raise

@@ -5,7 +5,10 @@ and never as a traceback from deep inside torch or the file system:
 
 * argparse ``type=`` functions (:func:`device`, :func:`output_dir`, :func:`output_file`):
   checked at parse time, reported with the verb's usage line; they read nothing from disk
-  but a path's kind, so parsing a command line stays side-effect free;
+  but a path's kind, so parsing a command line stays side-effect free; the one exception is
+  ``--fork``/``--proto`` (:func:`add_schema_options`), resolved at parse time into the one
+  :class:`~caffe_import.proto.schema.Schema` the verb passes down as ``args.schema`` (a
+  ``--proto`` file is read and compiled then);
 * ``require_*`` functions, called at the top of a verb's ``run``: inputs that must exist and
   be of the right kind, raising :class:`CaffeFormatError` naming the file.
 """
@@ -15,9 +18,12 @@ import argparse
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from ..errors import CaffeFormatError
+from ..errors import CaffeFormatError, UsageError
+from ..io import detect
+from ..io.text import ParsedNet, parse_net
+from ..proto.schema import BVLC, Schema, fork_names, get_schema
 
 
 def device(text: str) -> str:
@@ -26,7 +32,7 @@ def device(text: str) -> str:
     Returns the string unchanged (the verbs pass it on); CUDA devices are checked against
     ``torch.cuda`` so a CPU-only machine says so instead of failing inside a layer.
     """
-    import torch
+    import torch  # lazy: every verb's parser loads this module; only a --device check needs torch
 
     try:
         dev = torch.device(text)
@@ -103,8 +109,6 @@ def require_weights_file(path: str | os.PathLike, what: str = "weights") -> Path
     clearly something else (empty, a prototxt, a mean, a solver state) is refused here; a
     damaged caffemodel goes on to the reader, which says where it breaks.
     """
-    from ..io import detect
-
     expected = "a caffemodel or .caffemodel.h5"
     path = require_file(path, f"{what}: {expected}")
     if path.stat().st_size == 0:
@@ -126,50 +130,56 @@ def require_dir(path: str | os.PathLike, expected: str) -> Path:
     return path
 
 
-def add_schema_options(parser: argparse.ArgumentParser) -> None:
-    """``--fork NAME`` / ``--proto FILE``: the Caffe fork schema a verb reads its files with."""
-    from ..proto.schema import BVLC, fork_names
+class _SchemaOption(argparse.Action):
+    """``--fork NAME`` / ``--proto FILE``: keeps the text (``args.fork`` / ``args.proto``) and
+    resolves it, there and then, into ``args.schema``; an unknown fork or an unreadable
+    schema file is a usage error of the verb, before any work."""
 
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        try:
+            namespace.schema = get_schema(**{self.dest: values})
+        except (UsageError, CaffeFormatError) as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+
+
+def add_schema_options(parser: argparse.ArgumentParser) -> None:
+    """``--fork NAME`` / ``--proto FILE``: the Caffe fork schema a verb reads its files with,
+    resolved while the command line is parsed into ``args.schema`` (a
+    :class:`~caffe_import.proto.schema.Schema`, or None when neither is given: the readers
+    then choose by content)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--fork", metavar="NAME",
+    group.add_argument("--fork", metavar="NAME", action=_SchemaOption,
                        help=f"read the net with a Caffe fork's schema: {', '.join(fork_names())} "
                             f"or {BVLC} (default: BVLC, else BVLC plus every fork whose fields "
                             "the net uses; see docs/forks.md)")
-    group.add_argument("--proto", metavar="FILE",
+    group.add_argument("--proto", metavar="FILE", action=_SchemaOption,
                        help="read the net with your fork's own caffe.proto (compiled at run "
                             "time; needs grpcio-tools) or a descriptor set from protoc "
                             "--descriptor_set_out")
-
-
-def schema_args(args: argparse.Namespace) -> dict:
-    """``{"fork": ..., "proto": ...}`` of a verb's parsed ``--fork``/``--proto`` (checked now:
-    an unknown fork name or a missing schema file fails before any work)."""
-    fork, proto = getattr(args, "fork", None), getattr(args, "proto", None)
-    if fork is not None or proto is not None:
-        from ..proto.schema import get_schema
-
-        get_schema(fork, proto)
-    return {"fork": fork, "proto": proto}
+    parser.set_defaults(schema=None)
 
 
 def require_net_file(path: str | os.PathLike, what: str = "net prototxt", *,
-                     fork: str | None = None, proto: str | os.PathLike | None = None) -> None:
-    """Fail early, naming ``path``, if it does not hold a usable net definition.
+                     schema: Schema | None = None) -> ParsedNet:
+    """The net ``path`` holds, read once (leniently, with ``schema`` when given) for the verb
+    to build from; fails early, naming ``path``, if it does not hold a usable net definition.
 
     Caffe reads an empty prototxt as an empty net (and would then build nothing); here an
     empty net is a mistaken file, so say so instead of running zero layers. Fields the
-    schema lacks are left to the net's build, which reports them with its missing layer
+    schema lacks are left to the net's build (``CaffeNet`` of the returned
+    :class:`~caffe_import.io.text.ParsedNet`), which reports them with its missing layer
     types in one error.
     """
-    from ..io.text import parse_net
-
     if not os.path.exists(path):
         raise CaffeFormatError(f"does not exist; expected a {what}", path=path)
     if os.path.isdir(path):
         raise CaffeFormatError(f"is a folder: expected a {what}", path=path)
-    net = parse_net(path, fork=fork, proto=proto)[0]
-    if not len(net.layer) and not len(net.input):
+    parsed = parse_net(path, schema=schema)
+    if not len(parsed.net_param.layer) and not len(parsed.net_param.input):
         raise CaffeFormatError(f"defines no layers and no inputs: expected a {what}", path=path)
+    return parsed
 
 
 @contextlib.contextmanager

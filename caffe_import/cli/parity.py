@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import (add_precision, add_schema_options, device, naming, require_net_file,
-                      schema_args)
+from .options import add_precision, add_schema_options, device, naming, require_net_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..parity import check_parity
 
-    schema = schema_args(args)
-    require_net_file(args.net, **schema)
+    parsed = require_net_file(args.net, schema=args.schema)
     with naming(args.net):
-        report = check_parity(args.net, args.weights, args.reference, device=args.device,
+        report = check_parity(parsed, args.weights, args.reference, device=args.device,
                               rel_l2=args.rel_l2, max_abs=args.max_abs,
-                              precision=args.precision, **schema)
+                              precision=args.precision)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))  # pure JSON: "summary" is inside
     else:

@@ -14,7 +14,8 @@ import traceback
 from types import TracebackType
 
 from ..errors import CaffeFormatError, UsageError
-from .options import add_schema_options, schema_args
+from . import describe_os_error
+from .options import add_schema_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,14 +57,11 @@ def _script_line(tb: TracebackType, script: str) -> str:
 
 
 def _run_script(args: argparse.Namespace) -> int:
-    from ..proto.schema import using_schema
+    # lazy: pycaffe loads torch, which the other verbs' parsers should not wait for
     from ..pycaffe.runner import run_script
 
-    schema = schema_args(args)
-    if schema["fork"] is None and schema["proto"] is None:
-        return run_script(args.script, args.args)
-    with using_schema(**schema):  # the script's nets are read with this Caffe fork's schema
-        return run_script(args.script, args.args)
+    # --fork / --proto: the script's `caffe` is bound to that schema, for this run only
+    return run_script(args.script, args.args, schema=args.schema)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
         if tb is None or isinstance(exc, BrokenPipeError):  # the script did not start (not
             raise  # found, a folder), or its output went into `head`: as every verb
         if isinstance(exc, (CaffeFormatError, UsageError, OSError)):
-            from . import describe_os_error
-
             what = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             raise UsageError(f"{_script_line(tb, args.script)}: {what}") from None
         sys.stdout.flush()

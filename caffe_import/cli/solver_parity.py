@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import add_schema_options, device, naming, require_dir, schema_args
+from .options import add_schema_options, device, naming, require_dir
 
 
 def register(sub: Any) -> None:
@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     with naming(case / "train.prototxt"):  # net errors name the layer; this names the file
         report = check_solver_parity(case, args.device, args.rel_l2,
                                      on_step=lambda step: print(step.line(), flush=True),
-                                     **schema_args(args))
+                                     schema=args.schema)
     print(report.summary)
     return 0 if report.ok else 1

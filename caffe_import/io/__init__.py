@@ -17,10 +17,15 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import CaffeFormatError
+from ..proto.schema import Schema, resolve_schema
 from .binary import read_weights_binary, read_weights_net
 from .detect import detect
+from .hdf5 import read_weights_h5
+from .mean import read_mean as _read_mean
 from .shapes import match_blob_shape
 from .text import read_net, read_solver
+from .writer import write_weights as _write_weights
+from .writer import write_weights_h5 as _write_weights_h5
 
 __all__ = ["read_net", "read_solver", "read_weights", "read_weights_net", "read_mean",
            "write_weights", "write_weights_h5", "detect", "match_blob_shape"]
@@ -33,8 +38,9 @@ _WRONG_KIND = {
 }
 
 
-def read_weights(path: str | os.PathLike, *, copy: bool = False, fork=None,
-                 proto=None) -> "OrderedDict[str, list[np.ndarray]]":
+def read_weights(path: str | os.PathLike, *, copy: bool = False, fork: str | None = None,
+                 proto: str | os.PathLike | None = None, schema: Schema | None = None
+                 ) -> "OrderedDict[str, list[np.ndarray]]":
     """Layer name -> param blobs (float32, C-contiguous, Caffe blob order) of a weights file.
 
     Binary caffemodels (current, V1 and V0 layouts) and HDF5 ``.caffemodel.h5`` are told
@@ -43,7 +49,7 @@ def read_weights(path: str | os.PathLike, *, copy: bool = False, fork=None,
     :func:`match_blob_shape` for how Caffe matches those to a layer). Layers without blobs
     are left out.
 
-    ``fork``/``proto`` (see :mod:`caffe_import.proto.schema`) change nothing for the blobs:
+    ``fork``/``proto``/``schema`` (see :mod:`caffe_import.proto.schema`) change nothing for the blobs:
     every Caffe fork keeps BVLC's ``name`` and ``blobs`` numbers (a schema that does not is
     refused).
 
@@ -55,23 +61,20 @@ def read_weights(path: str | os.PathLike, *, copy: bool = False, fork=None,
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such weights file: {path}")
-    if fork is not None or proto is not None:
-        _check_blob_numbers(path, fork, proto)
+    schema = resolve_schema(schema, fork, proto)
+    if schema is not None:
+        _check_blob_numbers(path, schema)
     kind = detect(path)
     if kind == "hdf5":
-        from .hdf5 import read_weights_h5
         return read_weights_h5(path)
     if kind in _WRONG_KIND:
         raise CaffeFormatError(f"this file is {_WRONG_KIND[kind]}", path=path)
     return read_weights_binary(path, copy=copy)
 
 
-def _check_blob_numbers(path: str, fork, proto) -> None:
+def _check_blob_numbers(path: str, schema: Schema) -> None:
     """Weights are found by layer ``name`` and ``blobs`` (fields 1 and 7 of a layer, 4 and 6
     of a V1 layer) in BVLC and every fork: a schema numbering them otherwise is refused."""
-    from ..proto.schema import get_schema
-
-    schema = get_schema(fork, proto)
     for message, expected in (("LayerParameter", {"name": 1, "blobs": 7}),
                               ("V1LayerParameter", {"name": 4, "blobs": 6})):
         desc = schema.message(message).DESCRIPTOR
@@ -85,15 +88,12 @@ def _check_blob_numbers(path: str, fork, proto) -> None:
 
 
 def read_mean(path: str | os.PathLike) -> np.ndarray:
-    from .mean import read_mean as _read_mean
     return _read_mean(path)
 
 
 def write_weights(path, net, weights) -> None:
-    from .writer import write_weights as _write
-    return _write(path, net, weights)
+    return _write_weights(path, net, weights)
 
 
 def write_weights_h5(path, net, weights) -> None:
-    from .writer import write_weights_h5 as _write
-    return _write(path, net, weights)
+    return _write_weights_h5(path, net, weights)

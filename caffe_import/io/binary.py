@@ -31,7 +31,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CaffeFormatError
+from ..proto.schema import Schema, get_schema, resolve_schema
 from . import wire
+from .upgrade import upgrade_net
 from .wire import FIXED32, FIXED64, LENGTH, VARINT, WireError
 
 MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes
@@ -426,19 +428,17 @@ def _strip(buf, start: int, end: int, drop: int, nested: Optional[tuple[int, int
     return bytes(out)
 
 
-def read_weights_net(path: str | os.PathLike, *, fork: Optional[str] = None, proto=None):
+def read_weights_net(path: str | os.PathLike, *, fork: Optional[str] = None,
+                     proto: str | os.PathLike | None = None, schema: Optional[Schema] = None):
     """The layer structure stored in a binary caffemodel, upgraded, without blob data.
 
-    ``fork``/``proto`` choose the schema the layers' settings are decoded with (see
-    :mod:`caffe_import.proto.schema`). By default (BVLC plus every shipped fork) a field
+    ``fork``/``proto`` (or a resolved ``schema``) choose the schema the layers' settings are
+    decoded with (see :mod:`caffe_import.proto.schema`). By default (BVLC plus every shipped fork) a field
     number that means different things in different forks is decoded only where the
     layer's type says which meaning applies, and skipped otherwise, as Caffe skips fields
     it does not know: never misread.
     """
-    from ..proto.schema import get_schema
-    from .upgrade import upgrade_net
-
-    schema = get_schema(fork, proto)
+    schema = resolve_schema(schema, fork, proto) or get_schema()
 
     path = os.fspath(path)
     fh, buf = open_mapped(path)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, NamedTuple, Optional, TypeVar, Union
 
 from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..proto.schema import BVLC, Schema, fork_names, get_schema, session_schema
+from ..proto.schema import BVLC, Schema, fork_names, get_schema, resolve_schema
 from .textscan import UnknownField, problems_error, unknown_fields
 from .upgrade import upgrade_net, upgrade_solver
 
@@ -80,13 +80,13 @@ def parse_text(text: str, message: M, path: object = None, *,
     return message
 
 
-def choose_schema(text: str, fork: Optional[str] = None, proto: Any = None,
+def choose_schema(text: str, schema: Optional[Schema] = None,
                   message: str = "NetParameter") -> Schema:
-    """The schema a prototxt (a ``message``) is read with: the one named by ``fork``/
-    ``proto``; else BVLC's when BVLC knows every field the text names, else the default
-    (BVLC + every fork)."""
-    if fork is not None or proto is not None or session_schema() is not None:
-        return get_schema(fork, proto)
+    """The schema a prototxt (a ``message``) is read with: ``schema`` when one was named;
+    else BVLC's when BVLC knows every field the text names, else the default (BVLC + every
+    fork)."""
+    if schema is not None:
+        return schema
     if not unknown_fields(text, getattr(caffe_pb2, message).DESCRIPTOR):
         return get_schema(BVLC)
     return get_schema()
@@ -108,27 +108,37 @@ def _single_fork_reading(text: str, path: object) -> Optional[tuple[Any, Schema]
     return None
 
 
-def parse_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: Any = None
-              ) -> tuple[Any, list[UnknownField], object, Schema]:
-    """``(net, unknown fields, path, schema)``: the net parsed leniently (unknown fields
-    skipped and listed, not raised) and upgraded; for callers that report every problem
-    at once (``CaffeNet``)."""
+class ParsedNet(NamedTuple):
+    """A net prototxt read once, leniently (:func:`parse_net`): what ``CaffeNet`` is built
+    from without reading the file again. ``unknown``: the fields its schema lacks, skipped
+    here and reported by ``CaffeNet`` together with any layer type it cannot run."""
+
+    net_param: Any
+    unknown: list[UnknownField]
+    path: object
+    schema: Schema
+
+
+def parse_net(path_or_text: PathOrText, *, schema: Optional[Schema] = None) -> ParsedNet:
+    """``(net_param, unknown fields, path, schema)``: the net parsed leniently (unknown
+    fields skipped and listed, not raised) and upgraded; for callers that report every
+    problem at once (``CaffeNet``). ``schema``: the one to read with (None: chosen by the
+    text, see :func:`choose_schema`)."""
     text, path = load_text(path_or_text)
-    schema = choose_schema(text, fork, proto)
-    unknown = unknown_fields(text, schema.NetParameter.DESCRIPTOR)
+    chosen = choose_schema(text, schema)
+    unknown = unknown_fields(text, chosen.NetParameter.DESCRIPTOR)
     try:
-        net = parse_text(text, schema.NetParameter(), path, allow_unknown=bool(unknown))
+        net_param = parse_text(text, chosen.NetParameter(), path, allow_unknown=bool(unknown))
     except CaffeFormatError:
-        named = fork is not None or proto is not None or session_schema() is not None
-        found = None if named else _single_fork_reading(text, path)
+        found = None if schema is not None else _single_fork_reading(text, path)
         if found is None:
             raise
-        (net, schema), unknown = found, []
-    return upgrade_net(net, path=path), unknown, path, schema
+        (net_param, chosen), unknown = found, []
+    return ParsedNet(upgrade_net(net_param, path=path), unknown, path, chosen)
 
 
-def read_net(path_or_text: PathOrText, *, fork: Optional[str] = None,
-             proto: Any = None) -> caffe_pb2.NetParameter:
+def read_net(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: Any = None,
+             schema: Optional[Schema] = None) -> caffe_pb2.NetParameter:
     """A net prototxt (file or text) as a current-form ``NetParameter``.
 
     Legacy V0 / V1 nets and ``input``/``input_dim``/``input_shape`` fields are upgraded as
@@ -136,29 +146,32 @@ def read_net(path_or_text: PathOrText, *, fork: Optional[str] = None,
     ``layer`` entries with type strings and an ``Input`` layer for the net's inputs.
 
     Caffe forks: ``fork="ssd"`` (or "pspnet", "segnet", ..., "bvlc") reads with that fork's
-    schema; ``proto="caffe.proto"`` with a fork's own schema. By default a net BVLC's schema
-    fully describes is read with it (``caffe_pb2`` messages) and any other with BVLC plus
-    every shipped fork (:mod:`caffe_import.proto.schema`). Fields no schema knows are all
-    reported in one :class:`CaffeFormatError`, each with its line and layer.
+    schema; ``proto="caffe.proto"`` with a fork's own schema; ``schema=`` with a
+    :class:`~caffe_import.proto.schema.Schema` already resolved. By default a net BVLC's
+    schema fully describes is read with it (``caffe_pb2`` messages) and any other with BVLC
+    plus every shipped fork (:mod:`caffe_import.proto.schema`). Fields no schema knows are
+    all reported in one :class:`CaffeFormatError`, each with its line and layer.
     """
-    net, unknown, path, schema = parse_net(path_or_text, fork=fork, proto=proto)
-    if unknown:
-        raise problems_error(unknown, [], schema, path=path if path is not None else "<text>")
-    return net
+    parsed = parse_net(path_or_text, schema=resolve_schema(schema, fork, proto))
+    if parsed.unknown:
+        raise problems_error(parsed.unknown, [], parsed.schema,
+                             path=parsed.path if parsed.path is not None else "<text>")
+    return parsed.net_param
 
 
-def read_solver(path_or_text: PathOrText, *, fork: Optional[str] = None,
-                proto: Any = None) -> caffe_pb2.SolverParameter:
+def read_solver(path_or_text: PathOrText, *, fork: Optional[str] = None, proto: Any = None,
+                schema: Optional[Schema] = None) -> caffe_pb2.SolverParameter:
     """A solver prototxt as ``SolverParameter``, upgraded (``solver_type`` -> ``type``).
 
     As in Caffe's ``ReadSolverParamsFromTextFileOrDie``, when read from a file an unset
     ``snapshot_prefix`` becomes the solver file's path without its extension, and a prefix
-    naming an existing directory gets the solver file's stem appended.
+    naming an existing directory gets the solver file's stem appended. ``fork``/``proto``/
+    ``schema``: the schema, as for :func:`read_net`.
     """
     text, path = load_text(path_or_text)
-    schema = choose_schema(text, fork, proto, "SolverParameter")
-    unknown = unknown_fields(text, schema.SolverParameter.DESCRIPTOR)
+    chosen = choose_schema(text, resolve_schema(schema, fork, proto), "SolverParameter")
+    unknown = unknown_fields(text, chosen.SolverParameter.DESCRIPTOR)
     if unknown:
-        raise problems_error(unknown, [], schema, path=path if path is not None else "<text>")
-    solver = parse_text(text, schema.SolverParameter(), path)
+        raise problems_error(unknown, [], chosen, path=path if path is not None else "<text>")
+    solver = parse_text(text, chosen.SolverParameter(), path)
     return upgrade_solver(solver, path=path)

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..errors import CaffeFormatError
+from ..proto.schema import fork_names, get_schema
+
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\f\v]+) | (?P<nl>\n) | (?P<comment>\#[^\n]*)
   | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
@@ -223,14 +226,12 @@ REGISTER_EXAMPLE = '''\
 
 def forks_knowing(message: str, name: str, exclude: tuple[str, ...] = ()) -> list[str]:
     """Shipped forks whose schema has field ``name`` in ``message``."""
-    from ..proto import schema as sch
-
     out = []
-    for fork in sch.fork_names():
+    for fork in fork_names():
         if fork in exclude:
             continue
         try:
-            desc = sch.get_schema(fork).pool.FindMessageTypeByName(f"caffe.{message}")
+            desc = get_schema(fork).pool.FindMessageTypeByName(f"caffe.{message}")
         except KeyError:
             continue
         if name in desc.fields_by_name:
@@ -301,8 +302,6 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
                    schema: Any = None, path: object = None) -> "Exception":
     """One CaffeFormatError listing every unknown field (with its line and layer), every
     layer whose type has no implementation, and how to fix each kind."""
-    from ..errors import CaffeFormatError
-
     lines: list[str] = []
     selected = (schema.name,) if schema is not None and schema.fork else ()
     given = schema.name[len("proto:"):] if schema is not None and schema.name.startswith("proto:") else None

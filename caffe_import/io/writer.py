@@ -21,6 +21,7 @@ from ..proto.schema import forks_fitting, message_class, schema_of
 from ..proto.transcode import AmbiguousNumber
 from . import wire
 from .atomic import atomic_open, atomic_path
+from .upgrade import upgrade_net
 
 _NET_LAYER = 100
 _LAYER_BLOBS = 7
@@ -71,7 +72,6 @@ def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
         return None, [caffe_pb2.LayerParameter(name=name) for name in weights]
     layer_cls = message_class(net, "LayerParameter")
     if len(net.layers) or len(net.input):
-        from .upgrade import upgrade_net
         upgraded = type(net)()
         upgraded.CopyFrom(net)
         net = upgrade_net(upgraded)
@@ -156,7 +156,7 @@ def write_weights_h5(path: str | os.PathLike, net: Optional[caffe_pb2.NetParamet
     As ``Net::ToHDF5`` does, a group is made for every layer of ``net`` (also those without
     params), in net order; weights of layers not in ``net`` get groups too. Atomic.
     """
-    import h5py
+    import h5py  # lazy: slow to import, and only HDF5 weights need it
 
     names = []
     if net is not None:

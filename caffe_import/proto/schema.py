@@ -35,14 +35,13 @@ Selections:
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Optional
 
 from google.protobuf import descriptor_pb2 as dpb
 from google.protobuf import message_factory
@@ -212,35 +211,12 @@ def _from_proto(path: str, digest: str) -> Schema:
     return _from_descriptor(load_descriptor(path), f"proto:{os.path.basename(path)}")
 
 
-_SESSION: list[Schema] = []  # schemas named by using_schema, innermost last
-
-
-@contextlib.contextmanager
-def using_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = None
-                 ) -> Iterator[Schema]:
-    """While inside, readers that are given no ``fork``/``proto`` use this schema (as if
-    named): how ``caffe-import run --fork NAME script.py`` reaches a pycaffe script's
-    ``caffe.Net(...)``."""
-    schema = get_schema(fork, proto)
-    _SESSION.append(schema)
-    try:
-        yield schema
-    finally:
-        _SESSION.remove(schema)
-
-
-def session_schema() -> Optional[Schema]:
-    """The schema :func:`using_schema` set, if any."""
-    return _SESSION[-1] if _SESSION else None
-
-
 def get_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = None) -> Schema:
     """The schema for a fork selection (see the module docstring); cached.
 
     ``fork``: None/"default" (BVLC + every shipped fork), "bvlc", or a fork name.
     ``proto``: a fork's own caffe.proto (or a compiled descriptor set); excludes ``fork``.
-    A :class:`Schema` passes through unchanged. Inside :func:`using_schema`, no fork and no
-    proto mean that schema.
+    A :class:`Schema` passes through unchanged.
     """
     if isinstance(fork, Schema):
         return fork
@@ -255,9 +231,24 @@ def get_schema(fork: Optional[str] = None, proto: str | os.PathLike | None = Non
         except OSError as exc:
             raise UsageError(f"{proto}: cannot read the schema file ({exc.strerror})") from None
         return _from_proto(path, digest)
-    if fork is None and _SESSION:
-        return _SESSION[-1]
     return _cached(canonical_fork(fork) if fork is not None else DEFAULT)
+
+
+def resolve_schema(schema: Optional[Schema] = None, fork: Optional[str] = None,
+                   proto: str | os.PathLike | None = None) -> Optional[Schema]:
+    """The schema a public entry point (``read_net``, ``CaffeNet``, a CLI's ``--fork`` /
+    ``--proto``) was asked for, resolved once and then passed down as it is: ``schema``
+    itself, else :func:`get_schema` of ``fork``/``proto``, else None (nothing named: a
+    reader then picks by content, BVLC's when BVLC knows every field a prototxt names)."""
+    if schema is not None:
+        if fork is not None or proto is not None:
+            raise UsageError("give either schema= or fork=/proto=, not both")
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a Schema (get_schema(...)), not {type(schema)!r}")
+        return schema
+    if fork is None and proto is None:
+        return None
+    return get_schema(fork, proto)
 
 
 def bvlc() -> Schema:

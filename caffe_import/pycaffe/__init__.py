@@ -3,13 +3,16 @@ PyTorch with ``caffe-import run SCRIPT [ARGS...]`` (see docs/pycaffe.md).
 
 This package is never installed as ``caffe`` (that would shadow a real Caffe): ``caffe-import
 run`` maps ``caffe`` and its submodules to it for the script it runs (``runner.py``). In
-code, ``from caffe_import import pycaffe as caffe`` gives the same surface.
+code, ``from caffe_import import pycaffe as caffe`` gives the same surface. With ``--fork
+NAME`` the script gets this surface bound to that fork's schema (``bound.py``).
 """
 from __future__ import annotations
 
+import logging as _logging
 import sys as _sys
 
 from .. import proto
+from ..layers import registry as _registry
 from ..proto import caffe_pb2 as _pb2
 from . import io
 from .blob import Blob, BlobVec
@@ -35,8 +38,7 @@ __version__ = "1.0.0"
 
 def layer_type_list() -> list[str]:
     """The layer types nets can use (Caffe's ``LayerRegistry::LayerTypeList``)."""
-    from ..layers import registry
-    return registry.known_types()
+    return _registry.known_types()
 
 
 def init_log(*args, **kwargs) -> None:
@@ -44,8 +46,7 @@ def init_log(*args, **kwargs) -> None:
 
 
 def log(message: str) -> None:
-    import logging
-    logging.getLogger("caffe").info(message)
+    _logging.getLogger("caffe").info(message)
 
 
 __all__ = ["Net", "Layer", "Blob", "BlobVec", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",

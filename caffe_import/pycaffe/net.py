@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..io.text import parse_net
+from ..io.text import ParsedNet, parse_net
 from ..net import CaffeNet, filter_net
+from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
 from .python_layer import PythonLayerAdapter, python_layers_for
@@ -148,9 +149,18 @@ def _parse_args(args: Sequence[Any], kwargs: dict) -> tuple[Any, int, str | None
 
 class Net:
     """``caffe.Net(network_file, phase, level=0, stages=None, weights=None)`` (or the old
-    ``caffe.Net(network_file, weights, phase)``): see the module docstring."""
+    ``caffe.Net(network_file, weights, phase)``): see the module docstring.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``schema``: the Caffe fork schema the net is read with (None: chosen by the file's
+    content); a keyword here (not pycaffe's), or the class attribute of the subclass that
+    ``caffe-import run --fork NAME`` gives its script
+    (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
+
+    schema: Schema | None = None
+
+    def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
+        if schema is not None:
+            self.schema = schema
         source, phase, weights, level, stages = _parse_args(args, kwargs)
         if isinstance(source, (str, os.PathLike)):
             source = _check_file(source, "network file")
@@ -159,9 +169,12 @@ class Net:
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         # read leniently: CaffeNet reports unknown fields and unknown layer types together
-        loaded = parse_net(source)[0] if isinstance(source, (str, os.PathLike)) else source
+        if isinstance(source, (str, os.PathLike)):
+            source = parse_net(source, schema=self.schema)  # read once, built from below
+        loaded = source.net_param if isinstance(source, ParsedNet) else source
         with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True)
+            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
+                                 schema=self.schema)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase

@@ -8,6 +8,11 @@ current directory is left alone. While it runs, a meta-path finder answers ``caf
 package's modules, ahead of any real Caffe on the path. Everything is undone afterwards:
 the finder is removed and ``caffe*`` entries leave ``sys.modules`` (the previous ones, if any,
 come back), so a process that runs a script keeps its own view of ``caffe``.
+
+With a ``schema`` (``caffe-import run --fork NAME``), ``caffe`` and the submodules that read or
+write Caffe messages are modules made for that run (:mod:`caffe_import.pycaffe.bound`), bound
+to the schema: the script's ``caffe.Net``, ``caffe.proto.caffe_pb2`` and ``caffe.net_spec``
+follow the fork, and nothing outside the run changes.
 """
 from __future__ import annotations
 
@@ -19,7 +24,11 @@ import importlib.util
 import os
 import runpy
 import sys
-from typing import Iterator, Sequence
+import types
+from typing import Iterator, Mapping, Sequence
+
+from ..proto.schema import Schema
+from .bound import caffe_modules
 
 _ALIASES = {
     "caffe": "caffe_import.pycaffe",
@@ -37,10 +46,12 @@ _ALIASES = {
 
 
 class _AliasLoader(importlib.abc.Loader):
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str | types.ModuleType) -> None:
         self.target = target
 
     def create_module(self, spec):
+        if isinstance(self.target, types.ModuleType):
+            return self.target
         return importlib.import_module(self.target)
 
     def exec_module(self, module) -> None:
@@ -48,16 +59,19 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class CaffeAliasFinder(importlib.abc.MetaPathFinder):
-    """Resolves ``caffe`` and its submodules to this package's modules."""
+    """Resolves ``caffe`` and its submodules to this package's modules, or to ``modules``
+    (name -> module object) where given."""
+
+    def __init__(self, modules: Mapping[str, types.ModuleType] | None = None) -> None:
+        self.modules = dict(modules or {})
 
     def find_spec(self, fullname: str, path=None, target=None):
         if fullname not in _ALIASES:
             return None
-        target_name = _ALIASES[fullname]
+        alias = self.modules.get(fullname, _ALIASES[fullname])
         is_package = fullname in ("caffe", "caffe.proto")
-        spec = importlib.machinery.ModuleSpec(fullname, _AliasLoader(target_name),
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias),
                                               is_package=is_package)
-        return spec
 
 
 def _is_caffe(name: str) -> bool:
@@ -65,12 +79,13 @@ def _is_caffe(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def caffe_aliased() -> Iterator[None]:
-    """``import caffe`` means ``caffe_import.pycaffe`` inside the block."""
+def caffe_aliased(schema: Schema | None = None) -> Iterator[None]:
+    """``import caffe`` means ``caffe_import.pycaffe`` inside the block; with a ``schema``,
+    that package bound to the schema (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
+    finder = CaffeAliasFinder(caffe_modules(schema) if schema is not None else None)
     saved = {k: v for k, v in sys.modules.items() if _is_caffe(k)}
     for k in saved:
         del sys.modules[k]
-    finder = CaffeAliasFinder()
     sys.meta_path.insert(0, finder)
     try:
         yield
@@ -82,9 +97,11 @@ def caffe_aliased() -> Iterator[None]:
         sys.modules.update(saved)
 
 
-def run_script(path: str | os.PathLike, args: Sequence[str] = ()) -> int:
-    """Run ``path`` as ``python path args...`` would, with ``caffe`` aliased; returns the
-    exit status (``sys.exit`` codes as Python maps them; an exception propagates)."""
+def run_script(path: str | os.PathLike, args: Sequence[str] = (), *,
+               schema: Schema | None = None) -> int:
+    """Run ``path`` as ``python path args...`` would, with ``caffe`` aliased (bound to
+    ``schema`` when given: the script's nets are read with it); returns the exit status
+    (``sys.exit`` codes as Python maps them; an exception propagates)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(21, "is a folder, not a script", path)
@@ -94,7 +111,7 @@ def run_script(path: str | os.PathLike, args: Sequence[str] = ()) -> int:
     sys.argv = [path, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
-        with caffe_aliased():
+        with caffe_aliased(schema):
             runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         code = exc.code

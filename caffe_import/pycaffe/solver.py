@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +124,8 @@ class Solver:
     ``.param``, ``.lr`` (SGD family)."""
 
     solver_type: str | None = None
+    #: the class of ``net`` and ``test_nets``; its ``schema`` also reads the solver file
+    net_class: type[Net] = Net
     net: Net  # the train net
     test_nets: list[Net]
 
@@ -131,7 +133,7 @@ class Solver:
         filename = os.fspath(filename)
         if not os.path.isfile(filename):
             raise FileNotFoundError(f"solver file '{filename}' not found")
-        param = load_solver_param(filename)
+        param = load_solver_param(filename, schema=self.net_class.schema)
         if self.solver_type is not None:
             param.type = self.solver_type
         _snapshot_prefix(param, filename)
@@ -170,7 +172,7 @@ class Solver:
                                    f"{fields or 'none'}")
         source = getattr(param, fields[0])
         state = param.train_state
-        return Net(source, TRAIN, level=int(state.level), stages=list(state.stage))
+        return self.net_class(source, TRAIN, level=int(state.level), stages=list(state.stage))
 
     def _test_nets(self, param) -> list[Net]:
         sources = list(param.test_net_param) + list(param.test_net)
@@ -189,7 +191,8 @@ class Solver:
         nets = []
         for i, source in enumerate(sources):
             state = param.test_state[i] if len(param.test_state) else caffe_pb2.NetState()
-            nets.append(Net(source, TEST, level=int(state.level), stages=list(state.stage)))
+            nets.append(self.net_class(source, TEST, level=int(state.level),
+                                       stages=list(state.stage)))
         return nets
 
     # ---- running ----------------------------------------------------------------------
@@ -295,12 +298,16 @@ AdaDeltaSolver = _solver_class("AdaDelta")
 AdamSolver = _solver_class("Adam")
 
 
-def get_solver(filename: str | os.PathLike) -> Solver:
-    """A solver of the type the file names (``type``, or legacy ``solver_type``)."""
-    param = load_solver_param(os.fspath(filename))
+SOLVERS = (SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver, AdamSolver)
+
+
+def get_solver(filename: str | os.PathLike, solvers: Sequence[type[Solver]] = SOLVERS) -> Solver:
+    """A solver of the type the file names (``type``, or legacy ``solver_type``): one of
+    ``solvers`` (``caffe-import run --fork`` gives its script classes bound to the fork's
+    schema)."""
+    param = load_solver_param(os.fspath(filename), schema=solvers[0].net_class.schema)
     kind = param.type or "SGD"
-    classes = {c.solver_type: c for c in (SGDSolver, NesterovSolver, AdaGradSolver,
-                                          RMSPropSolver, AdaDeltaSolver, AdamSolver)}
+    classes = {c.solver_type: c for c in solvers}
     if kind not in classes:
         raise CaffeFormatError(f"unknown solver type '{kind}'", path=filename)
     return classes[kind](filename)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
                                       output_file_path, require_net_file,
-                                      require_weights_file, schema_args)
+                                      require_weights_file)
 from caffe_import.errors import UsageError
 from fcn_repro.data.registry import DATASETS, MODALITIES, dataset_names
 
@@ -49,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: give at least 1 image (a split of no images has no scores)")
     require_weights_file(args.weights)
+    parsed = None
     if args.net is not None:
         if args.dataset is None:
             raise UsageError(f"--net needs --dataset ({', '.join(dataset_names())}): a bare "
                              f"prototxt ({args.net}) does not say what it was trained on")
-        require_net_file(args.net, "deploy net prototxt", **schema_args(args))
+        parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
     with naming(args.net):
         record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
                           root=args.root, split=args.split, device=args.device,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                           output=args.output, progress=not args.no_progress, modality=args.modality,
                           exclude_absent=args.exclude_absent, name=args.name,
                           precision=args.precision, agreement_images=args.agreement_images,
-                          **schema_args(args))
+                          net_param=parsed)
     print(format_summary(record))
     print(f"wrote {args.output}")
     return 0

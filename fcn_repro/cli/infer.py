@@ -5,8 +5,7 @@ import argparse
 from pathlib import Path
 
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming,
-                                      output_dir, require_net_file, require_weights_file,
-                                      schema_args)
+                                      output_dir, require_net_file, require_weights_file)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,13 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from fcn_repro.infer import infer
     require_weights_file(args.weights)
-    schema = schema_args(args)
+    parsed = None
     if args.net is not None:
-        require_net_file(args.net, "deploy net prototxt", **schema)
+        parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
     with naming(args.net):
         written = infer(args.images, args.output, model=args.model, net=args.net, weights=args.weights,
                         device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
-                        precision=args.precision, **schema)
+                        precision=args.precision, net_param=parsed)
     for path in written:
         print(path)
     return 0

@@ -176,9 +176,15 @@ def test_run_reads_a_scripts_nets_with_the_named_fork(files, tmp_path, capsys):
     script = tmp_path / "script.py"
     script.write_text("import sys\nimport caffe\nfrom caffe_import.io import read_net\n"
                       "from caffe_import.proto.schema import schema_of\n"
-                      "caffe.Net(sys.argv[1], caffe.TEST)\n"
-                      "print('SCHEMA', schema_of(read_net(sys.argv[1])).name)\n")
+                      "net = caffe.Net(sys.argv[1], caffe.TEST)\n"
+                      "print('SCHEMA', schema_of(net.caffe_net.net_param).name)\n"
+                      "print('PB2', caffe.proto.caffe_pb2.NetParameter.DESCRIPTOR.file.name)\n"
+                      "print('LIBRARY', schema_of(read_net(sys.argv[1])).name)\n")
     assert main(["run", "--fork", "ssd", str(script), str(net_path)]) == 0
-    assert "SCHEMA ssd" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the script's caffe follows the fork; the library's own readers still choose by content
+    assert "SCHEMA ssd" in out and "PB2 caffe_import/ssd/caffe.proto" in out
+    assert "LIBRARY default" in out
     assert main(["run", str(script), str(net_path)]) == 0
-    assert "SCHEMA default" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SCHEMA default" in out and "LIBRARY default" in out

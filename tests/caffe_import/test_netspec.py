@@ -162,3 +162,28 @@ def test_only_tops_can_be_assigned():
     n = NetSpec()
     with pytest.raises(CaffeFormatError, match="expected a layer top"):
         n.x = 3
+
+
+def test_a_forks_layers_write_its_fields_into_a_net_of_its_schema():
+    from caffe_import.netspec import Layers, Params
+    from caffe_import.proto.schema import get_schema, schema_of
+
+    ssd = get_schema("ssd")
+    assert param_field_for_type("Normalize", ssd) == "norm_param"
+    assert param_field_for_type("Normalize") is None  # BVLC has no such type
+    FL = Layers(ssd)
+    n = NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 3, 3]))  # BVLC's layer: carried over by name
+    n.norm = FL.Normalize(n.data, across_spatial=False)
+    net = n.to_proto()
+    assert schema_of(net) is ssd and not net.layer[1].norm_param.across_spatial
+    assert list(net.layer[0].input_param.shape[0].dim) == [1, 2, 3, 3]
+    assert schema_of(to_proto(n.norm)) is ssd
+    assert schema_of(NetSpec(schema=ssd).to_proto()) is ssd  # given, with no layers at all
+    assert Params(ssd).PriorBox.CENTER_SIZE == 2
+    with pytest.raises(CaffeFormatError, match="unknown keyword 'across_spatial'"):
+        L.Normalize(n.data, across_spatial=False)  # BVLC's L
+    bvlc_spec = NetSpec(schema=get_schema("bvlc"))
+    bvlc_spec.norm = FL.Normalize(L.Input(shape=dict(dim=[1])), across_spatial=False)
+    with pytest.raises(CaffeFormatError, match="'bvlc' lacks"):
+        bvlc_spec.to_proto()

@@ -2,6 +2,8 @@
 ``add_precision``): exact keeps Caffe's tolerances, fast runs within bf16's."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,49 @@ def test_export_in_fast_mode_verifies_against_the_fast_eager_net(tmp_path, capsy
     out = tmp_path / "m.pt2"
     assert main(["export", net, weights, "--torch-export", str(out), "--precision", "fast"]) == 0
     assert "matches eager" in capsys.readouterr().out and out.is_file()
+
+
+def test_fork_and_proto_become_one_schema_while_the_command_line_is_parsed(tmp_path, capsys):
+    import argparse
+
+    from caffe_import.cli.options import add_schema_options
+    from caffe_import.proto.schema import get_schema
+
+    parser = argparse.ArgumentParser(prog="verb")
+    add_schema_options(parser)
+    args = parser.parse_args(["--fork", "ssd"])
+    assert args.schema is get_schema("ssd") and args.fork == "ssd" and args.proto is None
+    assert parser.parse_args([]).schema is None  # nothing named: readers choose by content
+    for bad, said in ((["--fork", "nope"], "unknown Caffe fork 'nope'"),
+                      (["--proto", str(tmp_path / "missing.proto")], "cannot read")):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(bad)
+        assert info.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_fork_on_the_command_line_reaches_the_reader_in_one_trip(tmp_path, monkeypatch):
+    """``convert --fork ssd``: the schema the option made is the object the reader gets,
+    and the prototxt is read once (the verb builds from what its check read)."""
+    import caffe_import.cli.options as options
+    import caffe_import.io.text as text
+    from caffe_import.proto.schema import get_schema
+
+    d = Path(__file__).resolve().parents[2] / "fixtures" / "forks" / "ssd" / "mobilenet_ssd_deploy_narrow"
+    schemas, reads = [], []
+    real_parse, real_load = text.parse_net, text.load_text
+
+    def parse_net(path_or_text, *, schema=None):
+        schemas.append(schema)
+        return real_parse(path_or_text, schema=schema)
+
+    def load_text(path_or_text):
+        reads.append(path_or_text)
+        return real_load(path_or_text)
+
+    monkeypatch.setattr(options, "parse_net", parse_net)
+    monkeypatch.setattr(text, "parse_net", parse_net)
+    monkeypatch.setattr(text, "load_text", load_text)
+    assert main(["convert", str(d / "net.prototxt"), str(d / "weights.caffemodel"),
+                 "-o", str(tmp_path / "m.pt"), "--fork", "ssd"]) == 0
+    assert len(schemas) == 1 and schemas[0] is get_schema("ssd")
+    assert [str(r) for r in reads] == [str(d / "net.prototxt")]

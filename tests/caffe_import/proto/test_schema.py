@@ -226,3 +226,23 @@ def test_a_v1_era_user_schema_is_read_as_bvlcs_v1_layers(tmp_path):
     path.write_bytes(dpb.FileDescriptorSet(file=[fd]).SerializeToString())
     net = read_net('layers { name: "i" type: MY_INTERP my_interp_param { zoom: 2 } }', proto=path)
     assert net.layer[0].type == "MyInterp" and net.layer[0].my_interp_param.zoom == 2
+
+
+def test_resolve_schema_takes_a_schema_or_a_fork_selection_once():
+    from caffe_import.proto.schema import resolve_schema
+
+    ssd = get_schema("ssd")
+    assert resolve_schema() is None  # nothing named: readers choose by content
+    assert resolve_schema(ssd) is ssd and resolve_schema(fork="ssd") is ssd
+    assert resolve_schema(fork="bvlc").NetParameter is caffe_pb2.NetParameter
+    with pytest.raises(UsageError, match="not both"):
+        resolve_schema(ssd, fork="ssd")
+    with pytest.raises(TypeError, match="get_schema"):
+        resolve_schema("ssd")
+
+
+def test_the_schema_module_holds_no_selected_schema():
+    import caffe_import.proto.schema as module
+
+    for name in ("_SESSION", "using_schema", "session_schema"):
+        assert not hasattr(module, name)

@@ -17,3 +17,28 @@ def test_cli_eval_limit_zero_is_refused_before_any_work(tmp_path, capsys, monkey
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "--limit" in err
 
+
+
+def test_cli_eval_net_reads_the_prototxt_once(tmp_path, monkeypatch):
+    """The check before any work, the net, the fast net's exact twin and the zoo match all
+    use one reading of ``--net``."""
+    import caffe_import.io.text as text
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    from support import case_dir
+
+    case = case_dir("voc_fcn8s_narrow")
+    root = make_dataset("voc", tmp_path / "voc", n=1, seed=4)
+    reads, real = [], text.parse_text
+
+    def parse_text(text_, message, *args, **kwargs):
+        if message.DESCRIPTOR.name == "NetParameter":
+            reads.append(message.DESCRIPTOR.full_name)
+        return real(text_, message, *args, **kwargs)
+
+    monkeypatch.setattr(text, "parse_text", parse_text)
+    rc = main(["eval", "--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+               "--dataset", "voc", "--root", str(root), "--split", "seg11valid", "--limit", "1",
+               "-o", str(tmp_path / "m.json"), "--no-progress", "--precision", "fast",
+               "--agreement-images", "1"])
+    assert rc == 0 and reads == ["caffe.NetParameter"]
