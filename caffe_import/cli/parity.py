@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import check_parity
+    from ..parity import check_parity  # lazy: torch; --help needs none
 
     schema = schema_args(args)
     require_net_file(args.net, **schema)
