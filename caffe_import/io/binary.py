@@ -31,8 +31,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CaffeFormatError
-from . import wire
-from .wire import FIXED32, FIXED64, LENGTH, VARINT, WireError
+from ..proto import wire
+from ..proto.wire import FIXED32, FIXED64, LENGTH, VARINT, WireError
 
 MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes
 
@@ -158,7 +158,7 @@ def _parse_blob(buf: mmap.mmap, start: int, end: int) -> BlobRef:
                     raise WireError(f"blob shape has more than {MAX_BLOB_AXES} axes", tag_pos)
             pos += length
         else:
-            pos = wire._skip(buf, pos, end, wt, number)
+            pos = wire.skip_field(buf, pos, end, wt, number)
     ref = doubles if doubles.count else floats
     ref.legacy = has_legacy
     ref.shape = tuple(legacy) if has_legacy else tuple(dims)
@@ -413,7 +413,7 @@ def _strip(buf, start: int, end: int, drop: int, nested: Optional[tuple[int, int
         tag_pos = pos
         tag, pos = wire.read_varint(buf, pos, end)
         number, wt = tag >> 3, tag & 7
-        nxt = wire._skip(buf, pos, end, wt, number)
+        nxt = wire.skip_field(buf, pos, end, wt, number)
         if number == drop:
             pass
         elif nested is not None and number == nested[0] and wt == LENGTH:
