@@ -8,7 +8,7 @@ from caffe_import.cli.options import (add_precision, add_schema_options, device,
                                       output_file_path, require_net_file,
                                       require_weights_file, schema_args)
 from caffe_import.errors import UsageError
-from fcn_repro.data.registry import DATASETS, MODALITIES, dataset_names
+from fcn_repro.data import DATASETS, MODALITIES, dataset_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -25,6 +25,7 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
 
 RENAMED = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
 
@@ -68,6 +69,7 @@ def map_to_59(label_map: np.ndarray) -> np.ndarray:
     return out
 
 
+@register_dataset("pascalcontext", train_split="train", eval_split="val")
 class PascalContextSegmentation(SegmentationDataset):
     """PASCAL-Context 59 classes + background (60 scored classes, no void)."""
 

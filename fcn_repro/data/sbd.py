@@ -18,6 +18,7 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
 from fcn_repro.data.voc import VOC_CLASSES
 
 LAYOUT = """  <root>/img/<id>.jpg
@@ -26,6 +27,7 @@ LAYOUT = """  <root>/img/<id>.jpg
 (<root> is SBD's 'dataset' folder)"""
 
 
+@register_dataset("sbd", train_split="train", eval_split="val")
 class SBDSegmentation(SegmentationDataset):
     """SBD class segmentation: the VOC classes, labels from ``GTcls.Segmentation`` as uint8."""
 

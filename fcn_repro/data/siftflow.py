@@ -27,6 +27,7 @@ from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
 
 SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -54,6 +55,7 @@ LAYOUT = f"""  <root>/Images/{SUBDIR}/<id>.jpg
   <root>/<split>.txt  (trainval, test; the release's lists are used when absent)"""
 
 
+@register_dataset("siftflow", train_split="trainval", eval_split="test")
 class SIFTFlowSegmentation(SegmentationDataset):
     """SIFT Flow: 33 semantic and 3 geometric classes, labels ``{"sem", "geo"}``."""
 
