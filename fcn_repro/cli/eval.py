@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.evaluate import evaluate, format_summary
+    from fcn_repro.evaluate import evaluate, format_summary  # lazy: loads nets when run
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: give at least 1 image (a split of no images has no scores)")
     require_weights_file(args.weights)
