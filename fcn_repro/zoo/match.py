@@ -14,6 +14,8 @@ import functools
 import hashlib
 
 from caffe_import.proto import caffe_pb2
+from fcn_repro.data import dataset_info
+from fcn_repro.zoo.registry import get, names
 
 #: layers whose presence does not change a deploy net's score blobs
 _IGNORED_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -46,9 +48,7 @@ def net_signature(net: caffe_pb2.NetParameter) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _zoo_signatures() -> tuple[tuple[str, str], ...]:
-    from fcn_repro import zoo
-
-    return tuple((name, net_signature(zoo.get(name).deploy_net())) for name in zoo.names())
+    return tuple((name, net_signature(get(name).deploy_net())) for name in names())
 
 
 def matching_models(net: caffe_pb2.NetParameter, modality: str | None = None) -> list[str]:
@@ -57,8 +57,6 @@ def matching_models(net: caffe_pb2.NetParameter, modality: str | None = None) ->
     The NYUDv2 color and HHA FCN-32s share one topology and differ only in what they are
     fed: ``modality`` (what the evaluation fed, e.g. ``hha``) picks between such models.
     """
-    from fcn_repro.data import dataset_info
-
     implied = dataset_info("nyud").model_options
     target = net_signature(net)
     found = [name for name, sig in _zoo_signatures() if sig == target]
