@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from caffe_import.errors import CaffeFormatError, UsageError
+from caffe_import.errors import UsageError
 from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
 from fcn_repro.data.registry import register_dataset
+from fcn_repro.errors import DatasetError
 
 NYUD_CLASSES = tuple(l.strip() for l in (ASSETS / "nyud" / "classes.txt").read_text().splitlines() if l.strip())[:40]
 
@@ -114,5 +115,5 @@ class NYUDSegmentation(SegmentationDataset):
         path = self.root / "segmentation" / f"img_{idx}.mat"
         seg = np.asarray(load_mat_field(path, "segmentation", self.name, self.layout))
         if seg.ndim != 2:
-            raise CaffeFormatError(f"nyud: segmentation is not 2-D (shape {seg.shape})", path=path)
+            raise DatasetError(f"nyud: segmentation is not 2-D (shape {seg.shape})", path=path)
         return T.label_tensor(T.shift_labels(seg))
