@@ -207,20 +207,20 @@ class Feeds:
     labels: list[str]
 
     @classmethod
-    def of(cls, net: caffe_pb2.NetParameter, item: tuple[Any, Any],
+    def of(cls, net_param: caffe_pb2.NetParameter, item: tuple[Any, Any],
            labels: Sequence[str] | None = None) -> "Feeds":
-        tops = data_tops(net)
+        tops = data_tops(net_param)
         if isinstance(item[1], Mapping):
             names = list(item[1])
         else:
             names = [labels[0]] if labels else [tops[-1]]
         return cls([t for t in tops if t not in names] or ["data"], names)
 
-    def net(self, param: caffe_pb2.NetParameter, item: tuple[Any, Any], phase: str,
+    def net(self, net_param: caffe_pb2.NetParameter, item: tuple[Any, Any], phase: str,
             device: torch.device) -> Any:
-        """A CaffeNet of ``param`` with Input layers shaped like ``item``'s blobs."""
+        """A CaffeNet of ``net_param`` with Input layers shaped like ``item``'s blobs."""
         sample = item_to_blobs(item, self.inputs, self.labels)
-        return CaffeNet(feed_net(param, {k: tuple(v.shape) for k, v in sample.items()}),
+        return CaffeNet(feed_net(net_param, {k: tuple(v.shape) for k, v in sample.items()}),
                         phase=phase, device=device)
 
 
@@ -245,9 +245,9 @@ class _Validator:
     :func:`fcn_repro.evaluate.evaluate_net` scores this rank's shard of the first ``limit``
     images (summed over the ranks), feeding the labels to the val net's loss."""
 
-    def __init__(self, param: caffe_pb2.NetParameter, dataset: Any, feeds: Feeds,
+    def __init__(self, net_param: caffe_pb2.NetParameter, dataset: Any, feeds: Feeds,
                  device: torch.device, limit: int | None, rank: int, world_size: int) -> None:
-        self.net = feeds.net(param, dataset[0], "test", device)
+        self.net = feeds.net(net_param, dataset[0], "test", device)
         self.dataset = dataset
         self.plan = EvalPlan.for_net(self.net, dataset, labels=feeds.labels)
         self.indices = shard(min(limit or len(dataset), len(dataset)), rank, world_size)
