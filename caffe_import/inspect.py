@@ -118,10 +118,11 @@ def inspect(path: str | os.PathLike, *, fork: str | None = None,
 def _inspect_caffemodel(path: str, fork: str | None, proto: Any) -> dict[str, Any]:
     model = scan_file(path)
     shapes = {l.name: [b.shape for b in l.blobs] for l in model.layers if l.blobs}
-    net = read_weights_net(path, fork=fork, proto=proto)
+    net_param = read_weights_net(path, fork=fork, proto=proto)
     info = {"version": model.layout,
             "legacy_blob_shapes": any(b.legacy for l in model.layers for b in l.blobs),
-            "schema": schema_of(net).name, "name": net.name, "layers": _layer_rows(net, shapes)}
+            "schema": schema_of(net_param).name, "name": net_param.name,
+            "layers": _layer_rows(net_param, shapes)}
     _totals(info)
     return info
 
@@ -140,7 +141,7 @@ def _inspect_solverstate(path: str) -> dict[str, Any]:
 def _inspect_prototxt(path: str, fork: str | None, proto: Any) -> dict[str, Any]:
     """A net prototxt (its version, schema and layers) or else a solver prototxt (its fields)."""
     try:
-        net, raw = _read_net_prototxt(path, fork, proto)
+        net_param, raw = _read_net_prototxt(path, fork, proto)
     except CaffeFormatError as net_error:
         try:
             solver = read_solver(path, fork=fork, proto=proto)
@@ -148,11 +149,11 @@ def _inspect_prototxt(path: str, fork: str | None, proto: Any) -> dict[str, Any]
             raise net_error from None
         return {"format": "solver prototxt", "version": "current",
                 "solver": text_format.MessageToString(solver)}
-    rows = _layer_rows(net, {})
-    for row, included in zip(rows, _in_test_phase(net)):
+    rows = _layer_rows(net_param, {})
+    for row, included in zip(rows, _in_test_phase(net_param)):
         row["test"] = included
     return {"format": "net prototxt", "version": _raw_net_version(raw),
-            "schema": schema_of(net).name, "name": net.name, "layers": rows}
+            "schema": schema_of(net_param).name, "name": net_param.name, "layers": rows}
 
 
 def _read_net_prototxt(path: str, fork: str | None, proto: Any) -> tuple[Any, Any]:
@@ -162,29 +163,29 @@ def _read_net_prototxt(path: str, fork: str | None, proto: Any) -> tuple[Any, An
     type has no implementation, as building the net reports them."""
     text, _ = load_text(path)
     if unknown_fields(text, choose_schema(text, fork, proto).NetParameter.DESCRIPTOR):
-        net, unknown, where, schema = parse_net(path, fork=fork, proto=proto)
-        missing = [(lp.name, lp.type, f"type '{lp.type}'") for lp in filter_net(net, "test").layer
-                   if registry.get(lp.type) is None]
+        net_param, unknown, where, schema = parse_net(path, fork=fork, proto=proto)
+        missing = [(lp.name, lp.type, f"type '{lp.type}'")
+                   for lp in filter_net(net_param, "test").layer if registry.get(lp.type) is None]
         raise problems_error(unknown, missing, schema, path=where)
-    net, _, where, schema = parse_net(path, fork=fork, proto=proto)  # schema: the one that read it
-    return net, parse_text(text, schema.NetParameter(), where)
+    net_param, _, where, schema = parse_net(path, fork=fork, proto=proto)  # schema: what read it
+    return net_param, parse_text(text, schema.NetParameter(), where)
 
 
-def _raw_net_version(net) -> str:
-    if any(l.HasField("layer") for l in net.layers):
+def _raw_net_version(net_param: Any) -> str:
+    if any(l.HasField("layer") for l in net_param.layers):
         return "V0"
-    if len(net.layers):
+    if len(net_param.layers):
         return "V1"
     return "current"
 
 
-def _in_test_phase(net) -> list[bool]:
+def _in_test_phase(net_param: Any) -> list[bool]:
     """Per layer, whether the TEST net (what CaffeNet, convert and parity build unless told
     otherwise) includes it, by Caffe's include/exclude rules."""
-    test = filter_net(net, "test")
+    test = filter_net(net_param, "test")
     names = [layer.name for layer in test.layer]
     out, i = [], 0
-    for layer in net.layer:  # filter_net copies: match by order and name
+    for layer in net_param.layer:  # filter_net copies: match by order and name
         hit = i < len(names) and names[i] == layer.name
         out.append(hit)
         i += hit
@@ -205,9 +206,9 @@ def _inspect_h5(path: str) -> dict[str, Any]:
     return info
 
 
-def _layer_rows(net, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
+def _layer_rows(net_param: Any, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
     rows = []
-    for layer in net.layer:
+    for layer in net_param.layer:
         rows.append({"name": layer.name, "type": layer.type, "bottom": list(layer.bottom),
                      "top": list(layer.top), "params": [list(s) for s in shapes.get(layer.name, [])]})
     known = {r["name"] for r in rows}
@@ -258,12 +259,12 @@ def _solver_state_info(path: str) -> dict[str, Any] | None:
 
 
 def _artefact_info(path: str, content: dict[str, Any], kind: str) -> dict[str, Any]:
-    net = stored_net(content, path)
+    net_param = stored_net(content, path)
     shapes = {layer: [tuple(t.shape) for t in ts] for layer, ts in content["params"].items()}
     info = {"format": kind, "version": f"format version {content['format_version']}",
-            "schema": schema_of(net).name, "name": net.name, "phase": content["phase"],
+            "schema": schema_of(net_param).name, "name": net_param.name, "phase": content["phase"],
             "stages": list(content["stages"]),
-            "level": content["level"], "layers": _layer_rows(net, shapes)}
+            "level": content["level"], "layers": _layer_rows(net_param, shapes)}
     _totals(info)
     return info
 
