@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+import fcn_repro.data.transforms as T
 from caffe_import.errors import UsageError
-from fcn_repro.data import transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
 from fcn_repro.data.registry import register_dataset

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
 from fcn_repro.data.registry import register_dataset
