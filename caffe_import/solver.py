@@ -55,7 +55,7 @@ __all__ = [
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 #: extension of our solver-state files (Caffe's is ``.solverstate``, a protobuf)
 STATE_SUFFIX = ".solverstate.safetensors"
-_STATE_FORMAT = "caffe_import.solverstate/1"
+STATE_FORMAT = "caffe_import.solverstate/1"
 _LEGACY_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
 
 f32 = np.float32
@@ -457,7 +457,7 @@ class Solver:
     def save_state(self, path: str | os.PathLike, learned_net: str = "") -> None:
         """Solver state as safetensors: history tensors + iter/current_step metadata."""
         from safetensors.torch import save_file
-        meta = {"format": _STATE_FORMAT, "type": self.param.type, "iter": str(self.iter),
+        meta = {"format": STATE_FORMAT, "type": self.param.type, "iter": str(self.iter),
                 "current_step": str(self.current_step), "learned_net": learned_net,
                 "num_params": str(len(self.infos)),
                 "losses": json.dumps(self.losses), "smoothed_loss": repr(self.smoothed_loss)}
@@ -498,7 +498,7 @@ def _read_state(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != _STATE_FORMAT:
+            if meta.get("format") != STATE_FORMAT:
                 raise CaffeFormatError(f"not a caffe_import solver state (format {meta.get('format')!r})", path=path)
             n = len(list(f.keys()))
             history = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ from typing import Callable
 import numpy as np
 import torch
 from caffe_import.io.atomic import atomic_open
+from caffe_import.net import CaffeNet
+from caffe_import.parity import check_parity
+from fcn_repro.data.base import open_image
+from fcn_repro.data.transforms import VOC_MEAN_BGR, rgb_array
+from fcn_repro.download import weights_path
+from fcn_repro.infer import segment
+from fcn_repro.palette import colorize, save_label_png, save_overlay_png
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 NARROW = ASSETS / "voc_fcn8s_narrow"
@@ -31,10 +39,6 @@ DEMO_LABEL = ASSETS / "fcn_release" / "demo" / "label.png"
 
 def next_steps() -> str:
     """What to run with the release's real weights, naming where ``download`` puts them."""
-    import shlex
-
-    from fcn_repro.download import weights_path
-
     weights = shlex.quote(str(weights_path("voc-fcn8s")))
     return f"""\
 Next, with the release's real weights:
@@ -55,8 +59,6 @@ class DemoResult:
 
 def _parity(net, device: torch.device) -> tuple[bool, str, str]:
     """(ok, table, summary) against the stored Caffe activations."""
-    from caffe_import.parity import check_parity
-
     report = check_parity(net, None, NARROW / "reference.h5", device=device)
     return report.ok, report.table(), report.summary
 
@@ -65,7 +67,6 @@ def _figure(rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, path: Path
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from fcn_repro.palette import colorize
 
     panels = [("image", rgb)] + ([("release's label", colorize(gt))] if gt is not None else []) + \
              [("prediction (random weights!)", colorize(pred))]
@@ -86,12 +87,6 @@ def _figure(rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, path: Path
 def run_demo(output_dir: str | os.PathLike = "fcn_demo_out", device: str | torch.device = "cpu",
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo (see module doc), printing as it goes through ``echo``."""
-    from caffe_import.net import CaffeNet
-    from fcn_repro.data.base import open_image
-    from fcn_repro.data.transforms import VOC_MEAN_BGR, rgb_array
-    from fcn_repro.infer import segment
-    from fcn_repro.palette import save_label_png, save_overlay_png
-
     device = torch.device(device)
     out = Path(output_dir)
     meta = json.loads((NARROW / "meta.json").read_text())

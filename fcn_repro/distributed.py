@@ -1,4 +1,6 @@
-"""Data-parallel training and sharded evaluation, started with ``torchrun``.
+"""Data-parallel training and sharded evaluation, started with ``torchrun``: the process-group
+helpers (a leaf module, as torchvision keeps ``init_distributed_mode`` in its utils); the entry
+that trains under ``torchrun`` is :func:`fcn_repro.train.train_distributed`.
 
 Training: every rank holds the whole net, sees its own images (rank ``r`` of ``w`` takes
 forward pass ``k*w + r`` of the shared shuffled order) and ``DistributedDataParallel``
@@ -25,7 +27,7 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_from_env", "shard", "wrap_ddp", "train_distributed", "cleanup"]
+__all__ = ["DistInfo", "init_from_env", "shard", "wrap_ddp", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -101,21 +103,3 @@ def wrap_ddp(net: torch.nn.Module, device: torch.device | None = None,
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids,
                                                      find_unused_parameters=find_unused_parameters)
-
-
-def train_distributed(model: str, dataset: str, root: str | os.PathLike, *,
-                      device: str | torch.device | None = None, **kwargs: Any) -> Any:
-    """``fcn_repro.train.train_model`` under ``torchrun``: DDP training, sharded evaluation.
-
-    Returns the ``TrainResult`` on rank 0 and ``None`` elsewhere (only rank 0 writes files).
-    """
-    from fcn_repro.train import train_model
-    info = init_from_env(device)
-    try:
-        kwargs = dict(kwargs)
-        kwargs["progress"] = kwargs.get("progress", True) and info.is_main
-        result = train_model(model, dataset, root, device=info.device, wrap=wrap_ddp,
-                             rank=info.rank, world_size=info.world_size, **kwargs)
-        return result if info.is_main else None
-    finally:
-        cleanup()

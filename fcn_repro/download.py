@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from caffe_import.errors import UsageError
+from fcn_repro import zoo
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_CACHE", "DownloadError", "default_cache_dir",
            "model_url", "download_url", "download_model", "weights_path"]
@@ -53,8 +54,6 @@ def model_url(name: str, base_url: str | None = None) -> tuple[str, str]:
     either, a model's own published address is used (the release's host, or the VGG group's
     for VGG16).
     """
-    from fcn_repro import zoo
-
     spec = zoo.get(name)
     if not spec.weights_file:
         raise UsageError(f"model {spec.name!r}: the release published no weights for it")

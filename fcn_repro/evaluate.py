@@ -31,12 +31,14 @@ from torch.utils.data import DataLoader
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io.atomic import atomic_write_json
 from caffe_import.io.text import ParsedNet, parse_net
+from caffe_import.precision import score_agreement
 from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro.data import dataset_info
 from fcn_repro.data.base import SegmentationDataset
 from fcn_repro.metrics import ConfusionMatrix, geometric_accuracy, predicted_classes, scores_from_hist
 from fcn_repro.download import sha256_file
 from fcn_repro.feeding import item_to_blobs
+from fcn_repro.palette import save_label_png
 
 #: what a result keeps per head but a training log does not (see :func:`scores_by_head`)
 _LOG_DROPPED = ("confusion_matrix", "class_names")
@@ -224,7 +226,6 @@ class _PredictionWriter:
         self.folder, self.several = Path(folder), len(heads) > 1
 
     def write(self, preds: Mapping[str, torch.Tensor], item: str) -> None:
-        from fcn_repro.palette import save_label_png
         for blob, pred in preds.items():
             sub = self.folder / blob if self.several else self.folder
             save_label_png(pred.to("cpu", torch.uint8).numpy(), sub / f"{item}.png")
@@ -340,7 +341,6 @@ def precision_agreement(net: Any, exact_net: Any, dataset: Any, plan: EvalPlan,
     """How a reduced-precision ``net`` agrees with ``exact_net`` on the first ``images`` items
     of ``dataset``: per score head of ``plan``, the argmax pixel agreement and the max
     |softmax probability difference| (``caffe_import.precision.score_agreement``)."""
-    from caffe_import.precision import score_agreement
     device = torch.device(device)
     n = min(int(images), len(dataset))
     loader = DataLoader(dataset, batch_size=None, sampler=list(range(n)))

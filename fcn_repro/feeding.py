@@ -20,22 +20,23 @@ __all__ = ["DATA_LAYER_TYPES", "data_tops", "feed_net", "item_to_blobs"]
 #: layer types that read data themselves (replaced by ``Input`` for training here)
 DATA_LAYER_TYPES = ("Python", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData")
 
-def data_tops(net: caffe_pb2.NetParameter) -> list[str]:
+def data_tops(net_param: caffe_pb2.NetParameter) -> list[str]:
     """Tops of the net's data layers (layers of a data type with no bottoms), in order."""
-    return [t for l in net.layer if l.type in DATA_LAYER_TYPES and not l.bottom for t in l.top]
+    return [t for l in net_param.layer if l.type in DATA_LAYER_TYPES and not l.bottom for t in l.top]
 
 
-def feed_net(net: caffe_pb2.NetParameter, shapes: Mapping[str, Sequence[int]]) -> caffe_pb2.NetParameter:
-    """A copy of ``net`` whose data layers are ``Input`` layers with the given top shapes.
+def feed_net(net_param: caffe_pb2.NetParameter, shapes: Mapping[str, Sequence[int]]
+             ) -> caffe_pb2.NetParameter:
+    """A copy of ``net_param`` whose data layers are ``Input`` layers with the given top shapes.
 
     Each data layer becomes one ``Input`` layer with the same name and tops (its include /
     exclude rules kept), so nothing downstream changes. The shapes are only the first ones;
     a CaffeNet reshapes on every forward.
     """
-    out = type(net)()  # the net's own schema (a Caffe fork's messages stay in their pool)
-    out.CopyFrom(net)
+    out = type(net_param)()  # the net's own schema (a Caffe fork's messages stay in their pool)
+    out.CopyFrom(net_param)
     del out.layer[:]
-    for layer in net.layer:
+    for layer in net_param.layer:
         if layer.type in DATA_LAYER_TYPES and not layer.bottom:
             new = out.layer.add()
             new.name = layer.name

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from caffe_import.errors import CaffeFormatError
+from caffe_import.io import read_weights
 from caffe_import.layers.fillers import bilinear_kernel
 
 __all__ = ["transplant", "upsampling_weights", "init_upsampling", "expand_score"]
@@ -27,7 +28,6 @@ __all__ = ["transplant", "upsampling_weights", "init_upsampling", "expand_score"
 
 def _param_table(net_or_weights: Any) -> Mapping[str, Sequence[Any]]:
     if isinstance(net_or_weights, (str, os.PathLike)):
-        from caffe_import.io import read_weights
         return read_weights(net_or_weights)
     params = getattr(net_or_weights, "params", None)
     if params is not None and not isinstance(net_or_weights, Mapping):

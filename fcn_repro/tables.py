@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from fcn_repro.published import METRIC_TITLES, METRICS, ROWS, TABLES, PublishedRow
+from caffe_import.errors import CaffeFormatError
+from caffe_import.io import read_net
 from caffe_import.io.atomic import atomic_open
+from fcn_repro.published import METRIC_TITLES, METRICS, ROWS, TABLES, PublishedRow
+from fcn_repro.zoo.match import matching_models
 
 FORMATS = ("markdown", "latex", "csv")
 NO_RESULT = "no result"
@@ -97,14 +100,10 @@ def _published_models(rows: Sequence[PublishedRow] = ROWS) -> set[str]:
     return {row.model for row in rows}
 
 
-def _matches_of(net: Path, modality: str | None) -> list[str] | None:
+def _matches_of(net_path: Path, modality: str | None) -> list[str] | None:
     """Zoo models a prototxt computes; None when it cannot be read any more."""
-    from caffe_import.errors import CaffeFormatError
-    from caffe_import.io import read_net
-    from fcn_repro.zoo.match import matching_models
-
     try:
-        return matching_models(read_net(net), modality)
+        return matching_models(read_net(net_path), modality)
     except (OSError, CaffeFormatError):
         return None
 

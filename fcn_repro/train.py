@@ -32,10 +32,17 @@ import torch
 
 from caffe_import.errors import UsageError
 from caffe_import.io.atomic import atomic_write_bytes, atomic_write_json
+from caffe_import.net import CaffeNet
 from caffe_import.proto import caffe_pb2
+from caffe_import.solver import Solver
+from fcn_repro import zoo
+from fcn_repro.data import dataset_info
+from fcn_repro.distributed import cleanup, init_from_env, shard, wrap_ddp
+from fcn_repro.evaluate import EvalPlan, evaluate_net, scores_by_head
 from fcn_repro.feeding import data_tops, feed_net, item_to_blobs
+from fcn_repro.surgery import init_upsampling, transplant
 
-__all__ = ["train", "train_model", "TrainResult", "TrainLog", "Schedule", "Feeds", "latest_snapshot",
+__all__ = ["train", "train_model", "train_distributed", "TrainResult", "TrainLog", "Schedule", "Feeds", "latest_snapshot",
            "shuffled_index", "initialize"]
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate\.safetensors$")
@@ -150,7 +157,6 @@ def initialize(net: Any, init: str | os.PathLike | Mapping[str, Any] | None,
     the transplant's lines as the release's ``surgery.transplant`` prints them, then ``bilinear
     NAME`` per deconvolution. ``log`` gets each as it happens, the transplant's lines verbatim
     and a sentence per deconvolution (``upscore: deconvolution initialised with ...``)."""
-    from fcn_repro.surgery import init_upsampling, transplant
     lines: list[str] = []
     if init is not None:
         lines += transplant(net, init, log=log)
@@ -201,21 +207,20 @@ class Feeds:
     labels: list[str]
 
     @classmethod
-    def of(cls, net: caffe_pb2.NetParameter, item: tuple[Any, Any],
+    def of(cls, net_param: caffe_pb2.NetParameter, item: tuple[Any, Any],
            labels: Sequence[str] | None = None) -> "Feeds":
-        tops = data_tops(net)
+        tops = data_tops(net_param)
         if isinstance(item[1], Mapping):
             names = list(item[1])
         else:
             names = [labels[0]] if labels else [tops[-1]]
         return cls([t for t in tops if t not in names] or ["data"], names)
 
-    def net(self, param: caffe_pb2.NetParameter, item: tuple[Any, Any], phase: str,
+    def net(self, net_param: caffe_pb2.NetParameter, item: tuple[Any, Any], phase: str,
             device: torch.device) -> Any:
-        """A CaffeNet of ``param`` with Input layers shaped like ``item``'s blobs."""
-        from caffe_import.net import CaffeNet
+        """A CaffeNet of ``net_param`` with Input layers shaped like ``item``'s blobs."""
         sample = item_to_blobs(item, self.inputs, self.labels)
-        return CaffeNet(feed_net(param, {k: tuple(v.shape) for k, v in sample.items()}),
+        return CaffeNet(feed_net(net_param, {k: tuple(v.shape) for k, v in sample.items()}),
                         phase=phase, device=device)
 
 
@@ -240,11 +245,9 @@ class _Validator:
     :func:`fcn_repro.evaluate.evaluate_net` scores this rank's shard of the first ``limit``
     images (summed over the ranks), feeding the labels to the val net's loss."""
 
-    def __init__(self, param: caffe_pb2.NetParameter, dataset: Any, feeds: Feeds,
+    def __init__(self, net_param: caffe_pb2.NetParameter, dataset: Any, feeds: Feeds,
                  device: torch.device, limit: int | None, rank: int, world_size: int) -> None:
-        from fcn_repro.distributed import shard
-        from fcn_repro.evaluate import EvalPlan
-        self.net = feeds.net(param, dataset[0], "test", device)
+        self.net = feeds.net(net_param, dataset[0], "test", device)
         self.dataset = dataset
         self.plan = EvalPlan.for_net(self.net, dataset, labels=feeds.labels)
         self.indices = shard(min(limit or len(dataset), len(dataset)), rank, world_size)
@@ -252,7 +255,6 @@ class _Validator:
 
     def score(self, weights: Mapping[str, Any], iteration: int) -> dict[str, Any]:
         """A val row of the log: loss, the first head's scores, and every head's."""
-        from fcn_repro.evaluate import evaluate_net, scores_by_head
         self.net.load_weights(weights)
         scores = scores_by_head(evaluate_net(self.net, self.dataset, self.plan, indices=self.indices,
                                              all_reduce=self.all_reduce, progress=False))
@@ -344,7 +346,6 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
     writes files. ``say`` gets rank 0's messages: where the weights come from (random fillers,
     or each line of the surgery) and where a resumed run continues.
     """
-    from caffe_import.solver import Solver
     out, device = Path(out), torch.device(device)
     say = say if say is not None and rank == 0 else (lambda line: None)
     if len(train_set) == 0:
@@ -391,8 +392,6 @@ def train_model(model: str, dataset: str, root: str | os.PathLike, *, val_datase
     """Train a zoo model (``fcn_repro.zoo.get(model)``) on a dataset of ``fcn_repro.data``:
     the release's training and scoring splits unless given, options such as the NYUDv2
     modality from the model's name (``dataset_options`` override them)."""
-    from fcn_repro import zoo
-    from fcn_repro.data import dataset_info
     spec = zoo.get(model)
     if not spec.has_solver:
         raise UsageError(f"model {model!r} has no solver (a base net, deploy only)")
@@ -405,3 +404,21 @@ def train_model(model: str, dataset: str, root: str | os.PathLike, *, val_datase
                              limit=limit, **(options if val_info is train_info else {}))
     return train(spec.train_net(), spec.solver(), train_set, val_set, val_net=spec.val_net(),
                  labels=spec.labels, model_name=spec.name, **kwargs)
+
+
+def train_distributed(model: str, dataset: str, root: str | os.PathLike, *,
+                      device: str | torch.device | None = None, **kwargs: Any) -> Any:
+    """:func:`train_model` under ``torchrun``: DDP training, sharded evaluation (the process
+    group from :mod:`fcn_repro.distributed`).
+
+    Returns the ``TrainResult`` on rank 0 and ``None`` elsewhere (only rank 0 writes files).
+    """
+    info = init_from_env(device)
+    try:
+        kwargs = dict(kwargs)
+        kwargs["progress"] = kwargs.get("progress", True) and info.is_main
+        result = train_model(model, dataset, root, device=info.device, wrap=wrap_ddp,
+                             rank=info.rank, world_size=info.world_size, **kwargs)
+        return result if info.is_main else None
+    finally:
+        cleanup()

@@ -83,11 +83,13 @@ def _quiet_broken_pipe() -> None:
 
 
 def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
-            argv: Sequence[str] | None = None) -> int:
+            argv: Sequence[str] | None = None,
+            reported: tuple[type[Exception], ...] = ()) -> int:
     """Parse ``argv``, run the verb, and turn every expected failure into an exit code.
 
     Returns the exit code instead of raising ``SystemExit`` (argparse's usage errors give 2,
     ``--help`` 0), so ``main([...])`` is testable and ``sys.exit(main())`` is the script.
+    ``reported``: a caller's own error types, printed on one line (exit 2) like ours.
     First, before any verb loads torch, the OpenMP threads get defaults that stay fast on a
     shared machine (:func:`caffe_import.threads.configure_threads`).
     """
@@ -107,7 +109,7 @@ def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
-    except (CaffeFormatError, UsageError) as exc:  # also DatasetLayoutError
+    except (CaffeFormatError, UsageError, *reported) as exc:
         return fail(str(exc))
     except BrokenPipeError:
         _quiet_broken_pipe()

@@ -50,7 +50,7 @@ def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import dump
+    from ..parity import dump  # lazy: torch; --help needs none
 
     parsed = require_net_file(args.net, schema=args.schema)
     inputs = parse_npy_inputs(args.input)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import check_parity
+    from ..parity import check_parity  # lazy: torch; --help needs none
 
     parsed = require_net_file(args.net, schema=args.schema)
     with naming(args.net):

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import check_solver_parity
+    from ..parity import check_solver_parity  # lazy: torch; --help needs none
 
     case = require_dir(args.case_dir, "a solver-parity case (solver.prototxt, train.prototxt, "
                        "init.caffemodel, reference.h5)")

@@ -31,10 +31,10 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CaffeFormatError
+from ..proto import wire
 from ..proto.schema import Schema, get_schema, resolve_schema
-from . import wire
+from ..proto.wire import FIXED32, FIXED64, LENGTH, VARINT, WireError
 from .upgrade import upgrade_net
-from .wire import FIXED32, FIXED64, LENGTH, VARINT, WireError
 
 MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes
 
@@ -160,7 +160,7 @@ def _parse_blob(buf: mmap.mmap, start: int, end: int) -> BlobRef:
                     raise WireError(f"blob shape has more than {MAX_BLOB_AXES} axes", tag_pos)
             pos += length
         else:
-            pos = wire._skip(buf, pos, end, wt, number)
+            pos = wire.skip_field(buf, pos, end, wt, number)
     ref = doubles if doubles.count else floats
     ref.legacy = has_legacy
     ref.shape = tuple(legacy) if has_legacy else tuple(dims)
@@ -415,7 +415,7 @@ def _strip(buf, start: int, end: int, drop: int, nested: Optional[tuple[int, int
         tag_pos = pos
         tag, pos = wire.read_varint(buf, pos, end)
         number, wt = tag >> 3, tag & 7
-        nxt = wire._skip(buf, pos, end, wt, number)
+        nxt = wire.skip_field(buf, pos, end, wt, number)
         if number == drop:
             pass
         elif nested is not None and number == nested[0] and wt == LENGTH:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import wire
+from ..proto import wire
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5 = "hdf5"

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CaffeFormatError
 
 
-def _layer_groups(group, prefix: str = ""):
+def layer_groups(group, prefix: str = ""):
     """(layer name, group) for every group holding datasets; a '/' in a layer name makes
     nested groups, which are walked."""
     import h5py
@@ -26,7 +26,7 @@ def _layer_groups(group, prefix: str = ""):
             name = prefix + key
             if any(isinstance(group[key].get(k, getlink=False), h5py.Dataset) for k in item):
                 yield name, item
-            yield from _layer_groups(item, name + "/")
+            yield from layer_groups(item, name + "/")
 
 
 def _check_storage(dset, path: str, layer: str, file_size: int) -> None:
@@ -71,7 +71,7 @@ def read_weights_h5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarra
                                    path=path)
         layer = None
         try:
-            for layer, group in _layer_groups(f["data"]):
+            for layer, group in layer_groups(f["data"]):
                 keys = [k for k in group if isinstance(group.get(k, getlink=False), h5py.Dataset)]
                 try:
                     indices = sorted(int(k) for k in keys)

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import CaffeFormatError
 from . import binary
 from .detect import detect
-from .wire import WireError
+from ..proto.wire import WireError
 
 
 def read_mean(path: str | os.PathLike) -> np.ndarray:

@@ -19,7 +19,7 @@ from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
 from ..proto.schema import forks_fitting, message_class, schema_of
 from ..proto.transcode import AmbiguousNumber
-from . import wire
+from ..proto import wire
 from .atomic import atomic_open, atomic_path
 from .upgrade import upgrade_net
 
@@ -62,7 +62,7 @@ def _split_at(serialized: bytes, number: int) -> tuple[bytes, bytes]:
         tag, after = wire.read_varint(serialized, pos, len(serialized))
         if tag >> 3 > number:
             return serialized[:pos], serialized[pos:]
-        pos = wire._skip(serialized, after, len(serialized), tag & 7, tag >> 3)
+        pos = wire.skip_field(serialized, after, len(serialized), tag & 7, tag >> 3)
     return serialized, b""
 
 

@@ -2,7 +2,7 @@
 merged schema's pool numbers (see :mod:`caffe_import.proto.schema`).
 
 Only the framing is walked (tags and lengths, with the bounds checks of
-:mod:`caffe_import.io.wire`); payloads are copied as they are, and sub-messages are entered
+:mod:`caffe_import.proto.wire`); payloads are copied as they are, and sub-messages are entered
 only when some field below them is renumbered.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import CaffeFormatError
-from ..io import wire
+from . import wire
 
 _LAYER = "caffe.LayerParameter"
 
@@ -71,7 +71,7 @@ def transcode(schema: Any, data: bytes, desc: Any, read: bool,
     while pos < end:
         tag, body = wire.read_varint(data, pos, end)
         number, wt = tag >> 3, tag & 7
-        nxt = wire._skip(data, body, end, wt, number)
+        nxt = wire.skip_field(data, body, end, wt, number)
         target = table.get(number, number)
         if number in contested:
             target = contested[number].get(layer_type) if layer_type is not None else None

@@ -18,6 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.demo import run_demo
+    from fcn_repro.demo import run_demo  # lazy: nets and layers load only when the verb runs
     result = run_demo(args.output, args.device)
     return 0 if result.parity_ok else 1

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.download import DownloadError, download_model
+    from fcn_repro.download import DownloadError, download_model  # lazy: loads nets when run
 
     try:
         path = download_model(args.model, base_url=args.base_url, cache_dir=args.cache_dir,

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.infer import infer
+    from fcn_repro.infer import infer  # lazy: nets and layers load only when the verb runs
     require_weights_file(args.weights)
     parsed = None
     if args.net is not None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from caffe_import.cli.options import output_dir
 from caffe_import.errors import UsageError
+from fcn_repro.data import dataset_names
+from fcn_repro.data.synthetic import make_dataset
 
 
 def _count(text: str) -> int:
@@ -16,8 +18,6 @@ def _count(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from fcn_repro.data import dataset_names
-
     kinds = dataset_names()
     p = sub.add_parser("synthetic-data", help="write small random datasets in the release's layouts",
                        description="Write N random images with labels in a dataset's own on-disk "
@@ -36,9 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.data import dataset_names
-    from fcn_repro.data.synthetic import make_dataset
-
     kinds = dataset_names() if args.kind == "all" else (args.kind,)
     roots = {kind: args.root / kind if args.kind == "all" else args.root for kind in kinds}
     for root in roots.values():

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: nets and layers load only when the verb runs
     from fcn_repro.tables import build_tables, plot_mean_iu, render, scan_results, unused_results
     results, skipped = scan_results(require_dir(args.results, "the folder holding metrics.json files"))
     tables = build_tables(results)

@@ -50,8 +50,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from fcn_repro.evaluate import format_scores
-    from fcn_repro.train import train_model
+    from fcn_repro.evaluate import format_scores  # lazy: nets and layers load only when the verb runs
+    from fcn_repro.train import train_distributed, train_model  # lazy: as above
 
     for option, value in (("--limit", args.limit), ("--eval-limit", args.eval_limit)):
         if value is not None and value < 1:
@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
                   eval_limit=args.eval_limit, snapshot_interval=args.snapshot, seed=args.seed,
                   progress=not args.no_progress, say=print)
     if ddp:
-        from fcn_repro.distributed import train_distributed
         result = train_distributed(args.model, args.dataset, args.root, device=args.device, **kwargs)
     else:
         result = train_model(args.model, args.dataset, args.root, device=device, **kwargs)

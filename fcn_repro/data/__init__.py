@@ -1,28 +1,23 @@
 """Datasets in the release's on-disk layouts, with its exact preprocessing.
 
 ``get_dataset(name, root, split=None, model=None, **options)`` builds one by name (``voc``,
-``sbd``, ``siftflow``, ``nyud``, ``pascalcontext``); :mod:`fcn_repro.data.registry` is the table
-of what the tools know about each (default splits, options implied by a model name). Items are
-``(image, label)`` as docs/design.md says. The dataset classes are imported on first use (they
-bring torch, PIL and scipy; the table does not).
+``sbd``, ``siftflow``, ``nyud``, ``pascalcontext``); each dataset class registers itself beside
+its definition (:func:`fcn_repro.data.registry.register_dataset`), with what the tools know
+about it (default splits, options implied by a model name). Items are ``(image, label)`` as
+docs/design.md says. Importing this package imports every dataset module, in the table's order.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fcn_repro.data.registry import (DATASETS, DatasetInfo, dataset_info, dataset_names, get_dataset,
+                                     register_dataset)
+from fcn_repro.data.base import SegmentationDataset
+from fcn_repro.data.voc import VOCSegmentation
+from fcn_repro.data.sbd import SBDSegmentation
+from fcn_repro.data.siftflow import SIFTFlowSegmentation
+from fcn_repro.data.nyud import MODALITIES, NYUDSegmentation
+from fcn_repro.data.pascalcontext import PascalContextSegmentation
 
-from fcn_repro.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names, get_dataset
-
-_LAZY = {
-    "SegmentationDataset": "base", "VOCSegmentation": "voc", "SBDSegmentation": "sbd",
-    "SIFTFlowSegmentation": "siftflow", "NYUDSegmentation": "nyud",
-    "PascalContextSegmentation": "pascalcontext",
-}
-
-__all__ = ["DATASETS", "DatasetInfo", "dataset_info", "dataset_names", "get_dataset", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:  # PEP 562: the classes on first use
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"fcn_repro.data.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'fcn_repro.data' has no attribute {name!r}")
+__all__ = ["DATASETS", "DatasetInfo", "dataset_info", "dataset_names", "get_dataset",
+           "register_dataset", "MODALITIES", "SegmentationDataset", "VOCSegmentation",
+           "SBDSegmentation", "SIFTFlowSegmentation", "NYUDSegmentation",
+           "PascalContextSegmentation"]

@@ -7,13 +7,9 @@ from typing import Sequence
 import numpy as np
 import scipy.io
 
-from caffe_import.errors import CaffeFormatError
+from fcn_repro.errors import DatasetError, DatasetLayoutError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "fcn_release" / "data"
-
-
-class DatasetLayoutError(CaffeFormatError, FileNotFoundError):
-    """A dataset folder or file is missing; the message gives the path and the layout."""
 
 
 def require(path: Path, dataset: str, layout: str) -> Path:
@@ -31,7 +27,7 @@ def read_split(path: Path, dataset: str, layout: str) -> list[str]:
     require(path, dataset, layout)
     ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not ids:
-        raise CaffeFormatError(f"{dataset}: split list is empty", path=path)
+        raise DatasetError(f"{dataset}: split list is empty", path=path)
     return ids
 
 
@@ -41,11 +37,11 @@ def load_mat_field(path: Path, field: str, dataset: str, layout: str) -> np.ndar
     try:
         mat = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for bad files
-        raise CaffeFormatError(f"{dataset}: not a readable MATLAB file ({exc})", path=path) from exc
+        raise DatasetError(f"{dataset}: not a readable MATLAB file ({exc})", path=path) from exc
     if field not in mat:
-        raise CaffeFormatError(f"{dataset}: no variable {field!r} in the .mat file "
-                               f"(has {sorted(k for k in mat if not k.startswith('__'))})",
-                               path=path)
+        raise DatasetError(f"{dataset}: no variable {field!r} in the .mat file "
+                           f"(has {sorted(k for k in mat if not k.startswith('__'))})",
+                           path=path)
     return mat[field]
 
 

@@ -10,7 +10,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from caffe_import.errors import UsageError
-from fcn_repro.data._layout import DatasetLayoutError, limit_ids, require
+from fcn_repro.data._layout import limit_ids, require
+from fcn_repro.errors import DatasetLayoutError
 
 
 class SegmentationDataset(Dataset):

@@ -17,16 +17,19 @@ Colour is flipped to BGR minus (116.190, 97.203, 92.318); HHA is NOT flipped and
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from caffe_import.errors import CaffeFormatError
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
+from caffe_import.errors import UsageError
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
-from fcn_repro.data.registry import MODALITIES, canonical_modality
+from fcn_repro.data.registry import register_dataset
+from fcn_repro.errors import DatasetError
 
 NYUD_CLASSES = tuple(l.strip() for l in (ASSETS / "nyud" / "classes.txt").read_text().splitlines() if l.strip())[:40]
 
@@ -37,6 +40,36 @@ LAYOUT = """  <root>/data/images/img_<id>.png
   <root>/<split>.txt  (train, val, test; the release's lists are used when absent)"""
 
 
+#: NYUDv2 modality -> the input blobs its nets take (and the dataset gives), in top order
+MODALITIES: dict[str, tuple[str, ...]] = {
+    "color": ("color",), "depth": ("depth",), "hha": ("hha",),
+    "color-depth": ("color", "depth"), "color-hha": ("color", "hha"),
+}
+#: the release's own spelling (``nyud-fcn32s-color-d``) -> the name used here
+MODALITY_ALIASES = {"color-d": "color-depth"}
+#: a release NYUDv2 model name: ``nyud-fcn<stride>s-<modality>``
+_NYUD_MODEL = re.compile(r"nyud-fcn\d+s-(?P<modality>.+)")
+
+
+def canonical_modality(modality: str) -> str:
+    """``modality`` as a key of :data:`MODALITIES` (``color-d`` -> ``color-depth``); an unknown
+    one is a :class:`UsageError` listing the known."""
+    name = MODALITY_ALIASES.get(modality, modality)
+    if name not in MODALITIES:
+        raise UsageError(f"nyud: unknown modality {modality!r}; one of {', '.join(MODALITIES)}")
+    return name
+
+
+def model_options(model: str | None) -> dict[str, Any]:
+    """``{"modality": ...}`` a release NYUDv2 model's name implies (``nyud-fcn32s-color-d`` ->
+    ``color-depth``); ``color`` for any other name (a custom net fed one colour image)."""
+    match = _NYUD_MODEL.fullmatch(model or "")
+    named = MODALITY_ALIASES.get(match["modality"], match["modality"]) if match else "color"
+    return {"modality": named if named in MODALITIES else "color"}
+
+
+@register_dataset("nyud", train_split="trainval", eval_split="test",
+                  model_options=model_options)
 class NYUDSegmentation(SegmentationDataset):
     """NYUDv2 40-class segmentation in one of the modalities of :data:`MODALITIES`."""
 
@@ -82,5 +115,5 @@ class NYUDSegmentation(SegmentationDataset):
         path = self.root / "segmentation" / f"img_{idx}.mat"
         seg = np.asarray(load_mat_field(path, "segmentation", self.name, self.layout))
         if seg.ndim != 2:
-            raise CaffeFormatError(f"nyud: segmentation is not 2-D (shape {seg.shape})", path=path)
+            raise DatasetError(f"nyud: segmentation is not 2-D (shape {seg.shape})", path=path)
         return T.label_tensor(T.shift_labels(seg))

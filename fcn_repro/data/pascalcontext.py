@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from caffe_import.errors import CaffeFormatError
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
+from fcn_repro.errors import DatasetError
 
 RENAMED = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
 
@@ -68,6 +69,7 @@ def map_to_59(label_map: np.ndarray) -> np.ndarray:
     return out
 
 
+@register_dataset("pascalcontext", train_split="train", eval_split="val")
 class PascalContextSegmentation(SegmentationDataset):
     """PASCAL-Context 59 classes + background (60 scored classes, no void)."""
 
@@ -104,5 +106,5 @@ class PascalContextSegmentation(SegmentationDataset):
         path = self.root / "trainval" / f"{idx}.mat"
         full = np.asarray(load_mat_field(path, "LabelMap", self.name, self.layout))
         if full.ndim != 2:
-            raise CaffeFormatError(f"pascalcontext: LabelMap is not 2-D (shape {full.shape})", path=path)
+            raise DatasetError(f"pascalcontext: LabelMap is not 2-D (shape {full.shape})", path=path)
         return T.label_tensor(map_to_59(full))

@@ -1,54 +1,26 @@
-"""The datasets by name: one table of what the tools know about each one.
+"""The datasets by name: each dataset class registers itself beside its definition
+(``@register_dataset("voc", train_split=..., eval_split=...)``), and every verb and library
+function that takes a dataset name goes through :func:`dataset_info` (``eval``, ``train``, the
+synthetic-data writer, the zoo's ``ModelSpec.dataset``): the canonical name, the class that
+reads the release's layout, the splits the release trained and scored on, and the options a
+release model implies (the NYUDv2 modality from the model's name).
 
-Every verb and library function that takes a dataset name goes through :func:`dataset_info`
-(``eval``, ``train``, the synthetic-data writer, the zoo's ``ModelSpec.dataset``): the canonical
-name, the class that reads the release's layout, the splits the release trained and scored on,
-and the options a release model implies (the NYUDv2 modality from the model's name).
-
-This module imports no dataset class (they bring torch, PIL and scipy): the command line
-builds its choices from the table in a fraction of a second, and :attr:`DatasetInfo.cls`
-imports a class when a dataset is made.
+``fcn_repro.data`` imports every dataset module, so the table is complete whenever this module
+is reachable; the order of the table is the order that package imports them.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from caffe_import.errors import UsageError
 
 if TYPE_CHECKING:
     from fcn_repro.data.base import SegmentationDataset
 
-#: NYUDv2 modality -> the input blobs its nets take (and the dataset gives), in top order
-MODALITIES: dict[str, tuple[str, ...]] = {
-    "color": ("color",), "depth": ("depth",), "hha": ("hha",),
-    "color-depth": ("color", "depth"), "color-hha": ("color", "hha"),
-}
-#: the release's own spelling (``nyud-fcn32s-color-d``) -> the name used here
-MODALITY_ALIASES = {"color-d": "color-depth"}
-#: a release NYUDv2 model name: ``nyud-fcn<stride>s-<modality>``
-_NYUD_MODEL = re.compile(r"nyud-fcn\d+s-(?P<modality>.+)")
-
-
-def canonical_modality(modality: str) -> str:
-    """``modality`` as a key of :data:`MODALITIES` (``color-d`` -> ``color-depth``); an unknown
-    one is a :class:`UsageError` listing the known."""
-    name = MODALITY_ALIASES.get(modality, modality)
-    if name not in MODALITIES:
-        raise UsageError(f"nyud: unknown modality {modality!r}; one of {', '.join(MODALITIES)}")
-    return name
-
-
-def _nyud_options(model: str | None) -> dict[str, Any]:
-    """``{"modality": ...}`` a release NYUDv2 model's name implies (``nyud-fcn32s-color-d`` ->
-    ``color-depth``); ``color`` for any other name (a custom net fed one colour image)."""
-    match = _NYUD_MODEL.fullmatch(model or "")
-    named = MODALITY_ALIASES.get(match["modality"], match["modality"]) if match else "color"
-    return {"modality": named if named in MODALITIES else "color"}
+D = TypeVar("D", bound=type)
 
 
 def _no_options(model: str | None) -> dict[str, Any]:
@@ -57,19 +29,14 @@ def _no_options(model: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """One dataset: its canonical name, its class (``module:Class`` under ``fcn_repro.data``),
-    the release's training and scoring splits, and the constructor options a model implies."""
+    """One dataset: its canonical name, its class, the release's training and scoring splits,
+    and the constructor options a model implies."""
 
     name: str
-    class_path: str
+    cls: type["SegmentationDataset"]
     train_split: str
     eval_split: str
     model_options: Callable[[str | None], dict[str, Any]] = _no_options
-
-    @property
-    def cls(self) -> type["SegmentationDataset"]:
-        module, _, name = self.class_path.partition(":")
-        return getattr(importlib.import_module(f"fcn_repro.data.{module}"), name)
 
     def build(self, root: str | Path, split: str | None = None, *, model: str | None = None,
               **options: Any) -> "SegmentationDataset":
@@ -83,16 +50,21 @@ class DatasetInfo:
         return self.cls(root, split or self.eval_split, **{**self.model_options(model), **given})
 
 
-DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
-    # the release trained its VOC models on SBD train and scored VOC2011 seg11valid
-    DatasetInfo("voc", "voc:VOCSegmentation", train_split="train", eval_split="seg11valid"),
-    DatasetInfo("sbd", "sbd:SBDSegmentation", train_split="train", eval_split="val"),
-    DatasetInfo("siftflow", "siftflow:SIFTFlowSegmentation", train_split="trainval", eval_split="test"),
-    DatasetInfo("nyud", "nyud:NYUDSegmentation", train_split="trainval", eval_split="test",
-                model_options=_nyud_options),
-    DatasetInfo("pascalcontext", "pascalcontext:PascalContextSegmentation", train_split="train",
-                eval_split="val"),
-)}
+#: canonical name -> its entry, in registration order
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, *, train_split: str, eval_split: str,
+                     model_options: Callable[[str | None], dict[str, Any]] = _no_options
+                     ) -> Callable[[D], D]:
+    """Class decorator: enter the dataset class under ``name`` with the release's training and
+    scoring splits and the options a model name implies (a name registered twice is a bug)."""
+    def add(cls: D) -> D:
+        if name in DATASETS:
+            raise RuntimeError(f"dataset {name!r} registered twice")
+        DATASETS[name] = DatasetInfo(name, cls, train_split, eval_split, model_options)
+        return cls
+    return add
 
 
 def dataset_names() -> tuple[str, ...]:

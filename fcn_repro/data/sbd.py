@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from caffe_import.errors import CaffeFormatError
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
 from fcn_repro.data._layout import load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
 from fcn_repro.data.voc import VOC_CLASSES
+from fcn_repro.errors import DatasetError
 
 LAYOUT = """  <root>/img/<id>.jpg
   <root>/cls/<id>.mat   (struct GTcls, field Segmentation: class indices 0..20)
@@ -26,6 +27,7 @@ LAYOUT = """  <root>/img/<id>.jpg
 (<root> is SBD's 'dataset' folder)"""
 
 
+@register_dataset("sbd", train_split="train", eval_split="val")
 class SBDSegmentation(SegmentationDataset):
     """SBD class segmentation: the VOC classes, labels from ``GTcls.Segmentation`` as uint8."""
 
@@ -56,8 +58,8 @@ class SBDSegmentation(SegmentationDataset):
         path = self.label_path(idx)
         gt = load_mat_field(path, "GTcls", self.name, self.layout)
         if gt.dtype.names is None or "Segmentation" not in gt.dtype.names:
-            raise CaffeFormatError("sbd: GTcls is not a struct with a Segmentation field", path=path)
+            raise DatasetError("sbd: GTcls is not a struct with a Segmentation field", path=path)
         seg = np.asarray(gt["Segmentation"].flat[0])
         if seg.ndim != 2:
-            raise CaffeFormatError(f"sbd: GTcls.Segmentation is not 2-D (shape {seg.shape})", path=path)
+            raise DatasetError(f"sbd: GTcls.Segmentation is not 2-D (shape {seg.shape})", path=path)
         return T.label_tensor(seg.astype(np.uint8))

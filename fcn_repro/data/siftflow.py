@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from caffe_import.errors import CaffeFormatError
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
 from fcn_repro.data._layout import ASSETS, load_mat_field, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
+from fcn_repro.errors import DatasetError
 
 SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -54,6 +55,7 @@ LAYOUT = f"""  <root>/Images/{SUBDIR}/<id>.jpg
   <root>/<split>.txt  (trainval, test; the release's lists are used when absent)"""
 
 
+@register_dataset("siftflow", train_split="trainval", eval_split="test")
 class SIFTFlowSegmentation(SegmentationDataset):
     """SIFT Flow: 33 semantic and 3 geometric classes, labels ``{"sem", "geo"}``."""
 
@@ -91,7 +93,7 @@ class SIFTFlowSegmentation(SegmentationDataset):
         path = self.label_path(idx, kind)
         s = np.array(load_mat_field(path, "S", self.name, self.layout))
         if s.ndim != 2:
-            raise CaffeFormatError(f"siftflow: S is not 2-D (shape {s.shape})", path=path)
+            raise DatasetError(f"siftflow: S is not 2-D (shape {s.shape})", path=path)
         if kind == "geo":
             s[s == -1] = 0
         return T.label_tensor(T.shift_labels(s))

@@ -17,6 +17,7 @@ from PIL import Image
 from caffe_import.errors import UsageError
 from fcn_repro.data._layout import ASSETS
 from fcn_repro.data.registry import dataset_info
+from fcn_repro.data.siftflow import SUBDIR
 from fcn_repro.palette import label_image
 
 
@@ -90,7 +91,6 @@ def _make_sbd(root: Path, n: int, rng: np.random.Generator) -> None:
 
 
 def _make_siftflow(root: Path, n: int, rng: np.random.Generator) -> None:
-    from fcn_repro.data.siftflow import SUBDIR
     ids = _ids(ASSETS / "sift-flow" / "test.txt", n)
     for folder in ("Images", "SemanticLabels", "GeoLabels"):
         (root / folder / SUBDIR).mkdir(parents=True, exist_ok=True)

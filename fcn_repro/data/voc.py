@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from fcn_repro.data import transforms as T
+import fcn_repro.data.transforms as T
 from fcn_repro.data._layout import ASSETS, read_split
 from fcn_repro.data.base import SegmentationDataset, open_image
+from fcn_repro.data.registry import register_dataset
 
 SEG11VALID = ASSETS / "pascal" / "seg11valid.txt"
 VOC_CLASSES = tuple(line.strip() for line in (ASSETS / "pascal" / "classes.txt").read_text().splitlines()[:21])
@@ -32,6 +33,8 @@ LAYOUT = """  <root>/JPEGImages/<id>.jpg
 list shipped with fcn_repro)"""
 
 
+# the release trained its VOC models on SBD train and scored VOC2011 seg11valid
+@register_dataset("voc", train_split="train", eval_split="seg11valid")
 class VOCSegmentation(SegmentationDataset):
     """PASCAL VOC segmentation: 21 classes (background + 20), 255 = void."""
 

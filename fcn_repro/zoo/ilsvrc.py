@@ -16,6 +16,7 @@ from __future__ import annotations
 from caffe_import.proto import caffe_pb2
 from caffe_import.netspec import L, NetSpec, P
 from fcn_repro.zoo import blocks as B
+from fcn_repro.zoo.registry import register
 from fcn_repro.zoo.spec import ModelSpec
 
 VGG_MEAN = (103.939, 116.779, 123.68)
@@ -65,17 +66,15 @@ def caffenet(kind: str) -> caffe_pb2.NetParameter:
     return _classifier(n, n.pool5, 4096, "CaffeNet")
 
 
-MODELS = (
-    ModelSpec(name="ilsvrc-vgg16", family="ilsvrc", dataset="ilsvrc2012", num_classes=1000,
-              mean=VGG_MEAN, weights_file="VGG_ILSVRC_16_layers.caffemodel", build=vgg16,
-              input_shapes={"data": (10, 3, 224, 224)}, means={"data": VGG_MEAN},
-              outputs=("prob",), labels=(), nets=("deploy",),
-              weights_url="http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"
-                          "VGG_ILSVRC_16_layers.caffemodel",
-              description="VGG16 classifier, the base of every VGG FCN"),
-    ModelSpec(name="ilsvrc-caffenet", family="ilsvrc", dataset="ilsvrc2012", num_classes=1000,
-              mean=ILSVRC_MEAN, weights_file="bvlc_reference_caffenet.caffemodel", build=caffenet,
-              input_shapes={"data": (10, 3, 227, 227)}, means={"data": ILSVRC_MEAN},
-              outputs=("prob",), labels=(), nets=("deploy",),
-              description="BVLC reference CaffeNet (AlexNet), the base of FCN-AlexNet"),
-)
+register(ModelSpec(name="ilsvrc-vgg16", family="ilsvrc", dataset="ilsvrc2012", num_classes=1000,
+                   mean=VGG_MEAN, weights_file="VGG_ILSVRC_16_layers.caffemodel", build=vgg16,
+                   input_shapes={"data": (10, 3, 224, 224)}, means={"data": VGG_MEAN},
+                   outputs=("prob",), labels=(), nets=("deploy",),
+                   weights_url="http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"
+                               "VGG_ILSVRC_16_layers.caffemodel",
+                   description="VGG16 classifier, the base of every VGG FCN"))
+register(ModelSpec(name="ilsvrc-caffenet", family="ilsvrc", dataset="ilsvrc2012", num_classes=1000,
+                   mean=ILSVRC_MEAN, weights_file="bvlc_reference_caffenet.caffemodel", build=caffenet,
+                   input_shapes={"data": (10, 3, 227, 227)}, means={"data": ILSVRC_MEAN},
+                   outputs=("prob",), labels=(), nets=("deploy",),
+                   description="BVLC reference CaffeNet (AlexNet), the base of FCN-AlexNet"))

@@ -14,6 +14,8 @@ import functools
 import hashlib
 
 from caffe_import.proto import caffe_pb2
+from fcn_repro.data import dataset_info
+from fcn_repro.zoo.registry import get, names
 
 #: layers whose presence does not change a deploy net's score blobs
 _IGNORED_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -26,10 +28,10 @@ _IGNORED_FIELDS = ("param", "include", "exclude", "phase", "loss_weight", "propa
                    "blobs", "loss_param")
 
 
-def net_signature(net: caffe_pb2.NetParameter) -> str:
+def net_signature(net_param: caffe_pb2.NetParameter) -> str:
     """A sha256 of the net's computation (see the module doc); equal for equal computations."""
     h = hashlib.sha256()
-    for layer in net.layer:
+    for layer in net_param.layer:
         if layer.type in _IGNORED_TYPES:
             continue
         kept = type(layer)()  # the net's own schema (a Caffe fork's layers too)
@@ -46,21 +48,17 @@ def net_signature(net: caffe_pb2.NetParameter) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _zoo_signatures() -> tuple[tuple[str, str], ...]:
-    from fcn_repro import zoo
-
-    return tuple((name, net_signature(zoo.get(name).deploy_net())) for name in zoo.names())
+    return tuple((name, net_signature(get(name).deploy_net())) for name in names())
 
 
-def matching_models(net: caffe_pb2.NetParameter, modality: str | None = None) -> list[str]:
-    """The zoo models whose deploy net computes what ``net`` computes, in zoo order.
+def matching_models(net_param: caffe_pb2.NetParameter, modality: str | None = None) -> list[str]:
+    """The zoo models whose deploy net computes what ``net_param`` computes, in zoo order.
 
     The NYUDv2 color and HHA FCN-32s share one topology and differ only in what they are
     fed: ``modality`` (what the evaluation fed, e.g. ``hha``) picks between such models.
     """
-    from fcn_repro.data import dataset_info
-
     implied = dataset_info("nyud").model_options
-    target = net_signature(net)
+    target = net_signature(net_param)
     found = [name for name, sig in _zoo_signatures() if sig == target]
     if len(found) > 1 and modality is not None:
         found = [n for n in found if implied(n)["modality"] == modality] or found

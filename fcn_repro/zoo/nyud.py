@@ -15,6 +15,7 @@ from caffe_import.proto import caffe_pb2
 from caffe_import.coord_map import crop
 from caffe_import.netspec import L, NetSpec, P
 from fcn_repro.zoo import blocks as B
+from fcn_repro.zoo.registry import register
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 
 MEAN_COLOR = (116.190, 97.203, 92.318)
@@ -88,15 +89,13 @@ def _spec(name: str, build, mean, means, weights, lr: float, description: str) -
         input_shapes=shapes, means=means, description=description)
 
 
-MODELS = (
-    _spec("nyud-fcn32s-color", partial(single, modality="color"), MEAN_COLOR,
-          {"data": MEAN_COLOR}, "nyud-fcn32s-color-heavy.caffemodel", 1e-10, "FCN-32s RGB"),
-    _spec("nyud-fcn32s-hha", partial(single, modality="hha"), MEAN_HHA,
-          {"data": MEAN_HHA}, "nyud-fcn32s-hha-heavy.caffemodel", 1e-10, "FCN-32s HHA"),
-    _spec("nyud-fcn32s-color-d", color_depth, MEAN_COLOR,
-          {"color": MEAN_COLOR, "depth": MEAN_LOGD}, None, 1e-10,
-          "FCN-32s RGBD (early fusion; the release published no weights)"),
-    _spec("nyud-fcn32s-color-hha", color_hha, MEAN_COLOR,
-          {"color": MEAN_COLOR, "hha": MEAN_HHA}, "nyud-fcn32s-color-hha-heavy.caffemodel",
-          1e-12, "FCN-32s RGB-HHA (late fusion, score maps averaged)"),
-)
+register(_spec("nyud-fcn32s-color", partial(single, modality="color"), MEAN_COLOR,
+               {"data": MEAN_COLOR}, "nyud-fcn32s-color-heavy.caffemodel", 1e-10, "FCN-32s RGB"))
+register(_spec("nyud-fcn32s-hha", partial(single, modality="hha"), MEAN_HHA,
+               {"data": MEAN_HHA}, "nyud-fcn32s-hha-heavy.caffemodel", 1e-10, "FCN-32s HHA"))
+register(_spec("nyud-fcn32s-color-d", color_depth, MEAN_COLOR,
+               {"color": MEAN_COLOR, "depth": MEAN_LOGD}, None, 1e-10,
+               "FCN-32s RGBD (early fusion; the release published no weights)"))
+register(_spec("nyud-fcn32s-color-hha", color_hha, MEAN_COLOR,
+               {"color": MEAN_COLOR, "hha": MEAN_HHA}, "nyud-fcn32s-color-hha-heavy.caffemodel",
+               1e-12, "FCN-32s RGB-HHA (late fusion, score maps averaged)"))

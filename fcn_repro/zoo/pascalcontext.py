@@ -10,6 +10,7 @@ from functools import partial
 from caffe_import.proto import caffe_pb2
 from caffe_import.netspec import NetSpec
 from fcn_repro.zoo import blocks as B
+from fcn_repro.zoo.registry import register
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 
 MEAN = (104.007, 116.669, 122.679)
@@ -41,8 +42,6 @@ def _spec(name: str, stride: int, lr: float) -> ModelSpec:
         input_shapes=SHAPES, means={"data": MEAN}, description=f"FCN-{stride}s, 59 classes + background")
 
 
-MODELS = (
-    _spec("pascalcontext-fcn32s", 32, 1e-10),
-    _spec("pascalcontext-fcn16s", 16, 1e-12),
-    _spec("pascalcontext-fcn8s", 8, 1e-14),
-)
+register(_spec("pascalcontext-fcn32s", 32, 1e-10))
+register(_spec("pascalcontext-fcn16s", 16, 1e-12))
+register(_spec("pascalcontext-fcn8s", 8, 1e-14))

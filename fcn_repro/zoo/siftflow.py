@@ -12,6 +12,7 @@ from functools import partial
 from caffe_import.proto import caffe_pb2
 from caffe_import.netspec import NetSpec
 from fcn_repro.zoo import blocks as B
+from fcn_repro.zoo.registry import register
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 
 MEAN = (114.578, 115.294, 108.353)
@@ -47,8 +48,6 @@ def _spec(name: str, stride: int, lr: float, weights: str) -> ModelSpec:
 
 
 # the release trains siftflow-fcn8s at 1e-12 like 16s (not 1e-14 as the VOC 8s)
-MODELS = (
-    _spec("siftflow-fcn32s", 32, 1e-10, "siftflow-fcn32s-heavy.caffemodel"),
-    _spec("siftflow-fcn16s", 16, 1e-12, "siftflow-fcn16s-heavy.caffemodel"),
-    _spec("siftflow-fcn8s", 8, 1e-12, "siftflow-fcn8s-heavy.caffemodel"),
-)
+register(_spec("siftflow-fcn32s", 32, 1e-10, "siftflow-fcn32s-heavy.caffemodel"))
+register(_spec("siftflow-fcn16s", 16, 1e-12, "siftflow-fcn16s-heavy.caffemodel"))
+register(_spec("siftflow-fcn8s", 8, 1e-12, "siftflow-fcn8s-heavy.caffemodel"))

@@ -11,6 +11,7 @@ from caffe_import.proto import caffe_pb2
 from caffe_import.coord_map import crop
 from caffe_import.netspec import L, NetSpec
 from fcn_repro.zoo import blocks as B
+from fcn_repro.zoo.registry import register
 from fcn_repro.zoo.spec import ModelSpec, SolverFacts
 
 MEAN = (104.00699, 116.66877, 122.67892)
@@ -83,19 +84,17 @@ def _spec(name: str, build, weights: str, solver: SolverFacts, description: str)
                      input_shapes=SHAPES, means={"data": MEAN}, description=description)
 
 
-MODELS = (
-    _spec("voc-fcn32s", partial(vgg_fcn, stride=32), "fcn32s-heavy-pascal.caffemodel",
-          _staged(1e-10), "FCN-32s, VGG16, one 64x64 stride-32 upsampling"),
-    # the release's voc-fcn16s/net.py points its data layers two levels up
-    _spec("voc-fcn16s", partial(vgg_fcn, stride=16, data_root="../../data"),
-          "fcn16s-heavy-pascal.caffemodel", _staged(1e-12), "FCN-16s: pool4 skip"),
-    _spec("voc-fcn8s", partial(vgg_fcn, stride=8), "fcn8s-heavy-pascal.caffemodel",
-          _staged(1e-14), "FCN-8s: pool4 and pool3 skips"),
-    _spec("voc-fcn8s-atonce", partial(vgg_fcn, stride=8, atonce=True),
-          "fcn8s-atonce-pascal.caffemodel", _staged(1e-10, 300000),
-          "FCN-8s learned all at once, pool4/pool3 scaled by 0.01/0.0001"),
-    _spec("voc-fcn-alexnet", alexnet_fcn, "fcn-alexnet-pascal.caffemodel",
-          SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=20, max_iter=100000,
-                      test_iter=VAL_IMAGES),
-          "FCN-AlexNet: CaffeNet cast fully convolutional, normalized loss, iter_size 20"),
-)
+register(_spec("voc-fcn32s", partial(vgg_fcn, stride=32), "fcn32s-heavy-pascal.caffemodel",
+               _staged(1e-10), "FCN-32s, VGG16, one 64x64 stride-32 upsampling"))
+# the release's voc-fcn16s/net.py points its data layers two levels up
+register(_spec("voc-fcn16s", partial(vgg_fcn, stride=16, data_root="../../data"),
+               "fcn16s-heavy-pascal.caffemodel", _staged(1e-12), "FCN-16s: pool4 skip"))
+register(_spec("voc-fcn8s", partial(vgg_fcn, stride=8), "fcn8s-heavy-pascal.caffemodel",
+               _staged(1e-14), "FCN-8s: pool4 and pool3 skips"))
+register(_spec("voc-fcn8s-atonce", partial(vgg_fcn, stride=8, atonce=True),
+               "fcn8s-atonce-pascal.caffemodel", _staged(1e-10, 300000),
+               "FCN-8s learned all at once, pool4/pool3 scaled by 0.01/0.0001"))
+register(_spec("voc-fcn-alexnet", alexnet_fcn, "fcn-alexnet-pascal.caffemodel",
+               SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=20, max_iter=100000,
+                           test_iter=VAL_IMAGES),
+               "FCN-AlexNet: CaffeNet cast fully convolutional, normalized loss, iter_size 20"))

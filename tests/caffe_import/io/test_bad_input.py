@@ -6,7 +6,8 @@ import pytest
 from support import case_dir
 
 from caffe_import import CaffeFormatError, read_mean, read_net, read_weights
-from caffe_import.io import match_blob_shape, read_weights_net, wire
+from caffe_import.io import match_blob_shape, read_weights_net
+from caffe_import.proto import wire
 from caffe_import.proto import caffe_pb2
 
 MODEL = case_dir("layers_conv") / "weights.caffemodel"

@@ -17,13 +17,14 @@ def tiny_zoo_model(monkeypatch):
     pytest.importorskip("caffe_import.net")
     from caffe_import.io import read_net
     from fcn_repro import zoo
+    from fcn_repro.zoo import registry
     from fcn_repro.zoo.spec import ModelSpec, SolverFacts
     spec = ModelSpec(name="voc-tiny", family="voc", dataset="voc", num_classes=21, mean=(0.0, 0.0, 0.0),
                      weights_file=None, build=lambda kind: read_net(TINY_VOC),
                      solver_facts=SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=1, max_iter=2,
                                               test_iter=1, snapshot=2))
     zoo.names()  # fill the registry before adding to it
-    monkeypatch.setitem(zoo._REGISTRY, "voc-tiny", spec)
+    monkeypatch.setitem(registry._REGISTRY, "voc-tiny", spec)
     return spec
 
 

@@ -6,10 +6,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import NYUDSegmentation
 from fcn_repro.data.synthetic import make_dataset
 from fcn_repro.data.transforms import NYUD_COLOR_MEAN_BGR, NYUD_HHA_MEAN
+from fcn_repro.errors import DatasetError
 
 
 @pytest.fixture(scope="module")
@@ -58,5 +58,5 @@ def test_unknown_modality_and_missing_hha(root, tmp_path):
     other = make_dataset("nyud", tmp_path, n=1)
     ds = NYUDSegmentation(other, "test", modality="hha")
     (other / "data" / "hha" / f"img_{ds.ids[0]}.png").unlink()
-    with pytest.raises(CaffeFormatError, match=r"data/hha/img_"):
+    with pytest.raises(DatasetError, match=r"data/hha/img_"):
         ds[0]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import PascalContextSegmentation
 from fcn_repro.data.pascalcontext import CONTEXT59_CLASSES, FULL_CLASSES, map_to_59
 from fcn_repro.data.synthetic import make_dataset
+from fcn_repro.errors import DatasetError
 
 FULL = {name: number for number, name in FULL_CLASSES}
 
@@ -38,7 +38,7 @@ def test_dataset_reads_layout(tmp_path):
 
 def test_missing_voc2010_names_the_layout(tmp_path):
     root = make_dataset("pascalcontext", tmp_path, n=1)
-    with pytest.raises(CaffeFormatError, match=r"VOC2010/ImageSets/Main/test\.txt"):
+    with pytest.raises(DatasetError, match=r"VOC2010/ImageSets/Main/test\.txt"):
         PascalContextSegmentation(root, "test")
 
 

@@ -6,7 +6,7 @@ import pytest
 from caffe_import.errors import UsageError
 from fcn_repro import zoo
 from fcn_repro.data import DATASETS, dataset_info, get_dataset
-from fcn_repro.data.registry import MODALITIES
+from fcn_repro.data.nyud import MODALITIES
 from fcn_repro.data.synthetic import make_dataset
 
 
@@ -44,3 +44,13 @@ def test_split_defaults_to_the_one_the_release_scored(tmp_path):
     ds = get_dataset("nyud", make_dataset("nyud", tmp_path, n=1), model="nyud-fcn32s-color-hha")
     assert (ds.split, ds.modality) == ("test", "color-hha")
     assert get_dataset("nyud", tmp_path, model="nyud-fcn32s-color-hha", modality="hha").modality == "hha"
+
+
+def test_each_class_registers_beside_its_definition():
+    from fcn_repro.data import NYUDSegmentation, VOCSegmentation
+    from fcn_repro.data.registry import register_dataset
+
+    assert dataset_info("voc").cls is VOCSegmentation and dataset_info("nyud").cls is NYUDSegmentation
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register_dataset("voc", train_split="train", eval_split="val")(VOCSegmentation)
+    assert dataset_info("voc").eval_split == "seg11valid"

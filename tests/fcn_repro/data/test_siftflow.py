@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import SIFTFlowSegmentation
 from fcn_repro.data.siftflow import ABSENT_FROM_TEST, SEMANTIC_CLASSES, SUBDIR
 from fcn_repro.data.synthetic import make_dataset
 from fcn_repro.data.transforms import SIFTFLOW_MEAN_BGR
+from fcn_repro.errors import DatasetError
 
 
 def test_items_have_sem_and_geo_labels(tmp_path):
@@ -54,5 +54,5 @@ def test_missing_geo_labels_name_the_path(tmp_path):
     root = make_dataset("siftflow", tmp_path, n=1)
     ds = SIFTFlowSegmentation(root, "test")
     (root / "GeoLabels" / SUBDIR / f"{ds.ids[0]}.mat").unlink()
-    with pytest.raises(CaffeFormatError, match="GeoLabels"):
+    with pytest.raises(DatasetError, match="GeoLabels"):
         ds[0]

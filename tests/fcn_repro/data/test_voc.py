@@ -7,10 +7,10 @@ import scipy.io
 import torch
 from PIL import Image
 
-from caffe_import.errors import CaffeFormatError
 from fcn_repro.data import SBDSegmentation, VOCSegmentation, get_dataset
 from fcn_repro.data.synthetic import make_dataset
 from fcn_repro.data.transforms import VOC_MEAN_BGR
+from fcn_repro.errors import DatasetError
 from fcn_repro.palette import label_image
 
 
@@ -57,7 +57,7 @@ def test_seg11valid_falls_back_to_the_shipped_list(voc_root, tmp_path):
 
 
 def test_missing_root_names_path_and_layout(tmp_path):
-    with pytest.raises(CaffeFormatError) as err:
+    with pytest.raises(DatasetError) as err:
         VOCSegmentation(tmp_path / "nope", "val")
     assert str(tmp_path / "nope") in str(err.value) and "JPEGImages" in str(err.value)
 
@@ -68,7 +68,7 @@ def test_missing_split_and_image_name_the_expected_path(voc_root, tmp_path):
     root = make_dataset("voc", tmp_path / "v", n=1)
     ds = VOCSegmentation(root, "val")
     (root / "JPEGImages" / f"{ds.ids[0]}.jpg").unlink()
-    with pytest.raises(CaffeFormatError, match=r"JPEGImages/2007_000033\.jpg"):
+    with pytest.raises(DatasetError, match=r"JPEGImages/2007_000033\.jpg"):
         ds[0]
 
 
@@ -85,8 +85,8 @@ def test_sbd_bad_mat_is_a_format_error(tmp_path):
     root = make_dataset("sbd", tmp_path, n=1)
     ds = SBDSegmentation(root, "train")
     scipy.io.savemat(root / "cls" / f"{ds.ids[0]}.mat", {"other": np.zeros((2, 2))})
-    with pytest.raises(CaffeFormatError, match="GTcls"):
+    with pytest.raises(DatasetError, match="GTcls"):
         ds[0]
     (root / "cls" / f"{ds.ids[0]}.mat").write_bytes(b"not a mat file")
-    with pytest.raises(CaffeFormatError, match="MATLAB"):
+    with pytest.raises(DatasetError, match="MATLAB"):
         ds[0]

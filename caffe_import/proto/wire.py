@@ -1,7 +1,8 @@
 """Protocol-buffer wire format, decoded by hand over a buffer (bytes, mmap, memoryview).
 
-Only what the weight reader needs: varints, tags, field skipping, and iteration over the
-fields of one message inside ``[start, end)``. Every length is checked against the end of
+Only what the weight reader and writer and the fork transcoder need: varints, tags, field
+skipping (:func:`skip_field`), and iteration over the fields of one message inside
+``[start, end)``. Every length is checked against the end of
 the enclosing message, so a corrupt or truncated file raises :class:`WireError` instead of
 reading past what the file holds, and nothing is allocated from a length the file claims.
 """
@@ -68,10 +69,13 @@ def _skip_group(buf, pos: int, end: int, number: int, depth: int) -> int:
             if inner != number:
                 raise WireError(f"end of group {inner} closes group {number}", pos)
             return pos
-        pos = _skip(buf, pos, end, wire_type, inner, depth + 1)
+        pos = skip_field(buf, pos, end, wire_type, inner, depth + 1)
 
 
-def _skip(buf, pos: int, end: int, wire_type: int, number: int, depth: int = 0) -> int:
+def skip_field(buf, pos: int, end: int, wire_type: int, number: int, depth: int = 0) -> int:
+    """The position after the payload of field ``number`` (wire type ``wire_type``) whose tag
+    ends at ``pos``; a group is skipped up to its matching end tag (nested at most
+    ``MAX_GROUP_DEPTH`` deep). Raises :class:`WireError` for a payload past ``end``."""
     if wire_type == VARINT:
         return read_varint(buf, pos, end)[1]
     if wire_type == FIXED64:

@@ -1,0 +1,380 @@
+"""What a file holds, judged by its content: :func:`inspect` describes one file, its
+:class:`FileInfo` renders as text or JSON and names the layer types caffe_import lacks.
+
+Caffe's files (caffemodel, .caffemodel.h5, net and solver prototxt, binaryproto, solverstate)
+and the project's own outputs: the artefacts ``convert`` writes (.pt, .safetensors), torch.export
+programs (.pt2), ONNX models and the solver snapshots ``caffe_import.solver.Solver`` writes.
+
+For each file: the detected format and version, then (nets and weights) every layer with
+its type and bottoms -> tops, and (weights: caffemodels, artefacts, ONNX) the param blob shapes
+and the total parameter count and bytes; a net prototxt holds no weights, so it has neither.
+"""
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+from google.protobuf import text_format
+from safetensors import safe_open
+
+from .convert import read_converted, stored_net
+from .errors import CaffeFormatError
+from .io import detect, read_mean, read_solver
+from .io.binary import read_weights_net, scan_file
+from .io.hdf5 import layer_groups
+from .io.text import choose_schema, load_text, parse_net, parse_text
+from .io.textscan import problems_error, unknown_fields
+from .layers import registry
+from .net import filter_net
+from .proto import caffe_pb2
+from .proto.schema import Schema, resolve_schema, schema_of
+from .solver import STATE_FORMAT
+
+__all__ = ["FileInfo", "inspect", "render"]
+
+
+@dataclass
+class FileInfo:
+    """One file's description. ``data`` is JSON-ready (what ``caffe-import inspect --json``
+    prints): ``file``, ``format``, ``size`` and, by format, ``version``, ``schema``, ``name``,
+    ``layers`` (``name``, ``type``, ``bottom``, ``top``, ``params`` shapes; for a net prototxt
+    also ``test``: whether the TEST net includes it), ``param_count``, ``param_bytes``, ..."""
+
+    data: dict[str, Any]
+
+    @property
+    def file(self) -> str:
+        return self.data["file"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def text(self) -> str:
+        """The human-readable description: a header line, then one indented line per fact
+        and per layer, then the totals."""
+        return render(self.data)
+
+    def unknown_layer_types(self) -> list[str]:
+        """``'name' (type 'T')`` for each layer of a net prototxt's TEST net that caffe_import
+        cannot build.
+
+        Only net prototxts are judged: a caffemodel's stored layers often include data layers
+        of the training net, and its weights are usable all the same.
+        """
+        return self._unimplemented(in_test_net=True)
+
+    def train_only_unknown_types(self) -> list[str]:
+        """Like :meth:`unknown_layer_types`, for the layers the TEST net leaves out (a TRAIN
+        net, ``--phase train``, would need them)."""
+        return self._unimplemented(in_test_net=False)
+
+    def _unimplemented(self, in_test_net: bool) -> list[str]:
+        if self.data.get("format") != "net prototxt":
+            return []
+        return [f"'{r['name']}' (type '{r['type']}')" for r in self.data.get("layers", [])
+                if r.get("type") and r.get("test", True) == in_test_net
+                and registry.get(r["type"]) is None]
+
+
+def inspect(path: str | os.PathLike, *, fork: str | None = None,
+            proto: str | os.PathLike | None = None, schema: Schema | None = None) -> FileInfo:
+    """Describe one file, its kind told by content (nets and weights read with the Caffe fork
+    schema ``fork``/``proto``/``schema`` when given; see :mod:`caffe_import.proto.schema`).
+
+    Raises ``CaffeFormatError`` for a file of no known kind or a damaged one (the error says
+    where it breaks), ``FileNotFoundError`` for a missing one."""
+    path = os.fspath(path)
+    schema = resolve_schema(schema, fork, proto)
+    if os.path.isdir(path):
+        raise CaffeFormatError("is a folder; expected a Caffe file", path=path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    kind = detect(path)
+    info: dict[str, Any] = {"file": path, "format": kind, "size": os.path.getsize(path)}
+    if kind == "caffemodel":
+        info.update(_inspect_caffemodel(path, schema))
+    elif kind == "hdf5":
+        info.update(_inspect_h5(path))
+    elif kind == "prototxt":
+        info.update(_inspect_prototxt(path, schema))
+    elif kind == "binaryproto":
+        array = read_mean(path)
+        info.update({"shape": list(array.shape), "dtype": "float32", "param_count": array.size,
+                     "param_bytes": array.nbytes})
+    elif kind == "solverstate":
+        info.update(_inspect_solverstate(path))
+    else:
+        artefact = _inspect_artefact(path)
+        if artefact is None:
+            _explain_unknown(path)
+        info.update(artefact)
+    return FileInfo(info)
+
+
+# ----------------------------------------------------------------------------- Caffe's files
+def _inspect_caffemodel(path: str, schema: Schema | None) -> dict[str, Any]:
+    model = scan_file(path)
+    shapes = {l.name: [b.shape for b in l.blobs] for l in model.layers if l.blobs}
+    net_param = read_weights_net(path, schema=schema)
+    info = {"version": model.layout,
+            "legacy_blob_shapes": any(b.legacy for l in model.layers for b in l.blobs),
+            "schema": schema_of(net_param).name, "name": net_param.name,
+            "layers": _layer_rows(net_param, shapes)}
+    _totals(info)
+    return info
+
+
+def _inspect_solverstate(path: str) -> dict[str, Any]:
+    state = caffe_pb2.SolverState()
+    try:
+        with open(path, "rb") as fh:
+            state.ParseFromString(fh.read())
+    except Exception as exc:
+        raise CaffeFormatError(f"corrupt solver state: {exc}", path=path) from None
+    return {"iter": state.iter, "learned_net": state.learned_net,
+            "current_step": state.current_step, "history_blobs": len(state.history)}
+
+
+def _inspect_prototxt(path: str, schema: Schema | None) -> dict[str, Any]:
+    """A net prototxt (its version, schema and layers) or else a solver prototxt (its fields)."""
+    try:
+        net_param, raw = _read_net_prototxt(path, schema)
+    except CaffeFormatError as net_error:
+        try:
+            solver = read_solver(path, schema=schema)
+        except CaffeFormatError:
+            raise net_error from None
+        return {"format": "solver prototxt", "version": "current",
+                "solver": text_format.MessageToString(solver)}
+    rows = _layer_rows(net_param, {})
+    for row, included in zip(rows, _in_test_phase(net_param)):
+        row["test"] = included
+    return {"format": "net prototxt", "version": _raw_net_version(raw),
+            "schema": schema_of(net_param).name, "name": net_param.name, "layers": rows}
+
+
+def _read_net_prototxt(path: str, schema: Schema | None) -> tuple[Any, Any]:
+    """``(net, raw)``: the net upgraded, and as written (which tells its version). A text
+    with fields the schema lacks (a solver, or a net with errors) raises the net's one
+    complete error: every unknown field (line, layer) and every layer of the TEST net whose
+    type has no implementation, as building the net reports them."""
+    text, _ = load_text(path)
+    if unknown_fields(text, choose_schema(text, schema).NetParameter.DESCRIPTOR):
+        net_param, unknown, where, chosen = parse_net(path, schema=schema)
+        missing = [(lp.name, lp.type, f"type '{lp.type}'")
+                   for lp in filter_net(net_param, "test").layer
+                   if registry.get(lp.type, fork=chosen.fork) is None]
+        raise problems_error(unknown, missing, chosen, path=where)
+    net_param, _, where, chosen = parse_net(path, schema=schema)  # chosen: what read it
+    return net_param, parse_text(text, chosen.NetParameter(), where)
+
+
+def _raw_net_version(net_param: Any) -> str:
+    if any(l.HasField("layer") for l in net_param.layers):
+        return "V0"
+    if len(net_param.layers):
+        return "V1"
+    return "current"
+
+
+def _in_test_phase(net_param: Any) -> list[bool]:
+    """Per layer, whether the TEST net (what CaffeNet, convert and parity build unless told
+    otherwise) includes it, by Caffe's include/exclude rules."""
+    test = filter_net(net_param, "test")
+    names = [layer.name for layer in test.layer]
+    out, i = [], 0
+    for layer in net_param.layer:  # filter_net copies: match by order and name
+        hit = i < len(names) and names[i] == layer.name
+        out.append(hit)
+        i += hit
+    return out
+
+
+def _inspect_h5(path: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"version": "Caffe HDF5 (/data/<layer>/<i>)"}
+    with h5py.File(path, "r") as f:
+        if "data" not in f:
+            raise CaffeFormatError("HDF5 file has no '/data' group: not Caffe weights", path=path)
+        shapes = {}
+        for name, group in layer_groups(f["data"]):
+            keys = sorted((k for k in group if k.isdigit()), key=int)
+            shapes[name] = [tuple(group[k].shape) for k in keys]
+    info["layers"] = _layer_rows(caffe_pb2.NetParameter(), shapes)
+    _totals(info)
+    return info
+
+
+def _layer_rows(net_param: Any, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
+    rows = []
+    for layer in net_param.layer:
+        rows.append({"name": layer.name, "type": layer.type, "bottom": list(layer.bottom),
+                     "top": list(layer.top), "params": [list(s) for s in shapes.get(layer.name, [])]})
+    known = {r["name"] for r in rows}
+    for name, blob_shapes in shapes.items():  # weights without a layer entry (HDF5)
+        if name not in known:
+            rows.append({"name": name, "type": "", "bottom": [], "top": [],
+                         "params": [list(s) for s in blob_shapes]})
+    return rows
+
+
+def _totals(info: dict[str, Any]) -> None:
+    count = sum(math.prod(s) for row in info.get("layers", []) for s in row["params"])
+    info["param_count"] = count
+    info["param_bytes"] = count * 4  # float32, as Net<float> holds them
+
+
+# ----------------------------------------------------------------------------- own outputs
+def _inspect_artefact(path: str) -> dict[str, Any] | None:
+    """What ``caffe-import convert`` / ``export`` write, told by content: a caffe_import
+    artefact (.pt or .safetensors), a torch.export program (.pt2) or an ONNX model. None for
+    anything else. Nothing in the file is run (the .pt is read with ``weights_only``)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+                return _pt2_info(z, names)
+        return _artefact_info(path, read_converted(path), "caffe_import artefact (.pt)")
+    try:
+        return _artefact_info(path, read_converted(path), "caffe_import artefact (.safetensors)")
+    except CaffeFormatError:
+        pass
+    return _solver_state_info(path) or _onnx_info(path)
+
+
+def _solver_state_info(path: str) -> dict[str, Any] | None:
+    """The solver state ``caffe_import.solver.Solver`` snapshots (``fcn-repro train``'s
+    ``*.solverstate.safetensors``), told by its metadata; None for anything else."""
+    try:
+        with safe_open(path, "np") as f:
+            meta, count = f.metadata() or {}, len(f.keys())
+    except Exception:  # not safetensors at all
+        return None
+    if meta.get("format") != STATE_FORMAT:
+        return None
+    return {"format": "caffe_import solver state (.safetensors)", "version": STATE_FORMAT,
+            "solver": f"type: {meta.get('type', '?')}", "iter": int(meta.get("iter", 0)),
+            "learned_net": meta.get("learned_net", ""), "history_blobs": count}
+
+
+def _artefact_info(path: str, content: dict[str, Any], kind: str) -> dict[str, Any]:
+    net_param = stored_net(content, path)
+    shapes = {layer: [tuple(t.shape) for t in ts] for layer, ts in content["params"].items()}
+    info = {"format": kind, "version": f"format version {content['format_version']}",
+            "schema": schema_of(net_param).name, "name": net_param.name, "phase": content["phase"],
+            "stages": list(content["stages"]),
+            "level": content["level"], "layers": _layer_rows(net_param, shapes)}
+    _totals(info)
+    return info
+
+
+def _pt2_info(z, names: list[str]) -> dict[str, Any]:
+    def read(suffix: str) -> str:
+        match = [n for n in names if n.endswith(suffix)]
+        return z.read(match[0]).decode(errors="replace").strip() if match else "?"
+
+    weights = [n for n in names if "/data/weights/weight_" in n]
+    return {"format": "torch.export program (.pt2)",
+            "version": f"archive format {read('archive_format')} {read('archive_version')}",
+            "note": f"{len(weights)} weight tensors; load with torch.export.load"}
+
+
+def _onnx_info(path: str) -> dict[str, Any] | None:
+    with open(path, "rb") as fh:
+        if fh.read(1) != b"\x08":  # ModelProto starts with ir_version (field 1, varint)
+            return None
+    try:
+        import onnx  # lazy: optional dependency (the onnx extra)
+    except ImportError:
+        if path.lower().endswith(".onnx"):
+            return {"format": "ONNX model", "note": "install onnx to see inside"}
+        return None
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # not a ModelProto after all
+        return None
+    graph = model.graph
+    params = sum(math.prod(t.dims) for t in graph.initializer)
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    return {"format": "ONNX model", "version": f"IR {model.ir_version}, opset {opsets}",
+            "name": graph.name, "producer": f"{model.producer_name} {model.producer_version}",
+            "inputs": [_onnx_value(v) for v in graph.input],
+            "outputs": [_onnx_value(v) for v in graph.output],
+            "note": f"{len(graph.node)} nodes", "param_count": params, "param_bytes": params * 4}
+
+
+def _onnx_value(v) -> str:
+    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in v.type.tensor_type.shape.dim]
+    return f"{v.name} {'x'.join(dims)}"
+
+
+# First bytes of a binary NetParameter: field 100 (`layer`), 2 (V1 `layers`) or 1 (`name`),
+# length-delimited. A file that starts so but does not parse is a damaged caffemodel.
+_CAFFEMODEL_STARTS = (b"\xa2\x06", b"\x12", b"\x0a")
+
+
+def _explain_unknown(path: str) -> None:
+    """Raise the clearest error for a file whose kind could not be told."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if not head:
+        raise CaffeFormatError("file is empty: expected a caffemodel, .caffemodel.h5, prototxt, "
+                               "binaryproto or solverstate", path=path)
+    if head.startswith(_CAFFEMODEL_STARTS):
+        scan_file(path)  # its error says where the damaged caffemodel breaks
+    raise CaffeFormatError("not a Caffe file this tool knows (expected a caffemodel, "
+                           ".caffemodel.h5, prototxt, binaryproto or solverstate)", path=path)
+
+
+
+# ----------------------------------------------------------------------------- text
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+def render(info: dict[str, Any]) -> str:
+    """The text ``caffe-import inspect`` prints for one file's description (``FileInfo.data``)."""
+    out: list[str] = []
+    out.append(f"{info['file']}: {info['format']}, {info.get('version', '')}".rstrip(", "))
+    if info.get("schema") not in (None, "bvlc"):
+        out.append(f"  schema: {info['schema']} (Caffe fork fields; docs/forks.md)")
+    if info.get("name"):
+        out.append(f"  net name: {info['name']}")
+    if info.get("legacy_blob_shapes"):
+        out.append("  blobs use the legacy num/channels/height/width shape fields")
+    if "shape" in info:
+        out.append(f"  shape: {tuple(info['shape'])} float32")
+    if "solver" in info:
+        out.extend(f"  {line}" for line in info["solver"].splitlines())
+    if "phase" in info:
+        stages = ", stages " + ",".join(info["stages"]) if info["stages"] else ""
+        out.append(f"  phase {info['phase']}{stages}, level {info['level']}")
+    for key in ("producer", "note"):
+        if info.get(key):
+            out.append(f"  {info[key]}")
+    for key in ("inputs", "outputs"):
+        if info.get(key):
+            out.append(f"  {key}: {'; '.join(info[key])}")
+    if "iter" in info:
+        out.append(f"  iter {info['iter']}, learned_net {info['learned_net']!r}, "
+                   f"{info['history_blobs']} history blobs")
+    layers = info.get("layers", [])
+    if layers:
+        width = max(len(r["name"]) for r in layers)
+        twidth = max(len(r["type"]) for r in layers)
+        for r in layers:
+            flow = f"{','.join(r['bottom'])} -> {','.join(r['top'])}"
+            params = " ".join("x".join(map(str, s)) or "scalar" for s in r["params"])
+            out.append(f"  {r['name']:<{width}}  {r['type']:<{twidth}}  {flow}"
+                       + (f"  [{params}]" if params else ""))
+    if "param_count" in info:
+        out.append(f"  total: {info['param_count']:,} params, {_human(info['param_bytes'])}")
+    return "\n".join(out)

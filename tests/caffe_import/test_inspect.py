@@ -1,0 +1,56 @@
+"""The inspect library: one file -> a JSON-ready description, its text, and the layer types
+caffe_import lacks (the ``caffe-import inspect`` verb is tested in cli/test_inspect.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from caffe_import.errors import CaffeFormatError
+from caffe_import.inspect import FileInfo, inspect, render
+from support import case_dir
+
+NET = """
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }
+layer { name: "frob" type: "TestFrob" bottom: "data" top: "y" }
+layer { name: "acc" type: "TrainOnlyFrob" bottom: "y" top: "acc" include { phase: TRAIN } }
+"""
+
+
+def test_a_caffemodel_is_described_with_layers_and_totals():
+    path = case_dir("format_v1_vgg16_classifier") / "weights.caffemodel"
+    info = inspect(path)
+    assert isinstance(info, FileInfo) and info.file == str(path)
+    data = info.as_dict()
+    assert data["format"] == "caffemodel" and data["version"] == "V1"
+    assert data["param_count"] == 134638
+    json.dumps(data)  # JSON-ready as it is
+    text = info.text()
+    assert text == render(data) and text.splitlines()[0] == f"{path}: caffemodel, V1"
+    assert "total: 134,638 params" in text
+    assert info.unknown_layer_types() == []  # only net prototxts are judged
+
+
+def test_a_net_prototxt_names_its_unimplemented_types_by_phase(tmp_path):
+    (tmp_path / "net.prototxt").write_text(NET)
+    info = inspect(tmp_path / "net.prototxt")
+    assert info.as_dict()["version"] == "current"
+    assert [r["test"] for r in info.as_dict()["layers"]] == [True, True, False]
+    assert info.unknown_layer_types() == ["'frob' (type 'TestFrob')"]
+    assert info.train_only_unknown_types() == ["'acc' (type 'TrainOnlyFrob')"]
+
+
+def test_a_solver_prototxt_is_told_from_a_net():
+    info = inspect(case_dir("solver_fcn32s_narrow") / "solver.prototxt")
+    assert info.as_dict()["format"] == "solver prototxt" and "base_lr" in info.text()
+
+
+def test_unknown_and_missing_files_raise(tmp_path):
+    (tmp_path / "junk").write_bytes(b"\x00\x01junk")
+    with pytest.raises(CaffeFormatError, match="not a Caffe file"):
+        inspect(tmp_path / "junk")
+    with pytest.raises(FileNotFoundError):
+        inspect(tmp_path / "absent.caffemodel")
+    with pytest.raises(CaffeFormatError, match="folder"):
+        inspect(tmp_path)
