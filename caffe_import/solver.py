@@ -42,9 +42,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .errors import CaffeFormatError
+from .io import read_solver
 from .io.atomic import atomic_path
+from .net import CaffeNet
 from .proto import caffe_pb2
+from .proto.schema import is_message
 
 __all__ = [
     "Solver", "learning_rate", "load_solver_param", "SOLVER_TYPES", "STATE_SUFFIX",
@@ -68,14 +72,11 @@ Feed = Callable[[int], Mapping[str, Any]]
 
 def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike") -> "caffe_pb2.SolverParameter":
     """A SolverParameter from itself, a path or prototxt text (upgraded like Caffe does)."""
-    from .proto.schema import is_message
-
     if is_message(source, "SolverParameter"):  # of BVLC's schema or a Caffe fork's
         param = type(source)()
         param.CopyFrom(source)
     else:
-        from .io import read_solver  # the io package owns parsing and upgrading
-        param = read_solver(source)
+        param = read_solver(source)  # the io package owns parsing and upgrading
     if not param.HasField("type") and param.HasField("solver_type"):
         param.type = _LEGACY_TYPES.get(int(param.solver_type), "SGD")
     return param
@@ -223,6 +224,13 @@ class Solver:
     ``DistributedDataParallel`` wrapper of ``net``, say; default ``net``). ``test_nets`` is a
     list of ``(net, feed)`` run every ``test_interval`` for ``test_iter[i]`` batches;
     ``test_hook(solver)`` is called at the same points (both optional).
+
+    Caffe's ``Solver::Callback``: :meth:`add_callback` ``(on_start, on_gradients_ready)``;
+    each iteration calls every ``on_start`` after clearing the diffs (and testing), before the
+    forward/backward passes, and every ``on_gradients_ready`` after them (and the display),
+    before :meth:`apply_update`. ``update_in_diff=True`` leaves each param's update value in
+    its ``grad`` after :meth:`apply_update`, as Caffe's ``ApplyUpdate`` leaves it in the diff
+    (pycaffe scripts read it there); by default the diff is left as the update rule found it.
     """
 
     def __init__(self, param: "caffe_pb2.SolverParameter | str | os.PathLike", net: Any = None, *,
@@ -232,7 +240,8 @@ class Solver:
                  device: str | torch.device | None = None,
                  root: str | os.PathLike | None = None,
                  snapshot_prefix: str | os.PathLike | None = None,
-                 on_iteration: Callable[["Solver", dict], Any] | None = None) -> None:
+                 on_iteration: Callable[["Solver", dict], Any] | None = None,
+                 update_in_diff: bool = False) -> None:
         if root is None and isinstance(param, (str, os.PathLike)) and Path(param).is_file():
             root = Path(param).resolve().parent
         self.root = Path(root) if root is not None else Path.cwd()
@@ -240,12 +249,14 @@ class Solver:
         _check_param(self.param)
         self.net = net if net is not None else self._build_train_net()
         if device is not None:
-            self.net.to(torch.device(device))
+            self.net.to(resolve_device(device))
         self.model = model if model is not None else self.net
         self.feed = feed
         self.test_nets = list(test_nets)
         self.test_hook = test_hook
         self.on_iteration = on_iteration
+        self.update_in_diff = update_in_diff
+        self.callbacks: list[tuple[Callable[[], Any], Callable[[], Any]]] = []
         prefix = snapshot_prefix if snapshot_prefix is not None else (self.param.snapshot_prefix or "snapshot")
         self.snapshot_prefix = Path(prefix) if Path(prefix).is_absolute() else self.root / prefix
         self.iter = 0
@@ -263,7 +274,6 @@ class Solver:
 
     # ---- construction ---------------------------------------------------------------
     def _build_train_net(self) -> Any:
-        from .net import CaffeNet
         p = self.param
         if p.HasField("net_param"):
             source: Any = p.net_param
@@ -283,6 +293,12 @@ class Solver:
     @property
     def device(self) -> torch.device:
         return self.infos[0].param.device if self.infos else torch.device("cpu")
+
+    def add_callback(self, on_start: Callable[[], Any],
+                     on_gradients_ready: Callable[[], Any]) -> None:
+        """Caffe's ``Solver::add_callback``: ``on_start()`` before each iteration's
+        forward/backward passes, ``on_gradients_ready()`` before its update."""
+        self.callbacks.append((on_start, on_gradients_ready))
 
     # ---- one iteration ----------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -325,6 +341,8 @@ class Solver:
             self.zero_grad()
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
                 self.test_all()
+            for on_start, _ in self.callbacks:
+                on_start()
             loss = 0.0
             for i in range(p.iter_size):
                 batch = inputs if inputs is not None else self.feed(self.iter * p.iter_size + i)
@@ -339,6 +357,8 @@ class Solver:
             record = {"iter": self.iter, "loss": loss, "smoothed_loss": self.smoothed_loss}
             if p.display and self.iter % p.display == 0:
                 self.display()
+            for _, on_gradients_ready in self.callbacks:
+                on_gradients_ready()
             self.apply_update()
             record["lr"] = self.rate
             if self.on_iteration is not None:
@@ -393,6 +413,8 @@ class Solver:
             local_rate = float(f32(rate) * f32(info.lr_mult))
             hist = [self.history[k + s * n] for s in range(slots)]
             diff = self._rule(g, hist, p, local_rate, self.iter + 1)
+            if self.update_in_diff and diff is not g:
+                diff = g.copy_(diff)  # Caffe leaves the update in the diff
             w.sub_(diff.to(w.dtype))
         self.iter += 1
         return rate

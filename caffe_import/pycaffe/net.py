@@ -160,8 +160,9 @@ class Net:
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         # read leniently: CaffeNet reports unknown fields and unknown layer types together
         loaded = parse_net(source)[0] if isinstance(source, (str, os.PathLike)) else source
-        with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True)
+        layers = python_layers_for(filter_net(loaded, phase, stages, level))
+        self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
+                             python_layers=layers)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase
@@ -173,7 +174,7 @@ class Net:
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:
         net = self._net
-        self._steps = _caffe_plan(net._steps, net.net_param)
+        self._steps = _caffe_plan(net.steps, net.net_param)
         self._blob_map: OrderedDict[str, Blob] = OrderedDict()
         for entry in self._steps:
             for t in entry.tops:
@@ -622,28 +623,7 @@ class Net:
     def share_with(self, other: "Net") -> None:
         """Make this net's params the same storage as ``other``'s, by layer name
         (``ShareTrainedLayersWith``; a test net sharing its train net's weights)."""
-        mine = {}
-        for step in self._steps:
-            mine.setdefault(step.name, step.module)
-        for step in other._steps:
-            target = mine.get(step.name)
-            source_blobs = step.module.blobs
-            if target is None or not source_blobs:
-                continue
-            if len(target.blobs) != len(source_blobs):
-                raise CaffeFormatError(f"Incompatible number of blobs: {len(source_blobs)} "
-                                       f"vs {len(target.blobs)}", layer=step.name)
-            for j, src in enumerate(source_blobs):
-                if tuple(target.blobs[j].shape) != tuple(src.shape):
-                    raise CaffeFormatError(f"Cannot share param {j} weights: shape "
-                                           f"{tuple(src.shape)} vs {tuple(target.blobs[j].shape)}",
-                                           layer=step.name)
-                owner = step.module._parameters[str(j)]
-                view = step.module._blob_views.get(j)
-                target.set_blob(j, owner, view)
-                for info in self._net._learnable:
-                    if info.layer == step.name and info.index == j:
-                        info.param = owner
+        self._net.share_trained_layers_with(other.caffe_net)
 
     def set_input_arrays(self, data: np.ndarray, labels: np.ndarray) -> None:
         """Feed a ``MemoryData`` first layer (as pycaffe; labels of ndim 1 become N x 1 x 1 x 1)."""

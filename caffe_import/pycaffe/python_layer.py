@@ -9,7 +9,8 @@ bottom)``. ``bottom`` and ``top`` are lists of the net's own :class:`Blob` objec
 Importing the module a model file names runs code the model chose. Plain ``CaffeNet`` refuses
 to (see ``caffe_import.layers.python_layer``); pycaffe does it because running a pycaffe script
 (``caffe-import run``) is the user's opt-in, as running it under Caffe would be. The import is
-made only while a pycaffe ``Net`` is being built (:func:`python_layers_for`).
+made when a pycaffe ``Net`` is built, into a registry that net alone is built with
+(:func:`python_layers_for`).
 
 Gradients: a Python layer's ``backward`` is wrapped in a ``torch.autograd.Function``, so it
 feeds autograd like any other layer: the top gradients arrive in ``top[i].diff``, what the
@@ -18,16 +19,15 @@ diffs (``self.blobs[i].diff``) is the gradient the solver uses, as in Caffe.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
 from ..errors import CaffeFormatError
-from ..layers import python_layer as registry
 from ..layers.base import CaffeLayer, Shape
+from ..layers.python_layer import PythonLayerRegistry
 from .blob import Blob, BlobVec, ParamBlob
 
 _PATH_SHOWN = 3  # sys.path entries a failed Python-layer import names
@@ -170,20 +170,14 @@ def _import_failure(module_name: str, where: str, exc: ImportError) -> str:
             f"holds {module_name.split('.')[0]}.py on PYTHONPATH or next to the script")
 
 
-@contextlib.contextmanager
-def python_layers_for(net_param) -> Iterator[None]:
-    """While building ``net_param``: its Python layers resolve to their modules' classes
-    (imported from ``sys.path``). Registrations made by the user are restored afterwards."""
-    saved = registry.registered_python_layers()
-    try:
-        for lp in net_param.layer:
-            if lp.type == "Python":
-                p = lp.python_param
-                registry.register_python_layer(p.module, p.layer,
-                                               _adapter_for(p.module, p.layer, lp.name))
-        yield
-    finally:
-        for key in list(registry.registered_python_layers()):
-            registry.unregister_python_layer(*key)
-        for (module, layer), cls in saved.items():
-            registry.register_python_layer(module, layer, cls)
+def python_layers_for(net_param) -> PythonLayerRegistry:
+    """The registry a pycaffe ``Net`` builds ``net_param`` with: each of its Python layers
+    resolves to its module's class (imported from ``sys.path`` now, as Caffe's
+    ``PythonLayer`` does). Registrations made by the user in the default registry play no
+    part and are left as they are."""
+    layers = PythonLayerRegistry()
+    for lp in net_param.layer:
+        if lp.type == "Python":
+            p = lp.python_param
+            layers.register(p.module, p.layer, _adapter_for(p.module, p.layer, lp.name))
+    return layers
