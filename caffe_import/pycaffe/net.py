@@ -174,15 +174,15 @@ class Net:
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:
         net = self._net
-        self._steps = _caffe_plan(net.steps, net.net_param)
+        self._entries = _caffe_plan(net.steps, net.net_param)
         self._blob_map: OrderedDict[str, Blob] = OrderedDict()
-        for entry in self._steps:
+        for entry in self._entries:
             for t in entry.tops:
                 if t in self._blob_map:
                     continue
                 if entry.is_split:  # Split shares its bottom's data, has its own diff
                     src = self._blob_map[entry.bottoms[0]]
-                    blob = Blob(src._data, Memory(torch.zeros(src.shape)), t)
+                    blob = Blob(src._data_memory, Memory(torch.zeros(src.shape)), t)
                 else:
                     blob = Blob.zeros(net.blob_shapes[t], t)
                 blob._on_reshape = self._blob_reshaped
@@ -191,7 +191,7 @@ class Net:
             self._blob_map[name].diff[...] = w
         self._layers: list[Any] = []
         self._param_blobs: list[ParamBlob] = []
-        for step in self._steps:
+        for step in self._entries:
             module = step.module
             if isinstance(module, PythonLayerAdapter):
                 self._layers.append(module.user)
@@ -211,7 +211,7 @@ class Net:
             return
         self._net.to(device)
         for blob in self._blob_map.values():
-            for mem in (blob._data, blob._diff):
+            for mem in (blob._data_memory, blob._diff_memory):
                 mem.rebind(mem.tensor().to(device))
         self._live, self._first = {}, {}
         self._device = device
@@ -250,7 +250,7 @@ class Net:
 
     @property
     def _layer_names(self) -> list[str]:
-        return [s.name for s in self._steps]
+        return [s.name for s in self._entries]
 
     @property
     def _blob_names(self) -> list[str]:
@@ -279,11 +279,11 @@ class Net:
 
     @property
     def top_names(self) -> OrderedDict[str, list[str]]:
-        return OrderedDict((s.name, list(s.tops)) for s in self._steps)
+        return OrderedDict((s.name, list(s.tops)) for s in self._entries)
 
     @property
     def bottom_names(self) -> OrderedDict[str, list[str]]:
-        return OrderedDict((s.name, list(s.bottoms)) for s in self._steps)
+        return OrderedDict((s.name, list(s.bottoms)) for s in self._entries)
 
     @property
     def blob_loss_weights(self) -> OrderedDict[str, float]:
@@ -319,10 +319,10 @@ class Net:
         self._fresh: set[str] = set()
         with torch.set_grad_enabled(graph):
             for k in range(start, end + 1):
-                self._forward_step(self._steps[k], graph, force)
+                self._forward_step(self._entries[k], graph, force)
         loss = 0.0
         for k in range(start, end + 1):
-            for t in self._steps[k].tops:
+            for t in self._entries[k].tops:
                 w = self._net.loss_weights.get(t)
                 if w:
                     loss += w * float(self._blob_map[t].data.sum(dtype=np.float64))
@@ -333,15 +333,15 @@ class Net:
         if step.is_split:
             src = step.bottoms[0]
             for t in step.tops:
-                if blobs[t]._diff.shape != blobs[src].shape:
-                    blobs[t]._diff.reshape(blobs[src].shape)
+                if blobs[t]._diff_memory.shape != blobs[src].shape:
+                    blobs[t]._diff_memory.reshape(blobs[src].shape)
                 if graph and src in self._fresh:  # one alias per reader: its own gradient
                     live[t] = self._first[t] = live[src].view_as(live[src])
                     self._fresh.add(t)
             return
         if step.is_input:
             for t in step.tops:
-                leaf = blobs[t]._data.tensor()
+                leaf = blobs[t]._data_memory.tensor()
                 if graph:
                     leaf = leaf.detach().requires_grad_(force)
                     live[t] = self._first[t] = leaf
@@ -350,7 +350,7 @@ class Net:
         if graph:
             ins = [self._graph_input(b) for b in step.bottoms]
         else:
-            ins = [blobs[b]._data.tensor() for b in step.bottoms]
+            ins = [blobs[b]._data_memory.tensor() for b in step.bottoms]
         module = step.module
         try:
             if isinstance(module, PythonLayerAdapter):
@@ -366,9 +366,9 @@ class Net:
             raise
         for name, value, in_place in zip(step.tops, outs, step.in_place):
             blob = blobs[name]
-            blob._data.write(value)
-            if blob._diff.shape != blob._data.shape:
-                blob._diff.reshape(blob._data.shape)
+            blob._data_memory.write(value)
+            if blob._diff_memory.shape != blob._data_memory.shape:
+                blob._diff_memory.reshape(blob._data_memory.shape)
             if graph:
                 if force and not value.requires_grad:  # a data layer's top: Caffe's
                     value = value.detach().requires_grad_()  # force_backward gives it a diff
@@ -384,7 +384,7 @@ class Net:
         live = self._live.get(name)
         if name in self._fresh:
             return live
-        buf = self._blob_map[name]._data.tensor().detach()
+        buf = self._blob_map[name]._data_memory.tensor().detach()
         if live is None or not live.requires_grad or live.shape != buf.shape:
             return buf
         return buf + (live - live.detach())
@@ -396,7 +396,7 @@ class Net:
         if not self._live:
             raise RuntimeError("backward needs a forward first (no recorded pass)")
         self._prepare()
-        steps = self._steps[end:start + 1]
+        steps = self._entries[end:start + 1]
         seeds, seed_grads, touched = self._seeds(steps)
         if not seeds:
             return
@@ -414,7 +414,7 @@ class Net:
                     p.grad.add_(g)
             for n, g in zip(blob_names, grads[len(params):]):
                 if g is not None:
-                    self._blob_map[n]._diff.write(g)
+                    self._blob_map[n]._diff_memory.write(g)
         self._device_changed_params()
 
     def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
@@ -438,7 +438,7 @@ class Net:
             if t is None or not t.requires_grad:
                 continue
             seeds.append(t)
-            grads.append(self._blob_map[name]._diff.tensor().reshape(t.shape).to(t.dtype))
+            grads.append(self._blob_map[name]._diff_memory.tensor().reshape(t.shape).to(t.dtype))
         return seeds, grads, touched
 
     def _grad_targets(self, steps, touched: set[str], seeds) -> tuple[list, list[str]]:
@@ -465,7 +465,7 @@ class Net:
             end_ind = self._layer_index(end, "forward end")
             outputs = set(self.top_names[end] + blobs)
         else:
-            end_ind = len(self._steps) - 1
+            end_ind = len(self._entries) - 1
             outputs = set(self.outputs + blobs)
         if kwargs:
             if set(kwargs) != set(self.inputs):
@@ -488,7 +488,7 @@ class Net:
         (or the bottoms of ``end``) and ``diffs``."""
         diffs = list(diffs or [])
         start_ind = (self._layer_index(start, "backward start") if start is not None
-                     else len(self._steps) - 1)
+                     else len(self._entries) - 1)
         if end is not None:
             end_ind = self._layer_index(end, "backward end")
             outputs = set(self.bottom_names[end] + diffs)
@@ -578,7 +578,7 @@ class Net:
     def reshape(self) -> None:
         """Caffe's ``Net::Reshape``: every layer re-derives its tops' shapes from its
         bottoms' (after an input blob was reshaped), without computing anything."""
-        for step in self._steps:
+        for step in self._entries:
             if step.is_input or step.is_split:
                 continue
             bottoms = [self._blob_map[b] for b in step.bottoms]
@@ -627,7 +627,7 @@ class Net:
 
     def set_input_arrays(self, data: np.ndarray, labels: np.ndarray) -> None:
         """Feed a ``MemoryData`` first layer (as pycaffe; labels of ndim 1 become N x 1 x 1 x 1)."""
-        first = self._steps[0] if self._steps else None
+        first = self._entries[0] if self._entries else None
         if first is None or first.type != "MemoryData":
             raise ValueError("set_input_arrays may only be called if the first layer is a "
                              f"MemoryData layer (this net's is "

@@ -114,7 +114,7 @@ class PythonLayerAdapter(CaffeLayer):
         if live is not None and any(t.requires_grad for t in live):
             return list(_PythonFunction.apply(self, bottoms, tops, *live))
         self.user.forward(bottoms, tops)
-        return [t._data.tensor() for t in tops]
+        return [t._data_memory.tensor() for t in tops]
 
 
 class _PythonFunction(torch.autograd.Function):
@@ -123,20 +123,20 @@ class _PythonFunction(torch.autograd.Function):
         ctx.adapter, ctx.bottoms, ctx.tops = adapter, bottoms, tops
         ctx.needs = [t.requires_grad for t in live]
         adapter.user.forward(bottoms, tops)
-        return tuple(t._data.tensor().clone() for t in tops)
+        return tuple(t._data_memory.tensor().clone() for t in tops)
 
     @staticmethod
     def backward(ctx, *grads):
         for top, g in zip(ctx.tops, grads):
             if g is None:
-                top._diff.reshape(top.shape)
-                top._diff.tensor().zero_()
+                top._diff_memory.reshape(top.shape)
+                top._diff_memory.tensor().zero_()
             else:
-                top._diff.write(g)
+                top._diff_memory.write(g)
         for b in ctx.bottoms:
-            b._diff.reshape(b.shape)
+            b._diff_memory.reshape(b.shape)
         ctx.adapter.user.backward(ctx.tops, list(ctx.needs), ctx.bottoms)
-        out = [b._diff.tensor().clone() if need else None
+        out = [b._diff_memory.tensor().clone() if need else None
                for b, need in zip(ctx.bottoms, ctx.needs)]
         return (None, None, None, *out)
 

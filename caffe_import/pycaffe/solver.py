@@ -86,8 +86,8 @@ class _Engine(_LibrarySolver):
 
     def forward_backward(self, inputs) -> float:
         net = self.owner.net
-        loss = net._forward(0, len(net._steps) - 1)
-        net._backward(len(net._steps) - 1, 0)
+        loss = net._forward(0, len(net._entries) - 1)
+        net._backward(len(net._entries) - 1, 0)
         return loss
 
     def apply_update(self) -> float:
