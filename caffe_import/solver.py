@@ -41,6 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .device import resolve_device
 from .errors import CaffeFormatError
@@ -475,7 +477,6 @@ class Solver:
 
     def save_state(self, path: str | os.PathLike, learned_net: str = "") -> None:
         """Solver state as safetensors: history tensors + iter/current_step metadata."""
-        from safetensors.torch import save_file
         meta = {"format": _STATE_FORMAT, "type": self.param.type, "iter": str(self.iter),
                 "current_step": str(self.current_step), "learned_net": learned_net,
                 "num_params": str(len(self.infos)),
@@ -513,7 +514,6 @@ class Solver:
 
 
 def _read_state(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

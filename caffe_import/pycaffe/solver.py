@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
