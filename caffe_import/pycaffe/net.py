@@ -27,11 +27,10 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..io.text import parse_net
-from ..net import CaffeNet, filter_net
+from ..net import CaffeNet
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
-from .python_layer import PythonLayerAdapter, python_layers_for
+from .python_layer import ImportingPythonLayers, PythonLayerAdapter
 
 TRAIN, TEST = 0, 1
 
@@ -158,11 +157,8 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        # read leniently: CaffeNet reports unknown fields and unknown layer types together
-        loaded = parse_net(source)[0] if isinstance(source, (str, os.PathLike)) else source
-        layers = python_layers_for(filter_net(loaded, phase, stages, level))
         self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
-                             python_layers=layers)
+                             python_layers=ImportingPythonLayers())
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase

@@ -9,8 +9,8 @@ bottom)``. ``bottom`` and ``top`` are lists of the net's own :class:`Blob` objec
 Importing the module a model file names runs code the model chose. Plain ``CaffeNet`` refuses
 to (see ``caffe_import.layers.python_layer``); pycaffe does it because running a pycaffe script
 (``caffe-import run``) is the user's opt-in, as running it under Caffe would be. The import is
-made when a pycaffe ``Net`` is built, into a registry that net alone is built with
-(:func:`python_layers_for`).
+made when a pycaffe ``Net`` is built, by the registry that net alone is built with
+(:class:`ImportingPythonLayers`).
 
 Gradients: a Python layer's ``backward`` is wrapped in a ``torch.autograd.Function``, so it
 feeds autograd like any other layer: the top gradients arrive in ``top[i].diff``, what the
@@ -170,14 +170,16 @@ def _import_failure(module_name: str, where: str, exc: ImportError) -> str:
             f"holds {module_name.split('.')[0]}.py on PYTHONPATH or next to the script")
 
 
-def python_layers_for(net_param) -> PythonLayerRegistry:
-    """The registry a pycaffe ``Net`` builds ``net_param`` with: each of its Python layers
-    resolves to its module's class (imported from ``sys.path`` now, as Caffe's
-    ``PythonLayer`` does). Registrations made by the user in the default registry play no
-    part and are left as they are."""
-    layers = PythonLayerRegistry()
-    for lp in net_param.layer:
-        if lp.type == "Python":
-            p = lp.python_param
-            layers.register(p.module, p.layer, _adapter_for(p.module, p.layer, lp.name))
-    return layers
+class ImportingPythonLayers(PythonLayerRegistry):
+    """The registry a pycaffe ``Net`` builds with: each Python layer's class is imported from
+    its ``python_param.module`` (on ``sys.path``) when the build asks for it, as Caffe's
+    ``PythonLayer`` does. Registrations made in the default registry play no part and are
+    left as they are."""
+
+    def resolve(self, param) -> type[CaffeLayer]:
+        found = super().resolve(param)
+        if found is None:
+            p = param.python_param
+            found = _adapter_for(p.module, p.layer, param.name)
+            self.register(p.module, p.layer, found)
+        return found
