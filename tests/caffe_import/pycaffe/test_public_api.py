@@ -7,7 +7,7 @@ class attributes, attributes assigned on ``self``, submodule/buffer names given 
 ``nn.Module``, ``nn.Module``'s own private attributes, module-level private names - and fails
 when a pycaffe module
 
-* reads or writes ``x._name`` for such a name on anything but ``self``/``cls`` (pycaffe's own
+* reads or writes ``x._name`` (or ``getattr(x, "_name")``) for such a name on anything but ``self``/``cls`` (pycaffe's own
   objects use private names the core does not, so a hit is never pycaffe's own business);
 * does so on ``self`` in a class that subclasses a core class (overriding or swapping the
   core's private machinery, as swapping ``Solver._rule`` once did);
@@ -124,6 +124,15 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
         self.core_classes.pop()
 
+    def visit_Call(self, node: ast.Call) -> None:
+        """``getattr(x, "_name")`` and its kin reach as far as ``x._name`` does."""
+        if isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "hasattr",
+                                                                "delattr") \
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str) and node.args[1].value in self.core:
+            self.found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if _private(node.attr):
             on_self = _is_self(node.value)
@@ -156,6 +165,7 @@ def test_the_check_catches_what_it_is_for(core):
     assert len(check(swap, core=core)) == 1
     assert check("from ..layers.python_layer import _PYTHON_LAYERS\n", core=core)
     assert check("from .. import solver\nsolver._RULES\n", core=core)
+    assert check("getattr(net, '_learnable')\n", core=core)
     # pycaffe's own objects and names are its business
     own = "from .blob import Blob\nclass N:\n    def f(self, blob):\n" \
           "        self._steps = 1\n        return blob._diff_memory\n"
