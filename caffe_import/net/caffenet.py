@@ -66,8 +66,9 @@ class CaffeNet(nn.Module):
     """A Caffe net as a ``torch.nn.Module`` (see docs/design.md, "Nets").
 
     ``CaffeNet(net, weights=None, phase="test", stages=(), level=0, retain_blob_grads=False,
-    device=None, input_shapes=None, python_layers=None)``: ``net`` is a NetParameter, a path or prototxt text;
-    ``weights`` a path (binary or HDF5 caffemodel) or a ``read_weights``-style mapping;
+    device=None, input_shapes=None, python_layers=None)``: ``net`` is a NetParameter, a path or
+    prototxt text; ``weights`` a path (binary or HDF5 caffemodel) or a ``read_weights``-style
+    mapping; ``device`` any name ``caffe_import.device.resolve_device`` reads (``"auto"``...);
     ``input_shapes`` maps input tops to shapes the file does not fix (data layers of Caffe and
     its forks become inputs of the same tops, see ``caffe_import.layers.data``).
 

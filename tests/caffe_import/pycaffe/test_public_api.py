@@ -7,8 +7,9 @@ class attributes, attributes assigned on ``self``, submodule/buffer names given 
 ``nn.Module``, ``nn.Module``'s own private attributes, module-level private names - and fails
 when a pycaffe module
 
-* reads or writes ``x._name`` (or ``getattr(x, "_name")``) for such a name on anything but ``self``/``cls`` (pycaffe's own
-  objects use private names the core does not, so a hit is never pycaffe's own business);
+* reads or writes ``x._name`` (or ``getattr(x, "_name")``) for such a name on anything but
+  ``self``/``cls`` (pycaffe's own objects use private names the core does not, so a hit is
+  never pycaffe's own business);
 * does so on ``self`` in a class that subclasses a core class (overriding or swapping the
   core's private machinery, as swapping ``Solver._rule`` once did);
 * imports a private name from a core module.
