@@ -63,7 +63,7 @@ STATE_SUFFIX = ".solverstate.safetensors"
 _STATE_FORMAT = "caffe_import.solverstate/1"
 _LEGACY_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
 
-f32 = np.float32
+float32 = np.float32  # Caffe's Dtype: float32 scalars keep numpy arithmetic in float32
 log = logging.getLogger(__name__)
 Feed = Callable[[int], Mapping[str, Any]]
 
@@ -94,7 +94,7 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     The rate is rounded to float32 as Caffe's ``Dtype rate`` is.
     """
     policy = param.lr_policy
-    base_lr, gamma, power = f32(param.base_lr), f32(param.gamma), f32(param.power)
+    base_lr, gamma, power = float32(param.base_lr), float32(param.gamma), float32(param.power)
     it = int(iteration)
 
     def need(cond: bool, what: str) -> None:
@@ -114,7 +114,8 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     elif policy == "inv":
         need(gamma >= 0, "gamma >= 0")
         with np.errstate(all="ignore"):
-            rate = float(base_lr * np.power(f32(1) + gamma * f32(it), -power, dtype=f32))
+            base = float32(1) + gamma * float32(it)
+            rate = float(base_lr * np.power(base, -power, dtype=float32))
     elif policy == "multistep":
         if current_step < len(param.stepvalue) and it >= param.stepvalue[current_step]:
             current_step += 1
@@ -123,20 +124,20 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     elif policy == "poly":
         need(param.max_iter > 0, "max_iter > 0")
         with np.errstate(all="ignore"):
-            frac = f32(1) - f32(it) / f32(param.max_iter)
-            rate = float(base_lr * np.power(frac, power, dtype=f32))
+            frac = float32(1) - float32(it) / float32(param.max_iter)
+            rate = float(base_lr * np.power(frac, power, dtype=float32))
     elif policy == "sigmoid":
         need(gamma >= 0, "gamma >= 0")
         need(param.stepsize > 0, "stepsize > 0")
         with np.errstate(all="ignore"):
-            e = np.exp(-gamma * (f32(it) - f32(param.stepsize)), dtype=f32)
-            rate = float(base_lr * (f32(1) / (f32(1) + e)))
+            e = np.exp(-gamma * (float32(it) - float32(param.stepsize)), dtype=float32)
+            rate = float(base_lr * (float32(1) / (float32(1) + e)))
     elif not policy:
         raise CaffeFormatError("solver has no lr_policy (Caffe treats this as fatal)")
     else:
         raise CaffeFormatError(f"unknown lr_policy '{policy}' (expected fixed, step, exp, inv, "
                                "multistep, poly or sigmoid)")
-    return float(f32(rate)), current_step
+    return float(float32(rate)), current_step
 
 
 # --------------------------------------------------------------------------------------
@@ -146,12 +147,12 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
 def _sgd(g: torch.Tensor, hist: list[torch.Tensor], p: "caffe_pb2.SolverParameter",
          local_rate: float, t: int) -> torch.Tensor:
     v = hist[0]
-    v.mul_(float(f32(p.momentum))).add_(g, alpha=local_rate)  # axpby: scale, then axpy
+    v.mul_(float(float32(p.momentum))).add_(g, alpha=local_rate)  # axpby: scale, then axpy
     return v  # the history is the update (Caffe copies it into the diff)
 
 
 def _nesterov(g, hist, p, local_rate, t):
-    mu = float(f32(p.momentum))
+    mu = float(float32(p.momentum))
     v = hist[0]
     v_prev = v.clone()
     v.mul_(mu).add_(g, alpha=local_rate)
@@ -161,19 +162,19 @@ def _nesterov(g, hist, p, local_rate, t):
 def _adagrad(g, hist, p, local_rate, t):
     h = hist[0]
     h.add_(g * g)
-    return g.div(h.sqrt().add_(float(f32(p.delta)))).mul_(local_rate)
+    return g.div(h.sqrt().add_(float(float32(p.delta)))).mul_(local_rate)
 
 
 def _rmsprop(g, hist, p, local_rate, t):
-    rho = float(f32(p.rms_decay))
+    rho = float(float32(p.rms_decay))
     s = hist[0]
-    s.mul_(rho).add_(g * g, alpha=float(f32(1) - f32(rho)))
-    return g.div(s.sqrt().add_(float(f32(p.delta)))).mul_(local_rate)
+    s.mul_(rho).add_(g * g, alpha=float(float32(1) - float32(rho)))
+    return g.div(s.sqrt().add_(float(float32(p.delta)))).mul_(local_rate)
 
 
 def _adadelta(g, hist, p, local_rate, t):
-    rho, delta = float(f32(p.momentum)), float(f32(p.delta))
-    one_minus = float(f32(1) - f32(rho))
+    rho, delta = float(float32(p.momentum)), float(float32(p.delta))
+    one_minus = float(float32(1) - float32(rho))
     a, b = hist  # running mean of g^2, running mean of update^2
     a.mul_(rho).add_(g * g, alpha=one_minus)
     u = g * ((b + delta) / (a + delta)).sqrt_()  # one sqrt of the ratio, as Caffe
@@ -182,13 +183,13 @@ def _adadelta(g, hist, p, local_rate, t):
 
 
 def _adam(g, hist, p, local_rate, t):
-    b1, b2 = float(f32(p.momentum)), float(f32(p.momentum2))
+    b1, b2 = float(float32(p.momentum)), float(float32(p.momentum2))
     m, v = hist
-    m.mul_(b1).add_(g, alpha=float(f32(1) - f32(b1)))
-    v.mul_(b2).add_(g * g, alpha=float(f32(1) - f32(b2)))
-    correction = f32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))  # double, stored as float
-    step = float(f32(local_rate) * correction)
-    return m.div(v.sqrt().add_(float(f32(p.delta)))).mul_(step)
+    m.mul_(b1).add_(g, alpha=float(float32(1) - float32(b1)))
+    v.mul_(b2).add_(g * g, alpha=float(float32(1) - float32(b2)))
+    correction = float32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))  # double, stored as float
+    step = float(float32(local_rate) * correction)
+    return m.div(v.sqrt().add_(float(float32(p.delta)))).mul_(step)
 
 
 _RULES = {"SGD": (_sgd, 1), "Nesterov": (_nesterov, 1), "AdaGrad": (_adagrad, 1),
@@ -397,7 +398,7 @@ class Solver:
         if p.clip_gradients >= 0 and grads:
             norm = float(torch.stack([g.double().pow(2).sum() for g in grads]).sum().sqrt())
             if norm > p.clip_gradients:
-                scale = float(f32(p.clip_gradients) / f32(norm))
+                scale = float(float32(p.clip_gradients) / float32(norm))
                 for g in grads:
                     g.mul_(scale)
         n = len(self.infos)
@@ -405,14 +406,14 @@ class Solver:
         for k, (info, g) in enumerate(zip(self.infos, grads)):
             w = info.param
             if p.iter_size > 1:
-                g.mul_(float(f32(1) / f32(p.iter_size)))
-            local_decay = float(f32(p.weight_decay) * f32(info.decay_mult))
+                g.mul_(float(float32(1) / float32(p.iter_size)))
+            local_decay = float(float32(p.weight_decay) * float32(info.decay_mult))
             if local_decay:
                 if p.regularization_type == "L2":
                     g.add_(w.detach(), alpha=local_decay)
                 else:
                     g.add_(torch.sign(w.detach()), alpha=local_decay)
-            local_rate = float(f32(rate) * f32(info.lr_mult))
+            local_rate = float(float32(rate) * float32(info.lr_mult))
             hist = [self.history[k + s * n] for s in range(slots)]
             diff = self._rule(g, hist, p, local_rate, self.iter + 1)
             if self.update_in_diff and diff is not g:
