@@ -100,7 +100,7 @@ def _made_up(net, name: str, shape: tuple[int, ...], gen: torch.Generator) -> to
     """Seeded noise for input ``name``, unless a layer reading it says what a valid value
     looks like (``example_bottom(index, shape, generator)``: ROIPooling's rois hold batch
     indices and boxes, which noise is not)."""
-    for step in net._steps:
+    for step in net.steps:
         make = getattr(step.module, "example_bottom", None)
         if make is not None and name in step.bottoms:
             t = make(list(step.bottoms).index(name), shape, gen)
@@ -139,7 +139,7 @@ def check_exportable(net, outputs: Sequence[str] | None, target: str,
     bad = unexportable_layers(net, outputs)
     if not bad:
         return
-    bottoms = sorted({b for s in net._steps if s.name in {n for n, _, _ in bad} for b in s.bottoms})
+    bottoms = sorted({b for s in net.steps if s.name in {n for n, _, _ in bad} for b in s.bottoms})
     flag = "--onnx" if target == "ONNX" else "--torch-export"
     out = os.fspath(path) if path is not None else ("OUT.onnx" if target == "ONNX" else "OUT.pt2")
     raise CaffeFormatError(

@@ -1,4 +1,4 @@
-"""Devices, memory format and reduced precision for inference.
+"""Precision modes: reduced precision and memory format, traded against Caffe's numbers.
 
 Caffe computes in float32 (or float64) in NCHW only; these are PyTorch-side speedups that
 trade Caffe's exact numbers for throughput. Parity with Caffe (``caffe_import.parity``) holds
@@ -24,37 +24,21 @@ Precision modes (``CaffeNet(..., precision=...)``, ``--precision`` on the comman
     CPU the convolutions dominate and compiling costs minutes; ``compile=True`` forces it).
     Outputs come back as float32. Agreement with ``exact``: see docs/performance.md.
 
-``inference_context(net, dtype=torch.bfloat16, channels_last=True)`` is a context manager: the
-net's 4-D params are put in channels_last for its duration (and put back after), autograd is
-off (``no_grad``: not ``inference_mode``, whose tensors would then sit in
-``net.blobs``), and matmul/conv run under ``torch.autocast`` for the net's device. Feed it inputs from
-``prepare_inputs`` so they match that memory format.
+A policy is a :class:`PrecisionPolicy`: the two modes above are ``PRECISIONS``, and any other
+combination (fp16 on a GPU, channels_last alone) is ``PrecisionPolicy(name, dtype, ...)`` passed
+as ``precision=``. The net applies it: :func:`cast_layer_params` when it is set,
+:func:`cast_bottoms` before each layer, :func:`precision_scope` around each forward.
 """
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping
+from typing import Iterable, Iterator, Sequence
 
-import numpy as np
 import torch
 
 from .errors import CaffeFormatError
-
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-           "half": torch.float16}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """``"bf16"``, ``"fp16"``, ``"fp32"`` (or a torch dtype, or None) -> torch dtype."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise CaffeFormatError(f"dtype {dtype!r}: expected one of {sorted(_DTYPES)}") from None
+from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer
 
 
 @dataclass(frozen=True)
@@ -137,83 +121,55 @@ def score_agreement(reference: torch.Tensor, scores: torch.Tensor, axis: int = 1
     return float(same.double().mean()), float(diff.max()) if diff.numel() else 0.0, same.numel()
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when available, else MPS, else CPU; anything else as torch
-    reads it. A CUDA device asked for on a machine without one raises ``CaffeFormatError``."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CaffeFormatError(f"device {device} asked for, but CUDA is not available here")
-    return device
+def cast_layer_params(layers: Sequence[CaffeLayer], policy: PrecisionPolicy) -> None:
+    """Put the params of ``"reduced"`` layers in ``policy``'s dtype (4-D ones in channels_last
+    when it asks), in place, and tell every layer the policy. A param a ``"float32"`` layer
+    also owns (shared by ``ParamSpec.name``) stays float32."""
+    fp32_owned = {id(p) for layer in layers if layer.dtype_policy == DTYPE_FLOAT32
+                  for p in layer.parameters()}
+    with torch.no_grad():
+        for layer in layers:
+            if layer.dtype_policy != DTYPE_REDUCED:
+                continue
+            for p in layer.parameters():
+                if id(p) in fp32_owned:
+                    continue
+                fmt = (torch.channels_last if policy.channels_last and p.dim() == 4
+                       else torch.contiguous_format)
+                p.data = p.data.to(policy.dtype).contiguous(memory_format=fmt)
+    for layer in layers:
+        layer.set_precision(policy)
 
 
-def prepare_inputs(inputs: Mapping[str, Any], device: str | torch.device = "cpu",
-                   channels_last: bool = False) -> "OrderedDict[str, torch.Tensor]":
-    """Arrays or tensors -> float32 tensors on ``device`` (4-D ones in channels_last when
-    asked). Kept float32: autocast casts per op, and Caffe's blobs are float32."""
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, value in inputs.items():
-        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
-        t = t.to(device=device, dtype=torch.float32)
-        if channels_last and t.dim() == 4:
-            t = t.contiguous(memory_format=torch.channels_last)
-        out[name] = t
+def cast_bottoms(policy: PrecisionPolicy, dtype_policy: str,
+                 bottoms: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Bottoms as a layer of this ``dtype_policy`` takes them under a reduced ``policy``:
+    float32 for ``"float32"`` layers, the policy's dtype (and channels_last for 4-D) for
+    ``"reduced"`` ones, as they come for ``"any"``."""
+    bottoms = list(bottoms)
+    if dtype_policy == DTYPE_FLOAT32:
+        return [b.float() if b.is_floating_point() and b.dtype != torch.float32 else b
+                for b in bottoms]
+    if dtype_policy != DTYPE_REDUCED:
+        return bottoms
+    low, cl = policy.dtype, policy.channels_last
+    out = []
+    for b in bottoms:
+        if b.is_floating_point() and b.dtype != low:
+            b = b.to(low)
+        if cl and b.dim() == 4 and not b.is_contiguous(memory_format=torch.channels_last):
+            b = b.contiguous(memory_format=torch.channels_last)
+        out.append(b)
     return out
 
 
-def _to_memory_format(net, fmt: torch.memory_format) -> None:
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.dim() == 4:
-                p.data = p.data.contiguous(memory_format=fmt)
-
-
-@contextlib.contextmanager
-def inference_context(net, dtype: str | torch.dtype | None = None, channels_last: bool = False
-                      ) -> Iterator[Any]:
-    """Run ``net`` for inference with autocast ``dtype`` and/or channels_last (see module doc).
-
-    ``dtype`` None or float32: no autocast. The device is the net's (``net.to(device)``
-    first). Yields the net. bf16 works on CPU and recent GPUs; fp16 autocast needs a GPU
-    (CPU fp16 autocast exists in recent torch but is slow).
-    """
-    dtype = resolve_dtype(dtype)
-    device = net.device
-    if channels_last:
-        _to_memory_format(net, torch.channels_last)
-    was_training = net.training
-    net.eval()
-    try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(torch.no_grad())
-            if dtype is not None and dtype != torch.float32:
-                stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
-            yield net
-    finally:
-        net.train(was_training)
-        if channels_last:
-            _to_memory_format(net, torch.contiguous_format)
-
-
-def run_inference(net, inputs: Mapping[str, Any], dtype: str | torch.dtype | None = None,
-                  channels_last: bool = False, outputs: Any = None
-                  ) -> "OrderedDict[str, torch.Tensor]":
-    """One forward under ``inference_context``; results as float32 (autocast outputs may be
-    bf16/fp16), on the net's device."""
-    device = net.device
-    feed = prepare_inputs(inputs, device, channels_last)
-    with inference_context(net, dtype, channels_last):
-        blobs = net(outputs=outputs, **feed)
-    return OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in blobs.items())
+def float32_results(blobs: dict[str, torch.Tensor]) -> None:
+    """Give back float32 for every floating blob a reduced policy left in a lower dtype
+    (in place): Caffe's blobs, and so the net's results, are float32."""
+    for name, value in blobs.items():
+        if value.is_floating_point() and value.dtype != torch.float32:
+            blobs[name] = value.float()
 
 
 __all__ = ["PrecisionPolicy", "PRECISIONS", "resolve_precision", "precision_scope",
-           "score_agreement",
-           "resolve_dtype", "resolve_device", "prepare_inputs", "inference_context",
-           "run_inference"]
+           "score_agreement", "cast_layer_params", "cast_bottoms", "float32_results"]

@@ -41,11 +41,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from .device import resolve_device
 from .errors import CaffeFormatError
+from .io import read_solver
 from .io.atomic import atomic_path
+from .net import CaffeNet
 from .proto import caffe_pb2
-from .proto.schema import Schema
+from .proto.schema import Schema, is_message
 
 __all__ = [
     "Solver", "learning_rate", "load_solver_param", "SOLVER_TYPES", "STATE_SUFFIX",
@@ -58,7 +63,7 @@ STATE_SUFFIX = ".solverstate.safetensors"
 STATE_FORMAT = "caffe_import.solverstate/1"
 _LEGACY_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
 
-f32 = np.float32
+float32 = np.float32  # Caffe's Dtype: float32 scalars keep numpy arithmetic in float32
 log = logging.getLogger(__name__)
 Feed = Callable[[int], Mapping[str, Any]]
 
@@ -71,14 +76,11 @@ def load_solver_param(source: "caffe_pb2.SolverParameter | str | os.PathLike",
                       schema: Schema | None = None) -> "caffe_pb2.SolverParameter":
     """A SolverParameter from itself, a path or prototxt text (upgraded like Caffe does);
     text is read with ``schema`` when given (else the schema is chosen by its content)."""
-    from .proto.schema import is_message
-
     if is_message(source, "SolverParameter"):  # of BVLC's schema or a Caffe fork's
         param = type(source)()
         param.CopyFrom(source)
     else:
-        from .io import read_solver  # the io package owns parsing and upgrading
-        param = read_solver(source, schema=schema)
+        param = read_solver(source, schema=schema)  # the io package owns parsing and upgrading
     if not param.HasField("type") and param.HasField("solver_type"):
         param.type = _LEGACY_TYPES.get(int(param.solver_type), "SGD")
     return param
@@ -94,7 +96,7 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     The rate is rounded to float32 as Caffe's ``Dtype rate`` is.
     """
     policy = param.lr_policy
-    base_lr, gamma, power = f32(param.base_lr), f32(param.gamma), f32(param.power)
+    base_lr, gamma, power = float32(param.base_lr), float32(param.gamma), float32(param.power)
     it = int(iteration)
 
     def need(cond: bool, what: str) -> None:
@@ -114,7 +116,8 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     elif policy == "inv":
         need(gamma >= 0, "gamma >= 0")
         with np.errstate(all="ignore"):
-            rate = float(base_lr * np.power(f32(1) + gamma * f32(it), -power, dtype=f32))
+            base = float32(1) + gamma * float32(it)
+            rate = float(base_lr * np.power(base, -power, dtype=float32))
     elif policy == "multistep":
         if current_step < len(param.stepvalue) and it >= param.stepvalue[current_step]:
             current_step += 1
@@ -123,20 +126,20 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
     elif policy == "poly":
         need(param.max_iter > 0, "max_iter > 0")
         with np.errstate(all="ignore"):
-            frac = f32(1) - f32(it) / f32(param.max_iter)
-            rate = float(base_lr * np.power(frac, power, dtype=f32))
+            frac = float32(1) - float32(it) / float32(param.max_iter)
+            rate = float(base_lr * np.power(frac, power, dtype=float32))
     elif policy == "sigmoid":
         need(gamma >= 0, "gamma >= 0")
         need(param.stepsize > 0, "stepsize > 0")
         with np.errstate(all="ignore"):
-            e = np.exp(-gamma * (f32(it) - f32(param.stepsize)), dtype=f32)
-            rate = float(base_lr * (f32(1) / (f32(1) + e)))
+            e = np.exp(-gamma * (float32(it) - float32(param.stepsize)), dtype=float32)
+            rate = float(base_lr * (float32(1) / (float32(1) + e)))
     elif not policy:
         raise CaffeFormatError("solver has no lr_policy (Caffe treats this as fatal)")
     else:
         raise CaffeFormatError(f"unknown lr_policy '{policy}' (expected fixed, step, exp, inv, "
                                "multistep, poly or sigmoid)")
-    return float(f32(rate)), current_step
+    return float(float32(rate)), current_step
 
 
 # --------------------------------------------------------------------------------------
@@ -146,12 +149,12 @@ def learning_rate(param: "caffe_pb2.SolverParameter", iteration: int,
 def _sgd(g: torch.Tensor, hist: list[torch.Tensor], p: "caffe_pb2.SolverParameter",
          local_rate: float, t: int) -> torch.Tensor:
     v = hist[0]
-    v.mul_(float(f32(p.momentum))).add_(g, alpha=local_rate)  # axpby: scale, then axpy
+    v.mul_(float(float32(p.momentum))).add_(g, alpha=local_rate)  # axpby: scale, then axpy
     return v  # the history is the update (Caffe copies it into the diff)
 
 
 def _nesterov(g, hist, p, local_rate, t):
-    mu = float(f32(p.momentum))
+    mu = float(float32(p.momentum))
     v = hist[0]
     v_prev = v.clone()
     v.mul_(mu).add_(g, alpha=local_rate)
@@ -161,19 +164,19 @@ def _nesterov(g, hist, p, local_rate, t):
 def _adagrad(g, hist, p, local_rate, t):
     h = hist[0]
     h.add_(g * g)
-    return g.div(h.sqrt().add_(float(f32(p.delta)))).mul_(local_rate)
+    return g.div(h.sqrt().add_(float(float32(p.delta)))).mul_(local_rate)
 
 
 def _rmsprop(g, hist, p, local_rate, t):
-    rho = float(f32(p.rms_decay))
+    rho = float(float32(p.rms_decay))
     s = hist[0]
-    s.mul_(rho).add_(g * g, alpha=float(f32(1) - f32(rho)))
-    return g.div(s.sqrt().add_(float(f32(p.delta)))).mul_(local_rate)
+    s.mul_(rho).add_(g * g, alpha=float(float32(1) - float32(rho)))
+    return g.div(s.sqrt().add_(float(float32(p.delta)))).mul_(local_rate)
 
 
 def _adadelta(g, hist, p, local_rate, t):
-    rho, delta = float(f32(p.momentum)), float(f32(p.delta))
-    one_minus = float(f32(1) - f32(rho))
+    rho, delta = float(float32(p.momentum)), float(float32(p.delta))
+    one_minus = float(float32(1) - float32(rho))
     a, b = hist  # running mean of g^2, running mean of update^2
     a.mul_(rho).add_(g * g, alpha=one_minus)
     u = g * ((b + delta) / (a + delta)).sqrt_()  # one sqrt of the ratio, as Caffe
@@ -182,13 +185,13 @@ def _adadelta(g, hist, p, local_rate, t):
 
 
 def _adam(g, hist, p, local_rate, t):
-    b1, b2 = float(f32(p.momentum)), float(f32(p.momentum2))
+    b1, b2 = float(float32(p.momentum)), float(float32(p.momentum2))
     m, v = hist
-    m.mul_(b1).add_(g, alpha=float(f32(1) - f32(b1)))
-    v.mul_(b2).add_(g * g, alpha=float(f32(1) - f32(b2)))
-    correction = f32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))  # double, stored as float
-    step = float(f32(local_rate) * correction)
-    return m.div(v.sqrt().add_(float(f32(p.delta)))).mul_(step)
+    m.mul_(b1).add_(g, alpha=float(float32(1) - float32(b1)))
+    v.mul_(b2).add_(g * g, alpha=float(float32(1) - float32(b2)))
+    correction = float32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))  # double, stored as float
+    step = float(float32(local_rate) * correction)
+    return m.div(v.sqrt().add_(float(float32(p.delta)))).mul_(step)
 
 
 _RULES = {"SGD": (_sgd, 1), "Nesterov": (_nesterov, 1), "AdaGrad": (_adagrad, 1),
@@ -226,6 +229,13 @@ class Solver:
     ``DistributedDataParallel`` wrapper of ``net``, say; default ``net``). ``test_nets`` is a
     list of ``(net, feed)`` run every ``test_interval`` for ``test_iter[i]`` batches;
     ``test_hook(solver)`` is called at the same points (both optional).
+
+    Caffe's ``Solver::Callback``: :meth:`add_callback` ``(on_start, on_gradients_ready)``;
+    each iteration calls every ``on_start`` after clearing the diffs (and testing), before the
+    forward/backward passes, and every ``on_gradients_ready`` after them (and the display),
+    before :meth:`apply_update`. ``update_in_diff=True`` leaves each param's update value in
+    its ``grad`` after :meth:`apply_update`, as Caffe's ``ApplyUpdate`` leaves it in the diff
+    (pycaffe scripts read it there); by default the diff is left as the update rule found it.
     """
 
     def __init__(self, param: "caffe_pb2.SolverParameter | str | os.PathLike", net: Any = None, *,
@@ -235,7 +245,8 @@ class Solver:
                  device: str | torch.device | None = None,
                  root: str | os.PathLike | None = None,
                  snapshot_prefix: str | os.PathLike | None = None,
-                 on_iteration: Callable[["Solver", dict], Any] | None = None) -> None:
+                 on_iteration: Callable[["Solver", dict], Any] | None = None,
+                 update_in_diff: bool = False) -> None:
         if root is None and isinstance(param, (str, os.PathLike)) and Path(param).is_file():
             root = Path(param).resolve().parent
         self.root = Path(root) if root is not None else Path.cwd()
@@ -243,12 +254,14 @@ class Solver:
         _check_param(self.param)
         self.net = net if net is not None else self._build_train_net()
         if device is not None:
-            self.net.to(torch.device(device))
+            self.net.to(resolve_device(device))
         self.model = model if model is not None else self.net
         self.feed = feed
         self.test_nets = list(test_nets)
         self.test_hook = test_hook
         self.on_iteration = on_iteration
+        self.update_in_diff = update_in_diff
+        self.callbacks: list[tuple[Callable[[], Any], Callable[[], Any]]] = []
         prefix = snapshot_prefix if snapshot_prefix is not None else (self.param.snapshot_prefix or "snapshot")
         self.snapshot_prefix = Path(prefix) if Path(prefix).is_absolute() else self.root / prefix
         self.iter = 0
@@ -266,7 +279,6 @@ class Solver:
 
     # ---- construction ---------------------------------------------------------------
     def _build_train_net(self) -> Any:
-        from .net import CaffeNet
         p = self.param
         if p.HasField("net_param"):
             source: Any = p.net_param
@@ -286,6 +298,12 @@ class Solver:
     @property
     def device(self) -> torch.device:
         return self.infos[0].param.device if self.infos else torch.device("cpu")
+
+    def add_callback(self, on_start: Callable[[], Any],
+                     on_gradients_ready: Callable[[], Any]) -> None:
+        """Caffe's ``Solver::add_callback``: ``on_start()`` before each iteration's
+        forward/backward passes, ``on_gradients_ready()`` before its update."""
+        self.callbacks.append((on_start, on_gradients_ready))
 
     # ---- one iteration ----------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -328,6 +346,8 @@ class Solver:
             self.zero_grad()
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
                 self.test_all()
+            for on_start, _ in self.callbacks:
+                on_start()
             loss = 0.0
             for i in range(p.iter_size):
                 batch = inputs if inputs is not None else self.feed(self.iter * p.iter_size + i)
@@ -342,6 +362,8 @@ class Solver:
             record = {"iter": self.iter, "loss": loss, "smoothed_loss": self.smoothed_loss}
             if p.display and self.iter % p.display == 0:
                 self.display()
+            for _, on_gradients_ready in self.callbacks:
+                on_gradients_ready()
             self.apply_update()
             record["lr"] = self.rate
             if self.on_iteration is not None:
@@ -378,7 +400,7 @@ class Solver:
         if p.clip_gradients >= 0 and grads:
             norm = float(torch.stack([g.double().pow(2).sum() for g in grads]).sum().sqrt())
             if norm > p.clip_gradients:
-                scale = float(f32(p.clip_gradients) / f32(norm))
+                scale = float(float32(p.clip_gradients) / float32(norm))
                 for g in grads:
                     g.mul_(scale)
         n = len(self.infos)
@@ -386,16 +408,18 @@ class Solver:
         for k, (info, g) in enumerate(zip(self.infos, grads)):
             w = info.param
             if p.iter_size > 1:
-                g.mul_(float(f32(1) / f32(p.iter_size)))
-            local_decay = float(f32(p.weight_decay) * f32(info.decay_mult))
+                g.mul_(float(float32(1) / float32(p.iter_size)))
+            local_decay = float(float32(p.weight_decay) * float32(info.decay_mult))
             if local_decay:
                 if p.regularization_type == "L2":
                     g.add_(w.detach(), alpha=local_decay)
                 else:
                     g.add_(torch.sign(w.detach()), alpha=local_decay)
-            local_rate = float(f32(rate) * f32(info.lr_mult))
+            local_rate = float(float32(rate) * float32(info.lr_mult))
             hist = [self.history[k + s * n] for s in range(slots)]
             diff = self._rule(g, hist, p, local_rate, self.iter + 1)
+            if self.update_in_diff and diff is not g:
+                diff = g.copy_(diff)  # Caffe leaves the update in the diff
             w.sub_(diff.to(w.dtype))
         self.iter += 1
         return rate
@@ -456,7 +480,6 @@ class Solver:
 
     def save_state(self, path: str | os.PathLike, learned_net: str = "") -> None:
         """Solver state as safetensors: history tensors + iter/current_step metadata."""
-        from safetensors.torch import save_file
         meta = {"format": STATE_FORMAT, "type": self.param.type, "iter": str(self.iter),
                 "current_step": str(self.current_step), "learned_net": learned_net,
                 "num_params": str(len(self.infos)),
@@ -494,7 +517,6 @@ class Solver:
 
 
 def _read_state(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..device import DeviceUnavailable, resolve_device
 from ..errors import CaffeFormatError, UsageError
 from ..io import detect
 from ..io.text import ParsedNet, parse_net
@@ -29,29 +30,14 @@ from ..proto.schema import BVLC, Schema, fork_names, get_schema
 def device(text: str) -> str:
     """A torch device string this machine can use: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
 
-    Returns the string unchanged (the verbs pass it on); CUDA devices are checked against
-    ``torch.cuda`` so a CPU-only machine says so instead of failing inside a layer.
+    Returns the string unchanged (the verbs pass it on); checked by
+    ``caffe_import.device.resolve_device`` so a CPU-only machine says so instead of failing
+    inside a layer.
     """
-    import torch  # lazy: every verb's parser loads this module; only a --device check needs torch
-
     try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError, TypeError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a torch device (expected cpu, cuda, cuda:1, mps, ...)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: CUDA is not available on this machine (torch {torch.__version__}, "
-                f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine")
+        resolve_device(text)
+    except DeviceUnavailable as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -175,6 +175,11 @@ class CaffeLayer(nn.Module):
         else:
             self._blob_views.pop(index, None)
 
+    def blob_source(self, index: int) -> tuple[nn.Parameter, Shape | None]:
+        """The parameter behind blob ``index`` and the shape this layer views it as (None when
+        its own): what :meth:`set_blob` takes, so another layer can share this blob."""
+        return self._parameters[str(index)], self._blob_views.get(index)
+
     def blob_shapes(self) -> list[Shape]:
         """Shapes Caffe gives this layer's param blobs (what a caffemodel must match)."""
         return [tuple(p.shape) for p in self.blobs]

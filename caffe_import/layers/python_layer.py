@@ -2,10 +2,13 @@
 
 Caffe imports ``python_param.module`` and instantiates ``python_param.layer`` from it: running
 code chosen by a model file. Here a model file can only *select* a class its user registered
-beforehand::
+beforehand, in the registry the net is built with::
 
     from caffe_import.layers.python_layer import register_python_layer
-    register_python_layer("voc_layers", "VOCSegDataLayer", MyVOCLayer)
+    register_python_layer("voc_layers", "VOCSegDataLayer", MyVOCLayer)  # the default one
+
+    layers = PythonLayerRegistry({("voc_layers", "VOCSegDataLayer"): MyVOCLayer})
+    net = CaffeNet("train.prototxt", phase="train", python_layers=layers)  # only this net
 
 ``MyVOCLayer`` is a :class:`~caffe_import.layers.base.CaffeLayer` subclass, built like every
 layer as ``cls(param, bottom_shapes, phase)``; ``param.python_param.param_str`` is the raw
@@ -15,29 +18,64 @@ TEST=1). Like Caffe's, a Python layer is not a loss layer: give ``loss_weight`` 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .base import CaffeLayer, Shape, DTYPE_FLOAT32
 from .registry import register
 
-_PYTHON_LAYERS: dict[tuple[str, str], type[CaffeLayer]] = {}
+
+class PythonLayerRegistry:
+    """``(python_param.module, python_param.layer) -> class``: where a net build finds the
+    class of each ``type: "Python"`` layer (``CaffeNet(..., python_layers=registry)``).
+
+    :data:`DEFAULT_PYTHON_LAYERS` is the one :func:`register_python_layer` fills and nets use
+    unless given another; pycaffe's ``Net`` builds with its own, holding the classes it
+    imported for that net."""
+
+    def __init__(self, entries: Mapping[tuple[str, str], type[CaffeLayer]] | None = None
+                 ) -> None:
+        self._classes: dict[tuple[str, str], type[CaffeLayer]] = {}
+        for (module, layer), cls in (entries or {}).items():
+            self.register(module, layer, cls)
+
+    def register(self, module: str, layer: str, cls: type[CaffeLayer]) -> None:
+        """Let nets whose ``python_param`` names ``module`` and ``layer`` build ``cls``."""
+        if not (isinstance(cls, type) and issubclass(cls, CaffeLayer)):
+            raise TypeError(f"{cls!r} is not a CaffeLayer subclass")
+        self._classes[(str(module), str(layer))] = cls
+
+    def unregister(self, module: str, layer: str) -> None:
+        """Forget a registration (no error when there was none)."""
+        self._classes.pop((str(module), str(layer)), None)
+
+    def entries(self) -> dict[tuple[str, str], type[CaffeLayer]]:
+        """A copy of the ``(module, layer) -> class`` table."""
+        return dict(self._classes)
+
+    def resolve(self, param) -> type[CaffeLayer] | None:
+        """The class registered for this LayerParameter's ``python_param``, or None."""
+        p = param.python_param
+        return self._classes.get((p.module, p.layer))
+
+
+#: the registry nets build with unless given another
+DEFAULT_PYTHON_LAYERS = PythonLayerRegistry()
 
 
 def register_python_layer(module: str, layer: str, cls: type[CaffeLayer]) -> None:
-    """Let nets whose ``python_param`` names ``module`` and ``layer`` build ``cls``."""
-    if not (isinstance(cls, type) and issubclass(cls, CaffeLayer)):
-        raise TypeError(f"{cls!r} is not a CaffeLayer subclass")
-    _PYTHON_LAYERS[(str(module), str(layer))] = cls
+    """Let nets whose ``python_param`` names ``module`` and ``layer`` build ``cls`` (in
+    :data:`DEFAULT_PYTHON_LAYERS`)."""
+    DEFAULT_PYTHON_LAYERS.register(module, layer, cls)
 
 
 def unregister_python_layer(module: str, layer: str) -> None:
-    """Forget a registration (no error when there was none)."""
-    _PYTHON_LAYERS.pop((str(module), str(layer)), None)
+    """Forget a registration in :data:`DEFAULT_PYTHON_LAYERS` (no error when there was none)."""
+    DEFAULT_PYTHON_LAYERS.unregister(module, layer)
 
 
 def registered_python_layers() -> dict[tuple[str, str], type[CaffeLayer]]:
-    """A copy of the ``(module, layer) -> class`` table."""
-    return dict(_PYTHON_LAYERS)
+    """A copy of :data:`DEFAULT_PYTHON_LAYERS`'s ``(module, layer) -> class`` table."""
+    return DEFAULT_PYTHON_LAYERS.entries()
 
 
 @register("Python")
@@ -56,9 +94,9 @@ class PythonLayer(CaffeLayer):
 
     @classmethod
     def resolve(cls, param) -> type[CaffeLayer] | None:
-        """The class registered for this layer's ``python_param``, or None."""
-        p = param.python_param
-        return _PYTHON_LAYERS.get((p.module, p.layer))
+        """The class :data:`DEFAULT_PYTHON_LAYERS` holds for this layer's ``python_param``, or
+        None (a net build given its own registry asks that one instead)."""
+        return DEFAULT_PYTHON_LAYERS.resolve(param)
 
     @staticmethod
     def describe(param) -> str:

@@ -126,8 +126,8 @@ class Blob:
 
     def __init__(self, data: Memory, diff: Memory, name: str = "",
                  on_reshape: Callable[["Blob", tuple[int, ...]], None] | None = None) -> None:
-        self._data = data
-        self._diff = diff
+        self._data_memory = data
+        self._diff_memory = diff
         self.name = name
         self._on_reshape = on_reshape
 
@@ -141,7 +141,7 @@ class Blob:
     # ---- storage -----------------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
-        return self._data.host_array()
+        return self._data_memory.host_array()
 
     @data.setter
     def data(self, value) -> None:
@@ -149,7 +149,7 @@ class Blob:
 
     @property
     def diff(self) -> np.ndarray:
-        return self._diff.host_array()
+        return self._diff_memory.host_array()
 
     @diff.setter
     def diff(self, value) -> None:
@@ -158,7 +158,7 @@ class Blob:
     # ---- shape -------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+        return self._data_memory.shape
 
     @property
     def count(self) -> int:
@@ -186,8 +186,8 @@ class Blob:
             raise ValueError(f"blob '{self.name}': negative dimension in {dims}")
         if self._on_reshape is not None:
             self._on_reshape(self, dims)
-        self._data.reshape(dims)
-        self._diff.reshape(dims)
+        self._data_memory.reshape(dims)
+        self._diff_memory.reshape(dims)
 
     def __repr__(self) -> str:
         return f"<Blob {self.name!r} shape={self.shape}>"
@@ -206,26 +206,25 @@ class ParamBlob(Blob):
 
     def param(self) -> torch.nn.Parameter:
         """The owning parameter (a shared parameter's owner under PERMISSIVE sharing)."""
-        return self._layer._parameters[str(self._index)]
+        return self._layer.blob_source(self._index)[0]
 
     def _refresh(self) -> None:
-        p = self.param()
+        p, view = self._layer.blob_source(self._index)
         if p.grad is None or p.grad.shape != p.shape or p.grad.device != p.device:
             p.grad = torch.zeros_like(p, memory_format=torch.contiguous_format)
-        view = self._layer._blob_views.get(self._index)
         key = (id(p), id(p.grad), p.data_ptr())
         if self._bound != key:
             data, grad = p.detach(), p.grad
             if view is not None:
                 data, grad = data.view(view), grad.view(view)
-            self._data.rebind(data)
-            self._diff.rebind(grad)
+            self._data_memory.rebind(data)
+            self._diff_memory.rebind(grad)
             self._bound = key
 
     @property
     def data(self) -> np.ndarray:
         self._refresh()
-        return self._data.host_array()
+        return self._data_memory.host_array()
 
     @data.setter
     def data(self, value) -> None:
@@ -234,7 +233,7 @@ class ParamBlob(Blob):
     @property
     def diff(self) -> np.ndarray:
         self._refresh()
-        return self._diff.host_array()
+        return self._diff_memory.host_array()
 
     @diff.setter
     def diff(self, value) -> None:
@@ -243,11 +242,11 @@ class ParamBlob(Blob):
     @property
     def shape(self) -> tuple[int, ...]:
         self._refresh()
-        return self._data.shape
+        return self._data_memory.shape
 
     def memories(self) -> tuple[Memory, Memory]:
         self._refresh()
-        return self._data, self._diff
+        return self._data_memory, self._diff_memory
 
     def reshape(self, *shape: int) -> None:
         raise ValueError(f"param blob {self.name or self._index} cannot be reshaped here: "

@@ -10,6 +10,8 @@ import time
 
 import torch
 
+from ..device import DeviceUnavailable, resolve_device
+
 _state = {"gpu": False, "device": 0}
 
 
@@ -20,9 +22,11 @@ def set_mode_cpu() -> None:
 
 def set_mode_gpu() -> None:
     """Run nets on CUDA device ``set_device(id)`` (default 0). Fails at once without CUDA."""
-    if not torch.cuda.is_available():
+    try:
+        resolve_device("cuda")
+    except DeviceUnavailable:
         raise RuntimeError("set_mode_gpu: no CUDA device is available to torch here "
-                           "(caffe_import runs pycaffe nets on torch's CUDA)")
+                           "(caffe_import runs pycaffe nets on torch's CUDA)") from None
     _state["gpu"] = True
 
 
@@ -42,7 +46,9 @@ def set_random_seed(seed: int) -> None:
 
 def current_device() -> torch.device:
     """The torch device the mode names now."""
-    return torch.device("cuda", _state["device"]) if _state["gpu"] else torch.device("cpu")
+    if not _state["gpu"]:
+        return torch.device("cpu")
+    return resolve_device(f"cuda:{_state['device']}")
 
 
 def solver_count() -> int:

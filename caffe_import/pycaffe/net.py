@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
-from ..io.text import ParsedNet, parse_net
-from ..net import CaffeNet, filter_net
+from ..net import CaffeNet
 from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
-from .python_layer import PythonLayerAdapter, python_layers_for
+from .python_layer import ImportingPythonLayers, PythonLayerAdapter
 
 TRAIN, TEST = 0, 1
 
@@ -168,13 +167,8 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        # read leniently: CaffeNet reports unknown fields and unknown layer types together
-        if isinstance(source, (str, os.PathLike)):
-            source = parse_net(source, schema=self.schema)  # read once, built from below
-        loaded = source.net_param if isinstance(source, ParsedNet) else source
-        with python_layers_for(filter_net(loaded, phase, stages, level)):
-            self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
-                                 schema=self.schema)
+        self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
+                             python_layers=ImportingPythonLayers(), schema=self.schema)
         if weights is not None:
             self._net.load_weights(weights)
         self._phase = phase
@@ -186,15 +180,15 @@ class Net:
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:
         net = self._net
-        self._steps = _caffe_plan(net._steps, net.net_param)
+        self._entries = _caffe_plan(net.steps, net.net_param)
         self._blob_map: OrderedDict[str, Blob] = OrderedDict()
-        for entry in self._steps:
+        for entry in self._entries:
             for t in entry.tops:
                 if t in self._blob_map:
                     continue
                 if entry.is_split:  # Split shares its bottom's data, has its own diff
                     src = self._blob_map[entry.bottoms[0]]
-                    blob = Blob(src._data, Memory(torch.zeros(src.shape)), t)
+                    blob = Blob(src._data_memory, Memory(torch.zeros(src.shape)), t)
                 else:
                     blob = Blob.zeros(net.blob_shapes[t], t)
                 blob._on_reshape = self._blob_reshaped
@@ -203,7 +197,7 @@ class Net:
             self._blob_map[name].diff[...] = w
         self._layers: list[Any] = []
         self._param_blobs: list[ParamBlob] = []
-        for step in self._steps:
+        for step in self._entries:
             module = step.module
             if isinstance(module, PythonLayerAdapter):
                 self._layers.append(module.user)
@@ -223,7 +217,7 @@ class Net:
             return
         self._net.to(device)
         for blob in self._blob_map.values():
-            for mem in (blob._data, blob._diff):
+            for mem in (blob._data_memory, blob._diff_memory):
                 mem.rebind(mem.tensor().to(device))
         self._live, self._first = {}, {}
         self._device = device
@@ -262,7 +256,7 @@ class Net:
 
     @property
     def _layer_names(self) -> list[str]:
-        return [s.name for s in self._steps]
+        return [s.name for s in self._entries]
 
     @property
     def _blob_names(self) -> list[str]:
@@ -291,11 +285,11 @@ class Net:
 
     @property
     def top_names(self) -> OrderedDict[str, list[str]]:
-        return OrderedDict((s.name, list(s.tops)) for s in self._steps)
+        return OrderedDict((s.name, list(s.tops)) for s in self._entries)
 
     @property
     def bottom_names(self) -> OrderedDict[str, list[str]]:
-        return OrderedDict((s.name, list(s.bottoms)) for s in self._steps)
+        return OrderedDict((s.name, list(s.bottoms)) for s in self._entries)
 
     @property
     def blob_loss_weights(self) -> OrderedDict[str, float]:
@@ -331,10 +325,10 @@ class Net:
         self._fresh: set[str] = set()
         with torch.set_grad_enabled(graph):
             for k in range(start, end + 1):
-                self._forward_step(self._steps[k], graph, force)
+                self._forward_step(self._entries[k], graph, force)
         loss = 0.0
         for k in range(start, end + 1):
-            for t in self._steps[k].tops:
+            for t in self._entries[k].tops:
                 w = self._net.loss_weights.get(t)
                 if w:
                     loss += w * float(self._blob_map[t].data.sum(dtype=np.float64))
@@ -345,15 +339,15 @@ class Net:
         if step.is_split:
             src = step.bottoms[0]
             for t in step.tops:
-                if blobs[t]._diff.shape != blobs[src].shape:
-                    blobs[t]._diff.reshape(blobs[src].shape)
+                if blobs[t]._diff_memory.shape != blobs[src].shape:
+                    blobs[t]._diff_memory.reshape(blobs[src].shape)
                 if graph and src in self._fresh:  # one alias per reader: its own gradient
                     live[t] = self._first[t] = live[src].view_as(live[src])
                     self._fresh.add(t)
             return
         if step.is_input:
             for t in step.tops:
-                leaf = blobs[t]._data.tensor()
+                leaf = blobs[t]._data_memory.tensor()
                 if graph:
                     leaf = leaf.detach().requires_grad_(force)
                     live[t] = self._first[t] = leaf
@@ -362,7 +356,7 @@ class Net:
         if graph:
             ins = [self._graph_input(b) for b in step.bottoms]
         else:
-            ins = [blobs[b]._data.tensor() for b in step.bottoms]
+            ins = [blobs[b]._data_memory.tensor() for b in step.bottoms]
         module = step.module
         try:
             if isinstance(module, PythonLayerAdapter):
@@ -378,9 +372,9 @@ class Net:
             raise
         for name, value, in_place in zip(step.tops, outs, step.in_place):
             blob = blobs[name]
-            blob._data.write(value)
-            if blob._diff.shape != blob._data.shape:
-                blob._diff.reshape(blob._data.shape)
+            blob._data_memory.write(value)
+            if blob._diff_memory.shape != blob._data_memory.shape:
+                blob._diff_memory.reshape(blob._data_memory.shape)
             if graph:
                 if force and not value.requires_grad:  # a data layer's top: Caffe's
                     value = value.detach().requires_grad_()  # force_backward gives it a diff
@@ -396,7 +390,7 @@ class Net:
         live = self._live.get(name)
         if name in self._fresh:
             return live
-        buf = self._blob_map[name]._data.tensor().detach()
+        buf = self._blob_map[name]._data_memory.tensor().detach()
         if live is None or not live.requires_grad or live.shape != buf.shape:
             return buf
         return buf + (live - live.detach())
@@ -408,7 +402,7 @@ class Net:
         if not self._live:
             raise RuntimeError("backward needs a forward first (no recorded pass)")
         self._prepare()
-        steps = self._steps[end:start + 1]
+        steps = self._entries[end:start + 1]
         seeds, seed_grads, touched = self._seeds(steps)
         if not seeds:
             return
@@ -426,7 +420,7 @@ class Net:
                     p.grad.add_(g)
             for n, g in zip(blob_names, grads[len(params):]):
                 if g is not None:
-                    self._blob_map[n]._diff.write(g)
+                    self._blob_map[n]._diff_memory.write(g)
         self._device_changed_params()
 
     def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
@@ -450,7 +444,7 @@ class Net:
             if t is None or not t.requires_grad:
                 continue
             seeds.append(t)
-            grads.append(self._blob_map[name]._diff.tensor().reshape(t.shape).to(t.dtype))
+            grads.append(self._blob_map[name]._diff_memory.tensor().reshape(t.shape).to(t.dtype))
         return seeds, grads, touched
 
     def _grad_targets(self, steps, touched: set[str], seeds) -> tuple[list, list[str]]:
@@ -477,7 +471,7 @@ class Net:
             end_ind = self._layer_index(end, "forward end")
             outputs = set(self.top_names[end] + blobs)
         else:
-            end_ind = len(self._steps) - 1
+            end_ind = len(self._entries) - 1
             outputs = set(self.outputs + blobs)
         if kwargs:
             if set(kwargs) != set(self.inputs):
@@ -500,7 +494,7 @@ class Net:
         (or the bottoms of ``end``) and ``diffs``."""
         diffs = list(diffs or [])
         start_ind = (self._layer_index(start, "backward start") if start is not None
-                     else len(self._steps) - 1)
+                     else len(self._entries) - 1)
         if end is not None:
             end_ind = self._layer_index(end, "backward end")
             outputs = set(self.bottom_names[end] + diffs)
@@ -590,7 +584,7 @@ class Net:
     def reshape(self) -> None:
         """Caffe's ``Net::Reshape``: every layer re-derives its tops' shapes from its
         bottoms' (after an input blob was reshaped), without computing anything."""
-        for step in self._steps:
+        for step in self._entries:
             if step.is_input or step.is_split:
                 continue
             bottoms = [self._blob_map[b] for b in step.bottoms]
@@ -635,32 +629,11 @@ class Net:
     def share_with(self, other: "Net") -> None:
         """Make this net's params the same storage as ``other``'s, by layer name
         (``ShareTrainedLayersWith``; a test net sharing its train net's weights)."""
-        mine = {}
-        for step in self._steps:
-            mine.setdefault(step.name, step.module)
-        for step in other._steps:
-            target = mine.get(step.name)
-            source_blobs = step.module.blobs
-            if target is None or not source_blobs:
-                continue
-            if len(target.blobs) != len(source_blobs):
-                raise CaffeFormatError(f"Incompatible number of blobs: {len(source_blobs)} "
-                                       f"vs {len(target.blobs)}", layer=step.name)
-            for j, src in enumerate(source_blobs):
-                if tuple(target.blobs[j].shape) != tuple(src.shape):
-                    raise CaffeFormatError(f"Cannot share param {j} weights: shape "
-                                           f"{tuple(src.shape)} vs {tuple(target.blobs[j].shape)}",
-                                           layer=step.name)
-                owner = step.module._parameters[str(j)]
-                view = step.module._blob_views.get(j)
-                target.set_blob(j, owner, view)
-                for info in self._net._learnable:
-                    if info.layer == step.name and info.index == j:
-                        info.param = owner
+        self._net.share_trained_layers_with(other.caffe_net)
 
     def set_input_arrays(self, data: np.ndarray, labels: np.ndarray) -> None:
         """Feed a ``MemoryData`` first layer (as pycaffe; labels of ndim 1 become N x 1 x 1 x 1)."""
-        first = self._steps[0] if self._steps else None
+        first = self._entries[0] if self._entries else None
         if first is None or first.type != "MemoryData":
             raise ValueError("set_input_arrays may only be called if the first layer is a "
                              f"MemoryData layer (this net's is "

@@ -9,7 +9,8 @@ bottom)``. ``bottom`` and ``top`` are lists of the net's own :class:`Blob` objec
 Importing the module a model file names runs code the model chose. Plain ``CaffeNet`` refuses
 to (see ``caffe_import.layers.python_layer``); pycaffe does it because running a pycaffe script
 (``caffe-import run``) is the user's opt-in, as running it under Caffe would be. The import is
-made only while a pycaffe ``Net`` is being built (:func:`python_layers_for`).
+made when a pycaffe ``Net`` is built, by the registry that net alone is built with
+(:class:`ImportingPythonLayers`).
 
 Gradients: a Python layer's ``backward`` is wrapped in a ``torch.autograd.Function``, so it
 feeds autograd like any other layer: the top gradients arrive in ``top[i].diff``, what the
@@ -18,16 +19,15 @@ diffs (``self.blobs[i].diff``) is the gradient the solver uses, as in Caffe.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
 from ..errors import CaffeFormatError
-from ..layers import python_layer as registry
 from ..layers.base import CaffeLayer, Shape
+from ..layers.python_layer import PythonLayerRegistry
 from .blob import Blob, BlobVec, ParamBlob
 
 _PATH_SHOWN = 3  # sys.path entries a failed Python-layer import names
@@ -114,7 +114,7 @@ class PythonLayerAdapter(CaffeLayer):
         if live is not None and any(t.requires_grad for t in live):
             return list(_PythonFunction.apply(self, bottoms, tops, *live))
         self.user.forward(bottoms, tops)
-        return [t._data.tensor() for t in tops]
+        return [t._data_memory.tensor() for t in tops]
 
 
 class _PythonFunction(torch.autograd.Function):
@@ -123,20 +123,20 @@ class _PythonFunction(torch.autograd.Function):
         ctx.adapter, ctx.bottoms, ctx.tops = adapter, bottoms, tops
         ctx.needs = [t.requires_grad for t in live]
         adapter.user.forward(bottoms, tops)
-        return tuple(t._data.tensor().clone() for t in tops)
+        return tuple(t._data_memory.tensor().clone() for t in tops)
 
     @staticmethod
     def backward(ctx, *grads):
         for top, g in zip(ctx.tops, grads):
             if g is None:
-                top._diff.reshape(top.shape)
-                top._diff.tensor().zero_()
+                top._diff_memory.reshape(top.shape)
+                top._diff_memory.tensor().zero_()
             else:
-                top._diff.write(g)
+                top._diff_memory.write(g)
         for b in ctx.bottoms:
-            b._diff.reshape(b.shape)
+            b._diff_memory.reshape(b.shape)
         ctx.adapter.user.backward(ctx.tops, list(ctx.needs), ctx.bottoms)
-        out = [b._diff.tensor().clone() if need else None
+        out = [b._diff_memory.tensor().clone() if need else None
                for b, need in zip(ctx.bottoms, ctx.needs)]
         return (None, None, None, *out)
 
@@ -170,20 +170,16 @@ def _import_failure(module_name: str, where: str, exc: ImportError) -> str:
             f"holds {module_name.split('.')[0]}.py on PYTHONPATH or next to the script")
 
 
-@contextlib.contextmanager
-def python_layers_for(net_param) -> Iterator[None]:
-    """While building ``net_param``: its Python layers resolve to their modules' classes
-    (imported from ``sys.path``). Registrations made by the user are restored afterwards."""
-    saved = registry.registered_python_layers()
-    try:
-        for lp in net_param.layer:
-            if lp.type == "Python":
-                p = lp.python_param
-                registry.register_python_layer(p.module, p.layer,
-                                               _adapter_for(p.module, p.layer, lp.name))
-        yield
-    finally:
-        for key in list(registry.registered_python_layers()):
-            registry.unregister_python_layer(*key)
-        for (module, layer), cls in saved.items():
-            registry.register_python_layer(module, layer, cls)
+class ImportingPythonLayers(PythonLayerRegistry):
+    """The registry a pycaffe ``Net`` builds with: each Python layer's class is imported from
+    its ``python_param.module`` (on ``sys.path``) when the build asks for it, as Caffe's
+    ``PythonLayer`` does. Registrations made in the default registry play no part and are
+    left as they are."""
+
+    def resolve(self, param) -> type[CaffeLayer]:
+        found = super().resolve(param)
+        if found is None:
+            p = param.python_param
+            found = _adapter_for(p.module, p.layer, param.name)
+            self.register(p.module, p.layer, found)
+        return found

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..solver import Solver as _LibrarySolver, load_solver_param
+from ..io.atomic import atomic_path
+from ..solver import Solver as _LibrarySolver, learning_rate, load_solver_param
 from . import glog
 from .net import TEST, TRAIN, Net
 
@@ -44,19 +44,15 @@ def _snapshot_prefix(param, filename: str) -> None:
 
 
 class _Engine(_LibrarySolver):
-    """The library solver, driving pycaffe nets the way Caffe's ``Solver::Step`` does."""
+    """The library solver, driving pycaffe nets the way Caffe's ``Solver::Step`` does: its
+    public extension points (``forward_backward``, ``zero_grad``, ``display``, ``test_all``,
+    ``snapshot``...) run the pycaffe nets and print Caffe's log lines."""
 
     def __init__(self, param, owner: "Solver") -> None:
         self.owner = owner
         super().__init__(param, owner.net.caffe_net, feed=lambda i: {},
-                         snapshot_prefix=Path.cwd() / param.snapshot_prefix)
-        rule = self._rule
-
-        def update_into_diff(g, hist, p, local_rate, t):
-            g.copy_(rule(g, hist, p, local_rate, t))  # Caffe leaves the update in the diff
-            return g
-
-        self._rule = update_into_diff
+                         snapshot_prefix=Path.cwd() / param.snapshot_prefix,
+                         update_in_diff=True)
         self._clock, self._iterations_last = time.perf_counter(), 0
 
     def step(self, iters: int = 1, inputs=None) -> float:
@@ -86,21 +82,14 @@ class _Engine(_LibrarySolver):
 
     def zero_grad(self) -> None:  # ClearParamDiffs, in place: the diff arrays stay valid
         self.owner.net.clear_param_diffs()
-        self._first_pass = True
 
     def forward_backward(self, inputs) -> float:
-        if getattr(self, "_first_pass", False):
-            self._first_pass = False
-            for on_start, _ in self.owner._callbacks:
-                on_start()
         net = self.owner.net
-        loss = net._forward(0, len(net._steps) - 1)
-        net._backward(len(net._steps) - 1, 0)
+        loss = net._forward(0, len(net._entries) - 1)
+        net._backward(len(net._entries) - 1, 0)
         return loss
 
     def apply_update(self) -> float:
-        for _, ready in self.owner._callbacks:
-            ready()
         self.owner.net._prepare()
         rate = super().apply_update()
         self.owner.net._device_changed_params()
@@ -138,7 +127,6 @@ class Solver:
             param.type = self.solver_type
         _snapshot_prefix(param, filename)
         self.param = param
-        self._callbacks: list[tuple[Callable[[], Any], Callable[[], Any]]] = []
         self.net = self._train_net(param)
         self.test_nets = self._test_nets(param)
         self._engine = _Engine(param, self)
@@ -203,7 +191,6 @@ class Solver:
     @property
     def lr(self) -> float:
         """The learning rate of the coming update (``GetLearningRate``)."""
-        from ..solver import learning_rate
         return learning_rate(self.param, self._engine.iter, self._engine.current_step)[0]
 
     def step(self, iters: int) -> None:
@@ -221,7 +208,8 @@ class Solver:
 
     def add_callback(self, on_start: Callable[[], Any],
                      on_gradients_ready: Callable[[], Any]) -> None:
-        self._callbacks.append((on_start, on_gradients_ready))
+        """Caffe's ``Solver::add_callback`` (the library solver calls them in ``step``)."""
+        self._engine.add_callback(on_start, on_gradients_ready)
 
     def _test(self, index: int) -> dict[str, Any]:
         """Caffe's ``Solver::Test``: share the train weights, run ``test_iter`` forwards,
@@ -244,11 +232,10 @@ class Solver:
     def snapshot(self) -> None:
         """Write ``<prefix>_iter_<N>.caffemodel`` (or ``.caffemodel.h5``) and Caffe's binary
         ``<prefix>_iter_<N>.solverstate``."""
-        from ..io.atomic import atomic_path
         weights, _ = self._engine.snapshot_paths()
         weights.parent.mkdir(parents=True, exist_ok=True)
         h5 = self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5
-        self.net._net.save_weights(str(weights), h5=h5)
+        self.net.caffe_net.save_weights(str(weights), h5=h5)
         state = caffe_pb2.SolverState()
         state.iter = self.iter
         state.learned_net = str(weights)

@@ -274,6 +274,34 @@ def test_test_interval_runs_test_nets_and_hook():
     assert set(out) == {"loss"}
 
 
+def test_callbacks_run_before_the_passes_and_before_the_update_as_caffes():
+    """Solver::Callback: on_start after the diffs are cleared (and the test), before the
+    forward/backward passes; on_gradients_ready with the summed diffs, before ApplyUpdate."""
+    p = solver_param(iter_size=2)
+    net = ToyNet()
+    s = Solver(p, net, feed=feed)
+    calls = []
+    s.add_callback(lambda: calls.append(("start", s.iter, net.a.grad)),
+                   lambda: calls.append(("ready", s.iter, net.a.grad.clone())))
+    s.step(2)
+    assert [(c[0], c[1]) for c in calls] == [("start", 0), ("ready", 0), ("start", 1),
+                                              ("ready", 1)]
+    assert calls[0][2] is None  # cleared before on_start
+    x0, x1 = feed(0)["x"], feed(1)["x"]  # grad_a = x, summed over the iter_size passes
+    assert torch.allclose(calls[1][2], x0 + x1)
+
+
+def test_update_in_diff_leaves_the_update_value_in_the_diff_as_caffe():
+    p = solver_param(weight_decay=0.0, momentum=0.0)
+    plain, caffe_like = ToyNet(), ToyNet()
+    Solver(p, plain, feed=feed).step(1)
+    s = Solver(p, caffe_like, feed=feed, update_in_diff=True)
+    s.step(1)
+    assert torch.equal(plain.a, caffe_like.a)
+    assert torch.allclose(caffe_like.a.grad, 0.1 * feed(0)["x"])  # lr * grad: the update
+    assert torch.allclose(plain.a.grad, feed(0)["x"])
+
+
 @pytest.mark.parametrize("kind", ["SGD", "Adam"])
 def test_snapshot_and_resume_continue_the_identical_trajectory(tmp_path, kind):
     p = solver_param(type=kind, lr_policy="multistep", gamma=0.5, stepvalue=[2, 4],

@@ -1,0 +1,198 @@
+"""Building nets by Caffe's rules (net.cpp's Init): wiring, losses, param sharing, Python
+layers from the registry the build is given."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from caffe_import.errors import CaffeFormatError
+from caffe_import.net import CaffeNet
+from support.net_text import net_text
+from caffe_import.layers.base import CaffeLayer
+from caffe_import.layers.python_layer import (PythonLayerRegistry, register_python_layer,
+                                              unregister_python_layer)
+
+
+def test_layer_phase_defaults_to_the_net_phase_and_may_override_it():
+    text = net_text('layer { name: "d0" type: "Dropout" bottom: "data" top: "d0" }',
+                    'layer { name: "d1" type: "Dropout" bottom: "data" top: "d1" phase: TEST }')
+    net = CaffeNet(text, phase="train")
+    assert [layer.phase for layer in net.layers] == ["train", "train", "test"]
+    x = torch.ones(2, 3, 4, 5)
+    out = net(data=x)
+    assert set(out["d0"].unique().tolist()) <= {0.0, 2.0}
+    assert torch.equal(out["d1"], x)
+
+
+# --------------------------------------------------------------------- wiring
+def test_in_place_layers_rewrite_the_blob_and_later_readers_see_it():
+    text = net_text('layer { name: "neg" type: "Power" bottom: "data" top: "a" '
+                    'power_param { scale: -1 } }',
+                    'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }',
+                    'layer { name: "tanh" type: "TanH" bottom: "a" top: "t" }')
+    net = CaffeNet(text, keep_blobs=True)
+    x = torch.randn(2, 3, 4, 5)
+    out = net(data=x)
+    assert torch.equal(out["a"], torch.relu(-x))
+    assert torch.allclose(out["t"], torch.tanh(torch.relu(-x)))
+    assert list(out) == ["data", "a", "t"]  # one blob per name, in creation order
+    assert net.outputs == ["t"]
+
+
+def test_fan_out_reuses_the_blob_without_split_layers():
+    text = net_text('layer { name: "r" type: "ReLU" bottom: "data" top: "r" }',
+                    'layer { name: "s" type: "Sigmoid" bottom: "data" top: "s" }',
+                    'layer { name: "c" type: "Concat" bottom: "r" bottom: "s" bottom: "data" '
+                    'top: "c" }')
+    net = CaffeNet(text)
+    assert net.layer_types == ["Input", "ReLU", "Sigmoid", "Concat"]
+    out = net(data=torch.randn(2, 3, 4, 5))
+    assert out["c"].shape == (2, 9, 4, 5)
+    assert net.outputs == ["c"]
+
+
+def test_outputs_are_unconsumed_blobs_sorted_by_name_and_inputs_are_input_tops():
+    text = net_text('layer { name: "z" type: "ReLU" bottom: "data" top: "z" }',
+                    'layer { name: "b" type: "Slice" bottom: "data" top: "b1" top: "a2" '
+                    'slice_param { slice_point: 1 } }',
+                    'layer { name: "label" type: "Input" top: "label" '
+                    'input_param { shape { dim: 2 } } }',
+                    'layer { name: "quiet" type: "Silence" bottom: "a2" }')
+    net = CaffeNet(text)
+    assert net.inputs == ["data", "label"]
+    assert net.outputs == ["b1", "label", "z"]
+
+
+def test_a_top_produced_twice_is_an_error():
+    text = net_text('layer { name: "r" type: "ReLU" bottom: "data" top: "x" }',
+                    'layer { name: "s" type: "Sigmoid" bottom: "data" top: "x" }')
+    with pytest.raises(CaffeFormatError, match="'s'.*'x' produced by multiple sources"):
+        CaffeNet(text)
+
+
+def test_an_unknown_bottom_names_the_layer_and_blob():
+    with pytest.raises(CaffeFormatError, match="'r'.*unknown bottom blob 'nope'"):
+        CaffeNet(net_text('layer { name: "r" type: "ReLU" bottom: "nope" top: "x" }'))
+
+
+def test_layers_that_cannot_run_in_place_say_so():
+    with pytest.raises(CaffeFormatError, match="'abs'.*in place"):
+        CaffeNet(net_text('layer { name: "abs" type: "AbsVal" bottom: "data" top: "data" }'))
+
+
+def test_unknown_types_are_all_reported_at_once():
+    text = net_text('layer { name: "f1" type: "Frobnicate" bottom: "data" top: "f1" }',
+                    'layer { name: "r" type: "ReLU" bottom: "f1" top: "r" }',
+                    'layer { name: "f2" type: "Zap" bottom: "r" top: "f2" }')
+    with pytest.raises(CaffeFormatError) as err:
+        CaffeNet(text)
+    msg = str(err.value)
+    assert "2 layer(s)" in msg and "'f1' (type 'Frobnicate')" in msg and "'f2' (type 'Zap')" in msg
+
+
+def test_loss_weight_count_must_match_the_tops():
+    text = net_text('layer { name: "r" type: "Slice" bottom: "data" top: "a" top: "b" '
+                    'slice_param { slice_point: 1 } loss_weight: 1 }')
+    with pytest.raises(CaffeFormatError, match="'r'.*once per top"):
+        CaffeNet(text)
+
+
+# --------------------------------------------------------------------- params
+SHARED = net_text(
+    'layer { name: "p1" type: "PReLU" bottom: "data" top: "p1" '
+    'param { name: "slope" lr_mult: 2 } }',
+    'layer { name: "p2" type: "PReLU" bottom: "data" top: "p2" param { name: "slope" } }',
+    'layer { name: "p3" type: "PReLU" bottom: "data" top: "p3" param { lr_mult: 0 decay_mult: 3 } }')
+
+
+def test_params_shared_by_name_are_one_parameter_owned_by_the_first_layer():
+    net = CaffeNet(SHARED, phase="train")
+    assert net.params["p1"][0] is net.params["p2"][0]
+    infos = net.learnable_params()
+    assert [(i.layer, i.index, i.lr_mult, i.decay_mult) for i in infos] == \
+        [("p1", 0, 2.0, 1.0), ("p3", 0, 0.0, 3.0)]
+    assert len(list(net.parameters())) == 2
+    assert not net.params["p3"][0].requires_grad  # lr_mult 0: Caffe computes no diff
+    assert list(net.state_dict()) == ["p1.0", "p2.0", "p3.0"]
+
+
+def test_shared_params_strict_needs_equal_shapes_permissive_equal_counts():
+    base = ('layer {{ name: "a" type: "PReLU" bottom: "data" top: "a" param {{ name: "w" }} }}',
+            'layer {{ name: "b" type: "PReLU" bottom: "r" top: "b" param {{ name: "w" {mode} }} }}')
+    flat = 'layer { name: "f" type: "Reshape" bottom: "data" top: "r" ' \
+           'reshape_param { shape { dim: 0 dim: 0 dim: -1 } } }'
+    ok = net_text(flat, *(t.format(mode="") for t in base), shape=(2, 3, 4))
+    CaffeNet(ok)
+    bad = net_text('layer { name: "t" type: "Tile" bottom: "data" top: "r" tile_param { tiles: 2 } }',
+                   *(t.format(mode="") for t in base), shape=(2, 3, 4))
+    with pytest.raises(CaffeFormatError, match="'b'.*share param 'w'.*STRICT"):
+        CaffeNet(bad)
+    with pytest.raises(CaffeFormatError, match="'b'.*PERMISSIVE"):
+        CaffeNet(net_text('layer { name: "t" type: "Tile" bottom: "data" top: "r" '
+                          'tile_param { tiles: 2 } }',
+                          *(t.format(mode="share_mode: PERMISSIVE") for t in base),
+                          shape=(2, 3, 4)))
+
+
+def test_shared_lr_mult_must_agree_where_both_are_given():
+    text = net_text(
+        'layer { name: "a" type: "PReLU" bottom: "data" top: "a" param { name: "w" lr_mult: 1 } }',
+        'layer { name: "b" type: "PReLU" bottom: "data" top: "b" param { name: "w" lr_mult: 2 } }')
+    with pytest.raises(CaffeFormatError, match="'b'.*mismatched lr_mult"):
+        CaffeNet(text)
+
+
+def test_state_dict_keys_escape_dots_and_clashing_names():
+    text = net_text('layer { name: "conv1/p.1" type: "PReLU" bottom: "data" top: "a" }',
+                    'layer { name: "forward" type: "PReLU" bottom: "data" top: "b" }')
+    net = CaffeNet(text)
+    assert list(net.state_dict()) == ["conv1/p%2E1.0", "%66orward.0"]
+    assert list(net.params) == ["conv1/p.1", "forward"]
+
+
+# --------------------------------------------------------------------- Python layers
+PY_NET = net_text('layer { name: "py" type: "Python" bottom: "data" top: "py" '
+                  'python_param { module: "mymod" layer: "Double" param_str: "2" } }',
+                  'layer { name: "py2" type: "Python" bottom: "py" top: "py2" '
+                  'python_param { module: "os" layer: "system" } }')
+
+
+class Double(CaffeLayer):
+    def top_shapes(self, bottom_shapes):
+        return [bottom_shapes[0]]
+
+    def forward(self, x):
+        return (x * float(self.param.python_param.param_str or 1),)
+
+
+def test_python_layers_are_never_imported_and_unregistered_pairs_are_named():
+    with pytest.raises(CaffeFormatError) as err:
+        CaffeNet(PY_NET)
+    msg = str(err.value)
+    assert "module 'mymod' layer 'Double'" in msg and "module 'os' layer 'system'" in msg
+
+
+def test_registered_python_layers_build():
+    register_python_layer("mymod", "Double", Double)
+    register_python_layer("os", "system", Double)
+    try:
+        out = CaffeNet(PY_NET, keep_blobs=True)(data=torch.ones(2, 3, 4, 5))
+        assert torch.equal(out["py"], torch.full((2, 3, 4, 5), 2.0))
+        assert torch.equal(out["py2"], out["py"])
+    finally:
+        unregister_python_layer("mymod", "Double")
+        unregister_python_layer("os", "system")
+
+
+def test_python_layers_come_from_the_registry_the_build_is_given():
+    """A registry passed to the net is the only place its Python layers are looked up: the
+    default one (register_python_layer) is neither read nor changed."""
+    layers = PythonLayerRegistry({("mymod", "Double"): Double, ("os", "system"): Double})
+    out = CaffeNet(PY_NET, keep_blobs=True, python_layers=layers)(data=torch.ones(2, 3, 4, 5))
+    assert torch.equal(out["py2"], torch.full((2, 3, 4, 5), 2.0))
+    with pytest.raises(CaffeFormatError, match="module 'mymod' layer 'Double'"):
+        CaffeNet(PY_NET)  # the default registry knows nothing of them
+    layers.unregister("os", "system")
+    assert list(layers.entries()) == [("mymod", "Double")]
+    with pytest.raises(TypeError, match="not a CaffeLayer subclass"):
+        layers.register("m", "L", object)
