@@ -16,8 +16,7 @@ import importlib
 from typing import Any
 
 from .errors import CaffeFormatError, UsageError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
     "read_net": "caffe_import.io",

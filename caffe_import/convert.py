@@ -51,9 +51,12 @@ import torch
 from google.protobuf import descriptor_pb2
 
 from .errors import CaffeFormatError, UsageError
+from .export import write_export
 from .io.atomic import atomic_path
 from .io.text import parse_text
+from .net import CaffeNet
 from .proto.schema import BVLC, Schema, get_schema, resolve_schema, schema_of
+from .version import __version__
 
 FORMAT = "caffe_import.converted"
 FORMAT_VERSION = 2
@@ -120,8 +123,6 @@ def write_as(net, path: str | os.PathLike, say: Callable[[str], Any] = print) ->
     net (``say`` hears about each slow step). Returns a line saying what was written."""
     ending = output_format(path)
     if ending in (".onnx", ".pt2"):
-        from .export import write_export
-
         return write_export(net, path, say=say, kind=ending)
     if ending in (".pt", ".safetensors"):
         save_converted(net, path)
@@ -137,8 +138,6 @@ def save_converted(net, path: str | os.PathLike) -> None:
     in ``.safetensors``, a ``torch.save`` dict loadable with ``weights_only=True`` when it ends
     in ``.pt``. Other names are refused (``UsageError``), so the name never hides the form."""
     from google.protobuf import text_format
-
-    from . import __version__
 
     path = Path(path)
     if path.suffix.lower() not in (".pt", ".safetensors"):
@@ -336,8 +335,6 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None, *,
     True)``, safetensors through its own parser. A foreign or corrupt file raises
     ``CaffeFormatError``; so does a weight that does not fit its layer.
     """
-    from .net import CaffeNet
-
     payload = read_converted(path)
     net_param = stored_net(payload, path, schema=resolve_schema(schema, fork, proto))
     weights = OrderedDict((layer, [np.array(b.to(torch.float32).numpy(), order="C")

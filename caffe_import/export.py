@@ -35,6 +35,8 @@ from torch import nn
 
 from .errors import CaffeFormatError, UsageError
 from .io.atomic import atomic_path
+from .layers.base import CaffeLayer
+from .parity import Tolerance, compare_arrays
 
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
 
@@ -233,8 +235,6 @@ def _failure_summary(exc: BaseException) -> str:
     """One paragraph for a failed trace: the innermost layer of ours it happened in (name,
     type, file:line and that line's code) and the first line of torch's message, without
     its debugging advice."""
-    from .layers.base import CaffeLayer
-
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
     where = ""
     home = str(Path(__file__).parents[1])
@@ -265,8 +265,6 @@ def _max_diffs(ours: Sequence[Any], eager: Sequence[torch.Tensor], names: Sequen
                ) -> "OrderedDict[str, float]":
     """Per output, ``max|ours - eager| / max|eager|`` as the parity check measures it (NaN
     where either side holds a NaN or inf the other does not)."""
-    from .parity import Tolerance, compare_arrays
-
     out: OrderedDict[str, float] = OrderedDict()
     anything = Tolerance(rel_l2=math.inf, max_abs=math.inf)
     for name, a, b in zip(names, ours, eager):

@@ -33,12 +33,15 @@ from caffe_import.io.atomic import atomic_write_json
 from caffe_import.io.text import ParsedNet, parse_net
 from caffe_import.precision import score_agreement
 from caffe_import.proto.schema import Schema, resolve_schema
+from fcn_repro import zoo
 from fcn_repro.data import dataset_info
 from fcn_repro.data.base import SegmentationDataset
-from fcn_repro.metrics import ConfusionMatrix, geometric_accuracy, predicted_classes, scores_from_hist
 from fcn_repro.download import sha256_file
 from fcn_repro.feeding import item_to_blobs
+from fcn_repro.metrics import (ConfusionMatrix, geometric_accuracy, predicted_classes,
+    scores_from_hist)
 from fcn_repro.palette import save_label_png
+from fcn_repro.zoo.match import matching_models
 
 #: what a result keeps per head but a training log does not (see :func:`scores_by_head`)
 _LOG_DROPPED = ("confusion_matrix", "class_names")
@@ -298,7 +301,6 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     (:func:`precision_agreement` on the first ``agreement_images`` items). The prototxt is
     read once (with ``fork``/``proto``/``schema``), or not at all when the caller has read
     it already (``net_param``, :func:`caffe_import.io.text.parse_net`'s result)."""
-    from fcn_repro import zoo
     if (model is None) == (net is None):
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
     if dataset is None and model is None:
@@ -309,7 +311,6 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
         net_param = parse_net(net, schema=resolve_schema(schema, fork, proto))
     caffe_net = zoo.build_net(model=model, net_param=net_param, weights=weights, device=device,
                               precision=precision)
-    from fcn_repro.zoo.match import matching_models
     matches = [] if net is None else matching_models(  # the built net had no unknown field
         net_param.net_param, ds.modality if info.name == "nyud" else None)
     record: dict[str, Any] = {

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from caffe_import.errors import CaffeFormatError, UsageError
+from caffe_import.io.atomic import atomic_open
 from caffe_import.io.text import ParsedNet
 from caffe_import.proto.schema import Schema, resolve_schema
+from fcn_repro import zoo
 from fcn_repro.data.base import open_image
 from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
 from fcn_repro.palette import save_label_png, save_overlay_png
-from caffe_import.io.atomic import atomic_open
 
 
 @dataclass
@@ -143,7 +144,6 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
     ``_<head>`` for nets with several score blobs), with the stems of :func:`output_stems`;
     returns the written paths. Missing images and output name clashes fail before the net is
     built. ``net_param``: the prototxt ``net`` read already (``parse_net``), not read again."""
-    from fcn_repro import zoo
     stems = output_stems(images)
     for path in stems:
         if not path.is_file():

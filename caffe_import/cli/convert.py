@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..convert import output_format, write_as
+from ..net import CaffeNet
 from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
@@ -31,9 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import output_format, write_as
-    from ..net import CaffeNet
-
     output_format(args.output)  # refuse a name that says no format before building the net
     parsed = require_net_file(args.net, schema=args.schema)
     with naming(args.net):

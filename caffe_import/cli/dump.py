@@ -6,8 +6,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import CaffeFormatError
+from ..parity import dump
 from .options import (add_precision, add_schema_options, device, naming, output_file,
-                      require_net_file)
+    require_net_file)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,8 +51,6 @@ def parse_npy_inputs(specs: list[str]) -> "OrderedDict[str, object]":
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import dump  # lazy: torch; --help needs none
-
     parsed = require_net_file(args.net, schema=args.schema)
     inputs = parse_npy_inputs(args.input)
     with naming(args.net):

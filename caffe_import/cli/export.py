@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from .. import export as ex
 from ..errors import UsageError
+from ..export import parse_shape
+from ..net import CaffeNet
 from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
@@ -30,8 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
-    from ..export import parse_shape
-
     out = {}
     for spec in specs:
         name, sep, shape = spec.partition("=")
@@ -42,9 +43,6 @@ def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import export as ex
-    from ..net import CaffeNet
-
     if not args.onnx and not args.torch_export:
         raise UsageError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")

@@ -15,6 +15,7 @@ import json
 import sys
 
 from ..errors import CaffeFormatError
+from ..inspect import inspect
 from . import describe_os_error
 from .options import add_schema_options
 
@@ -34,8 +35,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Each file in turn; one that cannot be read is an error line, and the others are still
     shown (exit 2 if any failed, else 1 if a net has unimplemented layer types)."""
-    from ..inspect import inspect  # lazy: torch; --help needs none
-
     infos, failed, status = [], 0, 0
     for p in args.files:
         try:

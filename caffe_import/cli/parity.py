@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..parity import check_parity
 from .options import add_precision, add_schema_options, device, naming, require_net_file
 
 
@@ -28,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import check_parity  # lazy: torch; --help needs none
-
     parsed = require_net_file(args.net, schema=args.schema)
     with naming(args.net):
         report = check_parity(parsed, args.weights, args.reference, device=args.device,

@@ -14,6 +14,7 @@ import traceback
 from types import TracebackType
 
 from ..errors import CaffeFormatError, UsageError
+from ..pycaffe.runner import run_script
 from . import describe_os_error
 from .options import add_schema_options
 
@@ -58,7 +59,6 @@ def _script_line(tb: TracebackType, script: str) -> str:
 
 def _run_script(args: argparse.Namespace) -> int:
     # lazy: pycaffe loads torch, which the other verbs' parsers should not wait for
-    from ..pycaffe.runner import run_script
 
     # --fork / --proto: the script's `caffe` is bound to that schema, for this run only
     return run_script(args.script, args.args, schema=args.schema)

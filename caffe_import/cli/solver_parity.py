@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..parity import check_solver_parity
 from .options import add_schema_options, device, naming, require_dir
 
 
@@ -25,8 +26,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parity import check_solver_parity  # lazy: torch; --help needs none
-
     case = require_dir(args.case_dir, "a solver-parity case (solver.prototxt, train.prototxt, "
                        "init.caffemodel, reference.h5)")
     with naming(case / "train.prototxt"):  # net errors name the layer; this names the file

@@ -97,6 +97,54 @@ def _unpacked_run(buf: mmap.mmap, pos: int, end: int, tag_byte: int, size: int) 
     return int(bad[0]) if bad.size else n_max
 
 
+def _read_values(buf: mmap.mmap, ref: BlobRef, tag_pos: int, pos: int, end: int, wt: int,
+                 size: int, fixed: int) -> int:
+    """Note where a run of float (``size`` 4) or double (8) values lies, packed or one tag
+    per value; returns the position after it."""
+    if wt == LENGTH:
+        length, pos = wire.read_varint(buf, pos, end)
+        if pos + length > end:
+            raise WireError("packed values run past the end of the blob", tag_pos)
+        if length % size:
+            raise WireError(f"packed values of {length} bytes are not a whole number "
+                            f"of {size}-byte values", tag_pos)
+        ref.runs.append((pos, length // size))
+        return pos + length
+    if wt == fixed:
+        if pos != tag_pos + 1:  # multi-byte tag cannot occur for fields 5/8
+            raise WireError("unexpected tag encoding", tag_pos)
+        n = _unpacked_run(buf, tag_pos, end, buf[tag_pos], size)
+        if n == 0:
+            raise WireError("truncated value", tag_pos)
+        ref.strided.append((tag_pos + 1, n))
+        return tag_pos + n * (1 + size)
+    raise WireError(f"blob field {5 if size == 4 else 8} has wire type {wt}", tag_pos)
+
+
+def _read_shape(buf: mmap.mmap, tag_pos: int, pos: int, end: int) -> tuple[list[int], int]:
+    """A ``BlobShape``'s dims (packed or not, at most ``MAX_BLOB_AXES``) and the position
+    after it."""
+    length, pos = wire.read_varint(buf, pos, end)
+    if pos + length > end:
+        raise WireError("blob shape runs past the end of the blob", tag_pos)
+    dims: list[int] = []
+    for f in wire.iter_fields(buf, pos, pos + length):
+        if f.number != 1:
+            continue
+        if f.wire_type == VARINT:
+            dims.append(wire.as_int32(f.value))
+        elif f.wire_type == LENGTH:
+            p = f.start
+            while p < f.end and len(dims) <= MAX_BLOB_AXES:
+                v, p = wire.read_varint(buf, p, f.end)
+                dims.append(wire.as_int32(v))
+        else:
+            raise WireError(f"shape dim has wire type {f.wire_type}", f.start)
+        if len(dims) > MAX_BLOB_AXES:
+            raise WireError(f"blob shape has more than {MAX_BLOB_AXES} axes", tag_pos)
+    return dims, pos + length
+
+
 def _parse_blob(buf: mmap.mmap, start: int, end: int) -> BlobRef:
     legacy = [0, 0, 0, 0]
     has_legacy = False
@@ -108,27 +156,10 @@ def _parse_blob(buf: mmap.mmap, start: int, end: int) -> BlobRef:
         tag_pos = pos
         tag, pos = wire.read_varint(buf, pos, end)
         number, wt = tag >> 3, tag & 7
-        if number in (_B_DATA, _B_DOUBLE):
-            ref, size, fixed = (floats, 4, FIXED32) if number == _B_DATA else (doubles, 8, FIXED64)
-            if wt == LENGTH:
-                length, pos = wire.read_varint(buf, pos, end)
-                if pos + length > end:
-                    raise WireError("packed values run past the end of the blob", tag_pos)
-                if length % size:
-                    raise WireError(f"packed values of {length} bytes are not a whole number "
-                                    f"of {size}-byte values", tag_pos)
-                ref.runs.append((pos, length // size))
-                pos += length
-            elif wt == fixed:
-                if pos != tag_pos + 1:  # multi-byte tag cannot occur for fields 5/8
-                    raise WireError("unexpected tag encoding", tag_pos)
-                n = _unpacked_run(buf, tag_pos, end, buf[tag_pos], size)
-                if n == 0:
-                    raise WireError("truncated value", tag_pos)
-                ref.strided.append((tag_pos + 1, n))
-                pos = tag_pos + n * (1 + size)
-            else:
-                raise WireError(f"blob field {number} has wire type {wt}", tag_pos)
+        if number == _B_DATA:
+            pos = _read_values(buf, floats, tag_pos, pos, end, wt, 4, FIXED32)
+        elif number == _B_DOUBLE:
+            pos = _read_values(buf, doubles, tag_pos, pos, end, wt, 8, FIXED64)
         elif number in _LEGACY:
             if wt != VARINT:
                 raise WireError(f"blob field {number} has wire type {wt}", tag_pos)
@@ -138,27 +169,7 @@ def _parse_blob(buf: mmap.mmap, start: int, end: int) -> BlobRef:
         elif number == _B_SHAPE:
             if wt != LENGTH:
                 raise WireError(f"blob shape has wire type {wt}", tag_pos)
-            length, pos = wire.read_varint(buf, pos, end)
-            if pos + length > end:
-                raise WireError("blob shape runs past the end of the blob", tag_pos)
-            dims = []  # a repeated message field parsed twice merges: dims append
-            for f in wire.iter_fields(buf, pos, pos + length):
-                if f.number != 1:
-                    continue
-                if f.wire_type == VARINT:
-                    dims.append(wire.as_int32(f.value))
-                elif f.wire_type == LENGTH:
-                    p = f.start
-                    while p < f.end:
-                        v, p = wire.read_varint(buf, p, f.end)
-                        dims.append(wire.as_int32(v))
-                        if len(dims) > MAX_BLOB_AXES:
-                            break
-                else:
-                    raise WireError(f"shape dim has wire type {f.wire_type}", f.start)
-                if len(dims) > MAX_BLOB_AXES:
-                    raise WireError(f"blob shape has more than {MAX_BLOB_AXES} axes", tag_pos)
-            pos += length
+            dims, pos = _read_shape(buf, tag_pos, pos, end)  # a later shape replaces it
         else:
             pos = wire.skip_field(buf, pos, end, wt, number)
     ref = doubles if doubles.count else floats

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis, tracing, DTYPE_FLOAT32
+from ..io import read_mean  # a BlobProto reader: no code runs from the file
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, tracing
 from .registry import register
 from .softmax import caffe_softmax
 
@@ -329,7 +330,6 @@ class InfogainLoss(_Loss):
             if not ip.source:
                 raise CaffeFormatError("the infogain matrix needs a third bottom or "
                                        "infogain_loss_param.source", layer=param.name)
-            from ..io import read_mean  # a BlobProto reader: no code runs from the file
             matrix = torch.from_numpy(read_mean(ip.source).copy())
             if matrix.numel() != classes * classes:
                 raise CaffeFormatError(f"infogain matrix {ip.source} has {matrix.numel()} "

@@ -23,10 +23,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .. import __version__
 from ..errors import CaffeFormatError
 from ..net import CaffeNet
 from ..proto.schema import Schema, resolve_schema
+from ..version import __version__
 from .compare import ParityReport, ParityRow, Tolerance, compare_arrays
 from .reference import StoredActivations, read_reference, write_reference
 

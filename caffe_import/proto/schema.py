@@ -48,10 +48,10 @@ from google.protobuf import message_factory
 
 from ..errors import UsageError
 from . import caffe_pb2, merge
-from .catalogue import (BVLC, DEFAULT, DEFAULT_ORDER, FORKS, Fork, canonical_fork, delta,
-                        fork_names)
-from .merge import (AMBIGUOUS, RELOCATED_BASE, compile_proto_file, load_descriptor,
-                    rename_message)
+from .catalogue import BVLC, DEFAULT, DEFAULT_ORDER, FORKS, Fork, canonical_fork, delta, fork_names
+from .merge import AMBIGUOUS, RELOCATED_BASE, compile_proto_file, load_descriptor, rename_message
+from .transcode import transcode
+
 __all__ = ["AMBIGUOUS", "BVLC", "DEFAULT", "DEFAULT_ORDER", "FORKS", "Fork", "RELOCATED_BASE",
            "Schema", "bvlc", "canonical_fork", "compile_proto_file", "fork_names",
            "forks_fitting", "get_schema", "is_message", "load_descriptor", "message_class",
@@ -117,8 +117,6 @@ class Schema:
         contested numbers are dropped unless the layer type decides."""
         if self.identity:
             return data
-        from .transcode import transcode  # lazy: it reads io.wire, and io imports this module
-
         return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"), True)
 
     def to_wire(self, data: bytes, message: str = "NetParameter",
@@ -128,8 +126,6 @@ class Schema:
         is an error naming the forks."""
         if self.identity:
             return data
-        from .transcode import transcode  # lazy: it reads io.wire, and io imports this module
-
         return transcode(self, data, self.pool.FindMessageTypeByName(f"caffe.{message}"),
                          False, layer=layer)
 

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from caffe_import.cli.options import device, output_dir
+from fcn_repro.demo import run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.demo import run_demo  # lazy: nets and layers load only when the verb runs
     result = run_demo(args.output, args.device)
     return 0 if result.parity_ok else 1

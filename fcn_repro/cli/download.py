@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fcn_repro.download import DownloadError, download_model
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="fetch a model's published caffemodel",
@@ -23,8 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.download import DownloadError, download_model  # lazy: loads nets when run
-
     try:
         path = download_model(args.model, base_url=args.base_url, cache_dir=args.cache_dir,
                               progress=not args.no_progress, force=args.force, timeout=args.timeout)

@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
-                                      output_file_path, require_net_file,
-                                      require_weights_file)
+    output_file_path, require_net_file, require_weights_file)
 from caffe_import.errors import UsageError
 from fcn_repro.data import DATASETS, MODALITIES, dataset_names
+from fcn_repro.evaluate import evaluate, format_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.evaluate import evaluate, format_summary  # lazy: loads nets when run
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: give at least 1 image (a split of no images has no scores)")
     require_weights_file(args.weights)

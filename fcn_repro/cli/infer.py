@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from caffe_import.cli.options import (add_precision, add_schema_options, device, naming,
-                                      output_dir, require_net_file, require_weights_file)
+from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
+    require_net_file, require_weights_file)
+from fcn_repro.infer import infer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro.infer import infer  # lazy: nets and layers load only when the verb runs
     require_weights_file(args.weights)
     parsed = None
     if args.net is not None:

@@ -5,6 +5,8 @@ import argparse
 
 from caffe_import.cli.options import output_file_path
 from caffe_import.io.atomic import atomic_write_text
+from fcn_repro import zoo
+from fcn_repro.zoo.render import render
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_repro import zoo  # lazy: nets and layers load only when the verb runs
-    from fcn_repro.zoo.render import render  # lazy: as above
-
     if args.list or not args.model:
         for name in zoo.names():
             spec = zoo.get(name)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from caffe_import.cli.options import output_file_path, require_dir
+from fcn_repro.tables import build_tables, plot_mean_iu, render, scan_results, unused_results
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: nets and layers load only when the verb runs
-    from fcn_repro.tables import build_tables, plot_mean_iu, render, scan_results, unused_results
     results, skipped = scan_results(require_dir(args.results, "the folder holding metrics.json files"))
     tables = build_tables(results)
     print(render(tables, args.format), end="")

@@ -17,6 +17,8 @@ from typing import Any
 from caffe_import.cli.options import device, output_dir, require_weights_file
 from caffe_import.errors import UsageError
 from fcn_repro.data.registry import dataset_names
+from fcn_repro.evaluate import format_scores
+from fcn_repro.train import train_distributed, train_model
 
 
 def register(sub: Any) -> None:
@@ -49,9 +51,6 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from fcn_repro.evaluate import format_scores  # lazy: nets and layers load only when the verb runs
-    from fcn_repro.train import train_distributed, train_model  # lazy: as above
 
     for option, value in (("--limit", args.limit), ("--eval-limit", args.eval_limit)):
         if value is not None and value < 1:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from caffe_import.errors import UsageError
+from caffe_import.net import CaffeNet
 from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro.zoo.registry import ALIASES, get, names, register
 from fcn_repro.zoo.spec import RELEASE_HOST, ModelSpec, SolverFacts
@@ -29,7 +30,6 @@ def build_net(*, model: str | None = None, net: str | os.PathLike | None = None,
     ``net_param``, a net read already (``caffe_import.io.text.parse_net``'s result or a
     NetParameter), with ``weights`` (a caffemodel, binary or HDF5) if given, in
     ``precision`` ("exact" / "fast", see ``caffe_import.precision``)."""
-    from caffe_import.net import CaffeNet
     if sum(x is not None for x in (model, net, net_param)) != 1:
         raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
     for path, what in ((weights, "weights file"), (net, "net prototxt")):
