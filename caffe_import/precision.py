@@ -37,7 +37,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .errors import CaffeFormatError
+from .errors import CaffeFormatError, UsageError
 from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer
 
 
@@ -78,8 +78,8 @@ def resolve_precision(precision: "str | PrecisionPolicy | None" = None,
         try:
             policy = PRECISIONS[str(precision or "exact").lower()]
         except KeyError:
-            raise CaffeFormatError(f"precision {precision!r}: expected one of "
-                                   f"{sorted(PRECISIONS)}") from None
+            raise UsageError(f"precision {precision!r}: expected one of "
+                             f"{sorted(PRECISIONS)}") from None
     return policy if compile is None else replace(policy, compile=bool(compile))
 
 

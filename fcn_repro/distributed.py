@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
+from caffe_import.device import resolve_device
+
 __all__ = ["DistInfo", "init_from_env", "shard", "wrap_ddp", "cleanup"]
 
 
@@ -56,7 +58,7 @@ def init_from_env(device: str | torch.device | None = None, backend: str | None 
     if device is None:
         dev = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
     else:
-        dev = torch.device(device)
+        dev = resolve_device(device)
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local}")
     if dev.type == "cuda":

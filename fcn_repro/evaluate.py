@@ -281,7 +281,7 @@ def scores_by_head(result: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
+def evaluate(*, model: str | None = None, net_path: str | os.PathLike | None = None,
              weights: str | os.PathLike, dataset: str | None = None, root: str | os.PathLike,
              split: str | None = None, device: str | torch.device = "cpu",
              save_predictions: str | os.PathLike | None = None, limit: int | None = None,
@@ -293,7 +293,7 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
              net_param: ParsedNet | None = None) -> dict[str, Any]:
     """What ``fcn-repro eval`` does: build the dataset split (defaults: the model's dataset and
     the split the release scored; options such as the NYUDv2 modality from the model name) and
-    the net (zoo ``model`` or prototxt ``net``) with ``weights``, score it, write ``output``
+    the net (zoo ``model`` or prototxt ``net_path``) with ``weights``, score it, write ``output``
     (metrics.json, atomically) if given, and return the record. ``name`` labels the record's
     ``model`` (what ``fcn-repro tables`` matches on); default: the zoo name, or the zoo model
     whose deploy net the prototxt computes (:func:`fcn_repro.zoo.match.matching_models`), else
@@ -301,22 +301,22 @@ def evaluate(*, model: str | None = None, net: str | os.PathLike | None = None,
     (:func:`precision_agreement` on the first ``agreement_images`` items). The prototxt is
     read once (with ``fork``/``proto``/``schema``), or not at all when the caller has read
     it already (``net_param``, :func:`caffe_import.io.text.parse_net`'s result)."""
-    if (model is None) == (net is None):
-        raise UsageError("give exactly one of model (a zoo name) or net (a prototxt)")
+    if (model is None) == (net_path is None):
+        raise UsageError("give exactly one of model (a zoo name) or net_path (a prototxt)")
     if dataset is None and model is None:
-        raise UsageError("a prototxt (net) needs a dataset name")
+        raise UsageError("a prototxt (net_path) needs a dataset name")
     info = dataset_info(dataset if dataset is not None else zoo.get(model).dataset)
     ds = info.build(root, split, model=model, limit=limit, modality=modality)  # a bad root fails first
-    if net is not None and net_param is None:
-        net_param = parse_net(net, schema=resolve_schema(schema, fork, proto))
+    if net_path is not None and net_param is None:
+        net_param = parse_net(net_path, schema=resolve_schema(schema, fork, proto))
     caffe_net = zoo.build_net(model=model, net_param=net_param, weights=weights, device=device,
                               precision=precision)
-    matches = [] if net is None else matching_models(  # the built net had no unknown field
+    matches = [] if net_path is None else matching_models(  # the built net had no unknown field
         net_param.net_param, ds.modality if info.name == "nyud" else None)
     record: dict[str, Any] = {
-        "model": name or model or (matches[0] if len(matches) == 1 else Path(net).stem),
-        "net": None if net is None else str(net),
-        "net_matches": None if net is None else matches,  # zoo models computing what net does
+        "model": name or model or (matches[0] if len(matches) == 1 else Path(net_path).stem),
+        "net": None if net_path is None else str(net_path),
+        "net_matches": None if net_path is None else matches,  # zoo models computing what net does
         "weights": str(weights),
         "weights_sha256": sha256_file(weights), "dataset": info.name, "split": ds.split,
         "root": str(root), "device": str(device), "units": "fraction", "precision": precision,

@@ -22,6 +22,7 @@ from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro import zoo
 from fcn_repro.data.base import open_image
 from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb, rgb_array
+from fcn_repro.errors import ImageError
 from fcn_repro.palette import save_label_png, save_overlay_png
 
 
@@ -133,7 +134,7 @@ def _check_distinct(plan: dict[Path, dict[str, list[Path]]]) -> None:
 
 
 def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
-          model: str | None = None, net: str | os.PathLike | None = None,
+          model: str | None = None, net_path: str | os.PathLike | None = None,
           weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
           save_scores: bool = False, mean_bgr: Sequence[float] | None = None,
           fork: str | None = None, proto: str | os.PathLike | None = None,
@@ -143,12 +144,12 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
     ``<stem>_overlay.png`` and with ``save_scores`` ``<stem>_scores.npy`` per image (suffixed
     ``_<head>`` for nets with several score blobs), with the stems of :func:`output_stems`;
     returns the written paths. Missing images and output name clashes fail before the net is
-    built. ``net_param``: the prototxt ``net`` read already (``parse_net``), not read again."""
+    built. ``net_param``: the prototxt ``net_path`` read already (``parse_net``), not read again."""
     stems = output_stems(images)
     for path in stems:
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
-    caffe_net = zoo.build_net(model=model, net=None if net_param is not None else net,
+    caffe_net = zoo.build_net(model=model, net_path=None if net_param is not None else net_path,
                               net_param=net_param, weights=weights, device=device,
                               schema=resolve_schema(schema, fork, proto), precision=precision)
     spec = zoo.get(model) if model is not None else None
@@ -163,7 +164,7 @@ def infer(images: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
         try:
             rgb = rgb_array(open_image(path))
         except OSError as exc:
-            raise CaffeFormatError(f"not a readable image ({exc})", path=path) from exc
+            raise ImageError(f"not a readable image ({exc})", path=path) from exc
         seg = segment(caffe_net, rgb, mean_bgr=mean_bgr, device=device, heads=heads,
                       keep_scores=save_scores)
         for head, label in seg.labels.items():

@@ -91,9 +91,9 @@ def read_mean(path: str | os.PathLike) -> np.ndarray:
     return _read_mean(path)
 
 
-def write_weights(path, net, weights) -> None:
-    return _write_weights(path, net, weights)
+def write_weights(path, net_param, weights) -> None:
+    return _write_weights(path, net_param, weights)
 
 
-def write_weights_h5(path, net, weights) -> None:
-    return _write_weights_h5(path, net, weights)
+def write_weights_h5(path, net_param, weights) -> None:
+    return _write_weights_h5(path, net_param, weights)

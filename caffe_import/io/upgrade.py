@@ -121,18 +121,18 @@ def _where(path: object) -> object:
     return path if path is not None else "<net>"
 
 
-def net_needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
-    return (len(net.layers) > 0 or len(net.input) > 0 or len(net.input_shape) > 0
-            or len(net.input_dim) > 0 or _needs_batchnorm(net))
+def net_needs_upgrade(net_param: caffe_pb2.NetParameter) -> bool:
+    return (len(net_param.layers) > 0 or len(net_param.input) > 0 or len(net_param.input_shape) > 0
+            or len(net_param.input_dim) > 0 or _needs_batchnorm(net_param))
 
 
-def _fold_padding_layers(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
+def _fold_padding_layers(net_param: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
     """V0 "padding" layers removed; their pad moved onto the conv/pool layer they feed."""
-    out = type(net)()
-    out.CopyFrom(net)
+    out = type(net_param)()
+    out.CopyFrom(net_param)
     del out.layers[:]
-    last_top: dict[str, int] = {name: -1 for name in net.input}
-    for i, conn in enumerate(net.layers):
+    last_top: dict[str, int] = {name: -1 for name in net_param.input}
+    for i, conn in enumerate(net_param.layers):
         v0 = conn.layer
         if v0.type != "padding":
             out.layers.add().CopyFrom(conn)
@@ -143,7 +143,7 @@ def _fold_padding_layers(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2
             src_index = last_top[blob]
             if src_index == -1:
                 continue
-            src = net.layers[src_index]
+            src = net_param.layers[src_index]
             if src.layer.type == "padding":
                 if v0.type not in ("conv", "pool"):
                     raise CaffeFormatError(f"a padding layer feeds a '{v0.type}' layer; only "
@@ -202,9 +202,9 @@ def _upgrade_v0_layer(conn: caffe_pb2.V1LayerParameter, path: object) -> caffe_p
     return out
 
 
-def _upgrade_v0_net(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
-    padded = _fold_padding_layers(net, path)
-    out = type(net)()
+def _upgrade_v0_net(net_param: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
+    padded = _fold_padding_layers(net_param, path)
+    out = type(net_param)()
     if padded.HasField("name"):
         out.name = padded.name
     for conn in padded.layers:
@@ -220,8 +220,8 @@ _DATA_TRANSFORM = {V1.DATA: "data_param", V1.IMAGE_DATA: "image_data_param",
                    V1.WINDOW_DATA: "window_data_param"}
 
 
-def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
-    for layer in net.layers:
+def _upgrade_data_transformation(net_param: caffe_pb2.NetParameter) -> None:
+    for layer in net_param.layers:
         sub_name = _DATA_TRANSFORM.get(layer.type)
         if sub_name is None:
             continue
@@ -285,68 +285,68 @@ def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, path: object) -> caffe_pb2
     return out
 
 
-def _upgrade_v1_net(net: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
-    if len(net.layer):
+def _upgrade_v1_net(net_param: caffe_pb2.NetParameter, path: object) -> caffe_pb2.NetParameter:
+    if len(net_param.layer):
         raise CaffeFormatError("the net has both 'layer' (current) and 'layers' (V1) entries; "
                                "Caffe refuses to upgrade it: rewrite it in one form",
                                path=_where(path))
-    out = type(net)()
-    out.CopyFrom(net)
+    out = type(net_param)()
+    out.CopyFrom(net_param)
     del out.layers[:]
-    for v1 in net.layers:
+    for v1 in net_param.layers:
         out.layer.add().CopyFrom(_upgrade_v1_layer(v1, path))
     return out
 
 
-def _upgrade_input(net: caffe_pb2.NetParameter, path: object) -> None:
-    has_shape, has_dim = len(net.input_shape) > 0, len(net.input_dim) > 0
+def _upgrade_input(net_param: caffe_pb2.NetParameter, path: object) -> None:
+    has_shape, has_dim = len(net_param.input_shape) > 0, len(net_param.input_dim) > 0
     if has_shape or has_dim:
-        n = len(net.input)
-        if has_shape and len(net.input_shape) < n:
-            raise CaffeFormatError(f"{n} inputs but {len(net.input_shape)} input_shape entries",
+        n = len(net_param.input)
+        if has_shape and len(net_param.input_shape) < n:
+            raise CaffeFormatError(f"{n} inputs but {len(net_param.input_shape)} input_shape entries",
                                    path=_where(path))
-        if not has_shape and len(net.input_dim) < 4 * n:
+        if not has_shape and len(net_param.input_dim) < 4 * n:
             raise CaffeFormatError(f"{n} inputs need {4 * n} input_dim values, found "
-                                   f"{len(net.input_dim)}", path=_where(path))
-        layer = message_class(net, "LayerParameter")(name="input", type="Input")
-        for i, name in enumerate(net.input):
+                                   f"{len(net_param.input_dim)}", path=_where(path))
+        layer = message_class(net_param, "LayerParameter")(name="input", type="Input")
+        for i, name in enumerate(net_param.input):
             layer.top.append(name)
             shape = layer.input_param.shape.add()
             if has_shape:
-                shape.CopyFrom(net.input_shape[i])
+                shape.CopyFrom(net_param.input_shape[i])
             else:
-                shape.dim.extend(net.input_dim[4 * i:4 * i + 4])
-        layers = [layer] + list(net.layer)
-        del net.layer[:]
-        net.layer.extend(layers)
-    net.ClearField("input")
-    net.ClearField("input_shape")
-    net.ClearField("input_dim")
+                shape.dim.extend(net_param.input_dim[4 * i:4 * i + 4])
+        layers = [layer] + list(net_param.layer)
+        del net_param.layer[:]
+        net_param.layer.extend(layers)
+    net_param.ClearField("input")
+    net_param.ClearField("input_shape")
+    net_param.ClearField("input_dim")
 
 
-def _needs_batchnorm(net: caffe_pb2.NetParameter) -> bool:
-    return any(l.type == "BatchNorm" and len(l.param) == 3 for l in net.layer)
+def _needs_batchnorm(net_param: caffe_pb2.NetParameter) -> bool:
+    return any(l.type == "BatchNorm" and len(l.param) == 3 for l in net_param.layer)
 
 
-def upgrade_net(net: caffe_pb2.NetParameter, path: object = None) -> caffe_pb2.NetParameter:
+def upgrade_net(net_param: caffe_pb2.NetParameter, path: object = None) -> caffe_pb2.NetParameter:
     """The current form of ``net`` (modified in place and returned)."""
-    if any(l.HasField("layer") for l in net.layers):
-        upgraded = _upgrade_v0_net(net, path)
-        net.Clear()
-        net.CopyFrom(upgraded)
-    _upgrade_data_transformation(net)
-    if len(net.layers):
-        upgraded = _upgrade_v1_net(net, path)
-        net.Clear()
-        net.CopyFrom(upgraded)
-    if len(net.input):
-        _upgrade_input(net, path)
-    for layer in net.layer:
+    if any(l.HasField("layer") for l in net_param.layers):
+        upgraded = _upgrade_v0_net(net_param, path)
+        net_param.Clear()
+        net_param.CopyFrom(upgraded)
+    _upgrade_data_transformation(net_param)
+    if len(net_param.layers):
+        upgraded = _upgrade_v1_net(net_param, path)
+        net_param.Clear()
+        net_param.CopyFrom(upgraded)
+    if len(net_param.input):
+        _upgrade_input(net_param, path)
+    for layer in net_param.layer:
         if layer.type == "BatchNorm" and len(layer.param) == 3:
             for spec in layer.param:
                 spec.lr_mult = 0.0
                 spec.decay_mult = 0.0
-    return net
+    return net_param
 
 
 def upgrade_solver(solver: caffe_pb2.SolverParameter, path: object = None) -> caffe_pb2.SolverParameter:

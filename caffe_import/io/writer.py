@@ -66,18 +66,18 @@ def _split_at(serialized: bytes, number: int) -> tuple[bytes, bytes]:
     return serialized, b""
 
 
-def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
+def _layers_to_write(net_param: Optional[caffe_pb2.NetParameter],
                      weights: Mapping[str, Sequence[Any]]) -> tuple[Optional[str], list[Any]]:
-    if net is None:
+    if net_param is None:
         return None, [caffe_pb2.LayerParameter(name=name) for name in weights]
-    layer_cls = message_class(net, "LayerParameter")
-    if len(net.layers) or len(net.input):
-        upgraded = type(net)()
-        upgraded.CopyFrom(net)
-        net = upgrade_net(upgraded)
+    layer_cls = message_class(net_param, "LayerParameter")
+    if len(net_param.layers) or len(net_param.input):
+        upgraded = type(net_param)()
+        upgraded.CopyFrom(net_param)
+        net_param = upgrade_net(upgraded)
     layers = []
     seen = set()
-    for layer in net.layer:
+    for layer in net_param.layer:
         copy = layer_cls()
         copy.CopyFrom(layer)
         copy.ClearField("blobs")
@@ -85,20 +85,20 @@ def _layers_to_write(net: Optional[caffe_pb2.NetParameter],
         seen.add(layer.name)
     # weights of layers the net does not have are kept, under their name only
     layers += [layer_cls(name=name) for name in weights if name not in seen]
-    return (net.name if net.HasField("name") else None), layers
+    return (net_param.name if net_param.HasField("name") else None), layers
 
 
-def _name_the_fork(exc: AmbiguousNumber, net: Any, schema: Any) -> CaffeFormatError:
+def _name_the_fork(exc: AmbiguousNumber, net_param: Any, schema: Any) -> CaffeFormatError:
     """A field numbered differently by the merged forks: the fork to name, when the net's
     fields fit only one of them (left to the caller to name the net's file)."""
-    fits = forks_fitting(net, schema.forks)
+    fits = forks_fitting(net_param, schema.forks)
     advice = (f"the net's fields are all fork {fits[0]}'s: pass fork='{fits[0]}' "
               f"(--fork {fits[0]}) to write it" if len(fits) == 1 else
               "name the fork (fork=NAME / --fork NAME) to write it")
     return CaffeFormatError(f"{exc.detail}; {advice}", layer=exc.layer)
 
 
-def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter],
+def write_weights(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetParameter],
                   weights: Mapping[str, Sequence[Any]]) -> None:
     """Write a binary caffemodel Caffe reads: a NetParameter in the current layout.
 
@@ -112,8 +112,8 @@ def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter]
     the default mixed schema, a field whose number differs between forks is refused (name
     the fork); BVLC's own fields keep BVLC's numbers.
     """
-    schema = schema_of(net) if net is not None else None
-    name, layers = _layers_to_write(net, weights)
+    schema = schema_of(net_param) if net_param is not None else None
+    name, layers = _layers_to_write(net_param, weights)
     arrays = {lname: [_as_float32(v, lname, i) for i, v in enumerate(blobs)]
               for lname, blobs in weights.items()}
     head_msg = caffe_pb2.NetParameter()
@@ -126,7 +126,7 @@ def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter]
             try:
                 data = schema.to_wire(data, "LayerParameter", layer=layer.name or None)
             except AmbiguousNumber as exc:
-                raise _name_the_fork(exc, net, schema) from None
+                raise _name_the_fork(exc, net_param, schema) from None
         encoded.append((layer.name, data))
     with atomic_open(path) as fh:
         fh.write(head_msg.SerializeToString())
@@ -149,7 +149,7 @@ def write_weights(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter]
             fh.write(after)
 
 
-def write_weights_h5(path: str | os.PathLike, net: Optional[caffe_pb2.NetParameter],
+def write_weights_h5(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetParameter],
                      weights: Mapping[str, Sequence[Any]]) -> None:
     """Write Caffe's HDF5 weights layout: ``/data/<layer>/<i>`` float32 datasets.
 
@@ -159,8 +159,8 @@ def write_weights_h5(path: str | os.PathLike, net: Optional[caffe_pb2.NetParamet
     import h5py  # lazy: slow to import, and only HDF5 weights need it
 
     names = []
-    if net is not None:
-        _, layers = _layers_to_write(net, weights)
+    if net_param is not None:
+        _, layers = _layers_to_write(net_param, weights)
         names = [l.name for l in layers]
     names += [n for n in weights if n not in set(names)]
     with atomic_path(path) as tmp:

@@ -71,7 +71,7 @@ class _SplitModule(torch.nn.Module):
     blobs: list = []
 
 
-def _caffe_plan(steps, net_param) -> list[_Entry]:
+def _caffe_entries(steps, net_param) -> list[_Entry]:
     """Caffe's ``InsertSplits``: a top read by more than one bottom (a loss weight counts as a
     reader) gets a Split layer ``<blob>_<layer>_<top index>_split`` right after its producer,
     with tops ``..._split_<k>``, one per reader in order; readers' bottoms are renamed."""
@@ -89,7 +89,7 @@ def _caffe_plan(steps, net_param) -> list[_Entry]:
         for j in range(len(step.tops)):
             if j < len(weights) and weights[j] != 0:
                 count[(i, j)] = count.get((i, j), 0) + 1
-    plan, used = [], {}
+    entries, used = [], {}
     for i, step in enumerate(steps):
         bottoms = []
         for j, b in enumerate(step.bottoms):
@@ -101,15 +101,15 @@ def _caffe_plan(steps, net_param) -> list[_Entry]:
             else:
                 bottoms.append(b)
         in_place = [j < len(bottoms) and bottoms[j] == t for j, t in enumerate(step.tops)]
-        plan.append(_Entry(step.name, step.type, step.module, bottoms, list(step.tops), in_place,
+        entries.append(_Entry(step.name, step.type, step.module, bottoms, list(step.tops), in_place,
                            step.is_input))
         for j, t in enumerate(step.tops):
             n = count.get((i, j), 0)
             if n > 1:
-                plan.append(_Entry(f"{t}_{step.name}_{j}_split", "Split", _SplitModule(), [t],
+                entries.append(_Entry(f"{t}_{step.name}_{j}_split", "Split", _SplitModule(), [t],
                                    [f"{t}_{step.name}_{j}_split_{k}" for k in range(n)],
                                    [False] * n, is_split=True))
-    return plan
+    return entries
 
 
 def _check_file(path: Any, what: str) -> str:
@@ -180,7 +180,7 @@ class Net:
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:
         net = self._net
-        self._entries = _caffe_plan(net.steps, net.net_param)
+        self._entries = _caffe_entries(net.steps, net.net_param)
         self._blob_map: OrderedDict[str, Blob] = OrderedDict()
         for entry in self._entries:
             for t in entry.tops:

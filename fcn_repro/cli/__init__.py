@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from caffe_import.cli import build_verb_parser, run_cli
-from fcn_repro.errors import DatasetError
+from fcn_repro.errors import FCNReproError
 
 VERBS = ("demo", "eval", "infer", "tables", "download", "netspec", "train", "synthetic_data")
 DESCRIPTION = "The FCN release (Long, Shelhamer, Darrell) as code."
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli("fcn-repro", DESCRIPTION, __name__, VERBS, argv, reported=(DatasetError,))
+    return run_cli("fcn-repro", DESCRIPTION, __name__, VERBS, argv, reported=(FCNReproError,))
 
 
 if __name__ == "__main__":

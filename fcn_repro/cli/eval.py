@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                              f"prototxt ({args.net}) does not say what it was trained on")
         parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
     with naming(args.net):
-        record = evaluate(model=args.model, net=args.net, weights=args.weights, dataset=args.dataset,
+        record = evaluate(model=args.model, net_path=args.net, weights=args.weights, dataset=args.dataset,
                           root=args.root, split=args.split, device=args.device,
                           save_predictions=args.save_predictions, limit=args.limit, workers=args.workers,
                           output=args.output, progress=not args.no_progress, modality=args.modality,

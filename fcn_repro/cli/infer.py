@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.net is not None:
         parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
     with naming(args.net):
-        written = infer(args.images, args.output, model=args.model, net=args.net, weights=args.weights,
+        written = infer(args.images, args.output, model=args.model, net_path=args.net, weights=args.weights,
                         device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
                         precision=args.precision, net_param=parsed)
     for path in written:

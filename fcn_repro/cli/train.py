@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from caffe_import.cli.options import device, output_dir, require_weights_file
+from caffe_import.device import resolve_device
 from caffe_import.errors import UsageError
 from fcn_repro.data.registry import dataset_names
 from fcn_repro.evaluate import format_scores
@@ -50,15 +51,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     for option, value in (("--limit", args.limit), ("--eval-limit", args.eval_limit)):
         if value is not None and value < 1:
             raise UsageError(f"{option} {value}: give at least 1 image")
     if args.init is not None:
         require_weights_file(args.init, "weights to transplant from (--init)")
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or resolve_device("auto").type  # the one resolver's "auto"
     kwargs = dict(val_dataset=args.val_dataset, val_root=args.val_root, train_split=args.train_split,
                   val_split=args.val_split, limit=args.limit, out=args.out, init=args.init,
                   max_iter=args.max_iter, resume=args.resume, eval_interval=args.eval_interval,

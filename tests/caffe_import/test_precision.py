@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.parity import check_parity, read_reference
 from caffe_import.precision import PrecisionPolicy
 from support import case_dir
@@ -169,9 +169,9 @@ def test_unknown_precision_is_a_clear_error():
     from caffe_import.net import CaffeNet
     from caffe_import.precision import resolve_precision
 
-    with pytest.raises(CaffeFormatError, match="precision 'fastest'"):
+    with pytest.raises(UsageError, match="precision 'fastest'"):
         resolve_precision("fastest")
-    with pytest.raises(CaffeFormatError, match="expected one of"):
+    with pytest.raises(UsageError, match="expected one of"):
         CaffeNet(str(case_dir(CASE) / "net.prototxt"), precision="half")
 
 

@@ -36,7 +36,7 @@ def test_infer_writes_palette_label_overlay_and_scores(tmp_path, image, monkeypa
     from fcn_repro import zoo
     from fcn_repro.infer import infer
     monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
-    written = infer([image], tmp_path / "out", net="stub.prototxt", weights=None, save_scores=True)
+    written = infer([image], tmp_path / "out", net_path="stub.prototxt", weights=None, save_scores=True)
     names = sorted(p.name for p in written)
     assert names == ["photo.png", "photo_overlay.png", "photo_scores.npy"]
     label = Image.open(tmp_path / "out" / "photo.png")
@@ -85,10 +85,10 @@ def test_same_file_names_from_two_folders_keep_their_folders(tmp_path, image, mo
     from fcn_repro.infer import infer
     monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
     a1, a2 = _two_folders(tmp_path, image)
-    written = infer([a1, a2, a1], tmp_path / "out", net="stub.prototxt", weights=None)
+    written = infer([a1, a2, a1], tmp_path / "out", net_path="stub.prototxt", weights=None)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == [
         "d1/a.png", "d1/a_overlay.png", "d2/a.png", "d2/a_overlay.png"]
-    assert infer([image], tmp_path / "flat", net="stub.prototxt", weights=None)[0] == tmp_path / "flat" / "photo.png"
+    assert infer([image], tmp_path / "flat", net_path="stub.prototxt", weights=None)[0] == tmp_path / "flat" / "photo.png"
 
 
 def test_distinct_names_from_far_apart_folders_stay_flat(tmp_path, image, monkeypatch):
@@ -101,7 +101,7 @@ def test_distinct_names_from_far_apart_folders_stay_flat(tmp_path, image, monkey
         (tmp_path / folder / name).write_bytes(image.read_bytes())
     monkeypatch.chdir(tmp_path / "other")
     written = infer([tmp_path / "deep/dir1/a.png", "dir2/b.png", "./dir2/../dir2/b.png"], "inf",
-                    net="stub.prototxt", weights=None)
+                    net_path="stub.prototxt", weights=None)
     assert sorted(p.as_posix() for p in written) == [
         "inf/a.png", "inf/a_overlay.png", "inf/b.png", "inf/b_overlay.png"]
 
@@ -123,3 +123,22 @@ def test_inputs_that_would_write_one_file_are_refused_before_any_work(tmp_path, 
     assert rc == 2 and err.count("\n") == 1
     assert str(paths[0]) in err and str(paths[1]) in err and "would" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_undecodable_image_is_an_image_error_naming_it(tmp_path, capsys):
+    from fcn_repro.cli import main
+    from fcn_repro.errors import FCNReproError, ImageError
+    from fcn_repro.infer import infer
+
+    case = case_dir("voc_fcn8s_narrow")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ImageError, match="broken.jpg: not a readable image") as info:
+        infer(net_path=case / "net.prototxt", weights=case / "weights.caffemodel", images=[bad],
+              output_dir=tmp_path / "out")
+    assert isinstance(info.value, FCNReproError) and info.value.path == bad
+    rc = main(["infer", "--net", str(case / "net.prototxt"), "--weights",
+               str(case / "weights.caffemodel"), str(bad), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "broken.jpg: not a readable image" in err[0]
+    assert not (tmp_path / "out" / "broken.png").exists()
