@@ -216,3 +216,10 @@ def test_functions_are_short() -> None:
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines")
     assert not long, "functions over 60 lines:\n" + "\n".join(long)
+
+
+def test_the_design_doc_draws_every_floor() -> None:
+    """docs/design.md's floor table names the floors this test checks, top floor first."""
+    doc = (ROOT / "docs" / "design.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \|", doc, flags=re.M)
+    assert rows == [name for name, _ in reversed(FLOORS)]
