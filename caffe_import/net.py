@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .compat import add_note
 from .errors import CaffeFormatError
 from .layers import registry
 from .layers.base import DTYPE_FLOAT32, DTYPE_REDUCED, CaffeLayer, Shape, tracing
@@ -577,7 +578,7 @@ class CaffeNet(nn.Module):
         except CaffeFormatError:
             raise
         except Exception as e:
-            e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+            add_note(e, f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
                        f"{[tuple(b.shape) for b in bottoms]}")
             raise
         if len(tops) != len(step.tops):

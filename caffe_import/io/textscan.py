@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..compat import field_names
+
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\f\v]+) | (?P<nl>\n) | (?P<comment>\#[^\n]*)
   | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
@@ -140,7 +142,7 @@ class _Walker:
                 if field is not None and field.type != field.TYPE_GROUP:
                     field = None
             if field is None:
-                near = difflib.get_close_matches(value, list(desc.fields_by_name), 1, 0.8)
+                near = difflib.get_close_matches(value, field_names(desc), 1, 0.8)
                 self.found.append(dict(line=line, column=col, name=value, message=desc.name,
                                        path=f"{path}.{value}".lstrip("."),
                                        close=near[0] if near else None))

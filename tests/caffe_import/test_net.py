@@ -2,6 +2,8 @@
 param sharing, weight loading. Small prototxt nets of simple layers keep these fast."""
 from __future__ import annotations
 
+import traceback
+
 import numpy as np
 import pytest
 import torch
@@ -326,6 +328,30 @@ def test_registered_python_layers_build():
     finally:
         unregister_python_layer("mymod", "Double")
         unregister_python_layer("os", "system")
+
+
+class Broken(CaffeLayer):
+    def top_shapes(self, bottom_shapes):
+        return [bottom_shapes[0]]
+
+    def forward(self, x):
+        raise RuntimeError("the layer's own error")
+
+
+def test_a_layer_error_keeps_its_type_and_names_the_layer():
+    """On every Python the package admits (3.10 has no BaseException.add_note: caffe_import
+    .compat.add_note), the user sees the layer's own error, with the layer named."""
+    register_python_layer("mymod", "Double", Broken)
+    register_python_layer("os", "system", Double)
+    try:
+        with pytest.raises(RuntimeError, match="the layer's own error") as err:
+            CaffeNet(PY_NET)(data=torch.ones(2, 3, 4, 5))
+    finally:
+        unregister_python_layer("mymod", "Double")
+        unregister_python_layer("os", "system")
+    assert err.value.__notes__ == ["in Caffe layer 'py' (type Python), bottoms [(2, 3, 4, 5)]"]
+    shown = "".join(traceback.format_exception(err.type, err.value, err.tb))
+    assert "RuntimeError: the layer's own error" in shown and "in Caffe layer 'py'" in shown
 
 
 def test_blobs_known_before_forward_with_a_clear_error():
