@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from support import ROOT, case_dir
-from support.versions import needs_grpc_tools, needs_torch_export
+from support.versions import TORCH_EXPORT_MARKS, needs_grpc_tools
 
 import caffe_import.cli as caffe_cli
 import fcn_repro.cli as fcn_cli
@@ -258,7 +258,7 @@ def _run(cli: str, argv: list[str], d: Path, capsys: pytest.CaptureFixture) -> t
 
 #: cases that need what the package's floors lack (.ci/run runs the suite at the floors too)
 NEEDS = {"convert-proto-lacks-fork-fields": needs_grpc_tools,
-         "export-shape-the-net-refuses": needs_torch_export}
+         "export-shape-the-net-refuses": TORCH_EXPORT_MARKS}
 
 
 @pytest.mark.parametrize("name, cli, argv, code, expected",

@@ -114,6 +114,7 @@ def test_export_lists_the_layers_it_cannot_express_and_exports_the_part_before(f
     assert "d" in net(outputs=["d"], data=x)  # ... and one after it run every layer again
 
 
+@pytest.mark.torch_export  # its export verb; on an older torch the one-line refusal
 def test_every_cli_verb_takes_fork_and_proto(files, tmp_path, capsys):
     net_path, weights = files
     assert main(["inspect", str(net_path), "--fork", "ssd", "--json"]) == 0
