@@ -18,9 +18,10 @@ from typing import Any
 from .errors import UsageError
 
 #: ``torch.export`` (``.pt2``) and the ONNX exporter built on it (``dynamo=True``, what
-#: ``export_onnx`` uses): before 2.8 ``torch.export`` cannot trace the net's forward (torch
-#: 2.3-2.7 stop at the ``@contextmanager`` that limits an export to the requested outputs;
-#: torch 2.1-2.4 have no ``dynamo=`` in ``torch.onnx.export``)
+#: ``export_onnx`` uses). Before 2.8, ``torch.export`` cannot trace the generator-based context
+#: managers around the net's forward (``CaffeNet.only_steps_for``, which limits an export to
+#: the requested outputs, and ``precision_scope``; torch 2.1-2.7), and ``torch.onnx.export``
+#: has no ``dynamo=`` before 2.5. .ci/run tests the exports on torch 2.8.0.
 TORCH_FOR_EXPORT = "2.8"
 
 
