@@ -33,12 +33,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from .compat import TORCH_FOR_EXPORT, require_torch
 from .errors import CaffeFormatError, UsageError
 from .io.atomic import atomic_path
 from .layers.base import CaffeLayer
 from .parity import Tolerance, compare_arrays
 
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
+#: what each export needs a newer torch for (compat.TORCH_FOR_EXPORT)
+NEEDS_TORCH_EXPORT = {".pt2": "torch.export (.pt2)",
+                      ".onnx": "ONNX export (torch.onnx's exporter, built on torch.export)"}
 
 
 class VerificationUnavailable(RuntimeError):
@@ -200,6 +204,7 @@ def export_program(net, inputs: InputSpec | None = None, outputs: Sequence[str] 
     Layers no fixed-shape graph can express (:func:`unexportable_layers`) are refused."""
     wrapper = _wrap(net, outputs)
     check_exportable(net, outputs, "torch.export")
+    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[".pt2"])
     args = tuple(example_inputs(net, inputs).values())
     with _traced_without_leftovers(net), _quiet_tracer() as held:
         try:
@@ -314,6 +319,7 @@ def export_onnx(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     a list of them, never exported as something else.
     """
     check_exportable(net, outputs, "ONNX")
+    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[".onnx"])
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter imports it lazily; fail early)
     except ImportError as exc:
@@ -458,6 +464,7 @@ def write_export(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     if kind not in EXPORT_SUFFIXES:
         raise UsageError(f"{path}: an export is written as .onnx or .pt2, not '{path.suffix}'")
     check_exportable(net, outputs, "torch.export" if kind == ".pt2" else "ONNX", path)
+    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[kind])
     shapes = _shapes_text(net, inputs)
     if kind == ".pt2":
         say(f"tracing the net with torch.export for {shapes} ...")

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..compat import field_names
 from ..errors import CaffeFormatError
 from ..proto.schema import fork_names, get_schema
 
@@ -143,7 +144,7 @@ class _Walker:
                 if field is not None and field.type != field.TYPE_GROUP:
                     field = None
             if field is None:
-                near = difflib.get_close_matches(value, list(desc.fields_by_name), 1, 0.8)
+                near = difflib.get_close_matches(value, field_names(desc), 1, 0.8)
                 self.found.append(dict(line=line, column=col, name=value, message=desc.name,
                                        path=f"{path}.{value}".lstrip("."),
                                        close=near[0] if near else None))

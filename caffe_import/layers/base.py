@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..compat import is_compiling
 from ..errors import CaffeFormatError
 
 Shape = tuple[int, ...]
@@ -71,7 +72,7 @@ def f32(value: float) -> float:
 def tracing() -> bool:
     """Whether torch.export / torch.compile / jit tracing is running: no data-dependent checks
     or host reads then."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return is_compiling() or torch.jit.is_tracing()
 
 
 class CaffeLayer(nn.Module):

@@ -20,6 +20,7 @@ import torch
 from google.protobuf import text_format
 from torch import nn
 
+from ..compat import add_note
 from ..device import resolve_device
 from ..errors import CaffeFormatError
 from ..io import write_weights, write_weights_h5
@@ -244,8 +245,8 @@ class CaffeNet(nn.Module):
         except CaffeFormatError:
             raise
         except Exception as e:
-            e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
-                       f"{[tuple(b.shape) for b in bottoms]}")
+            add_note(e, f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+                        f"{[tuple(b.shape) for b in bottoms]}")
             raise
         if len(tops) != len(step.tops):
             raise CaffeFormatError(f"{step.type} returned {len(tops)} tops, the layer "

@@ -36,15 +36,25 @@ AMBIGUOUS = -1
 
 
 # ---------------------------------------------------------------------- compiling
+def _grpc_tools_trouble(exc: ImportError) -> str:
+    """Why ``import grpc_tools`` failed: not installed, or installed and missing something
+    (grpcio-tools releases for protobuf 4 import ``pkg_resources``, gone from setuptools 81)."""
+    if exc.name in (None, "grpc_tools"):
+        return " (pip install grpcio-tools, or the package's [proto] extra)"
+    hint = (": pip install 'setuptools<81' (its pkg_resources), or a grpcio-tools for protobuf "
+            ">= 5" if exc.name == "pkg_resources" else "")
+    return f", which is installed but fails to import ({type(exc).__name__}: {exc}){hint}"
+
+
 def compile_proto_file(path: str | os.PathLike,
                        include: Iterable[str | os.PathLike] = ()) -> dpb.FileDescriptorProto:
     """Compile a ``.proto`` file with grpcio-tools' protoc (in process) to its descriptor."""
     try:
         from grpc_tools import protoc  # lazy: an optional dependency (the [proto] extra)
-    except ImportError:
-        raise UsageError(f"{path}: compiling a .proto needs grpcio-tools (pip install "
-                         "grpcio-tools, or the package's [proto] extra); or pass a descriptor "
-                         "set made by 'protoc --descriptor_set_out=caffe.pb caffe.proto'") from None
+    except ImportError as exc:
+        raise UsageError(f"{path}: compiling a .proto needs grpcio-tools{_grpc_tools_trouble(exc)}; "
+                         "or pass a descriptor set made by "
+                         "'protoc --descriptor_set_out=caffe.pb caffe.proto'") from None
     path = Path(path).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "schema.pb"

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..compat import add_note
 from ..errors import CaffeFormatError
 from ..net import CaffeNet
 from ..proto.schema import Schema
@@ -367,7 +368,7 @@ class Net:
         except CaffeFormatError:
             raise
         except Exception as e:
-            e.add_note(f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
+            add_note(e, f"in Caffe layer '{step.name}' (type {step.type}), bottoms "
                        f"{[tuple(t.shape) for t in ins]}")
             raise
         for name, value, in_place in zip(step.tops, outs, step.in_place):

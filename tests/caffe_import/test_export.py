@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from caffe_import import compat
 from caffe_import import export as ex
 from caffe_import.cli import main
-from caffe_import.errors import CaffeFormatError
+from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.parity import read_reference
 from caffe_import.layers.base import CaffeLayer
 from caffe_import.layers.registry import get as get_layer
 from caffe_import.layers.registry import register
 from support import ROOT, case_dir
+from support.versions import needs_torch_export
 
 CONV = "layers_conv"              # convolutions and deconvolutions of every shape
 ACT = "layers_activations"        # element-wise layers only: quick to run anywhere
@@ -44,6 +46,7 @@ def _ref(case: str):
 
 
 # ----------------------------------------------------------------------- torch.export
+@needs_torch_export
 def test_exported_program_reproduces_eager_and_reloads(tmp_path, nets):
     net = nets(CONV)
     program = ex.export_program(net)
@@ -62,6 +65,7 @@ def test_exported_program_reproduces_eager_and_reloads(tmp_path, nets):
 FORKS = ROOT / "tests" / "fixtures" / "forks"
 
 
+@needs_torch_export
 @pytest.mark.parametrize("case", ["segnet/segnet_basic_inference_narrow",
                                   "fast_rcnn/zf_fast_rcnn_test_narrow"])
 def test_data_dependent_checks_stay_out_of_the_trace(case):
@@ -88,6 +92,7 @@ if get_layer("TestUntraceable") is None:
             return (x,)
 
 
+@needs_torch_export
 def test_a_failed_trace_is_one_paragraph_naming_the_layer_and_line(tmp_path, capsys):
     net_path = tmp_path / "net.prototxt"
     net_path.write_text('name: "u"\ninput: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }\n'
@@ -103,6 +108,7 @@ def test_a_failed_trace_is_one_paragraph_naming_the_layer_and_line(tmp_path, cap
     assert capsys.readouterr().err == ""  # no partial graph printed around it
 
 
+@needs_torch_export
 def test_exported_fcn_gives_caffes_score(nets):
     net, ref = nets(FCN), _ref(FCN)
     program = ex.export_program(net, dict(ref.inputs), outputs=["score"])
@@ -112,12 +118,23 @@ def test_exported_fcn_gives_caffes_score(nets):
     assert rel <= 1e-5
 
 
+@needs_torch_export
 def test_export_leaves_no_tracer_tensors_on_the_net(nets):
     net = nets(ACT)
     before = net.blobs
     ex.export_program(net)
     assert net.blobs is before
     assert all(type(t) is torch.Tensor for t in net.blobs.values())
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".onnx"])
+def test_export_on_an_older_torch_says_which_torch_it_needs(nets, tmp_path, monkeypatch, suffix):
+    """torch 2.1-2.7 run, convert and check nets; exporting needs torch.export of 2.8."""
+    monkeypatch.setattr(compat, "torch_version", lambda: (2, 1))
+    with pytest.raises(UsageError, match=rf"^\S.* needs torch >= {compat.TORCH_FOR_EXPORT} "
+                                         r"\(this is torch .*\)[^\n]*$"):
+        ex.write_export(nets(ACT), tmp_path / f"m{suffix}", say=lambda line: None)
+    assert not list(tmp_path.iterdir())
 
 
 def test_export_wants_a_deploy_net():
@@ -137,6 +154,7 @@ def test_input_shapes_parse_and_are_checked(nets):
 
 
 # ----------------------------------------------------------------------- ONNX
+@needs_torch_export
 def test_onnx_export_carries_blob_names_and_reproduces_eager(tmp_path, nets):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -152,6 +170,7 @@ def test_onnx_export_carries_blob_names_and_reproduces_eager(tmp_path, nets):
     assert [p.name for p in tmp_path.iterdir()] == ["act.onnx"]
 
 
+@needs_torch_export
 def test_onnx_export_of_an_fcn(tmp_path, nets):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -180,6 +199,7 @@ def test_torch_compile_matches_eager(nets):
 
 
 # ----------------------------------------------------------------------- CLI
+@needs_torch_export
 def test_cli_export_writes_and_verifies_both(tmp_path, capsys):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -194,6 +214,7 @@ def test_cli_export_writes_and_verifies_both(tmp_path, capsys):
     assert program.module()(torch.zeros(1, 5, 8, 8))[0].shape == (1, 5, 8, 8)
 
 
+@needs_torch_export
 def test_cli_export_errors(tmp_path, capsys):
     d = case_dir(ACT)
     argv = ["export", str(d / "net.prototxt"), str(d / "weights.caffemodel")]

@@ -11,11 +11,13 @@ import torch
 from caffe_import import CaffeNet, load
 from caffe_import import export as ex
 from caffe_import.cli import main
+from caffe_import.compat import TORCH_FOR_EXPORT
 from caffe_import.convert import read_converted, save_converted
 from caffe_import.errors import CaffeFormatError
 from caffe_import.layers.base import CaffeLayer
 from caffe_import.layers.registry import get, register
 from caffe_import.proto.schema import schema_of
+from support.versions import HAS_TORCH_EXPORT, needs_torch_export
 
 # test-only layer types (real fork layers are tested in tests/caffe_import/layers): one reads a
 # fork field (SSD's norm_param) and one is a detection head no exported graph can express
@@ -94,6 +96,7 @@ def test_bvlc_nets_keep_artefact_version_1(tmp_path):
     assert payload["format_version"] == 1 and "schema" not in payload
 
 
+@needs_torch_export
 def test_export_lists_the_layers_it_cannot_express_and_exports_the_part_before(files):
     net_path, weights = files
     net = CaffeNet(str(net_path), str(weights))
@@ -111,6 +114,7 @@ def test_export_lists_the_layers_it_cannot_express_and_exports_the_part_before(f
     assert "d" in net(outputs=["d"], data=x)  # ... and one after it run every layer again
 
 
+@pytest.mark.torch_export  # its export verb; on an older torch the one-line refusal
 def test_every_cli_verb_takes_fork_and_proto(files, tmp_path, capsys):
     net_path, weights = files
     assert main(["inspect", str(net_path), "--fork", "ssd", "--json"]) == 0
@@ -123,8 +127,12 @@ def test_every_cli_verb_takes_fork_and_proto(files, tmp_path, capsys):
     assert main(["dump", str(net_path), str(weights), "-i", f"data={tmp_path / 'x.npy'}",
                  "-o", str(ref), "--fork", "ssd"]) == 0
     assert main(["parity", str(net_path), str(weights), str(ref), "--fork", "ssd"]) == 0
-    assert main(["export", str(net_path), str(weights), "--torch-export", str(tmp_path / "p.pt2"),
-                 "--output", "s", "--fork", "ssd"]) == 0
+    export = ["export", str(net_path), str(weights), "--torch-export", str(tmp_path / "p.pt2"),
+              "--output", "s", "--fork", "ssd"]
+    if HAS_TORCH_EXPORT:
+        assert main(export) == 0
+    else:  # the one-line refusal naming the torch it needs
+        assert main(export) == 2 and f"needs torch >= {TORCH_FOR_EXPORT}" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["inspect", str(net_path), "--fork", "nope"]) == 2
     assert "unknown Caffe fork 'nope'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from caffe_import.errors import UsageError
 from caffe_import.io import detect, read_weights
 from caffe_import.net import CaffeNet
 from support.tiny_segmentation import write_deploy
+from support.versions import needs_torch_export
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,7 @@ def test_artefacts_keep_their_endings(tiny, tmp_path, capsys, name):
     assert read_converted(tmp_path / name)["net_prototxt"]
 
 
+@needs_torch_export
 def test_pt2_is_a_torch_export_program(tiny, tmp_path, capsys):
     rc, out, _ = convert(tiny, tmp_path / "m.pt2", capsys)
     assert rc == 0 and "matches eager" in out
@@ -62,6 +64,7 @@ def test_pt2_is_a_torch_export_program(tiny, tmp_path, capsys):
     torch.testing.assert_close(got, CaffeNet(str(tiny[0]), str(tiny[1]))(data=x)["score"])
 
 
+@needs_torch_export
 def test_onnx_is_onnx_checked_with_onnxruntime_and_no_exporter_noise(tiny, tmp_path):
     """In a fresh process (the exporter's notes come once per process): each slow step is
     announced before it runs, and nothing else reaches the terminal."""

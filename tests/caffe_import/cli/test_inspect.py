@@ -7,6 +7,7 @@ import json
 import pytest
 
 from support import case_dir
+from support.versions import HAS_TORCH_EXPORT, needs_torch_export
 
 from caffe_import.cli import main
 
@@ -70,6 +71,8 @@ def own_outputs(tmp_path_factory):
     out = {name: d / name for name in ("m.pt", "m.safetensors", "m.pt2", "m.onnx")}
     save_converted(net, out["m.pt"])
     save_converted(net, out["m.safetensors"])
+    if not HAS_TORCH_EXPORT:
+        return out
     write_export(net, out["m.pt2"], verify=False, say=lambda line: None)
     if importlib.util.find_spec("onnxscript"):
         write_export(net, out["m.onnx"], verify=False, say=lambda line: None)
@@ -86,12 +89,14 @@ def test_convert_artefacts_are_recognised(own_outputs, capsys, name, kind):
     assert info["param_count"] == 4 * 27 + 4 + 2 * 4 + 2
 
 
+@needs_torch_export
 def test_exported_program_is_recognised(own_outputs, capsys):
     (info,) = run_json(capsys, own_outputs["m.pt2"])
     assert info["format"] == "torch.export program (.pt2)"
     assert "torch.export.load" in info["note"]
 
 
+@needs_torch_export
 def test_onnx_model_is_recognised(own_outputs, capsys):
     pytest.importorskip("onnx")
     if not own_outputs["m.onnx"].exists():

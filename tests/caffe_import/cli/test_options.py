@@ -9,6 +9,7 @@ import pytest
 
 from caffe_import.cli import main
 from support import case_dir
+from support.versions import needs_torch_export
 
 CASE = "layers_conv"
 
@@ -64,6 +65,7 @@ def test_convert_records_the_precision_and_load_builds_in_it(tmp_path, suffix, c
     capsys.readouterr()
 
 
+@needs_torch_export
 def test_export_in_fast_mode_verifies_against_the_fast_eager_net(tmp_path, capsys):
     net, weights, _ = _files()
     out = tmp_path / "m.pt2"

@@ -3,6 +3,7 @@ memory, and the read-only view of its layers. Small prototxt nets keep these fas
 from __future__ import annotations
 
 import dataclasses
+import traceback
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.layers import registry
+from caffe_import.layers.base import CaffeLayer
+from caffe_import.layers.python_layer import PythonLayerRegistry
 from caffe_import.net import CaffeNet
 from support.net_text import net_text
 
@@ -140,3 +143,24 @@ def test_steps_are_a_read_only_view_of_the_layers():
     with pytest.raises(dataclasses.FrozenInstanceError):
         steps[1].tops = ("x",)
     assert [s.name for s in net.steps_for(["c"])] == ["data", "a", "b", "c"]
+
+
+class _Broken(CaffeLayer):
+    def top_shapes(self, bottom_shapes):
+        return [bottom_shapes[0]]
+
+    def forward(self, x):
+        raise RuntimeError("the layer's own error")
+
+
+def test_a_layer_error_keeps_its_type_and_names_the_layer():
+    """On every Python the package admits (3.10 has no BaseException.add_note: caffe_import
+    .compat.add_note), the user sees the layer's own error, with the layer named."""
+    text = net_text('layer { name: "py" type: "Python" bottom: "data" top: "py" '
+                    'python_param { module: "mymod" layer: "Broken" } }')
+    layers = PythonLayerRegistry({("mymod", "Broken"): _Broken})
+    with pytest.raises(RuntimeError, match="the layer's own error") as err:
+        CaffeNet(text, python_layers=layers)(data=torch.ones(2, 3, 4, 5))
+    assert err.value.__notes__ == ["in Caffe layer 'py' (type Python), bottoms [(2, 3, 4, 5)]"]
+    shown = "".join(traceback.format_exception(err.type, err.value, err.tb))
+    assert "RuntimeError: the layer's own error" in shown and "in Caffe layer 'py'" in shown

@@ -176,6 +176,24 @@ def test_proto_file_without_grpc_tools_says_what_to_install(tmp_path, monkeypatc
         get_schema(proto=proto)
 
 
+def test_proto_file_with_a_grpc_tools_that_fails_to_import_says_why(tmp_path, monkeypatch):
+    """grpcio-tools releases for protobuf 4 import pkg_resources, which setuptools 81
+    removed: the error names what failed, not "needs grpcio-tools" (it is installed)."""
+    import sys
+    fake = tmp_path / "site" / "grpc_tools"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import pkg_resources\n")
+    monkeypatch.syspath_prepend(str(fake.parent))
+    monkeypatch.delitem(sys.modules, "grpc_tools", raising=False)
+    monkeypatch.delitem(sys.modules, "grpc_tools.protoc", raising=False)
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    proto = tmp_path / "my_caffe.proto"
+    proto.write_text(USER_PROTO)
+    with pytest.raises(UsageError, match=r"grpcio-tools, which is installed but fails to import "
+                                         r"\(ModuleNotFoundError: .*pkg_resources.*setuptools<81"):
+        get_schema(proto=proto)
+
+
 def test_user_layer_reads_its_own_fields_and_the_artefact_keeps_the_schema(tmp_path):
     import torch
     from caffe_import import CaffeNet, load

@@ -1,12 +1,16 @@
 """caffe_import.pycaffe.net: pycaffe's Net surface and storage model."""
 from __future__ import annotations
 
+import sys
+import traceback
+
 import numpy as np
 import pytest
 import torch
 
 from caffe_import import pycaffe as caffe
 from caffe_import.net import CaffeNet
+from caffe_import.pycaffe.runner import caffe_aliased
 from support.pycaffe_nets import batch
 
 
@@ -307,3 +311,39 @@ layer { name: "x" type: "NoSuchLayerT" bottom: "conv" top: "x" }
         CaffeNet(str(path))
     assert str(ours.value) == str(plain.value)
     assert "num_ouput" in str(ours.value) and "NoSuchLayerT" in str(ours.value)
+
+
+BROKEN_LAYER = '''
+import caffe
+
+class Broken(caffe.Layer):
+    def setup(self, bottom, top):
+        pass
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+    def forward(self, bottom, top):
+        raise RuntimeError("the layer's own error")
+'''
+
+BROKEN_NET = """
+input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+layer { name: "odd" type: "Python" bottom: "data" top: "y"
+  python_param { module: "broken_layer_t" layer: "Broken" } }
+"""
+
+
+def test_a_layer_error_keeps_its_type_and_names_the_layer(tmp_path, monkeypatch):
+    """Python 3.10 has no BaseException.add_note (caffe_import.compat.add_note): the user still
+    sees the layer's own error, with the layer named, never an AttributeError."""
+    (tmp_path / "broken_layer_t.py").write_text(BROKEN_LAYER)
+    (tmp_path / "net.prototxt").write_text(BROKEN_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_layer_t", raising=False)
+    with caffe_aliased():  # the module does `import caffe`, as under `caffe-import run`
+        net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+        with pytest.raises(RuntimeError, match="the layer's own error") as err:
+            net.forward()
+    sys.modules.pop("broken_layer_t", None)
+    assert err.value.__notes__ == ["in Caffe layer 'odd' (type Python), bottoms [(1, 2, 3, 3)]"]
+    shown = "".join(traceback.format_exception(err.type, err.value, err.tb))
+    assert "RuntimeError: the layer's own error" in shown and "in Caffe layer 'odd'" in shown
