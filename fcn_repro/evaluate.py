@@ -28,6 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io.atomic import atomic_write_json
@@ -249,7 +250,6 @@ def evaluate_net(net: Any, dataset: SegmentationDataset, plan: EvalPlan | None =
     Nothing in the loop waits on the device: copies are ``non_blocking`` from pinned memory
     (CUDA) and the counts stay on the device until the end; saving PNG predictions is the only
     per-image read."""
-    from tqdm import tqdm
     net = _plain_module(net)
     plan = plan if plan is not None else EvalPlan.for_net(net, dataset)
     device = net.device if device is None else torch.device(device)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from caffe_import.errors import UsageError
 from caffe_import.io.atomic import atomic_write_bytes, atomic_write_json
@@ -362,7 +363,6 @@ def _start(init: Any, state: Path | None, resume: bool, folder: Path, say: Say) 
 
 
 def _progress_bar(total: int, initial: int, name: str) -> Any:
-    from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=name or "train", unit="it", dynamic_ncols=True)
 
 
