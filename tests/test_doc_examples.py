@@ -110,3 +110,14 @@ def test_readme_fcn_repro_train_example_runs(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.split()[0] == "3"
     assert sorted(p.name for p in (tmp_path / "runs/fcn32s/snapshots").glob("*.caffemodel")) == [
         "train_iter_2.caffemodel", "train_iter_3.caffemodel"]  # keep_last=2
+
+
+def test_readme_installs_from_the_checkout_and_says_how_to_skip_cuda():
+    """The package is on no registry: every pip line installs a path ("." or ".[extra]"), and
+    a CPU-only machine is told to take torch's CPU wheels first (checked as text only)."""
+    text = (ROOT / "README.md").read_text()
+    assert "caffe-fcn-repro[" not in text and 'pip install ".[onnx]"' in text
+    for line in re.findall(r"pip install [^\n`]*", text):
+        assert re.search(r'pip install (-e )?("\.(\[[a-z,]+\])?"|\.)(\s|$)', line) or "torch --index-url" in line, line
+    cpu = text.index("--index-url https://download.pytorch.org/whl/cpu")
+    assert text.index("python -m pip install .", cpu) > cpu  # torch's CPU wheels first, then the package
