@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io.atomic import atomic_write_json
@@ -248,7 +250,6 @@ def evaluate_net(net: Any, dataset: SegmentationDataset, plan: EvalPlan | None =
     Nothing in the loop waits on the device: copies are ``non_blocking`` from pinned memory
     (CUDA) and the counts stay on the device until the end; saving PNG predictions is the only
     per-image read."""
-    from tqdm import tqdm
     net = _plain_module(net)
     plan = plan if plan is not None else EvalPlan.for_net(net, dataset)
     device = net.device if device is None else torch.device(device)
@@ -261,12 +262,13 @@ def evaluate_net(net: Any, dataset: SegmentationDataset, plan: EvalPlan | None =
     plan.start(device, sharded=all_reduce)
     start = time.perf_counter()
     with _eval_mode(net):
-        for i, (inputs, labels) in zip(order, bar):
+        for (inputs, labels), i in zip(bar, order):  # the bar first: it counts its last item
             inputs, labels = _to_device(inputs, device), _to_device(labels, device)
             scores = net.forward(outputs=plan.outputs, **plan.feed(inputs, labels))
             preds = plan.update(scores, labels, dataset.ids[i], net.total_loss(scores) if plan.loss else None)
             if writer is not None:
                 writer.write(preds, dataset.ids[i])
+    bar.close()
     if all_reduce:
         plan.all_reduce()
     return {"images": len(order), "seconds": time.perf_counter() - start, **plan.result()}
@@ -366,13 +368,30 @@ def format_scores(scores: Mapping[str, Any]) -> str:
             f"mean IU {pct(scores['mean_iu'])}  f.w. IU {pct(scores['fw_iu'])}")
 
 
+def format_per_class(scores: Mapping[str, Any], width: int = 96) -> list[str]:
+    """One head's per-class IU in percent by class name (an index where the head has no
+    names), wrapped to ``width``, and the classes left out of the averages by name (SIFT
+    Flow's classes absent from its test set)."""
+    ius = scores.get("per_class_iu") or []
+    names = scores.get("class_names") or [str(c) for c in range(len(ius))]
+    def pct(v: Any) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+    entries = [f"{name} {pct(v)}" for name, v in zip(names, ius)]
+    lines = textwrap.wrap(", ".join(entries), width, initial_indent="    per-class IU: ",
+                          subsequent_indent="      ", break_on_hyphens=False)
+    left_out = [names[c] if c < len(names) else str(c) for c in scores.get("excluded_classes") or ()]
+    if left_out:
+        lines.append(f"    classes left out of the means: {', '.join(left_out)}")
+    return lines
+
+
 def format_summary(record: Mapping[str, Any]) -> str:
     """A few lines for the terminal: per head, the four scores in percent."""
     lines = [f"{record.get('model')} on {record.get('dataset')}/{record.get('split')}: "
              f"{record.get('images')} images in {record.get('seconds', 0.0):.1f} s"]
     for head, s in record.get("heads", {}).items():
-        left_out = f"  (classes left out: {s['excluded_classes']})" if s.get("excluded_classes") else ""
-        lines.append(f"  {head:<10} {format_scores(s)}{left_out}")
+        lines.append(f"  {head:<10} {format_scores(s)}")
+        lines += format_per_class(s)
     if "geometric_acc" in record:
         lines.append(f"  geometric accuracy {100 * record['geometric_acc']:.1f}")
     agreement = record.get("agreement_with_exact")

@@ -13,9 +13,11 @@ module does the same with :class:`caffe_import.solver.Solver`:
 * the val scores are :func:`fcn_repro.evaluate.evaluate_net`'s, sharded over the ranks of a
   ``torchrun`` group;
 * snapshots (``<out>/snapshots/train_iter_<N>.caffemodel`` + solver state) are atomic, a
-  Ctrl-C snapshots before exiting, and ``resume=True`` continues from the newest one;
+  Ctrl-C snapshots before exiting (and says which iteration it saved), ``resume=True``
+  continues from the newest one, and ``keep_last=N`` deletes all but the N newest (a full-size
+  FCN snapshot is 1.1 GB);
 * ``<out>/log.csv`` and ``<out>/log.json`` hold loss, lr and val scores, ``<out>/curves.png``
-  plots them.
+  plots them (mean IU in percent, as ``fcn-repro eval`` and ``train`` print it).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from caffe_import.errors import UsageError
 from caffe_import.io.atomic import atomic_write_bytes, atomic_write_json
@@ -43,7 +46,7 @@ from fcn_repro.feeding import data_tops, feed_net, item_to_blobs
 from fcn_repro.surgery import init_upsampling, transplant
 
 __all__ = ["train", "train_model", "train_distributed", "TrainResult", "TrainLog", "Schedule", "Feeds", "latest_snapshot",
-           "shuffled_index", "initialize"]
+           "shuffled_index", "initialize", "prune_snapshots"]
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate\.safetensors$")
 #: a receiver of progress messages (the CLI prints them)
@@ -110,19 +113,25 @@ class TrainLog:
                        lw=0.5, alpha=0.5, label="loss")
             ax[0].plot([r["iter"] for r in self.records], [r["smoothed_loss"] for r in self.records],
                        label="smoothed")
+            ax[0].legend(loc="upper right")
         ax[0].set_xlabel("iteration")
         ax[0].set_title("training loss")
-        ax[0].legend(loc="upper right")
-        if self.evals:
-            ax[1].plot([e["iter"] for e in self.evals], [e.get("mean_iu", float("nan")) for e in self.evals],
-                       marker="o")
+        if self.evals:  # in percent, as eval and train print the scores
+            ax[1].plot([e["iter"] for e in self.evals],
+                       [100 * _number(e.get("mean_iu")) for e in self.evals], marker="o")
         ax[1].set_xlabel("iteration")
-        ax[1].set_title("val mean IU")
+        ax[1].set_ylabel("%")
+        ax[1].set_title("val mean IU (%)")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
         plt.close(fig)
         atomic_write_bytes(self.out / "curves.png", buf.getvalue())
+
+
+def _number(v: Any) -> float:
+    """A score as a float (a JSON null, read back from a log, is NaN)."""
+    return float("nan") if v is None else float(v)
 
 
 # --------------------------------------------------------------------------------------
@@ -148,6 +157,25 @@ def latest_snapshot(folder: str | os.PathLike) -> Path | None:
         return None
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := SNAPSHOT_RE.search(p.name))]
     return max(found)[1] if found else None
+
+
+def prune_snapshots(folder: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest snapshots under ``folder`` (by iteration: the solver
+    state and the weights it names, ``.caffemodel`` or ``.caffemodel.h5``); returns what was
+    deleted. Other files are left alone."""
+    if keep < 1:
+        raise UsageError(f"keep {keep} snapshots: give at least 1 (the one a resumed run needs)")
+    folder = Path(folder)
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := SNAPSHOT_RE.search(p.name))) \
+        if folder.is_dir() else []
+    deleted = []
+    for _, state in found[:-keep]:
+        stem = state.name[: -len(".solverstate.safetensors")]
+        for path in (state, folder / f"{stem}.caffemodel", folder / f"{stem}.caffemodel.h5"):
+            if path.is_file():
+                path.unlink()
+                deleted.append(path)
+    return deleted
 
 
 def initialize(net: Any, init: str | os.PathLike | Mapping[str, Any] | None,
@@ -269,9 +297,11 @@ class _Run:
     """One run's per-iteration work on the schedule: log, score, snapshot (files on rank 0)."""
 
     def __init__(self, solver: Any, log: TrainLog, schedule: Schedule, validator: _Validator | None,
-                 meta: Mapping[str, Any], main: bool, bar: Any = None) -> None:
+                 meta: Mapping[str, Any], main: bool, bar: Any = None, *,
+                 keep_last: int | None = None, say: Say = print) -> None:
         self.solver, self.log, self.schedule, self.validator = solver, log, schedule, validator
         self.meta, self.main, self.bar = dict(meta), main, bar
+        self.keep_last, self.say = keep_last, say
         self.snapshots: list[Path] = []
 
     def on_iteration(self, solver: Any, record: dict) -> None:
@@ -294,6 +324,9 @@ class _Run:
             return
         if snapshot:
             self.snapshots.append(self.solver.snapshot()[1])
+            if self.keep_last:
+                gone = set(prune_snapshots(self.snapshots[-1].parent, self.keep_last))
+                self.snapshots = [p for p in self.snapshots if p not in gone]
         self.log.save(self.meta)
 
     def run(self) -> None:
@@ -304,7 +337,12 @@ class _Run:
             if remaining > 0:
                 self.solver.step(remaining)
         except KeyboardInterrupt:
+            if self.bar is not None:
+                self.bar.close()  # before the message, not over it
             self.save(snapshot=True)
+            if self.main:
+                self.say(f"interrupted: saved iteration {self.solver.iter} "
+                         f"({self.solver.snapshot_paths()[0]} and its solver state)")
             raise
         finally:
             if self.bar is not None:
@@ -325,7 +363,6 @@ def _start(init: Any, state: Path | None, resume: bool, folder: Path, say: Say) 
 
 
 def _progress_bar(total: int, initial: int, name: str) -> Any:
-    from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=name or "train", unit="it", dynamic_ncols=True)
 
 
@@ -336,7 +373,8 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
           eval_limit: int | None = None, snapshot_interval: int | None = None, seed: int = 1337,
           labels: Sequence[str] | None = None, progress: bool = True,
           model_name: str = "", wrap: Callable[[Any], Any] | None = None,
-          rank: int = 0, world_size: int = 1, say: Say | None = None) -> TrainResult:
+          rank: int = 0, world_size: int = 1, say: Say | None = None,
+          keep_last: int | None = None) -> TrainResult:
     """Train ``train_net`` with ``solver_param`` on ``train_set``; score ``val_set`` periodically.
 
     ``eval_interval`` defaults to the solver's ``snapshot`` (the release scored after every
@@ -344,7 +382,8 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
     may return a ``DistributedDataParallel`` wrapper (see :mod:`fcn_repro.distributed`);
     ``rank``/``world_size`` shard the training order and the evaluation, and only rank 0
     writes files. ``say`` gets rank 0's messages: where the weights come from (random fillers,
-    or each line of the surgery) and where a resumed run continues.
+    or each line of the surgery), where a resumed run continues and, on Ctrl-C, the iteration
+    saved. ``keep_last=N`` keeps only the N newest snapshots (:func:`prune_snapshots`).
     """
     out, device = Path(out), torch.device(device)
     say = say if say is not None and rank == 0 else (lambda line: None)
@@ -375,7 +414,7 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
                                eval_limit, rank, world_size)
     bar = _progress_bar(schedule.max_iter, solver.iter, model_name) if progress and rank == 0 else None
     meta = {"model": model_name, "solver": str(param), "seed": seed, "world_size": world_size}
-    run = _Run(solver, log, schedule, validator, meta, rank == 0, bar)
+    run = _Run(solver, log, schedule, validator, meta, rank == 0, bar, keep_last=keep_last, say=say)
     solver.on_iteration = run.on_iteration
     run.run()
     return TrainResult(out, solver.iter, log.records, log.evals, run.snapshots, surgery_log, resumed_from)
@@ -385,16 +424,18 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
 # the zoo recipe
 # --------------------------------------------------------------------------------------
 
-def train_model(model: str, dataset: str, root: str | os.PathLike, *, val_dataset: str | None = None,
+def train_model(model: str, dataset: str | None, root: str | os.PathLike, *, val_dataset: str | None = None,
                 val_root: str | os.PathLike | None = None, train_split: str | None = None,
                 val_split: str | None = None, dataset_options: Mapping[str, Any] | None = None,
                 limit: int | None = None, **kwargs: Any) -> TrainResult:
-    """Train a zoo model (``fcn_repro.zoo.get(model)``) on a dataset of ``fcn_repro.data``:
-    the release's training and scoring splits unless given, options such as the NYUDv2
+    """Train a zoo model (``fcn_repro.zoo.get(model)``) on a dataset of ``fcn_repro.data``
+    (``None``: the model's own, as ``fcn-repro eval`` defaults): the release's training and
+    scoring splits unless given, options such as the NYUDv2
     modality from the model's name (``dataset_options`` override them)."""
     spec = zoo.get(model)
     if not spec.has_solver:
         raise UsageError(f"model {model!r} has no solver (a base net, deploy only)")
+    dataset = dataset or spec.dataset
     train_info = dataset_info(dataset)
     val_info = dataset_info(val_dataset or dataset)
     options = dict(dataset_options or {})
@@ -406,7 +447,7 @@ def train_model(model: str, dataset: str, root: str | os.PathLike, *, val_datase
                  labels=spec.labels, model_name=spec.name, **kwargs)
 
 
-def train_distributed(model: str, dataset: str, root: str | os.PathLike, *,
+def train_distributed(model: str, dataset: str | None, root: str | os.PathLike, *,
                       device: str | torch.device | None = None, **kwargs: Any) -> Any:
     """:func:`train_model` under ``torchrun``: DDP training, sharded evaluation (the process
     group from :mod:`fcn_repro.distributed`).

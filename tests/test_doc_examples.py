@@ -49,3 +49,75 @@ def test_forks_md_own_layer_example_builds(clean_registry):
                    'input_param { shape { dim: 1 dim: 2 } } } '
                    'layer { name: "m" type: "Mine" bottom: "data" top: "m" }')
     assert torch.equal(net(data=torch.ones(1, 2))["m"], torch.full((1, 2), 2.0))
+
+
+def _fcn_repro_block(*needles: str) -> str:
+    return next(b for b in python_blocks("README.md") if all(n in b for n in needles))
+
+
+def _replace(block: str, pairs) -> str:
+    for placeholder, real in pairs:
+        assert placeholder in block, placeholder
+        block = block.replace(placeholder, real)
+    return block
+
+
+def test_readme_fcn_repro_evaluate_and_infer_example_runs(tmp_path, monkeypatch, capsys):
+    """README's "fcn_repro from Python": its placeholder net, weights and VOC folder replaced
+    by the bundled narrow FCN-8s and a synthetic VOC; photo.jpg is the release's demo image."""
+    import shutil
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "fcn_repro/assets/fcn_release/demo/image.jpg", tmp_path / "photo.jpg")
+    block = _replace(_fcn_repro_block("evaluate(", "infer("), [
+        ('"deploy.prototxt"', repr(str(NARROW / "net.prototxt"))),
+        ('"model.caffemodel"', repr(str(NARROW / "weights.caffemodel"))),
+        ('"VOCdevkit/VOC2011"', repr(str(root)))])
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert "per-class IU: background" in capsys.readouterr().out
+    assert (tmp_path / "metrics.json").is_file() and len(scope["record"]["per_class_iu"]) == 21
+    assert [p.as_posix() for p in scope["written"]] == ["out/photo.png", "out/photo_overlay.png"]
+
+
+def test_readme_fcn_repro_train_example_runs(tmp_path, monkeypatch, capsys):
+    """The train_model example on a one-convolution zoo model (voc-tiny, the model's dataset
+    voc, synthetic), initialised from a snapshot of the same net, two iterations."""
+    from caffe_import.io import read_net
+    from fcn_repro import zoo
+    from fcn_repro.data.synthetic import make_dataset
+    from fcn_repro.train import train_model
+    from fcn_repro.zoo import registry
+    from fcn_repro.zoo.spec import ModelSpec, SolverFacts
+    from support.tiny_segmentation import release_train_net
+    net = release_train_net(21)
+    spec = ModelSpec(name="voc-tiny", family="voc", dataset="voc", num_classes=21, mean=(0.0, 0.0, 0.0),
+                     weights_file=None, build=lambda kind: read_net(net),
+                     solver_facts=SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=1, max_iter=2,
+                                              test_iter=1, snapshot=1))
+    zoo.names()  # fill the registry before adding to it
+    monkeypatch.setitem(registry._REGISTRY, "voc-tiny", spec)
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    train_model("voc-tiny", None, root, out=tmp_path / "pre", max_iter=1, progress=False)
+    monkeypatch.chdir(tmp_path)
+    block = _replace(_fcn_repro_block("train_model("), [
+        ('"voc-fcn32s"', '"voc-tiny"'), ('"VOCdevkit/VOC2011"', repr(str(root))),
+        ('"VGG_ILSVRC_16_layers.caffemodel"', repr(str(tmp_path / "pre/snapshots/train_iter_1.caffemodel"))),
+        ("max_iter=100000", "max_iter=3")])
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert capsys.readouterr().out.split()[0] == "3"
+    assert sorted(p.name for p in (tmp_path / "runs/fcn32s/snapshots").glob("*.caffemodel")) == [
+        "train_iter_2.caffemodel", "train_iter_3.caffemodel"]  # keep_last=2
+
+
+def test_readme_installs_from_the_checkout_and_says_how_to_skip_cuda():
+    """The package is on no registry: every pip line installs a path ("." or ".[extra]"), and
+    a CPU-only machine is told to take torch's CPU wheels first (checked as text only)."""
+    text = (ROOT / "README.md").read_text()
+    assert "caffe-fcn-repro[" not in text and 'pip install ".[onnx]"' in text
+    for line in re.findall(r"pip install [^\n`]*", text):
+        assert re.search(r'pip install (-e )?("\.(\[[a-z,]+\])?"|\.)(\s|$)', line) or "torch --index-url" in line, line
+    cpu = text.index("--index-url https://download.pytorch.org/whl/cpu")
+    assert text.index("python -m pip install .", cpu) > cpu  # torch's CPU wheels first, then the package

@@ -116,3 +116,14 @@ def test_wheel_states_its_python_and_brings_the_onnx_runtime(wheel: zipfile.ZipF
     for extra in ("onnx", "test"):
         # setuptools < 71 writes extra == 'onnx', later ones extra == "onnx"
         assert re.search(rf'Requires-Dist: onnxruntime[^;\n]*; extra == ["\']{extra}["\']', meta), extra
+
+
+def test_wheel_states_its_license_as_an_spdx_expression(wheel: zipfile.ZipFile) -> None:
+    """project.license is an SPDX string (a {text = ...} table is deprecated by setuptools,
+    which warns on every build), and the build asks for a setuptools that reads it."""
+    meta = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: BSD-2-Clause" in meta
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^license = "BSD-2-Clause"', text, re.M)
+    floor = re.search(r'^requires = \[[^\]]*"setuptools>=(\d+)', text, re.M)
+    assert floor and int(floor[1]) >= 77, "setuptools reads an SPDX project.license from 77 on"

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from tqdm import tqdm
 
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
     require_net_file, require_weights_file)
-from fcn_repro.infer import infer
+from caffe_import.errors import UsageError
+from fcn_repro.infer import ImageDone, infer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,13 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(d1/a.jpg d2/a.jpg -> DIR/d1/a.png, DIR/d2/a.png), so no "
                                    "result overwrites another. Two inputs "
                                    "that would still write one file (a.jpg beside a.png) are "
-                                   "refused before anything is computed.")
+                                   "refused before anything is computed.\n\n"
+                                   "A folder given as IMAGE gives the images directly inside it. "
+                                   "A net with several inputs (nyud-fcn32s-color-hha: color and "
+                                   "hha) takes the images as one and each other with --input "
+                                   "NAME=FILE_OR_FOLDER, paired by file name (--input hha=HHA_DIR). "
+                                   "Every image is decoded and paired before any is written; "
+                                   "each output path is printed when its image is done, so a "
+                                   "stopped run lists what it wrote.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="a zoo model name, e.g. voc-fcn8s (its deploy net and mean)")
     which.add_argument("--net", type=Path, help="a deploy prototxt (VOC mean unless --mean)")
     p.add_argument("--weights", type=Path, required=True, help="caffemodel or .caffemodel.h5")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
-                   help="image files (JPEG, PNG, ...: anything Pillow reads)")
+                   help="image files (JPEG, PNG, ...: anything Pillow reads) or folders of them")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE_OR_FOLDER",
+                   help="the files of another net input, paired with the images by file name "
+                        "(NYUDv2 colour + HHA: --input hha=DIR); repeat for more inputs")
     p.add_argument("-o", "--output", type=output_dir, required=True, metavar="DIR",
                    help="folder for the outputs (created if missing)")
     p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda, cuda:1")
@@ -37,18 +52,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
                    help="BGR mean to subtract (default: the model's; with --net the VOC mean)")
     add_precision(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def named_inputs(specs: list[str]) -> dict[str, Path]:
+    """``--input NAME=PATH`` options as ``{NAME: PATH}``."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input {spec}: expected NAME=FILE_OR_FOLDER, e.g. hha=data/hha")
+        if name in out:
+            raise UsageError(f"--input {name} given twice")
+        out[name] = Path(path)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    inputs = named_inputs(args.input)
     require_weights_file(args.weights)
     parsed = None
     if args.net is not None:
         parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
-    with naming(args.net):
-        written = infer(args.images, args.output, model=args.model, net_path=args.net, weights=args.weights,
-                        device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
-                        precision=args.precision, net_param=parsed)
-    for path in written:
-        print(path)
+    done: list[ImageDone] = []
+
+    def report(image: ImageDone) -> None:  # as each image is done: a stop leaves the list true
+        for path in image.paths:
+            tqdm.write(str(path), file=sys.stdout)
+        done.append(image)
+
+    try:
+        with naming(args.net):
+            infer(args.images, args.output, model=args.model, net_path=args.net, weights=args.weights,
+                  device=args.device, save_scores=args.save_scores, mean_bgr=args.mean,
+                  precision=args.precision, net_param=parsed, inputs=inputs,
+                  progress=not args.no_progress, on_image=report)
+    except BaseException:
+        if done:
+            sys.stdout.flush()
+            print(f"stopped after {len(done)} of {done[-1].total} images: their files are listed "
+                  "above; nothing was written for the others", file=sys.stderr)
+        raise
     return 0

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 import fcn_repro.data.transforms as T
 from caffe_import.errors import UsageError
@@ -68,6 +69,18 @@ def model_options(model: str | None) -> dict[str, Any]:
     return {"modality": named if named in MODALITIES else "color"}
 
 
+def preprocess(top: str, image: Image.Image) -> np.ndarray:
+    """One NYUDv2 input as the release's data layer makes it (``C x H x W`` float32): colour
+    flipped to BGR minus its mean, depth ``log(d) - 7.844``, HHA minus its mean unflipped."""
+    if top == "color":
+        return T.caffe_rgb(T.rgb_array(image), T.NYUD_COLOR_MEAN_BGR)
+    if top == "depth":
+        return T.caffe_log_depth(np.asarray(image))
+    if top == "hha":
+        return T.caffe_unflipped(np.asarray(image.convert("RGB")), T.NYUD_HHA_MEAN)
+    raise ValueError(f"nyud: unknown top {top!r}")
+
+
 @register_dataset("nyud", train_split="trainval", eval_split="test",
                   model_options=model_options)
 class NYUDSegmentation(SegmentationDataset):
@@ -95,16 +108,10 @@ class NYUDSegmentation(SegmentationDataset):
         return self.root / "data" / "images" / f"img_{idx}.png"
 
     def load_top(self, top: str, idx: str) -> torch.Tensor:
-        if top == "color":
-            im = open_image(self._require(self.image_path(idx)))
-            return T.image_tensor(T.caffe_rgb(T.rgb_array(im), T.NYUD_COLOR_MEAN_BGR))
-        if top == "depth":
-            im = open_image(self._require(self.root / "data" / "depth" / f"img_{idx}.png"))
-            return T.image_tensor(T.caffe_log_depth(np.asarray(im)))
-        if top == "hha":
-            im = open_image(self._require(self.root / "data" / "hha" / f"img_{idx}.png"))
-            return T.image_tensor(T.caffe_unflipped(np.asarray(im.convert("RGB")), T.NYUD_HHA_MEAN))
-        raise ValueError(f"nyud: unknown top {top!r}")
+        if top not in ("color", "depth", "hha"):
+            raise ValueError(f"nyud: unknown top {top!r}")
+        path = self.image_path(idx) if top == "color" else self.root / "data" / top / f"img_{idx}.png"
+        return T.image_tensor(preprocess(top, open_image(self._require(path))))
 
     def load_inputs(self, idx: str) -> torch.Tensor | dict[str, torch.Tensor]:
         if len(self.tops) == 1:

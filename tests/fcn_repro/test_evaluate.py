@@ -218,3 +218,25 @@ def test_zoo_model_defaults_to_its_dataset_and_split(tmp_path, monkeypatch):
     assert (record["model"], record["dataset"], record["split"], record["images"]) == ("voc-fcn8s", "voc", "seg11valid", 1)
     assert record["weights_sha256"] == hashlib.sha256(b"\x00" * 10).hexdigest()
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["model"] == "voc-fcn8s"
+
+
+def test_progress_bar_counts_the_last_image(tmp_path, capsys):
+    """The bar ends at n/n (it stopped at (n-1)/n: the loop's zip ended on the index list
+    before the bar could count its last item)."""
+    ds = VOCSegmentation(make_dataset("voc", tmp_path, n=3), "val")
+    evaluate_net(StubNet(), ds, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "100%" in err and "2/3" not in err.splitlines()[-1]
+
+
+def test_summary_prints_per_class_iu_by_name_and_the_classes_left_out(tmp_path):
+    from fcn_repro.evaluate import format_summary
+    ds = SIFTFlowSegmentation(make_dataset("siftflow", tmp_path, n=2), "test")
+    res = evaluate_net(StubNet(("score_sem", "score_geo"), (33, 3)), ds, progress=False)
+    text = format_summary({"model": "m", "dataset": "siftflow", "split": "test", **res})
+    names = ds.class_names["sem"]
+    sem_iu = res["heads"]["score_sem"]["per_class_iu"]
+    shown = [f"{n} {'n/a' if np.isnan(v) else f'{100 * v:.1f}'}" for n, v in zip(names, sem_iu)]
+    assert "per-class IU: " + shown[0] in text and all(s in " ".join(text.split()) for s in shown)
+    assert "classes left out of the means: cow, desert, moon" in text
+    assert "per-class IU: sky" in text  # the geometric head's own names

@@ -142,3 +142,131 @@ def test_an_undecodable_image_is_an_image_error_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "broken.jpg: not a readable image" in err[0]
     assert not (tmp_path / "out" / "broken.png").exists()
+
+
+def _narrow_net():
+    case = case_dir("voc_fcn8s_narrow")
+    return ["--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel")]
+
+
+def _copies(folder, image, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(image.read_bytes())
+    return [folder / n for n in names]
+
+
+def test_cli_infer_shows_a_progress_bar_to_the_last_image(tmp_path, image, monkeypatch, capsys):
+    from fcn_repro import zoo
+    from fcn_repro.cli import main
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
+    paths = _copies(tmp_path / "in", image, ["a.png", "b.png"])
+    assert main(["infer", *_narrow_net(), *map(str, paths), "-o", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "infer" in err and "2/2" in err and "100%" in err
+    assert out.split() == [str(tmp_path / "out" / n) for n in ("a.png", "a_overlay.png", "b.png", "b_overlay.png")]
+    assert main(["infer", *_narrow_net(), str(paths[0]), "-o", str(tmp_path / "o2"), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_folder_gives_the_images_inside_it(tmp_path, image, monkeypatch):
+    from fcn_repro import zoo
+    from fcn_repro.infer import infer
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StubNet())
+    _copies(tmp_path / "photos", image, ["b.png", "a.PNG"])
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    (tmp_path / "photos" / "sub").mkdir()
+    written = infer([tmp_path / "photos"], tmp_path / "out", net_path="stub.prototxt", weights=None)
+    assert [p.name for p in written] == ["a.png", "a_overlay.png", "b.png", "b_overlay.png"]
+    (tmp_path / "empty").mkdir()
+    from caffe_import.errors import UsageError
+    with pytest.raises(UsageError, match="no image file"):
+        infer([tmp_path / "empty"], tmp_path / "out2", net_path="stub.prototxt", weights=None)
+
+
+def test_every_image_is_checked_before_anything_is_written(tmp_path, image, monkeypatch):
+    from fcn_repro import zoo
+    from fcn_repro.errors import ImageError
+    from fcn_repro.infer import infer
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: pytest.fail("the net was built before the check"))
+    good = _copies(tmp_path, image, ["good.png"])[0]
+    bad = tmp_path / "zbroken.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(bad)
+    bad.write_bytes(bad.read_bytes()[:2000])  # truncated: its header reads, its pixels do not
+    with pytest.raises(ImageError, match="zbroken.png"):
+        infer([good, bad], tmp_path / "out", net_path="stub.prototxt", weights=None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stopped_run_reports_what_it_wrote(tmp_path, image, monkeypatch, capsys):
+    from fcn_repro import zoo
+    from fcn_repro.cli import main
+
+    class StopsOnTheSecond(StubNet):
+        calls = 0
+
+        def forward(self, outputs=None, **inputs):
+            type(self).calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return super().forward(outputs, **inputs)
+
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: StopsOnTheSecond())
+    paths = _copies(tmp_path / "in", image, ["a.png", "b.png", "c.png"])
+    rc = main(["infer", *_narrow_net(), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 130
+    assert out.split() == [str(tmp_path / "out" / n) for n in ("a.png", "a_overlay.png")]
+    assert "stopped after 1 of 3 images" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_overlay.png"]
+    assert len(paths) == 3
+
+
+def test_a_two_input_net_pairs_its_second_input_by_file_name(tmp_path, capsys):
+    """NYUDv2 colour + HHA: the images feed ``color``, ``--input hha=DIR`` the HHA images of the
+    same names, made as the release's data layer makes them (HHA not flipped)."""
+    from caffe_import.net import CaffeNet
+    from fcn_repro.cli import main
+    from fcn_repro.data import nyud
+    from fcn_repro.data.synthetic import make_dataset
+    from fcn_repro.data.transforms import VOC_MEAN_BGR, caffe_rgb
+    case = case_dir("nyud_fcn32s_color_hha_narrow")
+    root = make_dataset("nyud", tmp_path / "nyud", n=2)
+    net_args = ["--net", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel")]
+    rc = main(["infer", *net_args, str(root / "data" / "images"), "--input", f"hha={root / 'data' / 'hha'}",
+               "-o", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    net = CaffeNet(str(case / "net.prototxt"), weights=str(case / "weights.caffemodel"))
+    for color in sorted((root / "data" / "images").iterdir()):
+        im = Image.open(color).convert("RGB")
+        hha = Image.open(root / "data" / "hha" / color.name)
+        out = net(color=torch.from_numpy(caffe_rgb(np.asarray(im), VOC_MEAN_BGR))[None],
+                  hha=torch.from_numpy(nyud.preprocess("hha", hha))[None])
+        expected = out[net.outputs[0]][0].argmax(0).numpy()
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{color.stem}.png")), expected)
+    rc = main(["infer", *net_args, str(root / "data" / "images"), "-o", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the net takes the inputs color, hha" in err and "--input" in err
+    (tmp_path / "lonely").mkdir()
+    rc = main(["infer", *net_args, str(root / "data" / "images"), "--input", f"hha={tmp_path / 'lonely'}",
+               "-o", str(tmp_path / "o3")])
+    assert rc == 2 and "input hha: no file named like" in capsys.readouterr().err
+
+
+def test_the_hha_model_feeds_hha_unflipped(tmp_path, image, monkeypatch):
+    """nyud-fcn32s-hha's one input ``data`` is HHA: made as the data layer makes HHA (the
+    mean removed in file order), not flipped to BGR as a colour image."""
+    from fcn_repro import zoo
+    from fcn_repro.data import nyud
+    from fcn_repro.infer import infer
+    fed = {}
+
+    class Recorder(StubNet):
+        def forward(self, outputs=None, **inputs):
+            fed.update(inputs)
+            return super().forward(outputs, **inputs)
+
+    monkeypatch.setattr(zoo, "build_net", lambda **kw: Recorder())
+    infer([image], tmp_path / "out", model="nyud-fcn32s-hha", weights=None)
+    expected = nyud.preprocess("hha", Image.open(image))
+    np.testing.assert_array_equal(fed["data"][0].numpy(), expected)

@@ -149,3 +149,30 @@ def test_initialize_transplants_then_makes_upsampling_bilinear():
     assert said == lines[:3] + ["upscore: deconvolution initialised with bilinear upsampling weights"]
     np.testing.assert_array_equal(net.params["conv"][0].detach().numpy().reshape(2, 27), w)
     torch.testing.assert_close(net.params["upscore"][0].detach(), upsampling_weights(2, 4))
+
+
+def test_the_plot_shows_mean_iu_in_percent_as_printed(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from fcn_repro.train import TrainLog
+    figures, real_close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    log = TrainLog(tmp_path)
+    log.evals = [{"iter": 10, "mean_iu": 0.25}, {"iter": 20, "mean_iu": 0.5}, {"iter": 30, "mean_iu": None}]
+    log.plot()
+    axis = figures[0].axes[1]
+    real_close(figures[0])
+    np.testing.assert_array_equal(axis.lines[0].get_ydata(), [25.0, 50.0, np.nan])
+    assert "%" in axis.get_title()
+
+
+def test_prune_snapshots_keeps_the_newest_and_nothing_else_goes(tmp_path):
+    from fcn_repro.train import prune_snapshots
+    for it in (2, 10, 4):
+        (tmp_path / f"train_iter_{it}.caffemodel").write_bytes(b"w")
+        (tmp_path / f"train_iter_{it}.solverstate.safetensors").write_bytes(b"s")
+    (tmp_path / "notes.txt").write_text("mine")
+    gone = prune_snapshots(tmp_path, 2)
+    assert sorted(p.name for p in gone) == ["train_iter_2.caffemodel", "train_iter_2.solverstate.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt", "train_iter_10.caffemodel", "train_iter_10.solverstate.safetensors",
+        "train_iter_4.caffemodel", "train_iter_4.solverstate.safetensors"]

@@ -68,3 +68,55 @@ def test_cli_train_refuses_a_limit_of_no_images(tmp_path, capsys, option):
     rc = main(["train", "--model", "voc-fcn32s", "--dataset", "voc", "--root", str(tmp_path), option, "0",
                "--out", str(tmp_path / "run")])
     assert rc == 2 and option in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_cli_train_takes_the_dataset_from_the_model(tmp_path, capsys, tiny_zoo_model):
+    """No --dataset: the model's own (voc-tiny's voc), as `fcn-repro eval` defaults."""
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    lines = _cli_train(capsys, "--root", root, "--out", tmp_path / "run")
+    assert lines[1] == f"trained to iteration 2 -> {tmp_path / 'run'}"
+    assert json.loads((tmp_path / "run" / "log.json").read_text())["val"]
+
+
+def test_cli_train_ctrl_c_says_the_iteration_saved_and_the_resume_command(tmp_path, capsys, monkeypatch,
+                                                                          tiny_zoo_model):
+    import shlex
+    from caffe_import.solver import Solver
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    real_step = Solver.step
+
+    def step_then_ctrl_c(self, iters, *args, **kwargs):
+        real_step(self, 1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Solver, "step", step_then_ctrl_c)
+    rc = main(["train", "--model", "voc-tiny", "--root", str(root), "--out", str(tmp_path / "run"),
+               "--no-progress", "--seed", "7"])
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    snap = tmp_path / "run" / "snapshots" / "train_iter_1.caffemodel"
+    assert rc == 130 and "interrupted" in err
+    assert lines[-2] == f"interrupted: saved iteration 1 ({snap} and its solver state)"
+    assert lines[-1] == ("continue with: " + shlex.join(
+        ["fcn-repro", "train", "--model", "voc-tiny", "--root", str(root), "--out", str(tmp_path / "run"),
+         "--seed", "7", "--no-progress", "--resume"]))
+    monkeypatch.setattr(Solver, "step", real_step)
+    assert main(shlex.split(lines[-1].split(": ", 1)[1])[1:]) == 0  # the printed command runs
+    resumed = capsys.readouterr().out.splitlines()
+    assert resumed[0] == f"resumed at iteration 1 from {snap.with_name('train_iter_1.solverstate.safetensors')}"
+
+
+def test_cli_train_keep_last_keeps_only_the_newest_snapshots(tmp_path, capsys, tiny_zoo_model):
+    from fcn_repro.data.synthetic import make_dataset
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    _cli_train(capsys, "--root", root, "--out", tmp_path / "run", "--max-iter", 6, "--snapshot", 2,
+               "--keep-last", 2)
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == [
+        "train_iter_4.caffemodel", "train_iter_4.solverstate.safetensors",
+        "train_iter_6.caffemodel", "train_iter_6.solverstate.safetensors"]
+    from fcn_repro.cli import main
+    assert main(["train", "--model", "voc-tiny", "--root", str(root), "--keep-last", "0"]) == 2
+    assert "--keep-last 0" in capsys.readouterr().err
