@@ -136,7 +136,7 @@ class NetBuilder:
             classes.append(cls)
         if missing or unknown_fields:
             raise problems_error(unknown_fields, missing, schema_of(self.net_param),
-                                 path=source_path)
+                                 path=source_path, known_types=registry.known_types())
         return classes
 
     def build(self, unknown_fields: Sequence[Any] = (), source_path: Any = None) -> "NetBuilder":
