@@ -19,6 +19,10 @@ Lookup (:func:`get`) takes the fork the net's schema names:
   strongest; on a tie the weights decide where the candidates hold different numbers of
   blobs (a class's ``param_blobs``: SegNet's BN 2, PSPNet's 4; the net asks for the count
   only then), else the first in the default order (:func:`choose`).
+
+A fork may also give a BVLC type its own rule (the YOLO ports' ``Pooling``): it is built only
+with that fork named, or, when no fork is named, for a net whose shapes fit BVLC's layers
+nowhere and that fork's everywhere (:func:`variant_forks`, ``caffe_import.net.build``).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Callable, Iterable, Optional, Sequence, TypeVar
 
 from .. import forks as fork_units
 from ..proto.catalogue import BVLC, FORKS, canonical_fork
@@ -151,6 +155,23 @@ def get(type_name: str, fork: Optional[str] = None) -> type[CaffeLayer] | None:
         if cls is not None:
             return cls
     return _REGISTRY.get(type_name)
+
+
+def variant_forks(type_names: Iterable[str]) -> list[str]:
+    """The shipped forks, in the default order, that register their own class for one of
+    ``type_names`` where BVLC has one too (the YOLO ports' ``Pooling``): the classes a net
+    whose shapes do not fit BVLC's may need."""
+    _load_all()
+    wanted = set(type_names) & set(_REGISTRY)
+    return [fork for fork in FORKS if wanted & set(_FORK_REGISTRY.get(fork, {}))]
+
+
+def variant(type_name: str, fork: str) -> type[CaffeLayer] | None:
+    """``fork``'s own class for a type BVLC also implements, else None."""
+    _load_all()
+    if type_name not in _REGISTRY:
+        return None
+    return _FORK_REGISTRY.get(fork, {}).get(type_name)
 
 
 def known_types() -> list[str]:

@@ -158,8 +158,33 @@ class NetBuilder:
         return self._blob_counts.get(layer)
 
     def build(self, unknown_fields: Sequence[Any] = (), source_path: Any = None) -> "NetBuilder":
-        """Instantiate every layer (see the module doc); returns the builder."""
+        """Instantiate every layer (see the module doc); returns the builder that did.
+
+        Where no fork is named and the net's shapes do not fit BVLC's layers, a fork that
+        gives a BVLC type its own rule is tried (the YOLO ports' Pooling, whose extra output
+        cell darknet's size-2 stride-1 max pooling needs before a Concat): the net is built
+        with the first such fork's classes for those types that fits, else BVLC's error is
+        raised."""
         classes = self.resolve_classes(unknown_fields, source_path)
+        try:
+            return self._build_with(classes)
+        except CaffeFormatError as error:
+            if schema_of(self.net_param).fork is not None:
+                raise
+            forks = registry.variant_forks({lp.type for lp in self.net_param.layer})
+            for fork in forks:
+                retry = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
+                                   self.python_layers, self.weights)
+                variants = [registry.variant(lp.type, fork) or cls
+                            for lp, cls in zip(self.net_param.layer, classes)]
+                try:
+                    return retry._build_with(variants)
+                except CaffeFormatError:
+                    continue
+            raise
+
+    def _build_with(self, classes: Sequence[type[CaffeLayer]]) -> "NetBuilder":
+        """Instantiate every layer with its class; returns the builder."""
         net_phase = PHASES[self.phase]
         available: set[str] = set()
         owners: dict[str, tuple[str, int, ParamSpecInfo, Shape]] = {}

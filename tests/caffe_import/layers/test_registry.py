@@ -105,3 +105,10 @@ def test_no_core_layer_module_names_a_fork():
         found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                  and isinstance(n.value, str) and id(n) not in docs and n.value.lower() in names]
         assert not found, f"{path.name} names fork(s) {found}"
+
+
+def test_variants_are_the_forks_own_classes_for_bvlc_types():
+    assert registry.variant_forks({"Pooling", "Convolution", "BN"}) == ["yolo"]
+    assert registry.variant_forks({"Convolution", "BN", "Upsample"}) == []
+    assert registry.variant("Pooling", "yolo") is DarknetPooling
+    assert registry.variant("Pooling", "ssd") is None and registry.variant("BN", "segnet") is None

@@ -8,7 +8,9 @@ import torch
 from caffe_import.errors import CaffeFormatError
 from caffe_import.forks.pspnet.layers import PSPNetBN
 from caffe_import.forks.segnet.layers import SegNetBN
+from caffe_import.forks.yolo.layers import DarknetPooling
 from caffe_import.io import read_weights
+from caffe_import.layers.pooling import Pooling
 from caffe_import.net import CaffeNet
 from caffe_import.parity import check_parity
 from support import ROOT
@@ -234,3 +236,38 @@ def test_without_weights_bn_keeps_the_default_order_and_loading_says_what_decide
     with pytest.raises(CaffeFormatError, match=r"holds? 2 param blob.*has 4.*its weights "
                        r"decide when given as the net is built.*--fork NAME"):
         net.load_weights(SEGNET_BN / "weights.caffemodel")
+
+
+YOLOV3_TINY = ROOT / "tests" / "fixtures" / "forks" / "deploy" / "yolov3_tiny" / "deploy.prototxt"
+
+
+def test_a_net_whose_shapes_fit_only_darknets_pooling_is_built_with_it():
+    # layer12-maxpool (size 2, stride 1 on 13x13) keeps 13x13 only by darknet's extra cell,
+    # which the route (Concat) after the upsampling needs; BVLC's pooling gives 12x12
+    net = CaffeNet(YOLOV3_TINY)
+    assert type(net.layer("layer12-maxpool")) is DarknetPooling
+    assert net.blob_shapes["layer12-maxpool"] == (1, 512, 13, 13)
+    named = CaffeNet(YOLOV3_TINY, fork="yolo")
+    assert net.blob_shapes == named.blob_shapes
+    named.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 416, 416)
+    for blob, value in net(data=x).items():
+        assert torch.equal(value, named(data=x)[blob]), blob
+
+
+POOL_THEN_CONCAT = net_text(
+    'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+    'pooling_param { pool: MAX kernel_size: 3 stride: 2 } }',
+    'layer { name: "cat" type: "Concat" bottom: "data" bottom: "pool" top: "cat" }',
+    shape=(1, 1, 7, 7))
+
+
+def test_a_net_whose_shapes_fit_no_pooling_rule_keeps_bvlcs_error():
+    with pytest.raises(CaffeFormatError, match=r"layer 'cat'.*Concat bottom 'pool' has shape "
+                       r"\(1, 1, 3, 3\)"):
+        CaffeNet(POOL_THEN_CONCAT)
+
+
+def test_a_net_that_fits_bvlcs_pooling_keeps_it():
+    net = CaffeNet(POOL_THEN_CONCAT.replace("kernel_size: 3 stride: 2", "kernel_size: 1 stride: 1"))
+    assert type(net.layer("pool")) is Pooling
