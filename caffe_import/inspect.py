@@ -31,7 +31,7 @@ from .io.textscan import problems_error, unknown_fields
 from .layers import registry
 from .net import filter_net
 from .proto import caffe_pb2
-from .proto.schema import Schema, resolve_schema, schema_of
+from .proto.schema import Schema, detected_schema, resolve_schema
 from .solver import STATE_FORMAT
 
 __all__ = ["FileInfo", "inspect", "render"]
@@ -122,7 +122,7 @@ def _inspect_caffemodel(path: str, schema: Schema | None) -> dict[str, Any]:
     net_param = read_weights_net(path, schema=schema)
     info = {"version": model.layout,
             "legacy_blob_shapes": any(b.legacy for l in model.layers for b in l.blobs),
-            "schema": schema_of(net_param).name, "name": net_param.name,
+            "schema": detected_schema(net_param), "name": net_param.name,
             "layers": _layer_rows(net_param, shapes)}
     _totals(info)
     return info
@@ -154,7 +154,7 @@ def _inspect_prototxt(path: str, schema: Schema | None) -> dict[str, Any]:
     for row, included in zip(rows, _in_test_phase(net_param)):
         row["test"] = included
     return {"format": "net prototxt", "version": _raw_net_version(raw),
-            "schema": schema_of(net_param).name, "name": net_param.name, "layers": rows}
+            "schema": detected_schema(net_param), "name": net_param.name, "layers": rows}
 
 
 def _read_net_prototxt(path: str, schema: Schema | None) -> tuple[Any, Any]:
@@ -264,7 +264,7 @@ def _artefact_info(path: str, content: dict[str, Any], kind: str) -> dict[str, A
     net_param = stored_net(content, path)
     shapes = {layer: [tuple(t.shape) for t in ts] for layer, ts in content["params"].items()}
     info = {"format": kind, "version": f"format version {content['format_version']}",
-            "schema": schema_of(net_param).name, "name": net_param.name, "phase": content["phase"],
+            "schema": detected_schema(net_param), "name": net_param.name, "phase": content["phase"],
             "stages": list(content["stages"]),
             "level": content["level"], "layers": _layer_rows(net_param, shapes)}
     _totals(info)

@@ -26,7 +26,6 @@ SOLVER_CASE = case_dir("solver_fcn32s_narrow")
 MEAN = case_dir("format_mean_binaryproto") / "mean.binaryproto"
 #: SegNet BN layers, one setting no field that says whose BN it is (PSPNet's has 4 blobs)
 V1_CLASSIFIER = case_dir("format_v1_vgg16_classifier")  # fc layers: a fixed input size
-SEGNET_BN = ROOT / "tests" / "fixtures" / "forks" / "segnet" / "layers_bn"
 SSD = ROOT / "tests" / "fixtures" / "forks" / "ssd" / "mobilenet_ssd_deploy_narrow"
 SSD_FILES = [str(SSD / "net.prototxt"), str(SSD / "weights.caffemodel")]
 
@@ -122,9 +121,6 @@ CASES = [
      ["truncated.caffemodel", "truncated"]),
     ("parity-reference-missing", C, ["parity", NET, W, "{d}/absent.h5"], 2, ["absent.h5"]),
     ("parity-reference-not-hdf5", C, ["parity", NET, W, "{d}/random.bin"], 2, ["random.bin", "HDF5"]),
-    ("parity-fork-layer-type-unnamed", C, ["parity", *(str(SEGNET_BN / f) for f in (
-        "net.prototxt", "weights.caffemodel", "reference.h5"))], 2,
-     ["weights.caffemodel", "'bn_default_mode'", "2 param blob(s)", "pspnet", "segnet", "--fork NAME"]),
     ("parity-bad-device", C, ["parity", NET, W, REF, "--device", "gpu0"], 2, ["--device", "gpu0"]),
     # caffe-import run
     ("run-missing", C, ["run", "{d}/absent.py"], 2, ["absent.py", "not found"]),
@@ -149,9 +145,6 @@ CASES = [
                                             "-o", "{d}/o.pt"], 2,
      ["mobilenet_ssd_deploy_narrow/net.prototxt", "'permute_param'",
       "given proto bvlc.proto does not define these fields", "--fork ssd"]),
-    ("convert-caffemodel-fork-unnamed", C, ["convert", *SSD_FILES, "-o", "{d}/o.caffemodel"], 2,
-     ["mobilenet_ssd_deploy_narrow/net.prototxt", "layer 'detection_out'", "'num_classes'",
-     "--fork ssd"]),
     ("convert-weights-random", C, ["convert", NET, "{d}/random.bin", "-o", "{d}/o.pt"], 2, ["random.bin"]),
     ("convert-weights-truncated", C, ["convert", NET, "{d}/truncated.caffemodel", "-o", "{d}/o.pt"], 2,
      ["truncated.caffemodel", "truncated"]),

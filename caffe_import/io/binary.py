@@ -217,6 +217,37 @@ def _layer_fields(buf, start: int, end: int, name_no: int, blobs_no: int):
     return name, blobs, v0
 
 
+def _cut_layer_name(buf, offset: int) -> Optional[str]:
+    """The name of the layer whose entry starts at ``offset`` and runs past the end of the
+    file (a truncated caffemodel), read from the bytes that remain; None when ``offset``
+    does not start a layer entry or its name is not among those bytes."""
+    try:
+        tag, pos = wire.read_varint(buf, offset, len(buf))
+        if tag & 7 != LENGTH or tag >> 3 not in (_NET_LAYER, _NET_LAYERS_V1):
+            return None
+        _, pos = wire.read_varint(buf, pos, len(buf))
+        return _name_in_cut(buf, pos, _V2_NAME if tag >> 3 == _NET_LAYER else _V1_NAME)
+    except (WireError, UnicodeDecodeError):
+        return None
+
+
+def _name_in_cut(buf, pos: int, name_no: int) -> Optional[str]:
+    """The name field (``name_no``) among the fields from ``pos`` to the end of the file,
+    looking into a V1 entry's V0 ``layer``, which may itself be cut."""
+    end = len(buf)
+    while pos < end:
+        tag, pos = wire.read_varint(buf, pos, end)
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type == LENGTH and number in (name_no, _V1_V0 if name_no == _V1_NAME else -1):
+            length, pos = wire.read_varint(buf, pos, end)
+            if number == name_no:
+                return bytes(buf[pos:pos + length]).decode("utf-8") if pos + length <= end \
+                    else None
+            return _name_in_cut(buf, pos, _V0_NAME)
+        pos = wire.skip_field(buf, pos, end, wire_type, number)
+    return None
+
+
 def scan(buf: mmap.mmap, path: str) -> ScannedModel:
     """Walk a caffemodel's framing: layer names and blob locations, no values read."""
     size = len(buf)
@@ -253,8 +284,9 @@ def scan(buf: mmap.mmap, path: str) -> ScannedModel:
         else:
             v1_refs, layout = [ref for ref, _ in v1], "V1"
     except WireError as exc:
+        layer = getattr(exc, "layer", None) or _cut_layer_name(buf, exc.offset) or layer_name
         raise CaffeFormatError(f"corrupt or truncated caffemodel: {exc}", path=path,
-                               layer=getattr(exc, "layer", None) or layer_name) from None
+                               layer=layer) from None
     if current and v1_refs:
         raise CaffeFormatError("the net has both 'layer' (current) and 'layers' (V1) entries; "
                                "Caffe refuses to upgrade such a file", path=path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..compat import field_names
 from ..errors import CaffeFormatError
@@ -262,14 +262,18 @@ def _unknown_lines(unknown: list[UnknownField], selected: tuple[str, ...],
     return lines
 
 
-def _missing_lines(missing: list[tuple[str, str, str]]) -> list[str]:
-    """Three layers per missing type, then the rest by name."""
+def _missing_lines(missing: list[tuple[str, str, str]],
+                   known_types: Sequence[str] = ()) -> list[str]:
+    """Three layers per missing type, then the rest by name; a type close to a known one
+    says which (``did you mean 'Convolution'?``)."""
     lines: list[str] = []
     by_type: dict[str, list[tuple[str, str]]] = {}
     for name, type_name, what in missing:
         by_type.setdefault(type_name, []).append((name, what))
     for type_name, entries in by_type.items():
-        lines += [f"  layer '{name}' ({what})" for name, what in entries[:_SHOWN]]
+        close = close_type(type_name, known_types) if type_name != "Python" else None
+        note = f": did you mean '{close}'?" if close else ""
+        lines += [f"  layer '{name}' ({what}{note})" for name, what in entries[:_SHOWN]]
         if len(entries) > _SHOWN:
             lines.append(f"  ... and {len(entries) - _SHOWN} more layer(s) of type "
                          f"'{type_name}': " + ", ".join(f"'{n}'" for n, _ in entries[_SHOWN:]))
@@ -299,10 +303,22 @@ def _schema_advice(unknown: list[UnknownField], hints: dict[str, list[str]],
             "proto=FILE (--proto FILE); known forks: fork=NAME (--fork NAME)."]
 
 
+def close_type(type_name: str, known_types: Sequence[str]) -> Optional[str]:
+    """The known layer type ``type_name`` most likely misspells (``Convolutoin`` ->
+    ``Convolution``; case is ignored, as a reader's eye ignores it), else None."""
+    folded = {t.lower(): t for t in known_types if t != type_name}
+    match = difflib.get_close_matches(type_name.lower(), list(folded), n=1, cutoff=0.8)
+    return folded[match[0]] if match else None
+
+
 def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, str]],
-                   schema: Any = None, path: object = None) -> "Exception":
+                   schema: Any = None, path: object = None,
+                   known_types: Sequence[str] = ()) -> "Exception":
     """One CaffeFormatError listing every unknown field (with its line and layer), every
-    layer whose type has no implementation, and how to fix each kind."""
+    layer whose type has no implementation, and how to fix each kind. ``known_types``: the
+    layer types something implements (the layer registry's); a missing type close to one of
+    them is shown as a likely typo, and the recipe for registering a new type is given only
+    for types close to none."""
     lines: list[str] = []
     selected = (schema.name,) if schema is not None and schema.fork else ()
     given = schema.name[len("proto:"):] if schema is not None and schema.name.startswith("proto:") else None
@@ -330,9 +346,10 @@ def problems_error(unknown: list[UnknownField], missing: list[tuple[str, str, st
         lines += _unknown_lines(unknown, selected, hints)
     if missing:
         lines.append(f"{len(missing)} layer(s) of a type with no implementation:")
-        lines += _missing_lines(missing)
+        lines += _missing_lines(missing, known_types)
     lines += _schema_advice(unknown, hints, given)
-    plain = [t for _, t, _ in missing if t != "Python"]
+    plain = [t for _, t, _ in missing
+             if t != "Python" and close_type(t, known_types) is None]
     if plain:
         first = plain[0]
         cls = re.sub(r"\W", "", first) or "MyLayer"

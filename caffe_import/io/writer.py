@@ -14,10 +14,11 @@ import os
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+from google.protobuf import text_format
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..proto.schema import forks_fitting, message_class, schema_of
+from ..proto.schema import forks_fitting, get_schema, message_class, schema_of
 from ..proto.transcode import AmbiguousNumber
 from ..proto import wire
 from .atomic import atomic_open, atomic_path
@@ -88,14 +89,41 @@ def _layers_to_write(net_param: Optional[caffe_pb2.NetParameter],
     return (net_param.name if net_param.HasField("name") else None), layers
 
 
-def _name_the_fork(exc: AmbiguousNumber, net_param: Any, schema: Any) -> CaffeFormatError:
-    """A field numbered differently by the merged forks: the fork to name, when the net's
-    fields fit only one of them (left to the caller to name the net's file)."""
+def _encode_layers(layers: Sequence[Any], schema: Any) -> list[tuple[str, bytes]]:
+    """Each layer's name and its bytes on the wire under ``schema`` (None: as serialized)."""
+    encoded = []
+    for layer in layers:
+        data = layer.SerializeToString()
+        if schema is not None:
+            data = schema.to_wire(data, "LayerParameter", layer=layer.name or None)
+        encoded.append((layer.name, data))
+    return encoded
+
+
+def _in_schema(layers: Sequence[Any], schema: Any) -> list[Any]:
+    """The layers as messages of ``schema``, carried over field by field by name."""
+    moved = []
+    for layer in layers:
+        copy = schema.LayerParameter()
+        text_format.Parse(text_format.MessageToString(layer), copy)
+        moved.append(copy)
+    return moved
+
+
+def _encode_as_the_fork(exc: AmbiguousNumber, net_param: Any, layers: Sequence[Any],
+                        schema: Any) -> list[tuple[str, bytes]]:
+    """A field numbered differently by the merged forks: the net is written with the
+    numbering of the fork its fields belong to. Where several forks have all its fields
+    (SegNet's two), they must number them alike; else the fork has to be named."""
     fits = forks_fitting(net_param, schema.forks)
-    advice = (f"the net's fields are all fork {fits[0]}'s: pass fork='{fits[0]}' "
-              f"(--fork {fits[0]}) to write it" if len(fits) == 1 else
-              "name the fork (fork=NAME / --fork NAME) to write it")
-    return CaffeFormatError(f"{exc.detail}; {advice}", layer=exc.layer)
+    encodings = [_encode_layers(_in_schema(layers, get_schema(fork)), get_schema(fork))
+                 for fork in fits]
+    if encodings and all(e == encodings[0] for e in encodings):
+        return encodings[0]
+    advice = (f"the net's fields fit forks {', '.join(fits)}, which number them differently"
+              if len(fits) > 1 else "no one fork has all the net's fields")
+    raise CaffeFormatError(f"{exc.detail}; {advice}: name the fork (fork=NAME / --fork NAME) "
+                           "to write it", layer=exc.layer) from None
 
 
 def write_weights(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetParameter],
@@ -109,8 +137,10 @@ def write_weights(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetPara
 
     A net read with a Caffe fork's schema is written with that fork's field numbers (see
     :mod:`caffe_import.proto.schema`): the file is what the fork's own Caffe writes. With
-    the default mixed schema, a field whose number differs between forks is refused (name
-    the fork); BVLC's own fields keep BVLC's numbers.
+    the default mixed schema, BVLC's own fields keep BVLC's numbers, and a field whose
+    number differs between forks is written with the numbers of the fork the net's fields
+    belong to (an SSD net's, SSD's); when they fit several forks that number them
+    differently, it is refused (name the fork).
     """
     schema = schema_of(net_param) if net_param is not None else None
     name, layers = _layers_to_write(net_param, weights)
@@ -119,15 +149,10 @@ def write_weights(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetPara
     head_msg = caffe_pb2.NetParameter()
     if name is not None:
         head_msg.name = name
-    encoded = []
-    for layer in layers:
-        data = layer.SerializeToString()
-        if schema is not None:
-            try:
-                data = schema.to_wire(data, "LayerParameter", layer=layer.name or None)
-            except AmbiguousNumber as exc:
-                raise _name_the_fork(exc, net_param, schema) from None
-        encoded.append((layer.name, data))
+    try:
+        encoded = _encode_layers(layers, schema)
+    except AmbiguousNumber as exc:
+        encoded = _encode_as_the_fork(exc, net_param, layers, schema)
     with atomic_open(path) as fh:
         fh.write(head_msg.SerializeToString())
         for lname, data in encoded:

@@ -14,9 +14,15 @@ Lookup (:func:`get`) takes the fork the net's schema names:
 * anything else (None: the default mixture of every fork, or a user's own ``proto=`` schema):
   BVLC's class where there is one; else the forks' class for the type, and where forks
   implement one type differently (PSPNet's and SegNet's ``BN``; SegNet's and the YOLO ports'
-  ``Upsample``) a chooser whose ``resolve(param)`` asks each candidate's ``claim(param)``
-  (see :class:`~caffe_import.layers.base.CaffeLayer`) and builds the strongest, the first in the
-  default order on a tie.
+  ``Upsample``) a chooser whose ``resolve(param, blob_count)`` asks each candidate's
+  ``claim(param)`` (see :class:`~caffe_import.layers.base.CaffeLayer`) and builds the
+  strongest; on a tie the weights decide where the candidates hold different numbers of
+  blobs (a class's ``param_blobs``: SegNet's BN 2, PSPNet's 4; the net asks for the count
+  only then), else the first in the default order (:func:`choose`).
+
+A fork may also give a BVLC type its own rule (the YOLO ports' ``Pooling``): it is built only
+with that fork named, or, when no fork is named, for a net whose shapes fit BVLC's layers
+nowhere and that fork's everywhere (:func:`variant_forks`, ``caffe_import.net.build``).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, Sequence, TypeVar
 
 from .. import forks as fork_units
 from ..proto.catalogue import BVLC, FORKS, canonical_fork
@@ -76,18 +82,45 @@ def _load_all() -> None:
     _LOADED = True
 
 
+BlobCount = Callable[[str], Optional[int]]
+
+
+def choose(candidates: Sequence[type[CaffeLayer]], param,
+           blob_count: BlobCount | None = None) -> type[CaffeLayer]:
+    """Of the classes several forks register for one type, the one to build for ``param``:
+    the highest ``claim(param)`` (the layer's fields); among equal claims, the one whose
+    ``param_blobs`` is the number of blobs the weights hold for the layer
+    (``blob_count(layer name)``, asked only then: SegNet's BN has 2, PSPNet's 4); else the
+    first in the default order."""
+    claims = [c.claim(param) for c in candidates]
+    tied = [c for c, k in zip(candidates, claims) if k == max(claims)]
+    if blob_count is not None and len({getattr(c, "param_blobs", None) for c in tied}) > 1:
+        count = blob_count(param.name)
+        fits = [c for c in tied if count is not None and getattr(c, "param_blobs", None) == count]
+        if fits:
+            return fits[0]
+    return tied[0]
+
+
+def is_chooser(cls: type | None) -> bool:
+    """Whether ``cls`` is a chooser (:func:`get` under the default mixture, for a type
+    several forks implement): its ``resolve(param, blob_count=...)`` picks the class."""
+    return cls is not None and cls in _CHOOSERS.values()
+
+
 def _chooser(type_name: str, candidates: list[type[CaffeLayer]]) -> type[CaffeLayer]:
-    """A class standing for a type several forks implement: ``resolve(param)`` is the
-    candidate with the highest ``claim(param)``, the first of them on a tie."""
+    """A class standing for a type several forks implement: ``resolve(param, blob_count)``
+    is :func:`choose`'s pick among the candidates."""
     cls = _CHOOSERS.get(type_name)
     if cls is None or list(getattr(cls, "candidates")) != candidates:
-        def resolve(_cls, param) -> type[CaffeLayer]:
-            return max(candidates, key=lambda c: c.claim(param))
+        def resolve(_cls, param, blob_count: BlobCount | None = None) -> type[CaffeLayer]:
+            return choose(candidates, param, blob_count)
 
         names = ", ".join(c.__qualname__ for c in candidates)
         cls = type(f"{type_name}Chooser", (CaffeLayer,), {
             "__doc__": f"``type: \"{type_name}\"``, which several Caffe forks implement "
-                       f"differently ({names}): the layer's fields decide (their ``claim``).",
+                       f"differently ({names}): the layer's fields decide (their ``claim``), "
+                       "then the number of blobs its weights hold.",
             "resolve": classmethod(resolve), "candidates": tuple(candidates),
             "type_names": (type_name,), "__module__": __name__})
         _CHOOSERS[type_name] = cls
@@ -122,6 +155,23 @@ def get(type_name: str, fork: Optional[str] = None) -> type[CaffeLayer] | None:
         if cls is not None:
             return cls
     return _REGISTRY.get(type_name)
+
+
+def variant_forks(type_names: Iterable[str]) -> list[str]:
+    """The shipped forks, in the default order, that register their own class for one of
+    ``type_names`` where BVLC has one too (the YOLO ports' ``Pooling``): the classes a net
+    whose shapes do not fit BVLC's may need."""
+    _load_all()
+    wanted = set(type_names) & set(_REGISTRY)
+    return [fork for fork in FORKS if wanted & set(_FORK_REGISTRY.get(fork, {}))]
+
+
+def variant(type_name: str, fork: str) -> type[CaffeLayer] | None:
+    """``fork``'s own class for a type BVLC also implements, else None."""
+    _load_all()
+    if type_name not in _REGISTRY:
+        return None
+    return _FORK_REGISTRY.get(fork, {}).get(type_name)
 
 
 def known_types() -> list[str]:

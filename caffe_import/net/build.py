@@ -16,6 +16,7 @@ blob shapes, inputs, outputs, loss weights, learnable params) is the net's layou
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 from torch import nn
 
 from ..errors import CaffeFormatError
+from ..io import read_weights
 from ..io.textscan import problems_error
 from ..layers import registry
 from ..layers.base import CaffeLayer, Shape
@@ -96,8 +98,11 @@ class NetBuilder:
 
     def __init__(self, net_param: Any, phase: str,
                  given_input_shapes: Mapping[str, Shape] | None = None,
-                 python_layers: PythonLayerRegistry | None = None) -> None:
+                 python_layers: PythonLayerRegistry | None = None,
+                 weights: Any = None) -> None:
         self.net_param = net_param
+        self.weights = weights  # the net's weights (path or mapping): they may pick a class
+        self._blob_counts: dict[str, int] | None = None
         self.phase = phase
         self.given_input_shapes = dict(given_input_shapes or {})
         self.python_layers = python_layers if python_layers is not None \
@@ -124,6 +129,8 @@ class NetBuilder:
             resolve = getattr(cls, "resolve", None)
             if cls is PythonLayer:
                 resolve = self.python_layers.resolve
+            elif registry.is_chooser(cls):  # forks' classes for one type: fields, then weights
+                resolve = functools.partial(cls.resolve, blob_count=self._weight_blob_count)
             if cls is not None and resolve is not None:
                 resolved = resolve(lp)
                 if resolved is None:
@@ -136,12 +143,48 @@ class NetBuilder:
             classes.append(cls)
         if missing or unknown_fields:
             raise problems_error(unknown_fields, missing, schema_of(self.net_param),
-                                 path=source_path)
+                                 path=source_path, known_types=registry.known_types())
         return classes
 
+    def _weight_blob_count(self, layer: str) -> int | None:
+        """How many blobs the net's weights hold for ``layer`` (None: no weights, or none
+        for it); the weights are read once, when a layer's class first needs it."""
+        if self.weights is None:
+            return None
+        if self._blob_counts is None:
+            source = self.weights if isinstance(self.weights, Mapping) \
+                else read_weights(self.weights)
+            self._blob_counts = {name: len(list(blobs)) for name, blobs in source.items()}
+        return self._blob_counts.get(layer)
+
     def build(self, unknown_fields: Sequence[Any] = (), source_path: Any = None) -> "NetBuilder":
-        """Instantiate every layer (see the module doc); returns the builder."""
+        """Instantiate every layer (see the module doc); returns the builder that did.
+
+        Where no fork is named and the net's shapes do not fit BVLC's layers, a fork that
+        gives a BVLC type its own rule is tried (the YOLO ports' Pooling, whose extra output
+        cell darknet's size-2 stride-1 max pooling needs before a Concat): the net is built
+        with the first such fork's classes for those types that fits, else BVLC's error is
+        raised."""
         classes = self.resolve_classes(unknown_fields, source_path)
+        try:
+            return self._build_with(classes)
+        except CaffeFormatError as error:
+            if schema_of(self.net_param).fork is not None:
+                raise
+            forks = registry.variant_forks({lp.type for lp in self.net_param.layer})
+            for fork in forks:
+                retry = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
+                                   self.python_layers, self.weights)
+                variants = [registry.variant(lp.type, fork) or cls
+                            for lp, cls in zip(self.net_param.layer, classes)]
+                try:
+                    return retry._build_with(variants)
+                except CaffeFormatError:
+                    continue
+            raise
+
+    def _build_with(self, classes: Sequence[type[CaffeLayer]]) -> "NetBuilder":
+        """Instantiate every layer with its class; returns the builder."""
         net_phase = PHASES[self.phase]
         available: set[str] = set()
         owners: dict[str, tuple[str, int, ParamSpecInfo, Shape]] = {}

@@ -131,7 +131,7 @@ class CaffeNet(nn.Module):
         self._plans: dict[tuple, list[run_plans.PlannedStep]] = {}
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)
         layout = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
-                            python_layers).build(unknown_fields, source_path)
+                            python_layers, weights).build(unknown_fields, source_path)
         self._adopt(layout)
         if weights is not None:
             self.load_weights(weights)

@@ -36,7 +36,8 @@ def forks_hint(net_param: Any, layer_type: str) -> str:
         return ""
     return (f"; type '{layer_type}' is a different layer in the Caffe forks "
             f"{', '.join(forks[:-1])} and {forks[-1]}, and the fields this layer sets did "
-            f"not say whose it is: name the net's fork (fork=NAME, --fork NAME)")
+            f"not say whose it is: its weights decide when given as the net is built "
+            f"(CaffeNet(net, weights)), or name the net's fork (fork=NAME, --fork NAME)")
 
 
 def load_weights(steps: Sequence[Step], first_index: Mapping[str, int], net_param: Any,

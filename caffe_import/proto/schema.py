@@ -53,9 +53,9 @@ from .merge import AMBIGUOUS, RELOCATED_BASE, compile_proto_file, load_descripto
 from .transcode import transcode
 
 __all__ = ["AMBIGUOUS", "BVLC", "DEFAULT", "DEFAULT_ORDER", "FORKS", "Fork", "RELOCATED_BASE",
-           "Schema", "bvlc", "canonical_fork", "compile_proto_file", "fork_names",
-           "forks_fitting", "get_schema", "is_message", "load_descriptor", "message_class",
-           "rename_message", "schema_of", "session_schema", "using_schema"]
+           "Schema", "bvlc", "canonical_fork", "compile_proto_file", "detected_schema", "fork_names",
+           "forks_fitting", "forks_of_fields", "get_schema", "is_message", "load_descriptor",
+           "message_class", "rename_message", "schema_of", "session_schema", "using_schema"]
 
 
 @dataclass
@@ -155,6 +155,28 @@ def forks_fitting(msg: Any, forks: Iterable[str]) -> list[str]:
         return True
 
     return [fork for fork in forks if fits(get_schema(fork).pool, msg)]
+
+
+def forks_of_fields(msg: Any) -> tuple[str, ...]:
+    """Whose fields a message read with the default mixture sets: ``("bvlc",)`` when BVLC's
+    schema has them all (a plain Caffe net or caffemodel), else the shipped forks whose
+    schema has them all, in the default order (one for an SSD net; SegNet's ``bn_mode``
+    fits both SegNet forks); empty when no single schema has them all."""
+    if forks_fitting(msg, (BVLC,)):
+        return (BVLC,)
+    return tuple(forks_fitting(msg, DEFAULT_ORDER))
+
+
+def detected_schema(msg: Any) -> str:
+    """The schema a message holds, as ``caffe-import inspect`` names it: the name of the
+    schema it was read with when that is BVLC's, a fork's or a user's; read with the default
+    mixture, whose fields it sets (:func:`forks_of_fields`): ``"bvlc"`` for a plain Caffe
+    file, the fork (``"ssd"``), the forks that all have them (``"segnet or
+    segnet-cudnn5"``), or ``"default"`` when no one schema has them all."""
+    schema = schema_of(msg)
+    if schema.name != DEFAULT:
+        return schema.name
+    return " or ".join(forks_of_fields(msg)) or DEFAULT
 
 
 _POOLS: dict[int, Schema] = {}

@@ -168,10 +168,9 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        self._net = CaffeNet(source, phase=phase, stages=stages, level=level, keep_blobs=True,
-                             python_layers=ImportingPythonLayers(), schema=self.schema)
-        if weights is not None:
-            self._net.load_weights(weights)
+        self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
+                             keep_blobs=True, python_layers=ImportingPythonLayers(),
+                             schema=self.schema)  # weights given: they may pick fork layers
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}

@@ -14,9 +14,11 @@ from caffe_import.cli import main
 from caffe_import.compat import TORCH_FOR_EXPORT
 from caffe_import.convert import read_converted, save_converted
 from caffe_import.errors import CaffeFormatError
+from caffe_import.io import read_net, read_weights_net
 from caffe_import.layers.base import CaffeLayer
 from caffe_import.layers.registry import get, register
 from caffe_import.proto.schema import schema_of
+from support import ROOT
 from support.versions import HAS_TORCH_EXPORT, needs_torch_export
 
 # test-only layer types (real fork layers are tested in tests/caffe_import/layers): one reads a
@@ -196,3 +198,17 @@ def test_run_reads_a_scripts_nets_with_the_named_fork(files, tmp_path, capsys):
     assert main(["run", str(script), str(net_path)]) == 0
     out = capsys.readouterr().out
     assert "SCHEMA default" in out and "LIBRARY default" in out
+
+
+def test_convert_to_a_caffemodel_writes_the_numbers_of_the_fork_the_fields_belong_to(tmp_path):
+    # no --fork: the net's fields are all SSD's, so the file is what SSD's Caffe writes
+    # (this once asked for --fork ssd)
+    case = ROOT / "tests" / "fixtures" / "forks" / "ssd" / "mobilenet_ssd_deploy_narrow"
+    out = tmp_path / "o.caffemodel"
+    assert main(["convert", str(case / "net.prototxt"), str(case / "weights.caffemodel"),
+                 "-o", str(out)]) == 0
+    back = {l.name: l for l in read_weights_net(out, fork="ssd").layer}
+    mine = read_net(case / "net.prototxt", fork="ssd")
+    head = next(l for l in mine.layer if l.type == "DetectionOutput")
+    assert back[head.name].detection_output_param == head.detection_output_param
+    assert back[head.name].detection_output_param.num_classes > 0

@@ -8,7 +8,9 @@ import pytest
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.inspect import FileInfo, inspect, render
-from support import case_dir
+from support import FIXTURES, case_dir
+
+FORK_FIXTURES = FIXTURES.parent / "forks"
 
 NET = """
 layer { name: "data" type: "Input" top: "data"
@@ -54,3 +56,17 @@ def test_unknown_and_missing_files_raise(tmp_path):
         inspect(tmp_path / "absent.caffemodel")
     with pytest.raises(CaffeFormatError, match="folder"):
         inspect(tmp_path)
+
+
+@pytest.mark.parametrize("path, schema", [
+    (case_dir("layers_conv") / "weights.caffemodel", "bvlc"),  # a plain Caffe caffemodel
+    (FORK_FIXTURES / "ssd" / "layers_normalize" / "weights.caffemodel", "ssd"),
+    (FORK_FIXTURES / "deploy" / "ssd300_vgg16" / "deploy.prototxt", "ssd"),
+    (FORK_FIXTURES / "deploy" / "segnet" / "deploy.prototxt", "segnet or segnet-cudnn5"),
+])
+def test_the_schema_shown_is_the_one_the_files_fields_belong_to(path, schema):
+    info = inspect(path)
+    assert info.as_dict()["schema"] == schema
+    lines = [line.strip() for line in info.text().splitlines() if "schema:" in line]
+    assert lines == ([] if schema == "bvlc" else [f"schema: {schema} (Caffe fork fields; "
+                                                   "docs/forks.md)"])

@@ -39,6 +39,10 @@ _BN_FIELDS = ("slope_filler", "bias_filler", "momentum", "eps", "frozen")  # PSP
 class PSPNetBN(CaffeLayer):
     """PSPNet's BN (see the module docstring)."""
 
+    #: slope, bias, moving mean and variance: under the default mixture a layer whose
+    #: fields do not tell PSPNet's BN from SegNet's is the one whose count its weights hold
+    param_blobs = 4
+
     @classmethod
     def claim(cls, param) -> int:
         """2 when the layer sets a field only PSPNet's BN has, 1 when its schema has them."""

@@ -41,12 +41,18 @@ _BN_FIELDS = ("bn_mode", "scale_filler", "shift_filler")  # SegNet's own BNParam
 class SegNetBN(CaffeLayer):
     """SegNet's BN (built for ``type: "BN"`` when the schema is SegNet's; see the module)."""
 
+    #: scale and shift: under the default mixture a layer whose fields do not tell
+    #: SegNet's BN from PSPNet's is the one whose count its weights hold
+    param_blobs = 2
+
     @classmethod
     def claim(cls, param) -> int:
-        """2 when the layer sets a field only SegNet's BN has, 1 when its schema has them."""
+        """2 when the layer sets a field only SegNet's BN has or asks for the batch
+        statistics (tops 1 and 2, which PSPNet's BN does not have), 1 when its schema has
+        those fields."""
         p = param.bn_param
         fields = p.DESCRIPTOR.fields_by_name
-        if any(f in fields and p.HasField(f) for f in _BN_FIELDS):
+        if any(f in fields and p.HasField(f) for f in _BN_FIELDS) or len(param.top) > 1:
             return 2
         return int(any(f in fields for f in _BN_FIELDS))
 

@@ -7,8 +7,9 @@
   default mixture the bottom count decides (:meth:`UpsampleNearest.claim`).
 * **Pooling**: the ports' Caffe adds one output row and column when ``kernel_h - stride_h`` is
   odd and positive (darknet's size-2, stride-1 max pooling keeps the size); the extra windows
-  are clipped to the input like any window past its end. Only with ``fork="yolo"``: the
-  default mixture pools as BVLC does.
+  are clipped to the input like any window past its end. Built with ``fork="yolo"``; with
+  no fork named, BVLC's pooling is built unless the net's shapes fit it nowhere and this rule
+  everywhere (YOLOv3-tiny: ``caffe_import.net.build.NetBuilder.build``).
 """
 from __future__ import annotations
 

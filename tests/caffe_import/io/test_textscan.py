@@ -68,3 +68,27 @@ def test_caffenet_reports_unknown_fields_and_missing_types_in_one_error():
     assert "layer 'frob' (type 'Frob')" in msg
     assert '@register("' in msg and "class " in msg and "CaffeLayer" in msg
     assert "fork='ssd'" in msg  # norm_param belongs to SSD's schema
+
+
+TYPO_NET = '''input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "c" type: "Convolutoin" bottom: "data" top: "c"
+  convolution_param { num_output: 2 kernel_size: 3 } }
+layer { name: "r" type: "relu" bottom: "c" top: "c" }
+'''
+
+
+def test_a_misspelt_layer_type_is_named_with_the_type_it_is_close_to_and_no_recipe():
+    with pytest.raises(CaffeFormatError) as info:
+        CaffeNet(TYPO_NET)
+    msg = str(info.value)
+    assert "layer 'c' (type 'Convolutoin': did you mean 'Convolution'?)" in msg
+    assert "layer 'r' (type 'relu': did you mean 'ReLU'?)" in msg
+    assert "@register" not in msg  # a typo wants fixing, not a new layer class
+
+
+def test_the_recipe_is_given_only_for_types_close_to_no_known_one():
+    with pytest.raises(CaffeFormatError) as info:
+        CaffeNet(TYPO_NET + 'layer { name: "f" type: "Frobnicate" bottom: "c" top: "f" }\n')
+    msg = str(info.value)
+    assert "did you mean 'Convolution'?" in msg and "layer 'f' (type 'Frobnicate')\n" in msg
+    assert '@register("Frobnicate")' in msg and '@register("Convolutoin")' not in msg

@@ -8,14 +8,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from support import FIXTURES, PACKAGE_CASES, case_dir
 
 from caffe_import import CaffeFormatError, read_mean, read_weights, write_weights, write_weights_h5
-from caffe_import.io import read_weights_net
+from caffe_import.io import read_net, read_weights_net
 from caffe_import.proto import caffe_pb2
+from caffe_import.proto.schema import schema_of
+from support.fork_nets import FORK_NETS
 
 CAFFEMODELS = sorted(glob.glob(str(FIXTURES / "*" / "*.caffemodel"))
                      + glob.glob(str(PACKAGE_CASES / "*" / "*.caffemodel")))
+FORK_DEPLOY = FIXTURES.parent / "forks" / "deploy"
 IDS = ["/".join(Path(p).parts[-2:]) for p in CAFFEMODELS]
 
 
@@ -137,3 +141,40 @@ def test_mean_with_double_data_and_unpacked_floats(tmp_path):
     blob.double_data.extend([1.0, 2.0, 3.0, 4.5])
     (tmp_path / "d.binaryproto").write_bytes(blob.SerializeToString())
     assert read_mean(tmp_path / "d.binaryproto").tolist() == [[[[1, 2]], [[3, 4.5]]]]
+
+
+# deploy nets whose fork fields are one fork's (read without naming it: the default mixture)
+ONE_FORK = ["ssd300_vgg16", "mobilenet_ssd", "pspnet50_ade20k", "faster_rcnn_zf",
+            "shufflenet_g3", "densenet121", "yolov2_reorg"]
+
+
+@pytest.mark.parametrize("family", ONE_FORK)
+def test_a_net_whose_fields_are_one_forks_is_written_with_that_forks_numbers(family, tmp_path):
+    net = next(n for n in FORK_NETS if n.family == family)
+    param = read_net(net.path)
+    assert schema_of(param).name == "default"
+    path = tmp_path / "net.caffemodel"
+    write_weights(path, param, {param.layer[-1].name: [np.ones(2, np.float32)]})
+    back = read_weights_net(path, fork=net.fork)  # what the fork's own Caffe reads
+    mine = read_net(net.path, fork=net.fork)
+    assert [text_format.MessageToString(l) for l in back.layer if l.type != "Input"] == [
+        text_format.MessageToString(l) for l in mine.layer if l.type != "Input"]
+
+
+def test_fields_of_forks_that_number_them_alike_are_written_with_that_number(tmp_path):
+    # bn_mode is SegNet's; both SegNet forks number bn_param 45
+    param = read_net('layer { name: "b" type: "BN" bottom: "x" top: "y" '
+                     'bn_param { bn_mode: INFERENCE } }')
+    write_weights(tmp_path / "m.caffemodel", param, {})
+    for fork in ("segnet", "segnet-cudnn5"):
+        layer = read_weights_net(tmp_path / "m.caffemodel", fork=fork).layer[0]
+        assert layer.bn_param.bn_mode == 1
+
+
+def test_fields_of_forks_that_number_them_differently_need_the_fork_named(tmp_path):
+    text = (FORK_DEPLOY / "segnet" / "deploy.prototxt").read_text()
+    param = read_net(text)
+    with pytest.raises(CaffeFormatError, match=r"dense_image_data_param.*46 in segnet-cudnn5.*"
+                       r"138 in segnet.*fit forks segnet, segnet-cudnn5.*--fork NAME"):
+        write_weights(tmp_path / "m.caffemodel", param, {})
+    write_weights(tmp_path / "m.caffemodel", read_net(text, fork="segnet"), {})

@@ -41,3 +41,12 @@ def test_cli_parity_passes_the_fork_case(case, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     n = int(last.split("/")[0])
     assert n > 0 and last == f"{n}/{n} blobs within tolerance"
+
+
+def test_cli_parity_passes_segnet_bn_without_the_fork_named(capsys):
+    # its 'bn_default_mode' layer sets no BN field: the weights' two blobs say SegNet's BN
+    # (once an error asking for --fork: tests/caffe_import/net/test_build.py)
+    d = FORKS / "segnet" / "layers_bn"
+    assert main(["parity", str(d / "net.prototxt"), str(d / "weights.caffemodel"),
+                 str(d / "reference.h5")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("blobs within tolerance")

@@ -40,6 +40,7 @@ def test_lookup_takes_the_fork_then_what_it_uses_then_bvlc(type_name, fork, expe
     ('type: "BN" bn_param { frozen: true }', PSPNetBN),
     ('type: "BN" bn_param { frozen: true bn_mode: INFERENCE }', PSPNetBN),  # tie: first fork
     ('type: "BN"', PSPNetBN),
+    ('type: "BN" top: "y" top: "mean" top: "var"', SegNetBN),  # SegNet's batch statistics
     ('type: "Upsample" bottom: "x" bottom: "mask"', SegNetUpsample),
     ('type: "Upsample" bottom: "x"', UpsampleNearest),
 ])
@@ -49,6 +50,33 @@ def test_the_mixture_builds_the_class_whose_claim_is_strongest(text, expect):
     assert expect in chooser.candidates
     assert chooser.resolve(param) is expect
     assert registry.get(param.type, fork="proto:mine.proto") is chooser
+
+
+@pytest.mark.parametrize("text, blobs, expect", [
+    ('name: "b" type: "BN"', 2, SegNetBN), ('name: "b" type: "BN"', 4, PSPNetBN),
+    ('name: "b" type: "BN" bn_param { }', 2, SegNetBN),
+    ('name: "b" type: "BN"', None, PSPNetBN),   # no weights for it: the default order
+    ('name: "b" type: "BN"', 3, PSPNetBN),      # a count neither holds: the default order
+    ('name: "b" type: "BN" bn_param { frozen: true }', 2, PSPNetBN),  # the fields come first
+])
+def test_where_the_fields_do_not_decide_the_weights_blob_count_does(text, blobs, expect):
+    param = text_format.Parse(text, get_schema().LayerParameter())
+    asked = []
+    chooser = registry.get("BN")
+    assert registry.is_chooser(chooser) and not registry.is_chooser(Pooling)
+    assert chooser.resolve(param, blob_count=lambda name: asked.append(name) or blobs) is expect
+
+
+def test_the_weights_are_asked_only_when_the_candidates_hold_different_blob_counts():
+    param = text_format.Parse('name: "u" type: "Upsample" bottom: "x"', get_schema().LayerParameter())
+    asked = []
+    assert registry.choose(registry.get("Upsample").candidates, param,
+                           lambda name: asked.append(name)) is UpsampleNearest
+    bn = text_format.Parse('name: "b" type: "BN" bn_param { bn_mode: LEARN }',
+                           get_schema().LayerParameter())
+    assert registry.choose(registry.get("BN").candidates, bn,
+                           lambda name: asked.append(name)) is SegNetBN
+    assert asked == []
 
 
 def test_register_for_a_fork_names_a_shipped_fork_and_refuses_a_second_class():
@@ -77,3 +105,10 @@ def test_no_core_layer_module_names_a_fork():
         found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                  and isinstance(n.value, str) and id(n) not in docs and n.value.lower() in names]
         assert not found, f"{path.name} names fork(s) {found}"
+
+
+def test_variants_are_the_forks_own_classes_for_bvlc_types():
+    assert registry.variant_forks({"Pooling", "Convolution", "BN"}) == ["yolo"]
+    assert registry.variant_forks({"Convolution", "BN", "Upsample"}) == []
+    assert registry.variant("Pooling", "yolo") is DarknetPooling
+    assert registry.variant("Pooling", "ssd") is None and registry.variant("BN", "segnet") is None

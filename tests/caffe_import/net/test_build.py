@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from caffe_import.errors import CaffeFormatError
+from caffe_import.forks.pspnet.layers import PSPNetBN
+from caffe_import.forks.segnet.layers import SegNetBN
+from caffe_import.forks.yolo.layers import DarknetPooling
+from caffe_import.io import read_weights
+from caffe_import.layers.pooling import Pooling
 from caffe_import.net import CaffeNet
+from caffe_import.parity import check_parity
+from support import ROOT
 from support.net_text import net_text
 from caffe_import.layers.base import CaffeLayer
 from caffe_import.layers.python_layer import (PythonLayerRegistry, register_python_layer,
@@ -196,3 +203,71 @@ def test_python_layers_come_from_the_registry_the_build_is_given():
     assert list(layers.entries()) == [("mymod", "Double")]
     with pytest.raises(TypeError, match="not a CaffeLayer subclass"):
         layers.register("m", "L", object)
+
+
+SEGNET_BN = ROOT / "tests" / "fixtures" / "forks" / "segnet" / "layers_bn"
+
+
+def _segnet_bn_without_fields() -> str:
+    """SegNet's BN fixture with ``bn_mode: LEARN`` (its default) left out: those layers set
+    no field that tells SegNet's BN from PSPNet's."""
+    text = (SEGNET_BN / "net.prototxt").read_text()
+    stripped = text.replace("bn_param { bn_mode: LEARN }", "").replace("bn_param { }", "")
+    assert stripped.count("bn_param") == 1  # only bn_inference's INFERENCE is left
+    return stripped
+
+
+@pytest.mark.parametrize("as_mapping", [False, True])
+def test_bn_whose_fields_do_not_decide_is_the_one_its_weights_fit(as_mapping):
+    weights = SEGNET_BN / "weights.caffemodel"
+    net = CaffeNet(_segnet_bn_without_fields(),
+                   read_weights(weights) if as_mapping else weights)  # no fork named
+    assert {type(layer) for layer, kind in zip(net.layers, net.layer_types)
+            if kind == "BN"} == {SegNetBN}
+    report = check_parity(net, None, SEGNET_BN / "reference.h5")
+    assert report.ok, "\n" + report.table()
+
+
+def test_without_weights_bn_keeps_the_default_order_and_loading_says_what_decides():
+    net = CaffeNet(_segnet_bn_without_fields())
+    kinds = {name: type(layer) for name, layer in zip(net.layer_names, net.layers)}
+    assert kinds["bn_learn"] is PSPNetBN and kinds["bn_default_mode"] is PSPNetBN
+    assert kinds["bn_learn_stats"] is SegNetBN  # the batch statistics' tops are SegNet's
+    with pytest.raises(CaffeFormatError, match=r"holds? 2 param blob.*has 4.*its weights "
+                       r"decide when given as the net is built.*--fork NAME"):
+        net.load_weights(SEGNET_BN / "weights.caffemodel")
+
+
+YOLOV3_TINY = ROOT / "tests" / "fixtures" / "forks" / "deploy" / "yolov3_tiny" / "deploy.prototxt"
+
+
+def test_a_net_whose_shapes_fit_only_darknets_pooling_is_built_with_it():
+    # layer12-maxpool (size 2, stride 1 on 13x13) keeps 13x13 only by darknet's extra cell,
+    # which the route (Concat) after the upsampling needs; BVLC's pooling gives 12x12
+    net = CaffeNet(YOLOV3_TINY)
+    assert type(net.layer("layer12-maxpool")) is DarknetPooling
+    assert net.blob_shapes["layer12-maxpool"] == (1, 512, 13, 13)
+    named = CaffeNet(YOLOV3_TINY, fork="yolo")
+    assert net.blob_shapes == named.blob_shapes
+    named.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 416, 416)
+    for blob, value in net(data=x).items():
+        assert torch.equal(value, named(data=x)[blob]), blob
+
+
+POOL_THEN_CONCAT = net_text(
+    'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+    'pooling_param { pool: MAX kernel_size: 3 stride: 2 } }',
+    'layer { name: "cat" type: "Concat" bottom: "data" bottom: "pool" top: "cat" }',
+    shape=(1, 1, 7, 7))
+
+
+def test_a_net_whose_shapes_fit_no_pooling_rule_keeps_bvlcs_error():
+    with pytest.raises(CaffeFormatError, match=r"layer 'cat'.*Concat bottom 'pool' has shape "
+                       r"\(1, 1, 3, 3\)"):
+        CaffeNet(POOL_THEN_CONCAT)
+
+
+def test_a_net_that_fits_bvlcs_pooling_keeps_it():
+    net = CaffeNet(POOL_THEN_CONCAT.replace("kernel_size: 3 stride: 2", "kernel_size: 1 stride: 1"))
+    assert type(net.layer("pool")) is Pooling

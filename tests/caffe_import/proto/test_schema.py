@@ -10,7 +10,8 @@ import pytest
 from caffe_import.errors import CaffeFormatError, UsageError
 from caffe_import.io import read_net, read_weights, read_weights_net, write_weights
 from caffe_import.proto import caffe_pb2
-from caffe_import.proto.schema import get_schema, is_message, message_class, schema_of
+from caffe_import.proto.schema import (detected_schema, forks_of_fields, get_schema, is_message,
+                                       message_class, schema_of)
 
 
 def test_bvlc_schema_is_caffe_pb2():
@@ -107,10 +108,30 @@ def test_default_skips_numbers_whose_meaning_the_layer_type_does_not_decide(tmp_
 
 
 def test_default_refuses_to_write_a_field_whose_number_differs_between_forks(tmp_path):
-    net = read_net('layer { name: "b" type: "BN" bottom: "x" top: "y" bn_param { bn_mode: INFERENCE } }')
+    # an empty bn_param fits PSPNet's and SegNet's BNParameter, numbered 152 and 45: the
+    # fields do not tell which (a net whose fields tell is written: tests/caffe_import/io/
+    # test_writer.py)
+    net = read_net('layer { name: "b" type: "BN" bottom: "x" top: "y" bn_param { } }')
     assert schema_of(net).name == "default"
     with pytest.raises(CaffeFormatError, match=r"bn_param.*45 in segnet.*152 in pspnet.*fork"):
         write_weights(tmp_path / "m.caffemodel", net, {})
+
+
+@pytest.mark.parametrize("text, fields", [
+    ('layer { name: "r" type: "ReLU" bottom: "x" top: "y" }', ("bvlc",)),
+    ('layer { name: "n" type: "Normalize" bottom: "x" top: "y" norm_param { eps: 1 } }',
+     ("ssd",)),
+    ('layer { name: "b" type: "BN" bottom: "x" top: "y" bn_param { bn_mode: INFERENCE } }',
+     ("segnet", "segnet-cudnn5")),
+    ('layer { name: "b" type: "BN" bottom: "x" top: "y" bn_param { bn_mode: INFERENCE } }\n'
+     'layer { name: "n" type: "Normalize" bottom: "x" top: "z" norm_param { eps: 1 } }', ()),
+])
+def test_the_fields_a_net_sets_tell_whose_schema_it_is(text, fields):
+    net = read_net(text)
+    assert forks_of_fields(net) == fields
+    assert detected_schema(net) == (" or ".join(fields) or "default")
+    if fields:  # a named schema is shown as named
+        assert detected_schema(read_net(text, fork=fields[-1])) == fields[-1]
 
 
 def test_bvlc_nets_read_with_caffe_pb2_and_fork_nets_with_the_default():
