@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caffe_import.cli.options import add_strict
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
     require_net_file, require_weights_file)
 from fcn_repro.infer import infer
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
                    help="BGR mean to subtract (default: the model's; with --net the VOC mean)")
     add_precision(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

@@ -2,12 +2,14 @@
 net (ShareTrainedLayersWith)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.net import CaffeNet
+from caffe_import.net import CaffeNet, MissingWeightsWarning, strict_weights
 from support.net_text import net_text
 
 SHARED = net_text(
@@ -65,3 +67,32 @@ def test_sharing_needs_equal_blob_counts_and_shapes():
                               'prelu_param { channel_shared: true } }'))
     with pytest.raises(CaffeFormatError, match="'p1'.*Cannot share param 0"):
         other.share_trained_layers_with(train)
+
+
+def test_layers_with_params_left_without_weights_are_named_in_a_warning(tmp_path):
+    """Caffe's CopyTrainedLayersFrom skips a net layer the file does not name and keeps its
+    initial values silently (a siftflow net on VOC weights: score_fr_sem all zeros); here a
+    warning names them. p2 shares p1's blob by name, so it got weights with p1."""
+    net = CaffeNet(SHARED)
+    with pytest.warns(MissingWeightsWarning, match=r"1 layer\(s\).*: p3;.*--strict"):
+        assert net.load_weights({"p1": [np.ones(3, np.float32)]}) == ["p3"]
+    path = tmp_path / "w.caffemodel"
+    CaffeNet(SHARED.replace('"p3"', '"other"')).save_weights(path)
+    with pytest.warns(MissingWeightsWarning, match=f"in {path}.*: p3;"):
+        CaffeNet(SHARED, weights=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert CaffeNet(SHARED).load_weights({"p1": [np.ones(3)], "p3": [np.ones(3)]}) == []
+
+
+def test_strict_loading_refuses_weights_that_leave_layers_without_values(tmp_path):
+    path = tmp_path / "w.caffemodel"
+    CaffeNet(SHARED.replace('"p3"', '"other"')).save_weights(path)
+    with pytest.raises(CaffeFormatError, match=f"{path}: 1 layer.*no weights in this file: p3"):
+        CaffeNet(SHARED, weights=path, strict=True)
+    net = CaffeNet(SHARED)
+    with strict_weights(), pytest.raises(CaffeFormatError, match="in the weights given: p3"):
+        net.load_weights({"p1": [np.full(3, 7, np.float32)]})
+    assert net.params["p1"][0].tolist() == [0.25] * 3  # its filler: refused before any copy
+    with strict_weights(), pytest.warns(MissingWeightsWarning):
+        net.load_weights({"p1": [np.ones(3)]}, strict=False)  # explicit beats the scope
