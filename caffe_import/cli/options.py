@@ -26,7 +26,7 @@ from ..device import DeviceUnavailable, resolve_device
 from ..errors import CaffeFormatError, UsageError
 from ..io import detect
 from ..io.text import ParsedNet, parse_net
-from ..net.weights import MissingWeightsWarning, strict_weights
+from ..net.weights import strict_weights
 from ..proto.schema import BVLC, Schema, fork_names, get_schema
 
 
@@ -62,16 +62,20 @@ def add_strict(parser: argparse.ArgumentParser) -> None:
                              "where the prototxt names no filler; Caffe says nothing)")
 
 
+_OWN_PACKAGES = ("caffe_import", "fcn_repro")
+
+
 @contextlib.contextmanager
 def verb_scope(args: argparse.Namespace, prog: str) -> Iterator[None]:
-    """What every verb runs inside: weights loads strict when ``--strict`` was given, and a
-    :class:`~caffe_import.net.weights.MissingWeightsWarning` printed as one line,
-    ``<prog>: warning: <message>`` (other warnings keep Python's form)."""
+    """What every verb runs inside: weights loads strict when ``--strict`` was given, and the
+    project's own warnings (their class defined in ``caffe_import`` or ``fcn_repro``, as
+    :class:`~caffe_import.net.weights.MissingWeightsWarning`) printed as one line,
+    ``<prog>: warning: <message>``; other libraries' warnings keep Python's form."""
     with warnings.catch_warnings(), strict_weights(bool(getattr(args, "strict", False))):
         shown = warnings.showwarning
 
         def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
-            if issubclass(category, MissingWeightsWarning):
+            if category.__module__.split(".")[0] in _OWN_PACKAGES:
                 print(f"{prog}: warning: {message}", file=sys.stderr)
             else:
                 shown(message, category, *rest, **kw)
