@@ -19,6 +19,7 @@ SHARED = net_text(
     'layer { name: "p3" type: "PReLU" bottom: "data" top: "p3" param { lr_mult: 0 decay_mult: 3 } }')
 
 
+@pytest.mark.filterwarnings("ignore::caffe_import.net.MissingWeightsWarning")
 def test_weights_load_by_name_ignore_unknown_layers_and_round_trip(tmp_path):
     net = CaffeNet(SHARED)
     slope = np.arange(3, dtype=np.float32)
@@ -31,6 +32,7 @@ def test_weights_load_by_name_ignore_unknown_layers_and_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["w.caffemodel"]
 
 
+@pytest.mark.filterwarnings("ignore::caffe_import.net.MissingWeightsWarning")
 def test_weight_blob_count_and_shape_mismatches_name_the_layer():
     net = CaffeNet(SHARED)
     with pytest.raises(CaffeFormatError, match="'p3'.*2 param blob.*has 1"):
@@ -39,6 +41,7 @@ def test_weight_blob_count_and_shape_mismatches_name_the_layer():
         net.load_weights({"p3": [np.zeros(4, np.float32)]})
 
 
+@pytest.mark.filterwarnings("ignore::caffe_import.net.MissingWeightsWarning")
 def test_legacy_4d_weight_shapes_load_into_lower_rank_blobs():
     net = CaffeNet(SHARED)
     net.load_weights({"p3": [np.arange(3, dtype=np.float32).reshape(1, 1, 1, 3)]})
