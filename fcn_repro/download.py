@@ -10,7 +10,15 @@ The bytes go to ``<file>.part`` next to the target. An interrupted transfer leav
 answers 200 instead of 206 restarts it from zero). Only when the ``.part`` holds exactly the
 size the server announced (``Content-Length`` / ``Content-Range``) is it renamed onto the
 target with ``os.replace``, so a file under the model's name is always complete.
-Nothing downloaded is executed or unpickled: caffemodels are read as protobuf data later.
+:func:`download_model` also checks, before that rename, that the ``.part`` is a caffemodel
+of the model's net (:func:`check_model_weights`: it parses, and every layer with params of
+the zoo's deploy net finds its weights there with the shapes it needs); a file that is not
+(an error page, another model's weights, random bytes) is deleted and never lands.
+Nothing downloaded is executed or unpickled: caffemodels are read as protobuf data.
+
+Offline, or when the host cannot be reached, the error says what to do instead: a mirror
+(``base_url=`` / ``--base-url``), or the path to put a file fetched by hand
+(:func:`weights_path`).
 """
 from __future__ import annotations
 
@@ -24,11 +32,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from caffe_import.errors import UsageError
+import torch
+
+from caffe_import.errors import CaffeFormatError, UsageError
+from caffe_import.net import CaffeNet
 from fcn_repro import zoo
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_CACHE", "DownloadError", "default_cache_dir",
-           "model_url", "download_url", "download_model", "weights_path"]
+           "model_url", "download_url", "download_model", "weights_path", "check_model_weights"]
 
 DEFAULT_BASE_URL = "http://dl.caffe.berkeleyvision.org/"
 ENV_BASE_URL = "FCN_REPRO_BASE_URL"
@@ -82,6 +93,17 @@ def _total_from(resp, start: int) -> int | None:
     return None
 
 
+def _unreachable(url: str, dest: Path, exc: BaseException) -> str:
+    """The host could not be reached (offline, no DNS, refused, timed out): what happened,
+    and the two ways on without it."""
+    reason = getattr(exc, "reason", exc)
+    host = urllib.parse.urlsplit(url).netloc
+    what = (f"{reason.strerror}" if isinstance(reason, OSError) and reason.strerror
+            else str(reason) or type(reason).__name__)
+    return (f"{url}: cannot reach {host} ({what}). Are you offline? Fetch it from a mirror with "
+            f"--base-url URL (or ${ENV_BASE_URL}), or download {url} by hand and put it at {dest}")
+
+
 def _open(url: str, start: int, timeout: float):
     req = urllib.request.Request(url, headers={"User-Agent": "fcn-repro-download"})
     if start:
@@ -112,11 +134,15 @@ def _append_body(resp: Any, part: Path, start: int, bar: Any, url: str) -> int:
 
 def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
                  timeout: float = 60.0, force: bool = False,
-                 progress_factory: Callable | None = None) -> Path:
+                 progress_factory: Callable | None = None,
+                 check: Callable[[Path], None] | None = None) -> Path:
     """Fetch ``url`` to ``dest`` through ``dest.part`` (resumed if present); returns ``dest``.
 
     An existing ``dest`` is kept unless ``force``. Raises :class:`DownloadError` when the
-    server fails or the byte count differs from what it announced.
+    server fails or the byte count differs from what it announced. ``check(part)``, when
+    given, judges the complete ``.part`` before it is renamed onto ``dest``: an exception
+    from it deletes the ``.part`` (a whole file that is wrong is not resumed) and is
+    raised as a :class:`DownloadError`.
     """
     _check_scheme(url)
     dest = Path(dest)
@@ -134,14 +160,13 @@ def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
             # the .part may already be whole: the server says what the size is
             total = _total_from(exc, 0) if exc.headers.get("Content-Range") else None
             if total == start:
-                os.replace(part, dest)
-                return dest
+                return _place(part, dest, url, check)
             part.unlink()
             return download_url(url, dest, progress=progress, timeout=timeout, force=False,
-                                progress_factory=progress_factory)
+                                progress_factory=progress_factory, check=check)
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+        raise DownloadError(_unreachable(url, dest, exc)) from None
 
     with resp:
         status = getattr(resp, "status", 200)
@@ -163,6 +188,18 @@ def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
             bar.close()
     if total is not None and got != total:
         raise DownloadError(f"{url}: got {got} of {total} bytes; {part} kept, run again to resume")
+    return _place(part, dest, url, check)
+
+
+def _place(part: Path, dest: Path, url: str, check: Callable[[Path], None] | None) -> Path:
+    """The complete ``part`` onto ``dest`` (atomic rename), once ``check`` accepts it."""
+    if check is not None:
+        try:
+            check(part)
+        except (CaffeFormatError, UsageError, OSError) as exc:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{url}: the downloaded file is not what was asked for, so it was "
+                                f"deleted and {dest} not written: {exc}") from None
     os.replace(part, dest)
     return dest
 
@@ -170,10 +207,21 @@ def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True,
 def download_model(name: str, *, base_url: str | None = None,
                    cache_dir: str | os.PathLike | None = None, progress: bool = True,
                    force: bool = False, timeout: float = 60.0) -> Path:
-    """Fetch a zoo model's weights into the cache; returns the caffemodel's path."""
+    """Fetch a zoo model's weights into the cache; returns the caffemodel's path. The file is
+    checked (:func:`check_model_weights`) before it takes the model's name."""
     url, _ = model_url(name, base_url)
     return download_url(url, weights_path(name, cache_dir), progress=progress, timeout=timeout,
-                        force=force)
+                        force=force, check=lambda part: check_model_weights(name, part))
+
+
+def check_model_weights(name: str, path: str | os.PathLike) -> None:
+    """Raise :class:`CaffeFormatError` unless ``path`` is a caffemodel for zoo model ``name``:
+    it parses, and every layer with params of the model's deploy net finds weights there
+    with the blob count and shapes it needs (the net is built on the meta device: shapes
+    only, no memory for the weights)."""
+    with torch.device("meta"):
+        net = CaffeNet(zoo.get(name).deploy_net())
+    net.load_weights(path, strict=True)
 
 
 def weights_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -38,6 +38,7 @@ from caffe_import.proto.schema import Schema, resolve_schema
 from fcn_repro import zoo
 from fcn_repro.data import dataset_info
 from fcn_repro.data.base import SegmentationDataset
+from fcn_repro.data.synthetic import is_synthetic
 from fcn_repro.download import sha256_file
 from fcn_repro.feeding import item_to_blobs
 from fcn_repro.metrics import (ConfusionMatrix, geometric_accuracy, predicted_classes,
@@ -322,6 +323,7 @@ def evaluate(*, model: str | None = None, net_path: str | os.PathLike | None = N
         "weights": str(weights),
         "weights_sha256": sha256_file(weights), "dataset": info.name, "split": ds.split,
         "root": str(root), "device": str(device), "units": "fraction", "precision": precision,
+        "synthetic_data": is_synthetic(root),
     }
     if info.name == "nyud":
         record["modality"] = ds.modality

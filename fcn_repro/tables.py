@@ -2,7 +2,9 @@
 
 ``scan_results(folder)`` finds every metrics.json (as ``fcn-repro eval`` writes them) under a
 folder, and says why each other ``*.json`` is none; ``build_tables(results)`` matches them to
-the published rows of :mod:`fcn_repro.published` by model, dataset and split, and
+the published rows of :mod:`fcn_repro.published` by model, dataset and split (where several
+match: an exact result before a ``--precision fast`` one, real data before synthetic, then the
+newest; the row's notes say when what it shows is fast or synthetic), and
 ``unused_results`` says why a result is in no row; ``render`` prints markdown, LaTeX or CSV;
 ``plot_mean_iu`` draws published vs reproduced mean IU as a bar chart (matplotlib, Agg).
 """
@@ -20,6 +22,7 @@ from typing import Any, Iterable, Sequence
 from caffe_import.errors import CaffeFormatError
 from caffe_import.io import read_net
 from caffe_import.io.atomic import atomic_open
+from fcn_repro.data.synthetic import is_synthetic
 from fcn_repro.published import METRIC_TITLES, METRICS, ROWS, TABLES, PublishedRow
 from fcn_repro.zoo.match import matching_models
 
@@ -39,6 +42,20 @@ class Result:
     values: dict[str, float | None] = field(default_factory=dict)
     net: str | None = None              #: the prototxt of an ``eval --net`` run
     net_matches: list[str] | None = None  #: zoo models whose deploy net that prototxt computes
+    precision: str = "exact"            #: ``eval --precision`` (records before it: exact)
+    synthetic: bool = False             #: scored on ``fcn-repro synthetic-data`` images
+
+    @property
+    def caveats(self) -> list[str]:
+        """What makes these numbers less than the exact scores of real data, in words."""
+        return ([f"{self.precision} precision"] if self.precision != "exact" else []) + (
+            ["synthetic data"] if self.synthetic else [])
+
+    def rank(self) -> tuple[bool, bool, float]:
+        """Which of several results for one row is shown: exact first, then real data, then
+        the newest file."""
+        return (self.precision == "exact", not self.synthetic,
+                self.path.stat().st_mtime if self.path.exists() else 0.0)
 
 
 @dataclass(frozen=True)
@@ -88,12 +105,22 @@ def read_result(path: Path) -> Result | Skipped:
     values = {m: _pct(record.get(m)) for m in METRICS}
     result = Result(path=path, model=str(record["model"]), dataset=str(record["dataset"]),
                     split=str(record["split"]), images=int(record.get("images") or 0), values=values,
-                    net=record.get("net"), net_matches=record.get("net_matches"))
+                    net=record.get("net"), net_matches=record.get("net_matches"),
+                    precision=str(record.get("precision") or "exact"),
+                    synthetic=_synthetic(record))
     if result.net and result.net_matches is None and result.model not in _published_models():
         result.net_matches = _matches_of(Path(result.net), record.get("modality"))
         if result.net_matches and len(result.net_matches) == 1:
             result.model = result.net_matches[0]
     return result
+
+
+def _synthetic(record: dict[str, Any]) -> bool:
+    """``synthetic_data`` as eval records it; for a record from before eval did, whether its
+    ``root`` (still there) is a synthetic-data folder."""
+    if "synthetic_data" in record:
+        return bool(record["synthetic_data"])
+    return bool(record.get("root")) and is_synthetic(str(record["root"]))
 
 
 def _published_models(rows: Sequence[PublishedRow] = ROWS) -> set[str]:
@@ -127,34 +154,45 @@ def collect_results(folder: str | os.PathLike) -> list[Result]:
 
 
 def build_tables(results: Iterable[Result], rows: Sequence[PublishedRow] = ROWS) -> dict[str, list[TableRow]]:
-    """Published rows grouped by table, each with the matching result (the newest file when
-    several match model, dataset and split), or None."""
-    index = _newest_by_key(results)
+    """Published rows grouped by table, each with the matching result, or None. Where several
+    match model, dataset and split: an exact result before a ``--precision fast`` one, real
+    data before synthetic, then the newest file (:meth:`Result.rank`)."""
+    index = _best_by_key(results)
     tables: dict[str, list[TableRow]] = {}
     for row in rows:
         tables.setdefault(row.table, []).append(TableRow(row, index.get((row.model, row.dataset, row.split))))
     return tables
 
 
-def _newest_by_key(results: Iterable[Result]) -> dict[tuple[str, str, str], Result]:
+def _best_by_key(results: Iterable[Result]) -> dict[tuple[str, str, str], Result]:
     index: dict[tuple[str, str, str], Result] = {}
-    for r in sorted(results, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0):
+    for r in sorted(results, key=Result.rank):
         index[(r.model, r.dataset, r.split)] = r
     return index
+
+
+def _superseded(r: Result, by: Result) -> str:
+    """Why ``by`` is shown in the row and not ``r``."""
+    if by.precision == "exact" and r.precision != "exact":
+        why = f"the exact result {by.path}, preferred over this {r.precision}-precision one"
+    elif not by.synthetic and r.synthetic:
+        why = f"{by.path}, scored on real data, preferred over this one on synthetic data"
+    else:
+        why = f"the newer {by.path}"
+    return f"superseded by {why} ({r.model} on {r.dataset}/{r.split})"
 
 
 def unused_results(results: Iterable[Result], rows: Sequence[PublishedRow] = ROWS) -> list[Skipped]:
     """The results :func:`build_tables` shows in no row, each with the reason."""
     results = list(results)
-    newest = _newest_by_key(results)
+    best = _best_by_key(results)
     keys = {(row.model, row.dataset, row.split) for row in rows}
     published = _published_models(rows)
     out: list[Skipped] = []
     for r in results:
         key = (r.model, r.dataset, r.split)
-        if key in keys and newest[key] is not r:
-            out.append(Skipped(r.path, f"superseded by the newer {newest[key].path} "
-                                       f"({r.model} on {r.dataset}/{r.split})"))
+        if key in keys and best[key] is not r:
+            out.append(Skipped(r.path, _superseded(r, best[key])))
         elif key not in keys and r.model in published:
             where = sorted({f"{row.dataset}/{row.split}" for row in rows if row.model == r.model})
             out.append(Skipped(r.path, f"no published numbers for {r.model} on {r.dataset}/{r.split} "
@@ -195,7 +233,8 @@ def _cells(row: TableRow, metrics: Sequence[str]) -> list[str]:
     for m in metrics:
         cells += [_fmt(row.published.value(m)), _fmt(row.ours(m)) if row.result else "",
                   _fmt(row.diff(m), signed=True) if row.result else ""]
-    cells.append(f"{row.result.images} images" if row.result else NO_RESULT)
+    cells.append("; ".join([f"{row.result.images} images", *row.result.caveats])
+                 if row.result else NO_RESULT)
     if row.published.note:
         cells[-1] += f"; {row.published.note}"
     return cells
@@ -216,7 +255,8 @@ def render(tables: dict[str, list[TableRow]], fmt: str = "markdown") -> str:
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["table", "net", "model", "dataset", "split", "metric", "published", "ours", "diff", "result"])
+        w.writerow(["table", "net", "model", "dataset", "split", "metric", "published", "ours", "diff", "result",
+                    "caveats"])
         for key, rows in tables.items():
             for row in rows:
                 for m in _metrics_of([row]):
@@ -224,7 +264,8 @@ def render(tables: dict[str, list[TableRow]], fmt: str = "markdown") -> str:
                     w.writerow([key, row.published.label, row.published.model, row.published.dataset,
                                 row.published.split, m, row.published.value(m),
                                 "" if o is None else round(o, 4), "" if d is None else round(d, 4),
-                                str(row.result.path) if row.result else NO_RESULT])
+                                str(row.result.path) if row.result else NO_RESULT,
+                                "; ".join(row.result.caveats) if row.result else ""])
         return buf.getvalue()
     out: list[str] = []
     for key, rows in tables.items():

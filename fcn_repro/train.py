@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -46,11 +47,16 @@ from fcn_repro.feeding import data_tops, feed_net, item_to_blobs
 from fcn_repro.surgery import init_upsampling, transplant
 
 __all__ = ["train", "train_model", "train_distributed", "TrainResult", "TrainLog", "Schedule", "Feeds", "latest_snapshot",
-           "shuffled_index", "initialize", "prune_snapshots"]
+           "shuffled_index", "initialize", "prune_snapshots", "zero_weight_layers",
+           "TrainingWarning"]
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate\.safetensors$")
 #: a receiver of progress messages (the CLI prints them)
 Say = Callable[[str], Any]
+
+
+class TrainingWarning(UserWarning):
+    """A training run that cannot do what it is asked (the CLI prints it as one line)."""
 
 
 def shuffled_index(pass_index: int, n: int, seed: int, shuffle: bool = True) -> int:
@@ -354,12 +360,35 @@ class _Run:
             self.save(snapshot=True)
 
 
-def _start(init: Any, state: Path | None, resume: bool, folder: Path, say: Say) -> None:
-    """Say where the weights come from before any surgery line."""
+def _start(state: Path | None, resume: bool, folder: Path, say: Say) -> None:
+    """Say where a resumed run starts before any surgery line."""
     if resume and state is None:
         say(f"nothing to resume: no snapshot in {folder}; starting at iteration 0")
-    if state is None and init is None:
+
+
+def zero_weight_layers(net: Any) -> list[str]:
+    """Layers whose weights (first param blob) are all zero: in a net built from a prototxt,
+    those with no filler (Caffe's default filler is ``constant`` 0), as the release's own
+    prototxts are written (their weights came from surgery)."""
+    return [step.name for step in net.steps
+            if step.module.blobs and not bool(step.module.blobs[0].detach().any())]
+
+
+def _say_start_without_init(net: Any, say: Say, warn: bool) -> None:
+    """Where the weights of a run with no init weights come from, truthfully: the fillers,
+    or zeros for layers with none; two or more zero layers in a net cannot learn."""
+    zeros = zero_weight_layers(net)
+    if not zeros:
         say("starting from random weights (the net's fillers): no init weights given")
+        return
+    say(f"starting without init weights: {len(zeros)} layer(s) have no filler in the prototxt "
+        f"and start at zero ({', '.join(zeros)}); the others from their fillers")
+    if warn and len(zeros) > 1:
+        warnings.warn(f"this run cannot learn: {len(zeros)} weight layers start at zero, and no "
+                      f"gradient passes a layer whose weights are zero, so the layers below "
+                      f"{zeros[-1]} never change; give init weights (--init, e.g. the previous "
+                      "stage's caffemodel or VGG16's for a 32s net, as the release did)",
+                      TrainingWarning, stacklevel=3)
 
 
 def _progress_bar(total: int, initial: int, name: str) -> Any:
@@ -381,9 +410,11 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
     4000 iterations); ``snapshot_interval`` overrides the solver's ``snapshot``. ``wrap(net)``
     may return a ``DistributedDataParallel`` wrapper (see :mod:`fcn_repro.distributed`);
     ``rank``/``world_size`` shard the training order and the evaluation, and only rank 0
-    writes files. ``say`` gets rank 0's messages: where the weights come from (random fillers,
-    or each line of the surgery), where a resumed run continues and, on Ctrl-C, the iteration
-    saved. ``keep_last=N`` keeps only the N newest snapshots (:func:`prune_snapshots`).
+    writes files. ``say`` gets rank 0's messages: where the weights come from (each line of
+    the surgery; without ``init``, the fillers and the layers with none, which start at zero),
+    where a resumed run continues and, on Ctrl-C, the iteration saved. Without ``init``, two or
+    more layers starting at zero is a :class:`TrainingWarning`: such a net cannot learn.
+    ``keep_last=N`` keeps only the N newest snapshots (:func:`prune_snapshots`).
     """
     out, device = Path(out), torch.device(device)
     say = say if say is not None and rank == 0 else (lambda line: None)
@@ -397,9 +428,11 @@ def train(train_net: caffe_pb2.NetParameter, solver_param: caffe_pb2.SolverParam
     torch.manual_seed(int(param.random_seed) if param.random_seed >= 0 else seed)
     net = feeds.net(train_net, first, "train", device)
     state = latest_snapshot(out / "snapshots") if resume else None
-    _start(init, state, resume, out / "snapshots", say)
+    _start(state, resume, out / "snapshots", say)
     # every rank alike (DDP also broadcasts rank 0's); a resumed run's snapshot replaces it
     surgery_log = initialize(net, init, log=say if state is None else None)
+    if state is None and init is None:
+        _say_start_without_init(net, say, warn=rank == 0)
     solver = Solver(param, net, feed=_TrainingOrder(train_set, feeds, seed, rank, world_size),
                     model=wrap(net) if wrap is not None else net, device=device,
                     snapshot_prefix=out / "snapshots" / "train")

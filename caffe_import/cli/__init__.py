@@ -30,6 +30,7 @@ from typing import Sequence
 from ..errors import CaffeFormatError, UsageError
 from ..threads import configure_threads
 from .formatting import HelpFormatter
+from .options import verb_scope
 
 VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity", "run")
 DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
@@ -106,7 +107,8 @@ def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
     except SystemExit as exc:  # --help, or a usage error argparse has already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with verb_scope(args, prog):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except (CaffeFormatError, UsageError, *reported) as exc:

@@ -5,6 +5,7 @@ import argparse
 
 from ..convert import output_format, write_as
 from ..net import CaffeNet
+from .options import add_strict
 from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=int, default=0, help="net level, for include/exclude min_level and max_level rules")
     add_schema_options(p)
     add_precision(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

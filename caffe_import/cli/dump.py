@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import CaffeFormatError
 from ..parity import dump
+from .options import add_strict
 from .options import (add_precision, add_schema_options, device, naming, output_file,
     require_net_file)
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", action="store_true", help="also store the param blobs")
     add_schema_options(p)
     add_precision(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

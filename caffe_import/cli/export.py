@@ -7,6 +7,7 @@ from .. import export as ex
 from ..errors import UsageError
 from ..export import parse_shape
 from ..net import CaffeNet
+from .options import add_strict
 from .options import add_precision, add_schema_options, naming, output_file, require_net_file
 
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="skip rerunning the export against the eager net")
     add_schema_options(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

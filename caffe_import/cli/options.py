@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +26,7 @@ from ..device import DeviceUnavailable, resolve_device
 from ..errors import CaffeFormatError, UsageError
 from ..io import detect
 from ..io.text import ParsedNet, parse_net
+from ..net.weights import strict_weights
 from ..proto.schema import BVLC, Schema, fork_names, get_schema
 
 
@@ -48,6 +51,37 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
                         help="exact: Caffe's float32 numbers (default); fast: bf16 where the "
                              "layers allow, channels_last, fused kernels (about 1e-2 relative "
                              "off exact; see docs/performance.md)")
+
+
+def add_strict(parser: argparse.ArgumentParser) -> None:
+    """``--strict`` for every verb that loads weights into a net: a layer with params that the
+    weights file does not name is an error (exit 2) instead of a warning."""
+    parser.add_argument("--strict", action="store_true",
+                        help="fail when a layer of the net with params finds no weights in the "
+                             "weights file (default: warn and keep its initial values, zeros "
+                             "where the prototxt names no filler; Caffe says nothing)")
+
+
+_OWN_PACKAGES = ("caffe_import", "fcn_repro")
+
+
+@contextlib.contextmanager
+def verb_scope(args: argparse.Namespace, prog: str) -> Iterator[None]:
+    """What every verb runs inside: weights loads strict when ``--strict`` was given, and the
+    project's own warnings (their class defined in ``caffe_import`` or ``fcn_repro``, as
+    :class:`~caffe_import.net.weights.MissingWeightsWarning`) printed as one line,
+    ``<prog>: warning: <message>``; other libraries' warnings keep Python's form."""
+    with warnings.catch_warnings(), strict_weights(bool(getattr(args, "strict", False))):
+        shown = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if category.__module__.split(".")[0] in _OWN_PACKAGES:
+                print(f"{prog}: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        yield
 
 
 def output_dir(text: str) -> Path:

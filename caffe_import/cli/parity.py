@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..parity import check_parity
+from .options import add_strict
 from .options import add_precision, add_schema_options, device, naming, require_net_file
 
 
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_precision(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON (rows, tolerance, summary)")
     add_schema_options(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

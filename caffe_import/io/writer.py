@@ -135,6 +135,12 @@ def write_weights(path: str | os.PathLike, net_param: Optional[caffe_pb2.NetPara
     written as float32 with a ``BlobShape``). Without ``net`` each weighted layer is written
     with its name only, which is all Caffe's loader matches on. Atomic: temp file + rename.
 
+    With the net Caffe wrote a file from (the file's own layer list, ``read_weights_net``)
+    the bytes are Caffe's. ``Net::ToProto`` writes the net after ``InsertSplits``: a net
+    read from its prototxt has no Split layers where a blob has several readers, so its
+    file holds the same layers, fields and param bytes less those Split layers, readers'
+    bottoms named as in the prototxt; Caffe loads both to the same weights.
+
     A net read with a Caffe fork's schema is written with that fork's field numbers (see
     :mod:`caffe_import.proto.schema`): the file is what the fork's own Caffe writes. With
     the default mixed schema, BVLC's own fields keep BVLC's numbers, and a field whose

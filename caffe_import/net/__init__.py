@@ -16,6 +16,8 @@ from .blobs import BlobTensors
 from .build import AUTO_TOP, NetBuilder, ParamSpecInfo, Step
 from .caffenet import CaffeNet
 from .state import filter_net, layer_included, phase_name, state_meets_rule
+from .weights import MissingWeightsWarning, strict_weights
 
 __all__ = ["CaffeNet", "filter_net", "phase_name", "state_meets_rule", "layer_included",
-           "ParamSpecInfo", "Step", "BlobTensors", "AUTO_TOP", "NetBuilder"]
+           "ParamSpecInfo", "Step", "BlobTensors", "AUTO_TOP", "NetBuilder",
+           "MissingWeightsWarning", "strict_weights"]

@@ -97,6 +97,10 @@ class CaffeNet(nn.Module):
     ``outputs``. ``keep_blobs=True`` (constructor argument or attribute) keeps every blob, as
     pycaffe's ``net.blobs`` does; so does any forward that records a graph.
 
+    ``strict``: weights that leave a net layer with params without values are a
+    ``CaffeFormatError`` naming the layers and the file, not a ``MissingWeightsWarning``
+    (Caffe copies silently; see ``load_weights``).
+
     ``python_layers``: the registry ``type: "Python"`` layers are looked up in
     (``caffe_import.layers.python_layer``; default: the one ``register_python_layer`` fills).
 
@@ -113,7 +117,8 @@ class CaffeNet(nn.Module):
                  schema: Schema | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
                  precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
                  compile: bool | None = None,
-                 python_layers: PythonLayerRegistry | None = None) -> None:
+                 python_layers: PythonLayerRegistry | None = None,
+                 strict: bool | None = None) -> None:
         super().__init__()
         #: shapes of input tops the net file does not fix (data layers, shapeless Input)
         self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
@@ -134,7 +139,7 @@ class CaffeNet(nn.Module):
                             python_layers, weights).build(unknown_fields, source_path)
         self._adopt(layout)
         if weights is not None:
-            self.load_weights(weights)
+            self.load_weights(weights, strict=strict)
         if device is not None:
             self.to(resolve_device(device))
         self.set_precision(precision, compile=compile)
@@ -403,12 +408,17 @@ class CaffeNet(nn.Module):
         """Layer name -> param blobs as float32 arrays (for ``caffe_import.io.write_weights``)."""
         return net_weights.weight_arrays(self._steps)
 
-    def load_weights(self, source: PathLike | Mapping[str, Sequence[Any]]) -> None:
+    def load_weights(self, source: PathLike | Mapping[str, Sequence[Any]],
+                     strict: bool | None = None) -> list[str]:
         """Copy weights in by layer name, as Caffe's ``CopyTrainedLayersFrom``: layers of the
         file absent from the net are ignored, net layers absent from the file keep their
         values; the first net layer of a name is the target; blob counts must agree and
-        shapes match (legacy 4-D shapes by ``match_blob_shape``)."""
-        net_weights.load_weights(self._steps, self._first_index, self.net_param, source)
+        shapes match (legacy 4-D shapes by ``match_blob_shape``). Net layers with params
+        that got no weights are returned and warned about (``MissingWeightsWarning``; Caffe
+        is silent); ``strict=True`` (default: inside ``strict_weights()``) makes them a
+        ``CaffeFormatError``. See ``weights.load_weights``."""
+        return net_weights.load_weights(self._steps, self._first_index, self.net_param, source,
+                                        strict)
 
     def share_trained_layers_with(self, other: "CaffeNet") -> None:
         """Caffe's ``ShareTrainedLayersWith``: this net's layers use ``other``'s param storage,

@@ -12,7 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="fetch a model's published caffemodel",
                        description="Download a zoo model's weights into the cache folder. "
                                    "Interrupted downloads resume from the .part file; the file "
-                                   "appears under its name only once complete.")
+                                   "appears under its name only once complete and checked to be "
+                                   "a caffemodel of the model's net (a wrong file is deleted). "
+                                   "Offline: --base-url a mirror, or put a file fetched by hand "
+                                   "where this command would (its path is in the error).")
     p.add_argument("model", help="zoo model name, e.g. voc-fcn8s (see `fcn-repro netspec --list`)")
     p.add_argument("--base-url", help="mirror to fetch from (default: $FCN_REPRO_BASE_URL or "
                                       "http://dl.caffe.berkeleyvision.org/)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caffe_import.cli.options import add_strict
 from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
     output_file_path, require_net_file, require_weights_file)
 from caffe_import.errors import UsageError
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(argmax agreement, max prob diff; recorded in metrics.json); 0: skip")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_schema_options(p)
+    add_strict(p)
     p.set_defaults(func=run)
 
 

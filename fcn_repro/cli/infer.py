@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from caffe_import.cli.options import (add_precision, add_schema_options, device, naming, output_dir,
-    require_net_file, require_weights_file)
+from caffe_import.cli.options import (add_precision, add_schema_options, add_strict, device, naming,
+                                      output_dir, require_net_file, require_weights_file)
 from caffe_import.errors import UsageError
 from fcn_repro.infer import ImageDone, infer
 
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BGR mean to subtract (default: the model's; with --net the VOC mean)")
     add_precision(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_strict(p)
     p.set_defaults(func=run)
 
 

@@ -12,9 +12,13 @@ from fcn_repro.tables import build_tables, plot_mean_iu, render, scan_results, u
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tables", help="the paper's tables: published vs our metrics.json results",
                        description="Match the metrics.json files under --results to the published "
-                                   "rows (by model, dataset and split) and print the tables. Every "
+                                   "rows (by model, dataset and split) and print the tables. Where "
+                                   "several results fit a row, an exact one is shown before a "
+                                   "--precision fast one, real data before synthetic, then the "
+                                   "newest; the row's notes say 'fast precision' or 'synthetic "
+                                   "data' when that is what it shows. Every "
                                    "JSON file that shows in no row is named on stderr with the reason "
-                                   "(not an eval result, no published row, superseded by a newer "
+                                   "(not an eval result, no published row, superseded by a preferred "
                                    "result, a --net result naming no release model).")
     p.add_argument("--results", type=Path, required=True, metavar="DIR", help="folder searched for metrics.json files")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown",
@@ -24,7 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # lazy: nets and layers load only when the verb runs
     results, skipped = scan_results(require_dir(args.results, "the folder holding metrics.json files"))
     tables = build_tables(results)
     print(render(tables, args.format), end="")

@@ -5,6 +5,8 @@ dataset's own encoding (palette PNG, ``GTcls`` struct, ``S`` / ``segmentation`` 
 variables), including void pixels, and the split lists, and returns the folder to give the
 dataset class as ``root``. Ids are taken from the release's own split lists where there is one
 (seg11valid, SIFT Flow test, NYUDv2 test) so that every split name the tools use works.
+Each dataset written holds the file ``MARKER``: ``fcn-repro eval`` records scores of such a
+root as ``"synthetic_data": true`` and ``fcn-repro tables`` says so in the row.
 """
 from __future__ import annotations
 
@@ -19,6 +21,15 @@ from fcn_repro.data._layout import ASSETS
 from fcn_repro.data.registry import dataset_info
 from fcn_repro.data.siftflow import SUBDIR
 from fcn_repro.palette import label_image
+
+
+#: the file every dataset :func:`make_dataset` writes holds (see :func:`is_synthetic`)
+MARKER = "SYNTHETIC_DATA.txt"
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether ``root`` is a dataset :func:`make_dataset` wrote (random images and labels)."""
+    return (Path(root) / MARKER).is_file()
 
 
 def _ids(listing: Path, n: int) -> list[str]:
@@ -60,6 +71,9 @@ def make_dataset(kind: str, root: str | Path, n: int = 3, seed: int = 0) -> Path
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     _WRITERS[kind](root, n, rng)
+    (root / MARKER).write_text("Random images and labels written by fcn-repro synthetic-data "
+                               "(fcn_repro.data.synthetic.make_dataset), not a real dataset: "
+                               "scores on it say nothing of a model.\n")
     return root
 
 

@@ -146,3 +146,52 @@ def test_cli_says_when_the_folder_holds_no_result(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "no result" in captured.out
     assert captured.err == f"fcn-repro tables: no eval result (metrics.json of fcn-repro eval) under {tmp_path}\n"
+
+
+def test_an_exact_result_is_preferred_over_a_newer_fast_one_and_rows_say_what_they_show(tmp_path):
+    """A --precision fast run used to replace the exact one for the same model by being newer,
+    and no row said fast or synthetic."""
+    import os
+    from fcn_repro.tables import scan_results, unused_results
+    exact = _write(tmp_path / "exact" / "metrics.json", model="voc-fcn8s", dataset="voc",
+                   split="seg11valid", images=736, mean_iu=0.6551, precision="exact")
+    os.utime(exact, (1, 1))
+    _write(tmp_path / "fast" / "metrics.json", model="voc-fcn8s", dataset="voc", split="seg11valid",
+           images=736, mean_iu=0.6549, precision="fast")
+    found, _ = scan_results(tmp_path)
+    row = next(r for r in build_tables(found)["release"] if r.published.model == "voc-fcn8s")
+    assert row.result.path == exact and row.ours("mean_iu") == pytest.approx(65.51)
+    assert unused_results(found)[0].reason == (
+        f"superseded by the exact result {exact}, preferred over this fast-precision one "
+        "(voc-fcn8s on voc/seg11valid)")
+    exact.unlink()  # only the fast one left: shown, and said
+    found, _ = scan_results(tmp_path)
+    text = render(build_tables(found), "markdown")
+    assert "| voc-fcn8s | voc-fcn8s | 65.5 | 65.5 | -0.0 | 736 images; fast precision |" in text
+    rows = list(csv.DictReader(io.StringIO(render(build_tables(found), "csv"))))
+    assert {r["caveats"] for r in rows if r["result"] != "no result"} == {"fast precision"}
+
+
+def test_results_on_synthetic_data_say_so_and_give_way_to_real_data(tmp_path, capsys):
+    """eval records a synthetic-data root as such; tables puts real data first and says
+    'synthetic data' in the row of a result that has nothing else."""
+    import os
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    from fcn_repro.evaluate import evaluate
+    from support import case_dir
+    case = case_dir("voc_fcn8s_narrow")
+    root = make_dataset("voc", tmp_path / "voc", n=1, seed=4)
+    record = evaluate(net_path=case / "net.prototxt", weights=case / "weights.caffemodel", dataset="voc",
+                      root=root, name="voc-fcn8s", output=tmp_path / "res" / "syn" / "metrics.json",
+                      progress=False)
+    assert record["synthetic_data"] is True
+    assert main(["tables", "--results", str(tmp_path / "res")]) == 0
+    assert f"| {record['images']} images; synthetic data |" in capsys.readouterr().out
+    real = _write(tmp_path / "res" / "real" / "metrics.json", model="voc-fcn8s", dataset="voc",
+                  split=record["split"], images=736, mean_iu=0.6551, synthetic_data=False)
+    os.utime(real, (1, 1))  # older, but real data
+    assert main(["tables", "--results", str(tmp_path / "res")]) == 0
+    out, err = capsys.readouterr()
+    assert "| 736 images |" in out and "synthetic data |" not in out
+    assert "scored on real data, preferred over this one on synthetic data" in err

@@ -117,3 +117,39 @@ def test_fork_on_the_command_line_reaches_the_reader_in_one_trip(tmp_path, monke
                  "-o", str(tmp_path / "m.pt"), "--fork", "ssd"]) == 0
     assert len(schemas) == 1 and schemas[0] is get_schema("ssd")
     assert [str(r) for r in reads] == [str(d / "net.prototxt")]
+
+
+def _weights_without(tmp_path, layer: str) -> str:
+    """The case's weights less one layer's: what another net's caffemodel looks like."""
+    from caffe_import.io import read_weights, write_weights
+    weights = read_weights(_files()[1])
+    del weights[layer]
+    path = tmp_path / "partial.caffemodel"
+    write_weights(path, None, weights)
+    return str(path)
+
+
+@pytest.mark.parametrize("verb", ["convert", "dump", "parity", "export"])
+def test_weights_that_leave_a_layer_without_values_warn_and_fail_with_strict(verb, tmp_path, capsys):
+    """Caffe copies weights by name and says nothing of net layers the file lacks; every verb
+    that loads weights warns on one line, and fails with --strict before writing anything."""
+    net, _, ref = _files()
+    weights = _weights_without(tmp_path, "conv_rect")
+    if verb == "dump":
+        from caffe_import.parity import read_reference
+        np.save(tmp_path / "x.npy", read_reference(ref).inputs["data"])
+    out = tmp_path / "out"
+    tail = {"convert": ["-o", f"{out}.pt"], "parity": [ref],
+            "dump": ["-i", f"data={tmp_path / 'x.npy'}", "-o", f"{out}.h5"],
+            "export": ["--torch-export", f"{out}.pt2", "--no-verify"]}[verb]
+    main([verb, net, weights, *tail])
+    err = capsys.readouterr().err
+    assert ("caffe-import: warning: 1 layer(s) with params got no weights in "
+            f"{weights} and keep their initial values") in err and ": conv_rect;" in err
+    for old in tmp_path.glob("out*"):
+        old.unlink()
+    assert main([verb, net, weights, *tail, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"caffe-import: error: {weights}: 1 layer(s) of the net with params have no "
+                   "weights in this file: conv_rect (weights of another net?)\n")
+    assert not list(tmp_path.glob("out*"))

@@ -1,8 +1,10 @@
-"""Writing weights: byte-identical to Caffe's own files, round trips, atomic output."""
+"""Writing weights: Caffe's own bytes given the net Caffe wrote the file from, the same layers
+less Caffe's inserted Split layers from a prototxt, round trips, atomic output."""
 from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -178,3 +180,58 @@ def test_fields_of_forks_that_number_them_differently_need_the_fork_named(tmp_pa
                        r"138 in segnet.*fit forks segnet, segnet-cudnn5.*--fork NAME"):
         write_weights(tmp_path / "m.caffemodel", param, {})
     write_weights(tmp_path / "m.caffemodel", read_net(text, fork="segnet"), {})
+
+
+SPLIT_CASES = ["voc_fcn8s_atonce_narrow", "siftflow_fcn16s_narrow", "voc_fcn16s_narrow", "layers_eltwise"]
+
+
+def _inserted(layer) -> bool:
+    """A Split layer of Caffe's InsertSplits (named ``<layer>_<blob>_<i>_split``, tops
+    ``..._split_<k>``), not one the prototxt declares."""
+    return (layer.type == "Split" and layer.name.endswith("_split")
+            and all(re.fullmatch(re.escape(layer.name) + r"_\d+", t) for t in layer.top))
+
+
+def _without_splits(net_param):
+    """Caffe's file as a net read from its prototxt writes it: the Split layers Caffe's
+    InsertSplits added left out, their readers' bottoms back on the blob split."""
+    source = {t: l.bottom[0] for l in net_param.layer if _inserted(l) for t in l.top}
+    layers = []
+    for layer in net_param.layer:
+        if not _inserted(layer):
+            copy = caffe_pb2.LayerParameter()
+            copy.CopyFrom(layer)
+            copy.bottom[:] = [source.get(b, b) for b in layer.bottom]
+            layers.append(copy)
+    return layers
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES)
+def test_a_net_from_its_prototxt_writes_caffes_layers_without_the_split_layers(case, tmp_path):
+    """What README states: a CaffeNet built from the prototxt (``save_weights``, ``convert -o
+    x.caffemodel``) writes every layer of Caffe's own file with the same fields and the same
+    param bytes, but not the Split layers Caffe inserts where a blob has several readers
+    (voc_fcn8s_atonce_narrow: 56 layers -> 51; a Split the prototxt declares, as in
+    layers_eltwise, is kept); Caffe reads both to the same net. Given the
+    file's own layer list (test above) the bytes are Caffe's."""
+    from caffe_import.net import CaffeNet
+    d = case_dir(case)
+    caffe = caffe_pb2.NetParameter.FromString((d / "weights.caffemodel").read_bytes())
+    out = tmp_path / "out.caffemodel"
+    CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel")).save_weights(out)
+    ours = caffe_pb2.NetParameter.FromString(out.read_bytes())
+    splits = sum(_inserted(l) for l in caffe.layer)
+    assert splits and len(ours.layer) == len(caffe.layer) - splits
+    assert list(ours.layer) == _without_splits(caffe)  # fields and blobs alike
+    if case == "voc_fcn8s_atonce_narrow":
+        assert (len(caffe.layer), len(ours.layer)) == (56, 51)
+    assert_identical(read_weights(out), read_weights(d / "weights.caffemodel"))  # same weights
+
+
+def test_readme_states_what_the_caffemodel_writer_keeps():
+    """The writer's row in README says exactly what the two tests above hold."""
+    from support import ROOT
+    row = next(l for l in (ROOT / "README.md").read_text().splitlines()
+               if l.startswith("| `write_weights(path, net, weights)`"))
+    assert "byte-identical to Caffe's own file when `net` is the net Caffe wrote it from" in row
+    assert "Split layers Caffe inserts" in row and "are not written" in row

@@ -42,3 +42,36 @@ def test_cli_eval_net_reads_the_prototxt_once(tmp_path, monkeypatch):
                "-o", str(tmp_path / "m.json"), "--no-progress", "--precision", "fast",
                "--agreement-images", "1"])
     assert rc == 0 and reads == ["caffe.NetParameter"]
+
+
+@pytest.mark.parametrize("verb", ["eval", "infer"])
+def test_cli_eval_and_infer_warn_of_layers_without_weights_and_fail_with_strict(verb, tmp_path, capsys):
+    """A VOC caffemodel under a SIFT Flow net leaves score_fr_sem at zeros: Caffe says
+    nothing; eval and infer warn naming the layer, and fail with --strict before scoring."""
+    from caffe_import.io import read_weights, write_weights
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    from support import case_dir
+
+    case = case_dir("voc_fcn8s_narrow")
+    weights = read_weights(case / "weights.caffemodel")
+    del weights["score_fr"]
+    partial = tmp_path / "partial.caffemodel"
+    write_weights(partial, None, weights)
+    root = make_dataset("voc", tmp_path / "voc", n=1, seed=4)
+    out = tmp_path / "out"
+    args = {"eval": ["--dataset", "voc", "--root", str(root), "-o", str(out / "metrics.json"),
+                     "--no-progress"],
+            "infer": ["-o", str(out), *map(str, (root / "JPEGImages").iterdir())]}[verb]
+    argv = [verb, "--net", str(case / "net.prototxt"), "--weights", str(partial), *args]
+    assert main(argv) == 0
+    assert ("fcn-repro: warning: 1 layer(s) with params got no weights in "
+            f"{partial} and keep their initial values (Caffe skips them silently): score_fr;"
+            ) in capsys.readouterr().err
+    for written in out.iterdir():
+        written.unlink()
+    assert main([*argv, "--strict"]) == 2
+    assert capsys.readouterr().err == (f"fcn-repro: error: {partial}: 1 layer(s) of the net with "
+                                       "params have no weights in this file: score_fr (weights of "
+                                       "another net?)\n")
+    assert not list(out.iterdir())

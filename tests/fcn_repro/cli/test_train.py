@@ -11,21 +11,33 @@ from support.tiny_segmentation import release_train_net
 TINY_VOC = release_train_net(21)
 
 
-@pytest.fixture
-def tiny_zoo_model(monkeypatch):
-    """A zoo model "voc-tiny" (one convolution, VOC's 21 classes) for end-to-end CLI runs."""
-    pytest.importorskip("caffe_import.net")
+#: as the release writes its nets: no fillers (the weights came from surgery)
+NO_FILLERS = TINY_VOC.replace('weight_filler { type: "gaussian" std: 0.01 }', "").replace(
+    'layer { name: "loss"',
+    'layer { name: "relu" type: "ReLU" bottom: "score" top: "score" }\n'
+    'layer { name: "score_fr" type: "Convolution" bottom: "score" top: "score" '
+    'convolution_param { num_output: 21 kernel_size: 1 } }\nlayer { name: "loss"')
+
+
+def _register_tiny(monkeypatch, net_text):
     from caffe_import.io import read_net
     from fcn_repro import zoo
     from fcn_repro.zoo import registry
     from fcn_repro.zoo.spec import ModelSpec, SolverFacts
     spec = ModelSpec(name="voc-tiny", family="voc", dataset="voc", num_classes=21, mean=(0.0, 0.0, 0.0),
-                     weights_file=None, build=lambda kind: read_net(TINY_VOC),
+                     weights_file=None, build=lambda kind: read_net(net_text),
                      solver_facts=SolverFacts(base_lr=1e-4, momentum=0.9, iter_size=1, max_iter=2,
                                               test_iter=1, snapshot=2))
     zoo.names()  # fill the registry before adding to it
     monkeypatch.setitem(registry._REGISTRY, "voc-tiny", spec)
     return spec
+
+
+@pytest.fixture
+def tiny_zoo_model(monkeypatch):
+    """A zoo model "voc-tiny" (one convolution, VOC's 21 classes) for end-to-end CLI runs."""
+    pytest.importorskip("caffe_import.net")
+    return _register_tiny(monkeypatch, TINY_VOC)
 
 
 def _cli_train(capsys, *args):
@@ -120,3 +132,26 @@ def test_cli_train_keep_last_keeps_only_the_newest_snapshots(tmp_path, capsys, t
     from fcn_repro.cli import main
     assert main(["train", "--model", "voc-tiny", "--root", str(root), "--keep-last", "0"]) == 2
     assert "--keep-last 0" in capsys.readouterr().err
+
+
+def test_cli_train_without_init_says_which_layers_start_at_zero_and_that_it_cannot_learn(
+        tmp_path, capsys, monkeypatch):
+    """The release's prototxts name no fillers: without --init their weights are Caffe's
+    default, constant 0, not random; two zero layers in a row cannot learn (no gradient
+    passes a zero layer), which is said once on stderr."""
+    from fcn_repro.cli import main
+    from fcn_repro.data.synthetic import make_dataset
+    assert "filler" not in NO_FILLERS and "score_fr" in NO_FILLERS
+    _register_tiny(monkeypatch, NO_FILLERS)
+    root = make_dataset("voc", tmp_path / "voc", n=2)
+    rc = main(["train", "--model", "voc-tiny", "--no-progress", "--dataset", "voc", "--root", str(root),
+               "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert out.splitlines()[0] == ("starting without init weights: 2 layer(s) have no filler in the "
+                                   "prototxt and start at zero (conv, score_fr); the others from "
+                                   "their fillers")
+    assert err == ("fcn-repro: warning: this run cannot learn: 2 weight layers start at zero, and no "
+                   "gradient passes a layer whose weights are zero, so the layers below score_fr never "
+                   "change; give init weights (--init, e.g. the previous stage's caffemodel or VGG16's "
+                   "for a 32s net, as the release did)\n")
