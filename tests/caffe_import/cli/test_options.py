@@ -21,11 +21,17 @@ def _files():
 def test_parity_runs_in_either_precision(capsys):
     net, weights, ref = _files()
     assert main(["parity", net, weights, ref, "--precision", "exact"]) == 0
-    # fast misses Caffe's 1e-5 but holds bf16's level
-    assert main(["parity", net, weights, ref, "--precision", "fast"]) == 1
+    # fast misses Caffe's 1e-5 but holds bf16's level, its own default bounds (issue 17)
+    assert main(["parity", net, weights, ref, "--precision", "fast", "--rel-l2", "1e-5",
+                 "--max-abs", "1e-4"]) == 1
     assert main(["parity", net, weights, ref, "--precision", "fast", "--rel-l2", "3e-2",
                  "--max-abs", "5e-2"]) == 0
     capsys.readouterr()
+    assert main(["parity", net, weights, ref, "--precision", "fast"]) == 0
+    table = capsys.readouterr().out
+    assert "rel L2 <= 0.02, max abs / max ref <= 0.05 (the default for precision fast" in table
+    assert main(["parity", net, weights, ref]) == 0
+    assert "(meta.json)" in capsys.readouterr().out  # exact: the case's own bounds, said so
 
 
 def test_unknown_precision_is_a_usage_error(capsys):
