@@ -211,13 +211,13 @@ BUILTIN = "rpn.proposal_layer.ProposalLayer"
 @pytest.fixture(scope="module")
 def proposals(tmp_path_factory):
     """Faster R-CNN's way: a deploy net whose RPN proposals are a Python layer."""
-    from caffe_import.layers.python_layer import PythonLayerRegistry, builtin_python_layers
+    from caffe_import.forks.fast_rcnn.layers import ProposalLayer
+    from caffe_import.layers.python_layer import PythonLayerRegistry
     from caffe_import.net import CaffeNet
 
     d = tmp_path_factory.mktemp("rpn")
     (d / "net.prototxt").write_text(PROPOSALS)
-    layers = PythonLayerRegistry({("rpn.proposal_layer", "ProposalLayer"):
-                                  builtin_python_layers()[BUILTIN][0]})
+    layers = PythonLayerRegistry({("rpn.proposal_layer", "ProposalLayer"): ProposalLayer})
     torch.manual_seed(0)
     CaffeNet(PROPOSALS, python_layers=layers).save_weights(d / "weights.caffemodel")
     return str(d / "net.prototxt"), str(d / "weights.caffemodel")
