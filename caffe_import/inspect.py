@@ -486,8 +486,10 @@ def render(info: dict[str, Any]) -> str:
         out.append(f"  iter {info['iter']}, learned_net {info['learned_net']!r}, "
                    f"{info['history_blobs']} history blobs")
     if info.get("shapes_unknown"):
-        out.append(f"  blob shapes: not known, the TEST net does not build: "
-                   f"{info['shapes_unknown'].splitlines()[0].rstrip(':')}")
+        why = info["shapes_unknown"].splitlines()  # the first problem where a list follows
+        out.append("  blob shapes: not known, the TEST net does not build: "
+                   + (f"{why[0]} {why[1].strip()}" if why[0].endswith(":") and len(why) > 1
+                      else why[0]))
     out.extend(_layer_lines(info.get("layers", [])))
     out.extend(_stored_lines(info.get("stored", {})))
     if "param_count" in info:
