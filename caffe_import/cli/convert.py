@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     output_format(args.output)  # refuse a name that says no format before building the net
     parsed = require_net_file(args.net, schema=args.schema)
-    with naming(args.net):
+    with naming(args.net, input_option=True):
         net = CaffeNet(parsed, args.weights, phase=args.phase, stages=tuple(args.stage),
                        level=args.level, precision=args.precision,
                        input_shapes=shapes_of(args.input), python_layers=python_layers_of(args))

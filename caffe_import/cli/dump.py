@@ -55,7 +55,7 @@ def parse_inputs(specs: list[tuple[str, tuple[int, ...] | Path]],
 def run(args: argparse.Namespace) -> int:
     parsed = require_net_file(args.net, schema=args.schema)
     inputs = parse_inputs(args.input)
-    with naming(args.net):
+    with naming(args.net, input_option=True):
         ref = dump(parsed, args.weights, inputs, args.output,
                    phase=args.phase, device=args.device, include_params=args.params,
                    precision=args.precision, python_layers=python_layers_of(args))

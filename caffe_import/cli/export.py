@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("--onnx", type=output_file, metavar="OUT.onnx", help="write ONNX (needs onnxscript)")
     p.add_argument("--torch-export", type=output_file, metavar="OUT.pt2", help="write a torch.export program")
-    add_input_shapes(p)
+    add_input_shapes(p, help="input blob shape to trace with (repeatable)")
     p.add_argument("--output", action="append", default=[], metavar="BLOB",
                    help="output blob (repeatable; default: the net's outputs)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version")

@@ -79,19 +79,22 @@ def input_shape_or_file(text: str) -> tuple[str, tuple[int, ...] | Path]:
     return input_shape(text) if _SHAPE.fullmatch(value) else (name, Path(value))
 
 
-def add_input_shapes(parser: argparse.ArgumentParser, *, files: bool = False) -> None:
+def add_input_shapes(parser: argparse.ArgumentParser, *, files: bool = False,
+                     help: str | None = None) -> None:
     """``--input NAME=SHAPE`` (repeatable, ``-i``): the shape of an input blob, for the nets
     whose file leaves it open (a data layer: SegNet's ``DenseImageData``, a shapeless
     ``Input``) or to build for another size; ``CaffeNet(input_shapes=...)`` on the command
     line. Parsed into ``args.input``, a list of ``(name, shape)``; :func:`shapes_of` makes the
-    mapping. ``files``: ``NAME=FILE.npy`` is accepted too (the value is then a Path)."""
+    mapping. ``files``: ``NAME=FILE.npy`` is accepted too (the value is then a Path);
+    ``help``: the verb's own words for what the shape is for."""
     parser.add_argument("--input", "-i", action="append", default=[],
                         type=input_shape_or_file if files else input_shape,
                         metavar="NAME=FILE.npy|SHAPE" if files else f"NAME={SHAPE_EXAMPLE}",
-                        help="an input blob's value: an array (FILE.npy) or a shape (filled with "
-                             "seeded normal noise); once per input" if files else
-                             "an input blob's shape, for a net whose file leaves it open (a data "
-                             "layer) or to build for another size (repeat for each input)")
+                        help=help or ("an input blob's value: an array (FILE.npy) or a shape "
+                                      "(filled with seeded normal noise); once per input" if files
+                                      else "an input blob's shape, for a net whose file leaves it "
+                                      "open (a data layer) or to build for another size (repeat "
+                                      "for each input)"))
 
 
 def shapes_of(specs: list[tuple[str, Any]]) -> dict[str, tuple[int, ...]]:
@@ -273,9 +276,10 @@ def command_line_advice(message: str) -> str:
 
 
 @contextlib.contextmanager
-def naming(path: str | os.PathLike | None) -> Iterator[None]:
-    """Name ``path`` in a CaffeFormatError raised inside that names no file itself, and turn
-    the Python API's advice for a missing input shape into the command line's ``--input``.
+def naming(path: str | os.PathLike | None, *, input_option: bool = False) -> Iterator[None]:
+    """Name ``path`` in a CaffeFormatError raised inside that names no file itself; with
+    ``input_option`` (a verb with ``--input NAME=SHAPE``), say the Python API's advice for a
+    missing input shape as that option.
 
     Net construction and forward report the layer (unknown type, bad bottom, a missing input)
     but not the prototxt it came from; the command line knows the file, so it adds it.
@@ -286,7 +290,7 @@ def naming(path: str | os.PathLike | None) -> Iterator[None]:
         # subclasses (a dataset's layout error, ...) carry their own place: leave them be
         if type(exc) is not CaffeFormatError:
             raise
-        text = command_line_advice(str(exc))
+        text = command_line_advice(str(exc)) if input_option else str(exc)
         if path is not None and exc.path is None:
             raise CaffeFormatError(text, path=os.fspath(path)) from None
         if text == str(exc):

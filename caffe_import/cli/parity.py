@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     parsed = require_net_file(args.net, schema=args.schema)
-    with naming(args.net):
+    with naming(args.net, input_option=True):
         report = check_parity(parsed, args.weights, args.reference, device=args.device,
                               rel_l2=args.rel_l2, max_abs=args.max_abs,
                               precision=args.precision, input_shapes=shapes_of(args.input),
