@@ -15,6 +15,8 @@ exit   meaning
 130    interrupted (Ctrl-C)
 =====  =====================================================================================
 
+``--version`` (both commands) prints the package's version with torch's and Python's.
+
 Errors are one paragraph on stderr, ``<prog>: error: <file / layer / line>: <what was
 expected>``, never a Python traceback. An exception of any other kind is a bug of ours and
 keeps its traceback.
