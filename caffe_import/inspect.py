@@ -7,7 +7,10 @@ programs (.pt2), ONNX models and the solver snapshots ``caffe_import.solver.Solv
 
 For each file: the detected format and version, then (nets and weights) every layer with
 its type and bottoms -> tops, and (weights: caffemodels, artefacts, ONNX) the param blob shapes
-and the total parameter count and bytes; a net prototxt holds no weights, so it has neither.
+and the total parameter count and bytes; a net prototxt holds no weights, so it has neither,
+but its TEST net is built (no weights, nothing run) for its input and blob shapes, or the
+reason it does not build is said; its Python layers are flagged with what they need. The
+stored activations ``caffe-import dump`` writes (``reference.h5``) are listed blob by blob.
 """
 from __future__ import annotations
 
@@ -15,21 +18,23 @@ import math
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import h5py
 from google.protobuf import text_format
 from safetensors import safe_open
 
 from .convert import read_converted, stored_net
-from .errors import CaffeFormatError
+from .errors import CaffeFormatError, UsageError
 from .io import detect, read_mean, read_solver
 from .io.binary import read_weights_net, scan_file
 from .io.hdf5 import layer_groups
 from .io.text import choose_schema, load_text, parse_net, parse_text
 from .io.textscan import problems_error, unknown_fields
 from .layers import registry
-from .net import filter_net
+from .layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayerRegistry, builtin_python_layers
+from .net import CaffeNet, filter_net
+from .parity.reference import is_reference, reference_shapes
 from .proto import caffe_pb2
 from .proto.schema import Schema, detected_schema, resolve_schema
 from .solver import STATE_FORMAT
@@ -81,9 +86,13 @@ class FileInfo:
 
 
 def inspect(path: str | os.PathLike, *, fork: str | None = None,
-            proto: str | os.PathLike | None = None, schema: Schema | None = None) -> FileInfo:
+            proto: str | os.PathLike | None = None, schema: Schema | None = None,
+            input_shapes: Mapping[str, Sequence[int]] | None = None,
+            python_layers: PythonLayerRegistry | None = None) -> FileInfo:
     """Describe one file, its kind told by content (nets and weights read with the Caffe fork
     schema ``fork``/``proto``/``schema`` when given; see :mod:`caffe_import.proto.schema`).
+    A net prototxt's TEST net is built as ``CaffeNet`` builds it, with ``input_shapes`` and
+    ``python_layers`` (for its blob shapes; an ``input_shapes`` name the net lacks is an error).
 
     Raises ``CaffeFormatError`` for a file of no known kind or a damaged one (the error says
     where it breaks), ``FileNotFoundError`` for a missing one."""
@@ -101,6 +110,8 @@ def inspect(path: str | os.PathLike, *, fork: str | None = None,
         info.update(_inspect_h5(path))
     elif kind == "prototxt":
         info.update(_inspect_prototxt(path, schema))
+        if info["format"] == "net prototxt":
+            _add_shapes(info, path, schema, input_shapes or {}, python_layers)
     elif kind == "binaryproto":
         array = read_mean(path)
         info.update({"shape": list(array.shape), "dtype": "float32", "param_count": array.size,
@@ -197,6 +208,8 @@ def _in_test_phase(net_param: Any) -> list[bool]:
 def _inspect_h5(path: str) -> dict[str, Any]:
     info: dict[str, Any] = {"version": "Caffe HDF5 (/data/<layer>/<i>)"}
     with h5py.File(path, "r") as f:
+        if is_reference(f):
+            return _inspect_reference(path)
         if "data" not in f:
             raise CaffeFormatError("HDF5 file has no '/data' group: not Caffe weights", path=path)
         shapes = {}
@@ -208,11 +221,69 @@ def _inspect_h5(path: str) -> dict[str, Any]:
     return info
 
 
+def _add_shapes(info: dict[str, Any], path: str, schema: Schema | None,
+                input_shapes: Mapping[str, Sequence[int]],
+                python_layers: PythonLayerRegistry | None) -> None:
+    """The TEST net's input and blob shapes (``inputs``, each row's ``top_shapes``), built
+    as ``CaffeNet`` builds it, without weights and running nothing; else ``shapes_unknown``:
+    why it does not build. Each Python layer's row gets ``python``: what it needs."""
+    _flag_python_layers(info["layers"], python_layers or DEFAULT_PYTHON_LAYERS)
+    try:
+        net = CaffeNet(path, schema=schema, input_shapes=input_shapes,
+                       python_layers=python_layers)
+    except (CaffeFormatError, UsageError) as exc:
+        said, named = str(exc), f"{getattr(exc, 'path', None)}: "
+        info["shapes_unknown"] = said[len(named):] if said.startswith(named) else said
+        return
+    unknown = [n for n in input_shapes if n not in net.inputs]
+    if unknown:
+        raise CaffeFormatError(f"the net has no input blob {unknown[0]!r} "
+                               f"(inputs: {', '.join(net.inputs) or 'none'})", path=path)
+    shapes = net.blob_shapes
+    info["inputs"] = [f"{n} {_dims(shapes[n])}" for n in net.inputs]
+    for row in info["layers"]:
+        if row.get("test", True):
+            row["top_shapes"] = [list(shapes[t]) if t in shapes else None for t in row["top"]]
+
+
+def _flag_python_layers(rows: list[dict[str, Any]], python_layers: PythonLayerRegistry) -> None:
+    """``python`` for each ``type: "Python"`` row: the module and class it names, whether a
+    class is registered for them, and caffe_import's built-in one if there is."""
+    offered = builtin_python_layers()
+    registered = python_layers.entries()
+    for row in rows:
+        if "python" in row:
+            key = (row["python"]["module"], row["python"]["layer"])
+            builtin = offered.get(".".join(key))
+            row["python"].update(registered=key in registered,
+                                 builtin=builtin[1] if builtin else None)
+
+
+def _inspect_reference(path: str) -> dict[str, Any]:
+    """The stored activations ``caffe-import dump`` writes (and Caffe's references): the phase,
+    what wrote them, and the shape of every array (see :mod:`caffe_import.parity.reference`)."""
+    held = reference_shapes(path)
+    info: dict[str, Any] = {"format": "stored activations (parity reference)",
+                            "version": f"phase {held['phase'].upper()}",
+                            "producer": str(held["attrs"].get("caffe", "")),
+                            "inputs": [f"{n} {_dims(s)}" for n, s in held.get("inputs", {}).items()],
+                            "stored": {k: v for k, v in held.items()
+                                       if k not in ("attrs", "phase", "inputs")}}
+    return info
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
 def _layer_rows(net_param: Any, shapes: dict[str, list[tuple[int, ...]]]) -> list[dict[str, Any]]:
     rows = []
     for layer in net_param.layer:
         rows.append({"name": layer.name, "type": layer.type, "bottom": list(layer.bottom),
                      "top": list(layer.top), "params": [list(s) for s in shapes.get(layer.name, [])]})
+        if layer.type == "Python":
+            rows[-1]["python"] = {"module": layer.python_param.module,
+                                  "layer": layer.python_param.layer}
     known = {r["name"] for r in rows}
     for name, blob_shapes in shapes.items():  # weights without a layer entry (HDF5)
         if name not in known:
@@ -340,6 +411,54 @@ def _human(n: int) -> str:
     return str(n)
 
 
+def _layer_lines(layers: list[dict[str, Any]]) -> list[str]:
+    """One line per layer (tops with their shapes where known, params in brackets), and under
+    each Python layer what it needs."""
+    if not layers:
+        return []
+    out = []
+    width = max(len(r["name"]) for r in layers)
+    twidth = max(len(r["type"]) for r in layers)
+    for r in layers:
+        shapes = r.get("top_shapes") or [None] * len(r["top"])
+        tops = ",".join(t + (f" ({_dims(s)})" if s is not None else "")
+                        for t, s in zip(r["top"], shapes))
+        params = " ".join("x".join(map(str, s)) or "scalar" for s in r["params"])
+        out.append(f"  {r['name']:<{width}}  {r['type']:<{twidth}}  {','.join(r['bottom'])} -> "
+                   f"{tops}" + (f"  [{params}]" if params else ""))
+        if "registered" in r.get("python", {}):
+            out.append("    " + _python_need(r["python"]))
+    return out
+
+
+def _python_need(python: dict[str, Any]) -> str:
+    """What a Python layer needs to build, in one line."""
+    name = f"{python['module']}.{python['layer']}"
+    if python["registered"]:
+        return f"Python layer {name}: a class is registered for it"
+    if python["builtin"]:
+        return (f"Python layer {name}: needs a class; caffe_import has one built in: "
+                f"--builtin-python-layer {name} (Python: {python['builtin']})")
+    return (f"Python layer {name}: needs a class, registered with "
+            "caffe_import.layers.python_layer.register_python_layer (see docs/pycaffe.md)")
+
+
+def _stored_lines(stored: dict[str, Any]) -> list[str]:
+    """The arrays of a stored-activation file, group by group."""
+    out = []
+    titles = {"blobs": "blobs", "blob_diffs": "blob gradients", "params": "param blobs",
+              "diffs": "param gradients"}
+    for group, title in titles.items():
+        if group not in stored:
+            continue
+        entries = [(n, s) for n, s in stored[group].items()] if group in ("blobs", "blob_diffs") \
+            else [(f"{n}[{i}]", s) for n, shapes in stored[group].items() for i, s in enumerate(shapes)]
+        out.append(f"  {title}: {len(entries)}")
+        width = max((len(n) for n, _ in entries), default=0)
+        out.extend(f"    {n:<{width}}  {_dims(s)}" for n, s in entries)
+    return out
+
+
 def render(info: dict[str, Any]) -> str:
     """The text ``caffe-import inspect`` prints for one file's description (``FileInfo.data``)."""
     out: list[str] = []
@@ -366,15 +485,13 @@ def render(info: dict[str, Any]) -> str:
     if "iter" in info:
         out.append(f"  iter {info['iter']}, learned_net {info['learned_net']!r}, "
                    f"{info['history_blobs']} history blobs")
-    layers = info.get("layers", [])
-    if layers:
-        width = max(len(r["name"]) for r in layers)
-        twidth = max(len(r["type"]) for r in layers)
-        for r in layers:
-            flow = f"{','.join(r['bottom'])} -> {','.join(r['top'])}"
-            params = " ".join("x".join(map(str, s)) or "scalar" for s in r["params"])
-            out.append(f"  {r['name']:<{width}}  {r['type']:<{twidth}}  {flow}"
-                       + (f"  [{params}]" if params else ""))
+    if info.get("shapes_unknown"):
+        why = info["shapes_unknown"].splitlines()  # the first problem where a list follows
+        out.append("  blob shapes: not known, the TEST net does not build: "
+                   + (f"{why[0]} {why[1].strip()}" if why[0].endswith(":") and len(why) > 1
+                      else why[0]))
+    out.extend(_layer_lines(info.get("layers", [])))
+    out.extend(_stored_lines(info.get("stored", {})))
     if "param_count" in info:
         out.append(f"  total: {info['param_count']:,} params, {_human(info['param_bytes'])}")
     return "\n".join(out)

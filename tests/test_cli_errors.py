@@ -100,7 +100,7 @@ CASES = [
     ("inspect-truncated", C, ["inspect", "{d}/truncated.caffemodel"], 2,
      ["truncated.caffemodel", "truncated"]),
     ("inspect-syntax", C, ["inspect", "{d}/syntax.prototxt"], 2, ["syntax.prototxt", "line 7"]),
-    ("inspect-unknown-type", C, ["inspect", "{d}/unknown.prototxt"], 1,
+    ("inspect-unknown-type", C, ["inspect", "{d}/unknown.prototxt"], 2,
      ["unknown.prototxt", "'weird'", "FrobnicateLayer"]),
     ("inspect-typos-and-unknown-types", C, ["inspect", "{d}/typos.prototxt"], 2, EVERY_PROBLEM),
     ("inspect-typo", C, ["inspect", "{d}/typo.prototxt"], 2,

@@ -15,6 +15,8 @@ exit   meaning
 130    interrupted (Ctrl-C)
 =====  =====================================================================================
 
+``--version`` (both commands) prints the package's version with torch's and Python's.
+
 Errors are one paragraph on stderr, ``<prog>: error: <file / layer / line>: <what was
 expected>``, never a Python traceback. An exception of any other kind is a bug of ours and
 keeps its traceback.
@@ -23,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 from typing import Sequence
 
 from ..errors import CaffeFormatError, UsageError
 from ..threads import configure_threads
+from ..version import __version__
 from .formatting import HelpFormatter
 from .options import verb_scope
 
@@ -38,10 +42,23 @@ DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def version_line(prog: str, version: str) -> str:
+    """``<prog> <version> (torch <version>, Python <version>)``, what ``--version`` prints;
+    torch's version read from its installed metadata, without importing it."""
+    try:
+        torch = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch = "not installed"
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{prog} {version} (torch {torch}, Python {python})"
+
+
 def build_verb_parser(prog: str, description: str, package: str,
-                      verbs: Sequence[str]) -> argparse.ArgumentParser:
-    """A parser with one sub-command per module ``<package>.<verb>``."""
+                      verbs: Sequence[str], version: str = __version__) -> argparse.ArgumentParser:
+    """A parser with one sub-command per module ``<package>.<verb>``, and ``--version``."""
     parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line(prog, version),
+                        help="print the version (and torch's) and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", help=f"one of these ({prog} VERB --help for its options):")
     sub.required = True
     for verb in verbs:
@@ -85,17 +102,18 @@ def _quiet_broken_pipe() -> None:
 
 def run_cli(prog: str, description: str, package: str, verbs: Sequence[str],
             argv: Sequence[str] | None = None,
-            reported: tuple[type[Exception], ...] = ()) -> int:
+            reported: tuple[type[Exception], ...] = (), version: str = __version__) -> int:
     """Parse ``argv``, run the verb, and turn every expected failure into an exit code.
 
     Returns the exit code instead of raising ``SystemExit`` (argparse's usage errors give 2,
     ``--help`` 0), so ``main([...])`` is testable and ``sys.exit(main())`` is the script.
-    ``reported``: a caller's own error types, printed on one line (exit 2) like ours.
+    ``reported``: a caller's own error types, printed on one line (exit 2) like ours;
+    ``version``: what ``--version`` says (with torch's).
     First, before any verb loads torch, the OpenMP threads get defaults that stay fast on a
     shared machine (:func:`caffe_import.threads.configure_threads`).
     """
     configure_threads()
-    parser = build_verb_parser(prog, description, package, verbs)
+    parser = build_verb_parser(prog, description, package, verbs, version)
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         sys.stdout.flush()

@@ -5,8 +5,9 @@ import argparse
 
 from ..convert import output_format, write_as
 from ..net import CaffeNet
-from .options import add_strict
-from .options import add_precision, add_schema_options, naming, output_file, require_net_file
+from .options import (add_builtin_python_layers, add_input_shapes, add_precision,
+    add_schema_options, add_strict, naming, output_file, python_layers_of, require_known_inputs,
+    require_net_file, shapes_of)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=int, default=0, help="net level, for include/exclude min_level and max_level rules")
     add_schema_options(p)
     add_precision(p)
+    add_input_shapes(p)
+    add_builtin_python_layers(p)
     add_strict(p)
     p.set_defaults(func=run)
 
@@ -37,9 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     output_format(args.output)  # refuse a name that says no format before building the net
     parsed = require_net_file(args.net, schema=args.schema)
-    with naming(args.net):
+    with naming(args.net, input_option=True):
         net = CaffeNet(parsed, args.weights, phase=args.phase, stages=tuple(args.stage),
-                       level=args.level, precision=args.precision)
+                       level=args.level, precision=args.precision,
+                       input_shapes=shapes_of(args.input), python_layers=python_layers_of(args))
+    require_known_inputs(net, args.input)
     with naming(args.net):  # a layer the output format cannot hold names the net's file
         print(write_as(net, args.output, say=lambda line: print(line, flush=True)))
     return 0

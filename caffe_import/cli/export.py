@@ -5,10 +5,10 @@ import argparse
 
 from .. import export as ex
 from ..errors import UsageError
-from ..export import parse_shape
 from ..net import CaffeNet
-from .options import add_strict
-from .options import add_precision, add_schema_options, naming, output_file, require_net_file
+from .options import (add_builtin_python_layers, add_input_shapes, add_precision,
+    add_schema_options, add_strict, naming, output_file, python_layers_of, require_net_file,
+    shapes_of)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights", help="caffemodel or .caffemodel.h5")
     p.add_argument("--onnx", type=output_file, metavar="OUT.onnx", help="write ONNX (needs onnxscript)")
     p.add_argument("--torch-export", type=output_file, metavar="OUT.pt2", help="write a torch.export program")
-    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=1x3x500x500",
-                   help="input blob shape to trace with (repeatable)")
+    add_input_shapes(p, help="input blob shape to trace with (repeatable)")
     p.add_argument("--output", action="append", default=[], metavar="BLOB",
                    help="output blob (repeatable; default: the net's outputs)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version")
@@ -30,18 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="skip rerunning the export against the eager net")
     add_schema_options(p)
+    add_builtin_python_layers(p)
     add_strict(p)
     p.set_defaults(func=run)
-
-
-def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
-    out = {}
-    for spec in specs:
-        name, sep, shape = spec.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--input {spec!r}: expected NAME=1x3x500x500")
-        out[name] = parse_shape(shape)
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to do: give --onnx OUT.onnx and/or "
                                "--torch-export OUT.pt2")
     parsed = require_net_file(args.net, "deploy net prototxt", schema=args.schema)
-    shapes = parse_shapes(args.input)
+    shapes = shapes_of(args.input)  # the shapes to trace with
     with naming(args.net):
         net = CaffeNet(parsed, args.weights, phase="test", precision=args.precision,
-                       compile=False)
+                       compile=False, python_layers=python_layers_of(args))
     outputs = args.output or None
     for path, kind in ((args.torch_export, ".pt2"), (args.onnx, ".onnx")):
         if path:

@@ -5,8 +5,12 @@ The project's own outputs are recognised too: the artefacts ``convert`` writes (
 
 For each file: the detected format and version, then (nets and weights) every layer with
 its type and bottoms -> tops, and (weights: caffemodels, artefacts, ONNX) the param blob shapes
-and the total parameter count and bytes; a net prototxt holds no weights, so it has neither.
-``--json`` prints the same as a JSON list, one object per file.
+and the total parameter count and bytes; a net prototxt holds no weights, so it has neither,
+but its input and blob shapes are shown (its TEST net built without weights; ``--input
+NAME=SHAPE`` where the file leaves a shape open), and its Python layers with what they need.
+The stored activations ``dump`` writes (``reference.h5``) are listed array by array.
+``--json`` prints the same as a JSON list, one object per file. Exit status 2 when a file
+cannot be read or a net has a layer type caffe_import does not implement.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ import sys
 from ..errors import CaffeFormatError
 from ..inspect import inspect
 from . import describe_os_error
-from .options import add_schema_options
+from .options import (add_builtin_python_layers, add_input_shapes, add_schema_options,
+    command_line_advice, python_layers_of, shapes_of)
 
 
 def register(sub) -> None:
@@ -29,16 +34,19 @@ def register(sub) -> None:
                              "snapshot's .solverstate.safetensors")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_schema_options(parser)
+    add_input_shapes(parser)
+    add_builtin_python_layers(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Each file in turn; one that cannot be read is an error line, and the others are still
-    shown (exit 2 if any failed, else 1 if a net has unimplemented layer types)."""
+    shown (exit 2 if any failed or a net has unimplemented layer types)."""
     infos, failed, status = [], 0, 0
     for p in args.files:
         try:
-            info = inspect(p, schema=args.schema)
+            info = inspect(p, schema=args.schema, input_shapes=shapes_of(args.input),
+                           python_layers=python_layers_of(args))
         except (CaffeFormatError, OSError) as exc:
             if len(args.files) == 1:
                 raise
@@ -47,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             what = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             print(f"caffe-import: error: {what}", file=sys.stderr)
             continue
+        if info.as_dict().get("shapes_unknown"):
+            info.as_dict()["shapes_unknown"] = command_line_advice(info.as_dict()["shapes_unknown"])
         infos.append(info.as_dict())
         if not args.json:
             print(info.text())
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _say_problems(info) -> int:
-    """Stderr lines for a net's unimplemented layer types; 1 when the TEST net needs one."""
+    """Stderr lines for a net's unimplemented layer types; 2 when the TEST net needs one."""
     unknown, later = info.unknown_layer_types(), info.train_only_unknown_types()
     sys.stdout.flush()
     if unknown:
@@ -69,4 +79,4 @@ def _say_problems(info) -> int:
         print(f"caffe-import: note: {info.file}: layers the TEST net leaves out have a "
               f"type caffe_import does not implement (building the net for another phase "
               f"or stage would fail): {', '.join(later)}", file=sys.stderr)
-    return 1 if unknown else 0
+    return 2 if unknown else 0

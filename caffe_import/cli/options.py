@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -24,8 +25,10 @@ from typing import Any, Iterator
 
 from ..device import DeviceUnavailable, resolve_device
 from ..errors import CaffeFormatError, UsageError
+from ..export import parse_shape
 from ..io import detect
 from ..io.text import ParsedNet, parse_net
+from ..layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayerRegistry, builtin_python_layers
 from ..net.weights import strict_weights
 from ..proto.schema import BVLC, Schema, fork_names, get_schema
 
@@ -82,6 +85,95 @@ def verb_scope(args: argparse.Namespace, prog: str) -> Iterator[None]:
 
         warnings.showwarning = show
         yield
+SHAPE_EXAMPLE = "1x3x500x500"
+_SHAPE = re.compile(r"\s*\d[\d\s]*([x,]\s*\d[\d\s]*)*")
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """``NAME=SHAPE`` (``data=1x3x500x500``) -> ``("data", (1, 3, 500, 500))``, for
+    ``--input``."""
+    name, sep, shape = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME={SHAPE_EXAMPLE}")
+    try:
+        return name, parse_shape(shape)
+    except CaffeFormatError as exc:
+        raise argparse.ArgumentTypeError(f"{name}: {exc}") from None
+
+
+def input_shape_or_file(text: str) -> tuple[str, tuple[int, ...] | Path]:
+    """``NAME=SHAPE`` as :func:`input_shape`, or ``NAME=FILE.npy`` (the path, read later)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=FILE.npy or "
+                                         f"NAME={SHAPE_EXAMPLE}")
+    return input_shape(text) if _SHAPE.fullmatch(value) else (name, Path(value))
+
+
+def add_input_shapes(parser: argparse.ArgumentParser, *, files: bool = False,
+                     help: str | None = None) -> None:
+    """``--input NAME=SHAPE`` (repeatable, ``-i``): the shape of an input blob, for the nets
+    whose file leaves it open (a data layer: SegNet's ``DenseImageData``, a shapeless
+    ``Input``) or to build for another size; ``CaffeNet(input_shapes=...)`` on the command
+    line. Parsed into ``args.input``, a list of ``(name, shape)``; :func:`shapes_of` makes the
+    mapping. ``files``: ``NAME=FILE.npy`` is accepted too (the value is then a Path);
+    ``help``: the verb's own words for what the shape is for."""
+    parser.add_argument("--input", "-i", action="append", default=[],
+                        type=input_shape_or_file if files else input_shape,
+                        metavar="NAME=FILE.npy|SHAPE" if files else f"NAME={SHAPE_EXAMPLE}",
+                        help=help or ("an input blob's value: an array (FILE.npy) or a shape "
+                                      "(filled with seeded normal noise); once per input" if files
+                                      else "an input blob's shape, for a net whose file leaves it "
+                                      "open (a data layer) or to build for another size (repeat "
+                                      "for each input)"))
+
+
+def shapes_of(specs: list[tuple[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """``--input`` pairs that give shapes -> ``{name: shape}``."""
+    return {name: value for name, value in specs if isinstance(value, tuple)}
+
+
+def require_known_inputs(net: Any, specs: list[tuple[str, Any]]) -> None:
+    """Each ``--input`` names one of ``net``'s input blobs, else a UsageError listing them."""
+    unknown = [name for name, _ in specs if name not in net.inputs]
+    if unknown:
+        raise UsageError(f"--input {unknown[0]}: the net has no input blob {unknown[0]!r} "
+                         f"(inputs: {', '.join(net.inputs) or 'none'})")
+
+
+def builtin_python_layer(text: str) -> str:
+    """A built-in class for a well-known Python layer, named ``module.Layer``
+    (``rpn.proposal_layer.ProposalLayer``), for ``--builtin-python-layer``."""
+    offered = builtin_python_layers()
+    if text not in offered:
+        raise argparse.ArgumentTypeError(
+            f"no built-in Python layer {text!r}; available: {', '.join(sorted(offered))}")
+    return text
+
+
+def add_builtin_python_layers(parser: argparse.ArgumentParser) -> None:
+    """``--builtin-python-layer MODULE.LAYER`` (repeatable): build the net's ``type: "Python"``
+    layers that name it with caffe_import's own class, for the verbs that build nets (in
+    Python: ``caffe_import.forks.fast_rcnn.layers.enable_proposal_layer()``)."""
+    names = ", ".join(sorted(builtin_python_layers()))
+    parser.add_argument("--builtin-python-layer", action="append", default=[], metavar="MODULE.LAYER",
+                        type=builtin_python_layer,
+                        help=f"build the net's Python layers of this module and class with "
+                             f"caffe_import's built-in one (repeatable; available: {names})")
+
+
+def python_layers_of(args: argparse.Namespace) -> PythonLayerRegistry | None:
+    """The registry the verb's nets build Python layers from: the default one plus each
+    ``--builtin-python-layer`` (None when none is given: the default)."""
+    chosen = getattr(args, "builtin_python_layer", [])
+    if not chosen:
+        return None
+    offered = builtin_python_layers()
+    entries = DEFAULT_PYTHON_LAYERS.entries()
+    for name in chosen:
+        module, _, layer = name.rpartition(".")
+        entries[(module, layer)] = offered[name][0]
+    return PythonLayerRegistry(entries)
 
 
 def output_dir(text: str) -> Path:
@@ -202,9 +294,23 @@ def require_net_file(path: str | os.PathLike, what: str = "net prototxt", *,
     return parsed
 
 
+_PYTHON_SHAPE_ADVICE = re.compile(r": (pass|give|add) [^\n]*input_shapes[^\n]*$", re.M)
+
+
+def command_line_advice(message: str) -> str:
+    """``message`` with the Python API's advice for a missing input shape (``input_shapes=``)
+    said as the command line's ``--input NAME=SHAPE``."""
+    named = re.search(r"\['([^']+)'", message)
+    example = f"{named.group(1) if named else 'NAME'}={SHAPE_EXAMPLE}"
+    return _PYTHON_SHAPE_ADVICE.sub(f": give the shape on the command line, --input {example} "
+                                    "(once per input blob)", message)
+
+
 @contextlib.contextmanager
-def naming(path: str | os.PathLike | None) -> Iterator[None]:
-    """Name ``path`` in a CaffeFormatError raised inside that names no file itself.
+def naming(path: str | os.PathLike | None, *, input_option: bool = False) -> Iterator[None]:
+    """Name ``path`` in a CaffeFormatError raised inside that names no file itself; with
+    ``input_option`` (a verb with ``--input NAME=SHAPE``), say the Python API's advice for a
+    missing input shape as that option.
 
     Net construction and forward report the layer (unknown type, bad bottom, a missing input)
     but not the prototxt it came from; the command line knows the file, so it adds it.
@@ -213,6 +319,13 @@ def naming(path: str | os.PathLike | None) -> Iterator[None]:
         yield
     except CaffeFormatError as exc:
         # subclasses (a dataset's layout error, ...) carry their own place: leave them be
-        if path is None or exc.path is not None or type(exc) is not CaffeFormatError:
+        if type(exc) is not CaffeFormatError:
             raise
-        raise CaffeFormatError(str(exc), path=os.fspath(path)) from None
+        text = command_line_advice(str(exc)) if input_option else str(exc)
+        if path is not None and exc.path is None:
+            raise CaffeFormatError(text, path=os.fspath(path)) from None
+        if text == str(exc):
+            raise
+        said = CaffeFormatError(text)
+        said.path, said.layer, said.line, said.column = exc.path, exc.layer, exc.line, exc.column
+        raise said from None

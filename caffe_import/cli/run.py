@@ -1,14 +1,17 @@
 """``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch.
 
 The script's own failures are reported as ``python SCRIPT`` reports them, without this
-command's frames: an exception prints the script's traceback and exits 1. A bad Caffe file
-or a missing file the script opened (``CaffeFormatError``, ``OSError``) is the one-paragraph
-error of every verb, led by the script line that asked for it (exit 2).
+command's frames or caffe_import's: an exception prints the script's traceback and exits 1;
+a syntax error prints what Python prints for it (and, where the script is Python 2, one line
+saying to port it with 2to3). A bad Caffe file or a missing file the script opened
+(``CaffeFormatError``, ``OSError``) is the one-paragraph error of every verb, led by the
+script line that asked for it (exit 2).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from types import TracebackType
@@ -35,9 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _in_script(tb: TracebackType, script: str) -> bool:
-    name = tb.tb_frame.f_code.co_filename  # the path as given (runpy), even after a chdir
+def _same_file(name: str, script: str) -> bool:
     return name == script or os.path.abspath(name) == os.path.abspath(script)
+
+
+def _in_script(tb: TracebackType, script: str) -> bool:
+    # the path as given (runpy), even after a chdir
+    return _same_file(tb.tb_frame.f_code.co_filename, script)
 
 
 def _script_frames(tb: TracebackType | None, script: str) -> TracebackType | None:
@@ -45,6 +52,50 @@ def _script_frames(tb: TracebackType | None, script: str) -> TracebackType | Non
     while tb is not None and not _in_script(tb, script):
         tb = tb.tb_next
     return tb
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # caffe_import/
+# what Python 3 says of Python 2 code, and Python 2 lines it may only call "invalid syntax"
+_PY2_MESSAGES = ("Missing parentheses in call to", "multiple exception types must be "
+                 "parenthesized", "leading zeros in decimal integer literals")
+_PY2_LINE = re.compile(r"^\s*(print\s+[^\s(=]|exec\s+['\"]|raise\s+[\w.]+\s*,)|"
+                       r"except\s+[\w.]+\s*,\s*\w+\s*:|\b\d+L\b|\bur['\"]|`")
+
+
+def _without_ours(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without the frames of caffe_import's own code (the script's API calls end at
+    the script's line, as a C++ Caffe's do)."""
+    kept = []
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+            kept.append(tb)
+        tb = tb.tb_next
+    for frame, after in zip(kept, kept[1:] + [None]):
+        frame.tb_next = after
+    return kept[0] if kept else None
+
+
+def _python2_hint(exc: SyntaxError) -> str | None:
+    """One line saying to port a Python 2 file, when ``exc`` looks like Python 2's syntax."""
+    if not any(m in (exc.msg or "") for m in _PY2_MESSAGES) and \
+            not _PY2_LINE.search(exc.text or ""):
+        return None
+    name = exc.filename or "the script"
+    return (f"caffe-import: note: {name} is Python 2 code (as Caffe's own examples are); "
+            f"port it to Python 3 first: python3 -m lib2to3 -w {name} (Python <= 3.12) or "
+            f"pip install fissix (see docs/pycaffe.md)")
+
+
+def _report(exc: Exception, tb: TracebackType | None) -> int:
+    """What ``python SCRIPT`` prints for the script's exception (from its first frame on,
+    none of ours; a syntax error in the script itself has no frames), and for Python 2 syntax
+    one line saying to port it; exit status 1."""
+    sys.stdout.flush()
+    traceback.print_exception(type(exc), exc, _without_ours(tb), file=sys.stderr)
+    hint = _python2_hint(exc) if isinstance(exc, SyntaxError) else None
+    if hint:
+        print(hint, file=sys.stderr)
+    return 1
 
 
 def _script_line(tb: TracebackType, script: str) -> str:
@@ -57,23 +108,17 @@ def _script_line(tb: TracebackType, script: str) -> str:
     return f"{script}, line {line}"
 
 
-def _run_script(args: argparse.Namespace) -> int:
-    # lazy: pycaffe loads torch, which the other verbs' parsers should not wait for
-
-    # --fork / --proto: the script's `caffe` is bound to that schema, for this run only
-    return run_script(args.script, args.args, schema=args.schema)
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run_script(args)
+    try:  # --fork / --proto: the script's `caffe` is bound to that schema, for this run only
+        return run_script(args.script, args.args, schema=args.schema)
     except Exception as exc:  # noqa: BLE001 - the script's failure, reported as python would
         tb = _script_frames(exc.__traceback__, args.script)
+        if tb is None and isinstance(exc, SyntaxError) and exc.filename is not None \
+                and _same_file(exc.filename, args.script):
+            return _report(exc, None)  # the script did not compile
         if tb is None or isinstance(exc, BrokenPipeError):  # the script did not start (not
             raise  # found, a folder), or its output went into `head`: as every verb
         if isinstance(exc, (CaffeFormatError, UsageError, OSError)):
             what = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             raise UsageError(f"{_script_line(tb, args.script)}: {what}") from None
-        sys.stdout.flush()
-        traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
-        return 1
+        return _report(exc, tb)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from .base import CaffeLayer, Shape, DTYPE_FLOAT32
+from . import registry
 from .registry import register
 
 
@@ -73,6 +74,26 @@ def unregister_python_layer(module: str, layer: str) -> None:
     DEFAULT_PYTHON_LAYERS.unregister(module, layer)
 
 
+#: ``"module.Layer"`` -> (class, the Python call that enables it): caffe_import's own classes
+#: for well-known Python layers, offered by the fork units that hold them (filled when the
+#: layer registry loads them)
+_BUILTIN: dict[str, tuple[type[CaffeLayer], str]] = {}
+
+
+def offer_builtin_python_layer(module: str, layer: str, cls: type[CaffeLayer],
+                               enable: str) -> None:
+    """Name ``cls`` as the built-in class for ``python_param { module layer }``: the error for
+    such an unregistered layer then names ``enable`` (the call that registers it) and the
+    command lines' ``--builtin-python-layer module.Layer``."""
+    _BUILTIN[f"{module}.{layer}"] = (cls, enable)
+
+
+def builtin_python_layers() -> dict[str, tuple[type[CaffeLayer], str]]:
+    """``"module.Layer"`` -> (class, enabling call) for every built-in Python layer class."""
+    registry.get("Python")  # loads every layer module, the fork units' too
+    return dict(_BUILTIN)
+
+
 def registered_python_layers() -> dict[tuple[str, str], type[CaffeLayer]]:
     """A copy of :data:`DEFAULT_PYTHON_LAYERS`'s ``(module, layer) -> class`` table."""
     return DEFAULT_PYTHON_LAYERS.entries()
@@ -101,5 +122,9 @@ class PythonLayer(CaffeLayer):
     @staticmethod
     def describe(param) -> str:
         p = param.python_param
+        builtin = _BUILTIN.get(f"{p.module}.{p.layer}")
+        how = (f"caffe_import has a built-in one: call {builtin[1]} (on the command line "
+               f"--builtin-python-layer {p.module}.{p.layer}), or register your own with "
+               if builtin else "call ")
         return f"Python layer module '{p.module}' layer '{p.layer}' is not registered " \
-               f"(call caffe_import.layers.python_layer.register_python_layer)"
+               f"({how}caffe_import.layers.python_layer.register_python_layer)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,10 @@ from ..io.atomic import json_ready
 #: Bounds used when neither the caller nor a ``meta.json`` beside the reference gives any.
 DEFAULT_REL_L2 = 1e-5
 DEFAULT_MAX_ABS = 1e-4
+#: Bounds for a reduced-precision run (``precision="fast"``: bf16 is about 1e-2 relative off
+#: float32) when the caller gives none; Caffe's own (and a meta.json's) hold for float32 only.
+FAST_REL_L2 = 2e-2
+FAST_MAX_ABS = 5e-2
 _TINY = 1e-30
 
 #: Row kinds, in the order a report lists them.
@@ -30,14 +34,32 @@ class Tolerance:
 
     rel_l2: float = DEFAULT_REL_L2
     max_abs: float = DEFAULT_MAX_ABS
+    #: where the bounds come from, as the report's table says it ("" for the defaults)
+    source: str = field(default="", compare=False)
 
     @classmethod
     def for_reference(cls, reference: str | os.PathLike, rel_l2: float | None = None,
-                      max_abs: float | None = None) -> "Tolerance":
-        """Explicit bounds win; else the ``tolerance`` of a ``meta.json`` beside the reference;
-        else the defaults (1e-5 / 1e-4)."""
+                      max_abs: float | None = None, reduced: bool = False) -> "Tolerance":
+        """Explicit bounds win; else, for a ``reduced`` precision run (``precision="fast"``),
+        that mode's defaults (2e-2 / 5e-2); else the ``tolerance`` of a ``meta.json`` beside
+        the reference; else the defaults (1e-5 / 1e-4)."""
+        if reduced:
+            tol = cls(FAST_REL_L2, FAST_MAX_ABS, "the default for precision fast (bf16)")
+        else:
+            tol = cls._from_meta(Path(reference).parent / "meta.json")
+        if rel_l2 is not None:
+            tol.rel_l2 = float(rel_l2)
+        if max_abs is not None:
+            tol.max_abs = float(max_abs)
+        if rel_l2 is not None or max_abs is not None:
+            tol.source = "given" if rel_l2 is not None and max_abs is not None else \
+                f"given, else {tol.source or 'the default'}"
+        return tol
+
+    @classmethod
+    def _from_meta(cls, meta_path: Path) -> "Tolerance":
+        """The ``tolerance`` a ``meta.json`` states, else the defaults."""
         tol = cls()
-        meta_path = Path(reference).parent / "meta.json"
         if meta_path.is_file():
             try:
                 meta = json.loads(meta_path.read_text())
@@ -51,10 +73,7 @@ class Tolerance:
                     if key in stored:
                         tol.max_abs = float(stored[key])
                         break
-        if rel_l2 is not None:
-            tol.rel_l2 = float(rel_l2)
-        if max_abs is not None:
-            tol.max_abs = float(max_abs)
+                tol.source = "meta.json"
         return tol
 
 
@@ -126,8 +145,9 @@ class ParityReport:
                   for i, h in enumerate(head)]
         out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
         out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+        source = f" ({self.tolerance.source})" if self.tolerance.source else ""
         out.append(f"tolerance: rel L2 <= {self.tolerance.rel_l2:g}, "
-                   f"max abs / max ref <= {self.tolerance.max_abs:g}")
+                   f"max abs / max ref <= {self.tolerance.max_abs:g}{source}")
         out.append(self.summary)
         return "\n".join(out)
 
@@ -136,6 +156,7 @@ class ParityReport:
                 "summary": self.summary,
                 "tolerance": {"rel_l2": self.tolerance.rel_l2,
                               "max_abs_over_max_ref": self.tolerance.max_abs},
+                "tolerance_source": self.tolerance.source or "default",
                 "rows": [r.as_dict() for r in self.rows]}
 
 

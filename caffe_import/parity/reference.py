@@ -88,13 +88,49 @@ def read_reference(path: str | os.PathLike) -> StoredActivations:
             raise CaffeFormatError("no /blobs group: not a stored-activation file", path=path)
         ref = StoredActivations()
         ref.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        for name in ("inputs", "blobs", "blob_diffs"):
+        for name in FLAT_GROUPS:
             if name in f:
                 setattr(ref, name, _read_flat(f[name], path, name))
-        for name in ("params", "diffs"):
+        for name in NESTED_GROUPS:
             if name in f:
                 setattr(ref, name, _read_nested(f[name], path, name))
     return ref
+
+
+#: the groups of a stored-activation file: flat ones (blob -> array), nested ones
+#: (layer -> index -> array)
+FLAT_GROUPS = ("inputs", "blobs", "blob_diffs")
+NESTED_GROUPS = ("params", "diffs")
+
+
+def is_reference(f: h5py.File) -> bool:
+    """Whether an open HDF5 file is a stored-activation file (it has ``/blobs``)."""
+    return isinstance(f.get("blobs"), h5py.Group)
+
+
+def reference_shapes(path: str | os.PathLike) -> dict[str, Any]:
+    """What a stored-activation file holds, without reading its arrays: ``attrs`` (``caffe``:
+    what wrote it, ``phase``), ``phase`` (as :attr:`StoredActivations.phase` tells it), and per
+    group present (``inputs``, ``blobs``, ``blob_diffs``: ``{blob: shape}``; ``params``,
+    ``diffs``: ``{layer: [shape per index]}``), names decoded. Raises ``CaffeFormatError``
+    for a file with no ``/blobs``."""
+    path = Path(path)
+    with open_h5(path) as f:
+        if not is_reference(f):
+            raise CaffeFormatError("no /blobs group: not a stored-activation file", path=path)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        out: dict[str, Any] = {"attrs": attrs}
+        for name in FLAT_GROUPS:
+            if name in f:
+                out[name] = {unquote(k): list(f[name][k].shape) for k in f[name]}
+        for name in NESTED_GROUPS:
+            if name in f:
+                out[name] = {unquote(layer): [list(group[k].shape) for k in
+                                              sorted((k for k in group if k.isdigit()), key=int)]
+                             for layer, group in f[name].items()}
+    grads = out.get("diffs") or out.get("blob_diffs")
+    out["phase"] = "train" if grads or str(attrs.get("phase", "")).upper() == "TRAIN" else "test"
+    return out
 
 
 def write_reference(path: str | os.PathLike, ref: StoredActivations) -> None:

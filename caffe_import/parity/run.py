@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from ..errors import CaffeFormatError
+from ..layers.python_layer import PythonLayerRegistry
 from ..net import CaffeNet
+from ..precision import PrecisionPolicy, resolve_precision
 from ..proto.schema import Schema, resolve_schema
 from ..version import __version__
 from .compare import ParityReport, ParityRow, Tolerance, compare_arrays
@@ -110,10 +112,11 @@ def _gradients(net, blobs) -> tuple[OrderedDict, OrderedDict]:
 
 
 def _build_net(net, weights, phase: str, device, schema: Schema | None = None,
-               precision: str | None = None):
+               precision: str | None = None, input_shapes: Mapping[str, Any] | None = None,
+               python_layers: PythonLayerRegistry | None = None):
     """A CaffeNet in ``phase``: ``net`` as given when it already is one, else built (with the
-    Caffe fork's schema ``fork``/``proto`` when given); switched to ``precision`` when one
-    is given."""
+    Caffe fork's schema ``fork``/``proto``, ``input_shapes`` and ``python_layers`` when
+    given); switched to ``precision`` when one is given."""
     if isinstance(net, CaffeNet):
         built_phase = str(getattr(net, "phase", phase)).lower()
         if built_phase != phase:
@@ -123,7 +126,12 @@ def _build_net(net, weights, phase: str, device, schema: Schema | None = None,
         if weights is not None:
             net.load_weights(weights)
     else:
-        net = CaffeNet(net, weights, phase=phase, schema=schema)
+        net = CaffeNet(net, weights, phase=phase, schema=schema, input_shapes=input_shapes,
+                       python_layers=python_layers)
+        unknown = [n for n in input_shapes or {} if n not in net.inputs]
+        if unknown:
+            raise CaffeFormatError(f"the net has no input blob {', '.join(map(repr, unknown))} "
+                                   f"(inputs: {', '.join(net.inputs) or 'none'})")
     if device is not None:
         net.to(device)
     if precision is not None:
@@ -135,8 +143,9 @@ def _build_net(net, weights, phase: str, device, schema: Schema | None = None,
 def check_parity(net, weights, reference: str | os.PathLike, device: str | torch.device = "cpu",
                  rel_l2: float | None = None, max_abs: float | None = None, *,
                  fork: str | None = None, proto: str | os.PathLike | None = None,
-                 schema: Schema | None = None,
-                 precision: str | None = None) -> ParityReport:
+                 schema: Schema | None = None, precision: str | None = None,
+                 input_shapes: Mapping[str, Any] | None = None,
+                 python_layers: PythonLayerRegistry | None = None) -> ParityReport:
     """Run ``net`` on a reference's inputs and compare with what Caffe stored.
 
     ``net``: a ``CaffeNet`` (used as is, ``weights`` loaded into it when given) or anything
@@ -144,16 +153,21 @@ def check_parity(net, weights, reference: str | os.PathLike, device: str | torch
     phase. A TRAIN reference (attr ``phase`` TRAIN, or ``/diffs`` present) also runs backward of
     the weighted total loss and compares param gradients and blob gradients.
 
-    Tolerance: ``rel_l2`` / ``max_abs`` when given, else the ``tolerance`` of a ``meta.json``
-    beside the reference, else 1e-5 / 1e-4. A missing blob, a shape mismatch or a NaN makes a
-    failing row; it does not raise. ``precision`` ("exact" / "fast"): the net's mode for the
-    run (default: as built, exact); fast is expected to miss Caffe's tolerances at the 1e-2
-    level (bf16) - give looser ``rel_l2`` / ``max_abs`` to bound it.
+    Tolerance: ``rel_l2`` / ``max_abs`` when given; else, for a run in a reduced precision
+    (``precision="fast"``: bf16, about 1e-2 relative off Caffe), that mode's own bounds
+    (2e-2 / 5e-2, ``compare.FAST_REL_L2`` / ``FAST_MAX_ABS``); else the ``tolerance`` of a
+    ``meta.json`` beside the reference; else 1e-5 / 1e-4. The report's table says which. A
+    missing blob, a shape mismatch or a NaN makes a failing row; it does not raise.
+    ``precision`` ("exact" / "fast"): the net's mode for the run (default: as built, exact).
+    ``input_shapes`` / ``python_layers``: passed to ``CaffeNet`` when the net is built here
+    (shapes its file leaves open; the registry of its Python layers).
     """
     ref = read_reference(reference)
-    tol = Tolerance.for_reference(reference, rel_l2, max_abs)
+    tol = Tolerance.for_reference(reference, rel_l2, max_abs,
+                                  reduced=_reduced(net, precision))
     phase = ref.phase
-    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision)
+    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision,
+                     input_shapes, python_layers)
     missing = [n for n in getattr(net, "inputs", []) if n not in ref.inputs]
     if missing:
         raise CaffeFormatError(f"the reference stores no input for {', '.join(missing)}",
@@ -185,21 +199,26 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
          phase: str | None = None, device: str | torch.device | None = None,
          include_params: bool = False, *, fork: str | None = None,
          proto: str | os.PathLike | None = None, schema: Schema | None = None,
-         precision: str | None = None) -> StoredActivations:
+         precision: str | None = None, input_shapes: Mapping[str, Any] | None = None,
+         python_layers: PythonLayerRegistry | None = None) -> StoredActivations:
     """Run our net and store what it computed, in the format ``check_parity`` reads.
 
     ``phase``: ``"test"`` or ``"train"`` (default: the net's own phase, else test); a TRAIN
     dump also runs backward and stores ``/diffs`` and ``/blob_diffs``. ``include_params`` also
     stores ``/params`` (then a later check verifies the weights too). Written atomically.
-    ``precision``: the net's mode for the run (default: as built, exact). Returns what was
-    written.
+    ``precision``: the net's mode for the run (default: as built, exact). A net built here
+    takes ``input_shapes`` (default: the shapes of the given ``inputs``, so a data layer
+    that leaves its shape open builds) and ``python_layers``. Returns what was written.
     """
     if phase is None:
         phase = str(getattr(net, "phase", "test"))
     phase = phase.lower()
     if phase not in ("train", "test"):
         raise CaffeFormatError(f"phase must be 'train' or 'test', got {phase!r}")
-    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision)
+    if input_shapes is None:
+        input_shapes = {name: np.shape(value) for name, value in inputs.items()}
+    net = _build_net(net, weights, phase, device, resolve_schema(schema, fork, proto), precision,
+                     input_shapes, python_layers)
     declared = list(getattr(net, "inputs", []))
     unknown = [n for n in inputs if n not in declared]
     if unknown:
@@ -212,7 +231,7 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
                           for n in missing)
         raise CaffeFormatError(f"no value given for input blob(s) {given}: give each input an "
                                "array of its shape (inputs={name: array}; on the command line "
-                               "--input NAME=FILE.npy, once per input)")
+                               "--input NAME=FILE.npy or NAME=SHAPE, once per input)")
     run = run_net(net, inputs, backward=phase == "train", device=device)
     ref = StoredActivations()
     ref.attrs = {"caffe": f"caffe_import {__version__} (torch {torch.__version__}), not Caffe",
@@ -234,6 +253,13 @@ def dump(net, weights, inputs: Mapping[str, Any], out_h5: str | os.PathLike,
             ref.blob_diffs[name] = _np(run.blob_diffs[name])
     write_reference(out_h5, ref)
     return ref
+
+
+def _reduced(net, precision: str | PrecisionPolicy | None) -> bool:
+    """Whether the run computes below float32 (``precision`` given, else a built net's own)."""
+    if precision is not None:
+        return resolve_precision(precision).reduced
+    return isinstance(net, CaffeNet) and net.policy.reduced
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -17,6 +17,7 @@ diffs alone, as Caffe skips layers that need no backward.
 """
 from __future__ import annotations
 
+import difflib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
 from .python_layer import ImportingPythonLayers, PythonLayerAdapter
+
+_SHOWN_LAYERS = 8  # layer names an unknown-layer error lists
 
 TRAIN, TEST = 0, 1
 
@@ -306,9 +309,17 @@ class Net:
         return self._net
 
     def _layer_index(self, name: str, what: str) -> int:
-        names = self._layer_names
+        """The index of layer ``name`` (``what``: the call and argument, ``"forward(end"``),
+        else one ValueError naming the call, the closest layer
+        name and the first few (Caffe's pycaffe fails in ``list.index``)."""
+        names = list(self._layer_names)
         if name not in names:
-            raise ValueError(f"{what}: no layer named {name!r} (layers: {', '.join(names)})")
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shown = ", ".join(names[:_SHOWN_LAYERS]) + (
+                f", ... ({len(names)} in all: net._layer_names)"
+                if len(names) > _SHOWN_LAYERS else "")
+            raise ValueError(f"{what}={name!r}): no layer named {name!r}{hint} (layers: {shown})")
         return names.index(name)
 
     def _graph_enabled(self) -> bool:
@@ -466,9 +477,9 @@ class Net:
         first (all inputs, batch-sized). Returns ``{blob: data}`` for the outputs (or the
         tops of ``end``) and ``blobs``; the arrays are the blobs' own buffers."""
         blobs = list(blobs or [])
-        start_ind = self._layer_index(start, "forward start") if start is not None else 0
+        start_ind = self._layer_index(start, "forward(start") if start is not None else 0
         if end is not None:
-            end_ind = self._layer_index(end, "forward end")
+            end_ind = self._layer_index(end, "forward(end")
             outputs = set(self.top_names[end] + blobs)
         else:
             end_ind = len(self._entries) - 1
@@ -493,10 +504,10 @@ class Net:
         ``kwargs`` set the output blobs' diffs first. Returns ``{blob: diff}`` for the inputs
         (or the bottoms of ``end``) and ``diffs``."""
         diffs = list(diffs or [])
-        start_ind = (self._layer_index(start, "backward start") if start is not None
+        start_ind = (self._layer_index(start, "backward(start") if start is not None
                      else len(self._entries) - 1)
         if end is not None:
-            end_ind = self._layer_index(end, "backward end")
+            end_ind = self._layer_index(end, "backward(end")
             outputs = set(self.bottom_names[end] + diffs)
         else:
             end_ind = 0

@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from caffe_import.cli import build_verb_parser, run_cli
+from fcn_repro import __version__
 from fcn_repro.errors import FCNReproError
 
 VERBS = ("demo", "eval", "infer", "tables", "download", "netspec", "train", "synthetic_data")
@@ -19,11 +20,12 @@ DESCRIPTION = "The FCN release (Long, Shelhamer, Darrell) as code."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return build_verb_parser("fcn-repro", DESCRIPTION, __name__, VERBS)
+    return build_verb_parser("fcn-repro", DESCRIPTION, __name__, VERBS, __version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli("fcn-repro", DESCRIPTION, __name__, VERBS, argv, reported=(FCNReproError,))
+    return run_cli("fcn-repro", DESCRIPTION, __name__, VERBS, argv, reported=(FCNReproError,),
+                   version=__version__)
 
 
 if __name__ == "__main__":

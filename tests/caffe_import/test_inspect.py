@@ -70,3 +70,18 @@ def test_the_schema_shown_is_the_one_the_files_fields_belong_to(path, schema):
     lines = [line.strip() for line in info.text().splitlines() if "schema:" in line]
     assert lines == ([] if schema == "bvlc" else [f"schema: {schema} (Caffe fork fields; "
                                                    "docs/forks.md)"])
+
+
+def test_a_net_prototxt_gets_its_blob_shapes_from_a_build(tmp_path):
+    """Built as CaffeNet builds it (``input_shapes`` for what the file leaves open), without
+    weights; a net that does not build says why instead."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "in" type: "Input" top: "x" }\n'
+        'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
+    data = inspect(tmp_path / "net.prototxt").as_dict()
+    assert "input_shapes" in data["shapes_unknown"] and "inputs" not in data
+    data = inspect(tmp_path / "net.prototxt", input_shapes={"x": (2, 3)}).as_dict()
+    assert data["inputs"] == ["x 2x3"] and data["layers"][1]["top_shapes"] == [[2, 3]]
+    assert "x -> y (2x3)" in render(data)
+    with pytest.raises(CaffeFormatError, match="no input blob 'z'"):
+        inspect(tmp_path / "net.prototxt", input_shapes={"x": (2, 3), "z": (1,)})

@@ -37,7 +37,8 @@ import torch
 
 from ...errors import CaffeFormatError
 from ...layers.base import DTYPE_FLOAT32, FLT_MAX, CaffeLayer, Shape, check_arity, f32, tracing
-from ...layers.python_layer import PythonLayer, register_python_layer, unregister_python_layer
+from ...layers.python_layer import (PythonLayer, offer_builtin_python_layer, register_python_layer,
+                                    unregister_python_layer)
 from ...layers.registry import register
 
 _CHUNK = 1 << 23  # elements per gathered block in ROIPooling
@@ -405,3 +406,7 @@ def disable_proposal_layer(module: str = "rpn.proposal_layer",
                            layer: str = "ProposalLayer") -> None:
     """Undo :func:`enable_proposal_layer`."""
     unregister_python_layer(module, layer)
+
+
+offer_builtin_python_layer("rpn.proposal_layer", "ProposalLayer", ProposalLayer,
+                           "caffe_import.forks.fast_rcnn.layers.enable_proposal_layer()")

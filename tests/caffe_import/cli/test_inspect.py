@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from support import case_dir
+from support import ROOT, case_dir
 from support.versions import HAS_TORCH_EXPORT, needs_torch_export
 
 from caffe_import.cli import main
@@ -145,3 +145,61 @@ def test_the_solvers_own_snapshot_state_is_recognised(tmp_path, capsys):
     assert info["format"] == "caffe_import solver state (.safetensors)"
     assert info["iter"] == 0 and info["learned_net"] == "s.caffemodel"
     assert info["history_blobs"] == len(solver.history) > 0
+
+
+# ------------------------------------------------------------------- issue 17: what a net needs
+def test_a_prototxt_shows_its_input_and_blob_shapes(tmp_path, capsys):
+    from support.tiny_segmentation import DEPLOY
+
+    (tmp_path / "net.prototxt").write_text(DEPLOY)
+    assert main(["inspect", str(tmp_path / "net.prototxt")]) == 0
+    out = capsys.readouterr().out
+    assert "  inputs: data 1x3x8x8" in out
+    assert "conv -> conv (1x4x8x8)" in out and "conv -> score (1x2x8x8)" in out
+    (info,) = run_json(capsys, tmp_path / "net.prototxt", "-i", "data=2x3x5x6")
+    assert info["inputs"] == ["data 2x3x5x6"]
+    assert [r["top_shapes"] for r in info["layers"]][-1] == [[2, 2, 5, 6]]
+
+
+def test_a_net_that_does_not_build_says_why_and_what_to_give(tmp_path, capsys):
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "in" type: "Input" top: "x" }\n'
+        'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
+    assert main(["inspect", str(tmp_path / "net.prototxt")]) == 0
+    out = capsys.readouterr().out
+    assert "blob shapes: not known, the TEST net does not build: layer 'in'" in out
+    assert "--input NAME=1x3x500x500" in out and "input_shapes" not in out
+
+
+def test_python_layers_are_flagged_with_what_they_need(capsys):
+    net = ROOT / "tests" / "fixtures" / "forks" / "deploy" / "faster_rcnn_zf" / "deploy.prototxt"
+    assert main(["inspect", str(net)]) == 0
+    out = capsys.readouterr().out
+    assert ("Python layer rpn.proposal_layer.ProposalLayer: needs a class; caffe_import has one "
+            "built in: --builtin-python-layer rpn.proposal_layer.ProposalLayer") in out
+    assert "enable_proposal_layer()" in out and "blob shapes: not known" in out
+    (info,) = run_json(capsys, net, "--builtin-python-layer", "rpn.proposal_layer.ProposalLayer")
+    (proposal,) = [r for r in info["layers"] if r["type"] == "Python"]
+    assert proposal["python"] == {
+        "module": "rpn.proposal_layer", "layer": "ProposalLayer", "registered": True,
+        "builtin": "caffe_import.forks.fast_rcnn.layers.enable_proposal_layer()"}
+    assert proposal["top_shapes"][0][1] == 5  # rois (R, 5), built
+
+
+def test_stored_activations_are_read(capsys):
+    """Caffe's reference.h5 and what `caffe-import dump` writes: the stored-activation format."""
+    ref = case_dir("layers_conv") / "reference.h5"
+    assert main(["inspect", str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert f"{ref}: stored activations (parity reference), phase TEST" in out
+    assert "  inputs: data 2x6x17x23" in out and "  blobs: " in out
+    (info,) = run_json(capsys, case_dir("train_fcn8s_narrow") / "reference.h5")
+    assert info["version"] == "phase TRAIN" and info["stored"]["diffs"]
+    assert all(isinstance(s, list) for s in info["stored"]["blobs"].values())
+
+
+def test_an_unknown_layer_type_is_an_error(tmp_path, capsys):
+    (tmp_path / "net.prototxt").write_text(PHASED.replace("TrainOnlyFrob", "Frob").replace(
+        " include { phase: TRAIN }", ""))
+    assert main(["inspect", str(tmp_path / "net.prototxt")]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from caffe_import.cli import main
 from support import case_dir
@@ -22,11 +23,17 @@ def _files():
 def test_parity_runs_in_either_precision(capsys):
     net, weights, ref = _files()
     assert main(["parity", net, weights, ref, "--precision", "exact"]) == 0
-    # fast misses Caffe's 1e-5 but holds bf16's level
-    assert main(["parity", net, weights, ref, "--precision", "fast"]) == 1
+    # fast misses Caffe's 1e-5 but holds bf16's level, its own default bounds (issue 17)
+    assert main(["parity", net, weights, ref, "--precision", "fast", "--rel-l2", "1e-5",
+                 "--max-abs", "1e-4"]) == 1
     assert main(["parity", net, weights, ref, "--precision", "fast", "--rel-l2", "3e-2",
                  "--max-abs", "5e-2"]) == 0
     capsys.readouterr()
+    assert main(["parity", net, weights, ref, "--precision", "fast"]) == 0
+    table = capsys.readouterr().out
+    assert "rel L2 <= 0.02, max abs / max ref <= 0.05 (the default for precision fast" in table
+    assert main(["parity", net, weights, ref]) == 0
+    assert "(meta.json)" in capsys.readouterr().out  # exact: the case's own bounds, said so
 
 
 def test_unknown_precision_is_a_usage_error(capsys):
@@ -153,3 +160,136 @@ def test_weights_that_leave_a_layer_without_values_warn_and_fail_with_strict(ver
     assert err == (f"caffe-import: error: {weights}: 1 layer(s) of the net with params have no "
                    "weights in this file: conv_rect (weights of another net?)\n")
     assert not list(tmp_path.glob("out*"))
+
+
+# --------------------------------------------------------------- --input NAME=SHAPE (issue 17)
+SHAPELESS = """name: "tiny_segnet"
+layer { name: "data" type: "DenseImageData" top: "data" top: "label"
+        dense_image_data_param { source: "test.txt" batch_size: 1 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.5 } } }
+"""
+SHAPES = ["-i", "data=1x3x8x8", "--input", "label=1x1x8x8"]
+
+
+@pytest.fixture(scope="module")
+def shapeless(tmp_path_factory):
+    """SegNet's way: a data layer whose parameters leave the input shape to the user."""
+    from caffe_import.net import CaffeNet
+
+    d = tmp_path_factory.mktemp("shapeless")
+    (d / "net.prototxt").write_text(SHAPELESS)
+    CaffeNet(SHAPELESS, fork="segnet", input_shapes={"data": (1, 3, 8, 8), "label": (1, 1, 8, 8)}
+             ).save_weights(d / "weights.caffemodel")
+    return d
+
+
+def test_the_missing_shape_error_names_the_command_lines_option(shapeless, tmp_path, capsys):
+    net, weights = str(shapeless / "net.prototxt"), str(shapeless / "weights.caffemodel")
+    for argv in (["convert", net, weights, "-o", str(tmp_path / "m.pt")],
+                 ["dump", net, weights, "-o", str(tmp_path / "r.h5")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--input data=1x3x500x500" in err and "input_shapes" not in err, err
+        assert "net.prototxt" in err and "Traceback" not in err
+
+
+def test_input_shapes_on_every_verb_that_builds_a_net(shapeless, tmp_path, capsys):
+    """``--input NAME=SHAPE`` is ``CaffeNet(input_shapes=...)`` on convert, dump, parity and
+    inspect (export traces with it)."""
+    net, weights = str(shapeless / "net.prototxt"), str(shapeless / "weights.caffemodel")
+    assert main(["convert", net, weights, "-o", str(tmp_path / "m.pt"), *SHAPES]) == 0
+    assert main(["dump", net, weights, "-o", str(tmp_path / "r.h5"), *SHAPES]) == 0  # noise
+    assert main(["parity", net, weights, str(tmp_path / "r.h5"), *SHAPES]) == 0
+    assert main(["inspect", net, *SHAPES]) == 0
+    out = capsys.readouterr().out
+    assert "inputs: data 1x3x8x8; label 1x1x8x8" in out and "score (1x2x8x8)" in out
+    assert main(["parity", net, weights, str(tmp_path / "r.h5")]) == 2  # the build needs them
+    assert "--input data=" in capsys.readouterr().err
+
+
+def test_a_dump_input_array_gives_its_shape_to_the_build(shapeless, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 6, 5), np.float32))
+    net, weights = str(shapeless / "net.prototxt"), str(shapeless / "weights.caffemodel")
+    assert main(["dump", net, weights, "-i", f"data={tmp_path / 'x.npy'}", "-i",
+                 "label=1x1x6x5", "-o", str(tmp_path / "r.h5")]) == 0
+    from caffe_import.parity import read_reference
+
+    ref = read_reference(tmp_path / "r.h5")
+    assert ref.blobs["score"].shape == (1, 2, 6, 5) and (ref.inputs["data"] == 1).all()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("spec, said", [("data=axb", "1x3x500x500"), ("data", "NAME=1x3x500x500"),
+                                        ("nosuch=1x2", "no input blob 'nosuch'")])
+def test_a_bad_input_shape_is_a_usage_error(shapeless, tmp_path, capsys, spec, said):
+    net, weights = str(shapeless / "net.prototxt"), str(shapeless / "weights.caffemodel")
+    assert main(["convert", net, weights, "-o", str(tmp_path / "m.pt"), *SHAPES, "-i", spec]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+# --------------------------------------------------------- --builtin-python-layer (issue 17)
+PROPOSALS = """name: "tiny_rpn"
+layer { name: "input" type: "Input" top: "data" top: "im_info"
+        input_param { shape { dim: 1 dim: 3 dim: 6 dim: 7 } shape { dim: 1 dim: 3 } } }
+layer { name: "cls" type: "Convolution" bottom: "data" top: "prob"
+        convolution_param { num_output: 18 kernel_size: 1 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "bbox" type: "Convolution" bottom: "data" top: "pred"
+        convolution_param { num_output: 36 kernel_size: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "proposal" type: "Python" bottom: "prob" bottom: "pred" bottom: "im_info" top: "rois"
+        python_param { module: "rpn.proposal_layer" layer: "ProposalLayer"
+                       param_str: "'feat_stride': 16" } }
+"""
+BUILTIN = "rpn.proposal_layer.ProposalLayer"
+
+
+@pytest.fixture(scope="module")
+def proposals(tmp_path_factory):
+    """Faster R-CNN's way: a deploy net whose RPN proposals are a Python layer."""
+    from caffe_import.forks.fast_rcnn.layers import ProposalLayer
+    from caffe_import.layers.python_layer import PythonLayerRegistry
+    from caffe_import.net import CaffeNet
+
+    d = tmp_path_factory.mktemp("rpn")
+    (d / "net.prototxt").write_text(PROPOSALS)
+    layers = PythonLayerRegistry({("rpn.proposal_layer", "ProposalLayer"): ProposalLayer})
+    torch.manual_seed(0)
+    CaffeNet(PROPOSALS, python_layers=layers).save_weights(d / "weights.caffemodel")
+    return str(d / "net.prototxt"), str(d / "weights.caffemodel")
+
+
+def test_an_unregistered_proposal_layer_names_the_built_in_one(proposals, tmp_path, capsys):
+    from caffe_import.errors import CaffeFormatError
+    from caffe_import.net import CaffeNet
+
+    with pytest.raises(CaffeFormatError, match=r"enable_proposal_layer\(\)") as info:
+        CaffeNet(proposals[0])
+    assert f"--builtin-python-layer {BUILTIN}" in str(info.value)
+    assert "register_python_layer" in str(info.value)  # or a class of one's own
+    assert main(["convert", *proposals, "-o", str(tmp_path / "m.pt")]) == 2
+    assert f"--builtin-python-layer {BUILTIN}" in capsys.readouterr().err
+
+
+def test_builtin_python_layer_on_the_verbs_that_build_nets(proposals, tmp_path, capsys):
+    """Given for this command only: the process's own registry is left as it was."""
+    from caffe_import.layers.python_layer import registered_python_layers
+
+    before = registered_python_layers()
+    use = ["--builtin-python-layer", BUILTIN]
+    assert main(["convert", *proposals, "-o", str(tmp_path / "m.pt"), *use]) == 0
+    assert main(["dump", *proposals, "-o", str(tmp_path / "r.h5"), "-i", "data=1x3x6x7",
+                 "-i", "im_info=1x3", *use]) == 0
+    assert main(["parity", *proposals, str(tmp_path / "r.h5"), *use]) == 0
+    assert main(["inspect", proposals[0], *use]) == 0
+    assert "rois (" in capsys.readouterr().out
+    assert registered_python_layers() == before
+
+
+def test_an_unknown_builtin_python_layer_lists_the_available_ones(proposals, tmp_path, capsys):
+    assert main(["convert", *proposals, "-o", str(tmp_path / "m.pt"),
+                 "--builtin-python-layer", "rpn.nope.Nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'rpn.nope.Nope'" in err and f"available: {BUILTIN}" in err

@@ -42,3 +42,47 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path, capsys, monkeypatch):
     (tmp_path / "pipe.py").write_text("raise BrokenPipeError(32, 'Broken pipe')\n")
     assert main(["run", str(tmp_path / "pipe.py")]) == 1
     assert "error" not in capsys.readouterr().err
+
+
+PY2 = 'import caffe\n\nprint "net:", caffe.TEST\n'
+PY2_MODULE = "def f():\n    try:\n        pass\n    except ValueError, e:\n        pass\n"
+
+
+def test_a_python_2_script_gets_pythons_syntax_error_and_one_line_to_port_it(tmp_path, capsys,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "py2.py").write_text(PY2)
+    assert main(["run", "py2.py"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('  File "py2.py", line 3\n') and "SyntaxError: Missing parentheses" in err
+    (hint,) = [line for line in err.splitlines() if "lib2to3" in line]
+    assert hint.startswith("caffe-import: note: py2.py is Python 2") and "-w py2.py" in hint
+    assert "Traceback" not in err and "caffe_import" not in err and "runpy" not in err
+
+
+def test_a_python_2_module_the_script_imports_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "old_layers.py").write_text(PY2_MODULE)
+    (tmp_path / "uses.py").write_text("import old_layers\n")
+    assert main(["run", "uses.py"]) == 1
+    err = capsys.readouterr().err
+    assert 'File "uses.py", line 1' in err and "old_layers.py\", line 4" in err
+    assert "caffe-import: note: " in err and "lib2to3 -w" in err and "caffe_import" not in err
+
+
+def test_a_bad_pycaffe_call_ends_at_the_script_line(tmp_path, capsys, monkeypatch):
+    """``net.forward(end='nonexistent')``: the script's line and one clear error, none of
+    caffe_import's frames (a C++ Caffe has none to show either)."""
+    from support.tiny_segmentation import DEPLOY
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deploy.prototxt").write_text(DEPLOY)
+    (tmp_path / "end.py").write_text('import caffe\nnet = caffe.Net("deploy.prototxt", caffe.TEST)\n'
+                                     'net.forward(end="nonexistent")\n')
+    assert main(["run", "end.py"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n  File \"end.py\", line 3")
+    assert err.rstrip().splitlines()[-1].startswith(
+        "ValueError: forward(end='nonexistent'): no layer named 'nonexistent'")
+    assert "caffe_import" not in err and "runpy" not in err

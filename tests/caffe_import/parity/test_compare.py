@@ -58,6 +58,27 @@ def test_tolerance_meta_json_then_explicit_then_defaults(tmp_path):
     assert Tolerance.for_reference(ref) == Tolerance(DEFAULT_REL_L2, DEFAULT_MAX_ABS)
 
 
+def test_a_reduced_precision_run_has_its_own_default_bounds(tmp_path):
+    """bf16 is about 1e-2 off float32: a fast run is checked with fast's bounds, not Caffe's
+    (a meta.json's are Caffe's float32 ones); explicit bounds still win; the table says which."""
+    from caffe_import.parity.compare import FAST_MAX_ABS, FAST_REL_L2
+
+    _, _, ref = copy_case(TRAIN_CASES[0], tmp_path)
+    fast = Tolerance.for_reference(ref, reduced=True)
+    assert fast == Tolerance(FAST_REL_L2, FAST_MAX_ABS) and FAST_REL_L2 == 2e-2
+    assert Tolerance.for_reference(ref, 1e-5, reduced=True) == Tolerance(1e-5, FAST_MAX_ABS)
+    assert "precision fast" in fast.source
+    assert Tolerance.for_reference(ref).source == "meta.json"
+
+
+def test_check_parity_in_fast_mode_uses_fast_bounds(tmp_path):
+    net, weights, ref = copy_case(SMALL, tmp_path)
+    report = check_parity(str(net), str(weights), ref, precision="fast")
+    assert report.tolerance == Tolerance(2e-2, 5e-2) and report.ok
+    assert "(the default for precision fast (bf16))" in report.table()
+    assert report.as_dict()["tolerance_source"].startswith("the default for precision fast")
+
+
 def test_cli_tolerance_flags_and_json(tmp_path, capsys):
     net, weights, ref = copy_case(SMALL, tmp_path)
     with h5py.File(ref, "r+") as f:

@@ -12,6 +12,24 @@ from caffe_import.parity import StoredActivations, read_reference, write_referen
 from support.parity_cases import SMALL, files
 
 
+def test_reference_shapes_tells_what_a_file_holds_without_reading_it(tmp_path):
+    from caffe_import.parity.reference import reference_shapes
+
+    ref = StoredActivations(attrs={"phase": "TRAIN", "caffe": "us"})
+    ref.inputs["data"] = np.ones((1, 2), np.float32)
+    ref.blobs["score/fr"] = np.arange(3, dtype=np.float32)
+    ref.params["conv"] = {0: np.ones((2, 2), np.float32), 1: np.zeros(2, np.float32)}
+    write_reference(tmp_path / "r.h5", ref)
+    held = reference_shapes(tmp_path / "r.h5")
+    assert held["phase"] == "train" and held["attrs"]["caffe"] == "us"
+    assert held["inputs"] == {"data": [1, 2]} and held["blobs"] == {"score/fr": [3]}
+    assert held["params"] == {"conv": [[2, 2], [2]]} and "diffs" not in held
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f.create_group("data")
+    with pytest.raises(CaffeFormatError, match="not a stored-activation file"):
+        reference_shapes(tmp_path / "w.h5")
+
+
 def test_names_are_percent_encoded_and_round_trip(tmp_path):
     ref = StoredActivations(attrs={"phase": "TEST"})
     ref.inputs["data"] = np.ones((1, 2), np.float32)

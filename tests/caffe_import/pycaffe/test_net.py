@@ -100,6 +100,8 @@ def test_forward_start_end_and_extra_blobs(tiny):
     np.testing.assert_allclose(out["prob"], 0.2, rtol=1e-5)
     with pytest.raises(ValueError, match="no layer named"):
         net.forward(start="nope")
+    with pytest.raises(ValueError, match=r"^forward\(end='poo'\): .*did you mean 'pool'\?"):
+        net.forward(end="poo")
 
 
 def test_backward_matches_autograd(tiny):
