@@ -179,7 +179,8 @@ def _read_net_prototxt(path: str, schema: Schema | None) -> tuple[Any, Any]:
         missing = [(lp.name, lp.type, f"type '{lp.type}'")
                    for lp in filter_net(net_param, "test").layer
                    if registry.get(lp.type, fork=chosen.fork) is None]
-        raise problems_error(unknown, missing, chosen, path=where)
+        raise problems_error(unknown, missing, chosen, path=where,
+                             known_types=registry.known_types())
     net_param, _, where, chosen = parse_net(path, schema=schema)  # chosen: what read it
     return net_param, parse_text(text, chosen.NetParameter(), where)
 

@@ -85,3 +85,14 @@ def test_a_net_prototxt_gets_its_blob_shapes_from_a_build(tmp_path):
     assert "x -> y (2x3)" in render(data)
     with pytest.raises(CaffeFormatError, match="no input blob 'z'"):
         inspect(tmp_path / "net.prototxt", input_shapes={"x": (2, 3), "z": (1,)})
+
+
+def test_a_misspelt_layer_type_beside_an_unknown_field_gets_its_close_name(tmp_path):
+    """The net's one complete error, as building reports it: a typo'd type is offered the
+    type it is close to, not a @register recipe."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 } } }\n'
+        'layer { name: "c" type: "Convolutoin" bottom: "x" top: "y" no_such_field: 1 }\n')
+    with pytest.raises(CaffeFormatError, match="did you mean 'Convolution'") as err:
+        inspect(tmp_path / "net.prototxt")
+    assert "no_such_field" in str(err.value) and "@register" not in str(err.value)
