@@ -198,10 +198,16 @@ class DynamicPlan:
     fixed: dict[str, str] = field(default_factory=dict)
 
     def give_up(self, why: str) -> None:
-        """Every axis static, for ``why``: the given shapes are traced as they are."""
-        for label in self.labels():
-            self.fixed.setdefault(label, why)
-        self.axes, self.trace, self.second = {}, self.given, self.given
+        """Fewer free axes, for ``why``: height and width static (batch alone stays free),
+        or, with batch alone left, every axis; the given sizes are traced on those axes."""
+        drop = {a for axes in self.axes.values() for a in axes if a != 0} or {0}
+        for axis in drop:
+            self.fixed.setdefault(_FREE_AXES[axis], why)
+        self.axes = {n: k for n, k in ((n, tuple(a for a in axes if a not in drop))
+                                       for n, axes in self.axes.items()) if k}
+        self.trace, self.second = (OrderedDict(
+            (n, tuple(d if a not in drop else self.given[n][a] for a, d in enumerate(s)))
+            for n, s in shapes.items()) for shapes in (self.trace, self.second))
 
     def labels(self) -> list[str]:
         return [label for a, label in _FREE_AXES.items()
@@ -406,24 +412,51 @@ def _trace_program(net, inputs: InputSpec | None, outputs: Sequence[str] | None,
     plan = plan_dynamic(net, shapes, outputs) if dynamic else None
     trace = lambda: _exported(net, wrapper, _tracing_feed(net, inputs, plan),  # noqa: E731
                               _dynamic_shapes(net, plan))
-    program = _dynamic_or_static(trace, plan)
-    if _settle(plan, program_axes(program, net.inputs)) is None:
-        plan.give_up("torch.export fixed the batch at the traced size")
-        program = trace()
+    program = _settled(trace, plan, net, lambda p: (program_axes(p, net.inputs), p))
     return program, plan
 
 
-def _dynamic_or_static(trace: Callable[[], Any], plan: DynamicPlan | None) -> Any:
-    """``trace()``; where a dynamic trace fails, the plan gives up and the given shapes are
-    traced (an error there is the export's error)."""
+def _settled(trace: Callable[[], Any], plan: DynamicPlan | None, net,
+             read: Callable[[Any], tuple[Mapping[str, Sequence[int]], Any]]) -> Any:
+    """``trace()`` until the plan holds (``read``: the traced result's free axes and its
+    ``ExportedProgram``): a failed dynamic trace, or one whose graph does not hold at the
+    second size, leaves fewer axes free (:meth:`DynamicPlan.give_up`) and traces again; an
+    error of the static trace is the export's error."""
+    while True:
+        try:
+            result = trace()
+        except CaffeFormatError as exc:
+            if plan is None or not plan.axes:
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            plan.give_up(f"torch.export cannot leave them free ({_failure_summary(cause)})")
+            continue
+        why = _unsettled(plan, *read(result), net)
+        if not why:
+            return result
+        plan.give_up(why)
+
+
+def _unsettled(plan: DynamicPlan | None, free: Mapping[str, Sequence[int]],
+               program: torch.export.ExportedProgram, net) -> str | None:
+    """Settle the plan on what the trace left free (:func:`_settle`) and run the program at
+    the second size (made-up inputs): why it cannot stay dynamic, or None. torch.export
+    records the sizes its code branched on as guards, checked on every call; a guard that
+    fails at the second size means the graph holds only for some sizes."""
     if plan is None or not plan.axes:
-        return trace()
+        return None
+    if _settle(plan, free) is None:
+        return "torch.export fixed the batch at the traced size (2)"
+    if not plan.axes:
+        return None
+    feed = example_inputs(net, plan.second, seed=2)
     try:
-        return trace()
-    except CaffeFormatError as exc:
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        plan.give_up(f"torch.export cannot leave them free ({_failure_summary(cause)})")
-        return trace()
+        with torch.no_grad():
+            program.module()(*feed.values())
+    except Exception as exc:  # a guard of the traced graph, in whatever form torch raises it
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        return f"the traced graph holds only for some sizes ({type(exc).__name__}: {first})"
+    return None
 
 
 def _exported(net, wrapper: ExportableNet, feed: Mapping[str, torch.Tensor],
@@ -626,11 +659,8 @@ def _onnx_to(net, tmp: str, inputs: InputSpec | None, outputs: Sequence[str] | N
     plan = plan_dynamic(net, shapes, outputs) if dynamic else None
     trace = lambda: _onnx_program(net, wrapper, _tracing_feed(net, inputs, plan),  # noqa: E731
                                   _dynamic_shapes(net, plan), opset)
-    program = _dynamic_or_static(trace, plan)
-    model = _saved(program, tmp, net, wrapper)
-    if _settle(plan, onnx_axes(model, net.inputs)) is None:
-        plan.give_up("torch.export fixed the batch at the traced size")
-        model = _saved(trace(), tmp, net, wrapper)
+    _settled(trace, plan, net, lambda p: (onnx_axes(_saved(p, tmp, net, wrapper), net.inputs),
+                                          p.exported_program))
     return plan
 
 
