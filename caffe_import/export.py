@@ -688,8 +688,29 @@ def _saved(program: Any, tmp: str, net, wrapper: ExportableNet) -> Any:
     program.save(tmp)
     model = onnx.load(tmp)
     _name_graph_io(model, list(net.inputs), list(wrapper.output_names))
+    _name_dynamic_axes(model, list(net.inputs))
     onnx.save(model, tmp)
     return model
+
+
+def _name_dynamic_axes(model, input_names: Sequence[str]) -> None:
+    """Call the exporter's size symbols (``s21``...) of the inputs' dynamic axes ``batch``,
+    ``height`` and ``width`` (``<input>_<axis>`` where two inputs' sizes are independent),
+    wherever the graph's inputs and outputs carry them."""
+    names: dict[str, str] = {}
+    graph = model.graph
+    for value in graph.input:
+        if value.name not in input_names:
+            continue
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_param") and dim.dim_param not in names:
+                label = _FREE_AXES.get(axis, f"axis{axis}")
+                names[dim.dim_param] = (label if label not in names.values()
+                                        else f"{value.name}_{label}")
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
 
 
 def _shapes_of(feed: Mapping[str, Any]) -> "OrderedDict[str, tuple[int, ...]]":

@@ -280,6 +280,10 @@ def test_fcn8s_exports_with_dynamic_batch_height_and_width(tmp_path, capsys):
     assert out.count("dynamic batch, height, width") == 2, out
     assert out.count("matches eager at data 1x3x61x75 and data 2x3x93x107") == 2, out
     assert "static" not in out
+    import onnx
+
+    dims = onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
     net = CaffeNet(str(FCN8S / "net.prototxt"), str(FCN8S / "weights.caffemodel"))
     program = torch.export.load(pt2).module()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -72,7 +72,7 @@ def own_outputs(tmp_path_factory):
     save_converted(net, out["m.safetensors"])
     write_export(net, out["m.pt2"], verify=False, say=lambda line: None)
     if importlib.util.find_spec("onnxscript"):
-        write_export(net, out["m.onnx"], verify=False, say=lambda line: None)
+        write_export(net, out["m.onnx"], verify=False, say=lambda line: None, dynamic=False)
     return out
 
 
