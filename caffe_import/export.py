@@ -906,4 +906,6 @@ def compile_net(net, **kwargs: Any) -> Callable[..., "OrderedDict[str, torch.Ten
 
 __all__ = ["ExportableNet", "VerificationUnavailable", "parse_shape", "example_inputs",
            "export_program", "save_program", "verify_program", "export_onnx", "verify_onnx",
-           "compile_net", "eager_outputs", "write_export", "EXPORT_SUFFIXES"]
+           "compile_net", "eager_outputs", "write_export", "EXPORT_SUFFIXES", "input_shapes",
+           "blob_shapes_for", "check_input_shapes", "check_onnx_precision", "DynamicPlan",
+           "plan_dynamic", "program_axes", "onnx_axes"]
