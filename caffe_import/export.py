@@ -453,7 +453,7 @@ def _unsettled(plan: DynamicPlan | None, free: Mapping[str, Sequence[int]],
     try:
         with torch.no_grad():
             program.module()(*feed.values())
-    except Exception as exc:  # a guard of the traced graph, in whatever form torch raises it
+    except Exception as exc:  # noqa: BLE001 - a guard of the traced graph, any form
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         return f"the traced graph holds only for some sizes ({type(exc).__name__}: {first})"
     return None
@@ -569,7 +569,7 @@ def verify_program(program: torch.export.ExportedProgram, net,
     worst: OrderedDict[str, float] = OrderedDict()
     for feed in _feeds(net, inputs, second):
         with torch.no_grad():
-            got = _run_at(lambda: program.module()(*feed.values()), "torch.export program",
+            got = _run_at(lambda f=feed: program.module()(*f.values()), "torch.export program",
                           feed)
         worst = _worst(worst, _max_diffs(got, eager_outputs(net, feed, names), names))
     _check(worst, tol, "torch.export program")
@@ -785,7 +785,8 @@ def verify_onnx(path: str | os.PathLike, net, inputs: InputSpec | None = None,
                        label or os.path.basename(path))
     worst: OrderedDict[str, float] = OrderedDict()
     for feed in _feeds(net, inputs, second, device="cpu"):
-        got = _run_at(lambda: run({k: v.numpy() for k, v in feed.items()}), "ONNX model", feed)
+        got = _run_at(lambda f=feed: run({k: v.numpy() for k, v in f.items()}), "ONNX model",
+                      feed)
         eager_feed = OrderedDict((k, v.to(net.device)) for k, v in feed.items())
         worst = _worst(worst, _max_diffs(got, eager_outputs(net, eager_feed, names), names))
     _check(worst, tol, "ONNX model")
