@@ -196,6 +196,7 @@ class DynamicPlan:
     trace: Shapes
     second: Shapes
     fixed: dict[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
 
     def give_up(self, why: str) -> None:
         """Fewer free axes, for ``why``: height and width static (batch alone stays free),
@@ -265,7 +266,7 @@ def plan_dynamic(net, shapes: Shapes, outputs: Sequence[str] | None = None) -> D
     for name, axis in second:
         axes[name] = (*axes.get(name, ()), axis)
     trace = _moved(shapes, {(n, 0): 2 for n, a in second if a == 0 and shapes[n][0] == 1})
-    return DynamicPlan(shapes, axes, trace, _moved(shapes, second), fixed)
+    return DynamicPlan(shapes, axes, trace, _moved(shapes, second), fixed, tuple(outputs or ()))
 
 
 def _dynamic_shapes(net, plan: DynamicPlan | None) -> tuple | None:
@@ -440,22 +441,29 @@ def _settled(trace: Callable[[], Any], plan: DynamicPlan | None, net,
 def _unsettled(plan: DynamicPlan | None, free: Mapping[str, Sequence[int]],
                program: torch.export.ExportedProgram, net) -> str | None:
     """Settle the plan on what the trace left free (:func:`_settle`) and run the program at
-    the second size (made-up inputs): why it cannot stay dynamic, or None. torch.export
-    records the sizes its code branched on as guards, checked on every call; a guard that
-    fails at the second size means the graph holds only for some sizes."""
+    the second size and at one a row and a column larger (made-up inputs): why it cannot
+    stay dynamic, or None. torch.export records the sizes its code branched on as guards,
+    checked on every call of a ``.pt2`` (ONNX keeps no such checks); a guard failing at a
+    size the layers accept means the graph holds only for some sizes."""
     if plan is None or not plan.axes:
         return None
     if _settle(plan, free) is None:
         return "torch.export fixed the batch at the traced size (2)"
-    if not plan.axes:
-        return None
-    feed = example_inputs(net, plan.second, seed=2)
-    try:
-        with torch.no_grad():
-            program.module()(*feed.values())
-    except Exception as exc:  # noqa: BLE001 - a guard of the traced graph, any form
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-        return f"the traced graph holds only for some sizes ({type(exc).__name__}: {first})"
+    odd = _moved(plan.second, {(n, a): plan.second[n][a] + 1
+                               for n, axes in plan.axes.items() for a in axes if a != 0})
+    for shapes in (plan.second, odd):
+        try:
+            blob_shapes_for(net, shapes, plan.outputs or None)
+        except CaffeFormatError:
+            continue  # not a size the net takes: nothing to probe
+        feed = example_inputs(net, shapes, seed=2)
+        try:
+            with torch.no_grad():
+                program.module()(*feed.values())
+        except Exception as exc:  # noqa: BLE001 - a guard of the traced graph, any form
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+            return (f"the traced graph holds only for some sizes ({type(exc).__name__} at "
+                    f"{_shapes_line(shapes)}: {first})")
     return None
 
 

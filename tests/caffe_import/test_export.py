@@ -334,3 +334,19 @@ def test_a_wrong_input_shape_is_one_line_naming_the_layer(tmp_path, capsys, flag
     assert "layer 'conv_basic'" in err and "6 input channels" in err
     assert "exporting" not in captured.out and "tracing" not in captured.out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_that_holds_only_for_some_sizes_is_not_left_dynamic(tmp_path):
+    """Padded pooling whose Caffe size rule the traced kernels match only for some sizes: the
+    traced graph's guards fail at the probe sizes, so height and width stay static (ONNX would
+    keep no such guard and silently give other sizes); the batch stays free."""
+    lines: list[str] = []
+    d = case_dir("layers_pooling")
+    from caffe_import.net import CaffeNet
+
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"))
+    done = ex.write_export(net, tmp_path / "p.pt2", say=lines.append)
+    notes = [ln for ln in lines if ln.startswith("static")]
+    assert len(notes) == 1 and notes[0].startswith("static height, width: the traced graph "
+                                                   "holds only for some sizes"), lines
+    assert done.endswith("dynamic batch)"), done
