@@ -119,7 +119,8 @@ def output_format(path: str | os.PathLike) -> str:
 
 def write_as(net, path: str | os.PathLike, say: Callable[[str], Any] = print) -> str:
     """Write ``net`` (a ``CaffeNet``) in the format ``path``'s name ends in (see
-    :data:`OUTPUT_FORMATS`); ``.onnx``/``.pt2`` are exported and checked against the eager
+    :data:`OUTPUT_FORMATS`); ``.onnx``/``.pt2`` are exported (batch, height and width dynamic
+    where the net allows it; a bfloat16 net is refused for ONNX) and checked against the eager
     net (``say`` hears about each slow step). Returns a line saying what was written."""
     ending = output_format(path)
     if ending in (".onnx", ".pt2"):

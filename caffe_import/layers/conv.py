@@ -190,7 +190,9 @@ class _ConvBase(CaffeLayer):
                 o = g.stride[i] * (size - 1) + g.extent(i) - 2 * g.pad[i]
             else:
                 num = size + 2 * g.pad[i] - g.extent(i)
-                o = int(num / g.stride[i]) + 1  # C++ division truncates toward zero
+                # C++ division truncates toward zero; in integers, so that a size traced
+                # with torch.export's dynamic shapes stays symbolic
+                o = (num // g.stride[i] if num >= 0 else -(-num // g.stride[i])) + 1
             if o <= 0:
                 raise CaffeFormatError(f"{self.param.type} output would be empty along spatial "
                                        f"axis {i} (input {size}, kernel {g.kernel[i]}, stride "

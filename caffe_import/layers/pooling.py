@@ -27,7 +27,6 @@ avoids a host sync.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -119,8 +118,8 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: 
                       any_pad: bool, extra: int = 0) -> int:
     """Caffe's output length along one axis (``PoolingLayer::Reshape``); ``any_pad``: whether
     either pad is non-zero, which enables the rule dropping a window that starts in the pad."""
-    q = float(size + 2 * pad - kernel) / stride
-    out = int(math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    num = size + 2 * pad - kernel  # ceil / floor in integers: a traced size stays symbolic
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
     out += extra  # a fork's extra cells (Pooling.extra_cells), before the clip
     if any_pad and (out - 1) * stride >= size + pad:
         out -= 1
@@ -185,7 +184,7 @@ class Pooling(CaffeLayer):
         if len(shape) != 4:
             raise CaffeFormatError(f"Pooling needs a 4-D bottom (N, C, H, W), got shape "
                                    f"{tuple(shape)}", layer=self.name)
-        h, w = int(shape[2]), int(shape[3])
+        h, w = shape[2], shape[3]  # no int(): a traced (dynamic) size stays symbolic
         k = self._kernel(h, w)
         any_pad = self.pad != (0, 0)
         extra = self.extra_cells(k)

@@ -226,3 +226,148 @@ def test_cli_export_errors(tmp_path, capsys):
     assert main(argv + ["--torch-export", str(tmp_path / "x.pt2"), "--input", "data=3"]) == 2
     assert "input shapes {'data': (3,)}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------- issue 17
+FCN8S = ROOT / "fcn_repro" / "assets" / "voc_fcn8s_narrow"
+
+
+def _cli(case_or_dir, *extra: str) -> list[str]:
+    d = case_or_dir if not isinstance(case_or_dir, str) else case_dir(case_or_dir)
+    return ["export", str(d / "net.prototxt"), str(d / "weights.caffemodel"), *extra]
+
+
+@pytest.mark.parametrize("extra", [(), ("--no-verify",)])
+def test_onnx_of_a_bf16_net_is_refused_before_anything_is_written(tmp_path, capsys, extra):
+    """ONNX runtimes have no bfloat16 Conv: `--precision fast` is refused up front (no
+    traceback, no file nobody can load), also with --no-verify and beside a .pt2."""
+    pytest.importorskip("onnxscript")
+    out, pt2 = tmp_path / "x.onnx", tmp_path / "x.pt2"
+    rc = main(_cli(CONV, "--onnx", str(out), "--torch-export", str(pt2), "--precision", "fast",
+                   *extra))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "bfloat16" in err and "--precision exact" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_to_onnx_refuses_a_bf16_net(tmp_path, capsys):
+    pytest.importorskip("onnxscript")
+    d = case_dir(CONV)
+    out = tmp_path / "x.onnx"
+    rc = main(["convert", str(d / "net.prototxt"), str(d / "weights.caffemodel"), "-o", str(out),
+               "--precision", "fast"])
+    assert rc == 2 and "bfloat16" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_exports_a_float16_net_as_asked(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from caffe_import.net import CaffeNet
+    from caffe_import.precision import PrecisionPolicy
+
+    d = case_dir(ACT)
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"),
+                   precision=PrecisionPolicy("fp16", torch.float16))
+    line = ex.write_export(net, tmp_path / "h.onnx", say=lambda text: None)
+    assert "matches eager" in line
+    onnx.checker.check_model(onnx.load(str(tmp_path / "h.onnx")))
+
+
+@pytest.mark.parametrize("kind", [".pt2", ".onnx"])
+def test_an_export_that_fails_its_check_leaves_no_file(tmp_path, nets, monkeypatch, kind):
+    if kind == ".onnx":
+        pytest.importorskip("onnxscript")
+    net = nets(ACT)
+    real = ex.eager_outputs
+    monkeypatch.setattr(ex, "eager_outputs",
+                        lambda *a, **k: tuple(t + 1 for t in real(*a, **k)))
+    with pytest.raises(CaffeFormatError, match="does not reproduce the eager net"):
+        ex.write_export(net, tmp_path / f"a{kind}", say=lambda text: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fcn8s_exports_with_dynamic_batch_height_and_width(tmp_path, capsys):
+    """A fully convolutional net is exported for any image size (and batch): the .pt2 and the
+    ONNX both run at two sizes and match the eager net there."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from caffe_import.net import CaffeNet
+
+    pt2, onnx_path = tmp_path / "f.pt2", tmp_path / "f.onnx"
+    assert main(_cli(FCN8S, "--torch-export", str(pt2), "--onnx", str(onnx_path))) == 0
+    out = capsys.readouterr().out
+    assert out.count("dynamic batch, height, width") == 2, out
+    assert out.count("matches eager at data 1x3x61x75 and data 2x3x93x107") == 2, out
+    assert "static" not in out
+    import onnx
+
+    dims = onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+    net = CaffeNet(str(FCN8S / "net.prototxt"), str(FCN8S / "weights.caffemodel"))
+    program = torch.export.load(pt2).module()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 61, 75), (2, 3, 80, 100)]:
+        x = torch.randn(shape)
+        want = net(data=x)["score"]
+        torch.testing.assert_close(program(x)[0], want, rtol=1e-4, atol=1e-4)
+        (got,) = session.run(["score"], {"data": x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_net_that_fixes_its_size_exports_static_and_says_why(tmp_path, capsys):
+    """An InnerProduct after a fixed-size feature map: height and width stay static, in one
+    line naming the layer; the batch is still free."""
+    pt2 = tmp_path / "v.pt2"
+    assert main(_cli("format_v1_vgg16_classifier", "--torch-export", str(pt2))) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = [ln for ln in lines if ln.startswith("static")]
+    assert len(notes) == 1 and "height" in notes[0] and "width" in notes[0], lines
+    assert "layer 'fc6'" in notes[0]
+    assert "dynamic batch)" in lines[-1], lines
+    program = torch.export.load(pt2).module()
+    assert program(torch.zeros(3, 3, 32, 32))[0].shape[0] == 3
+
+
+def test_static_fixes_every_size(tmp_path, capsys):
+    pt2 = tmp_path / "c.pt2"
+    assert main(_cli(CONV, "--torch-export", str(pt2), "--static")) == 0
+    assert "static: --static" in capsys.readouterr().out
+    program = torch.export.load(pt2)
+    assert ex.program_axes(program, ["data"]) == {"data": ()}
+    with pytest.raises(AssertionError):  # torch.export's input check: height is fixed
+        program.module()(torch.zeros(2, 6, 20, 23))
+
+
+@pytest.mark.parametrize("flag", ["--onnx", "--torch-export"])
+def test_a_wrong_input_shape_is_one_line_naming_the_layer(tmp_path, capsys, flag):
+    """Checked against the layers' shape rules before tracing: no tracer report, no 'submit a
+    PR to PyTorch', no terminal colour codes, no file."""
+    if flag == "--onnx":
+        pytest.importorskip("onnxscript")
+    out = tmp_path / ("x.onnx" if flag == "--onnx" else "x.pt2")
+    assert main(_cli(CONV, flag, str(out), "--input", "data=2x5x17x23")) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert "\n" not in err and "\x1b[" not in err and "PyTorch" not in err, err
+    assert "input shapes {'data': (2, 5, 17, 23)} do not fit the net" in err
+    assert "layer 'conv_basic'" in err and "6 input channels" in err
+    assert "exporting" not in captured.out and "tracing" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_that_holds_only_for_some_sizes_is_not_left_dynamic(tmp_path):
+    """Padded pooling whose Caffe size rule the traced kernels match only for some sizes: the
+    traced graph's guards fail at the probe sizes, so height and width stay static (ONNX would
+    keep no such guard and silently give other sizes); the batch stays free."""
+    lines: list[str] = []
+    d = case_dir("layers_pooling")
+    from caffe_import.net import CaffeNet
+
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"))
+    done = ex.write_export(net, tmp_path / "p.pt2", say=lines.append)
+    notes = [ln for ln in lines if ln.startswith("static")]
+    assert len(notes) == 1 and notes[0].startswith("static height, width: the traced graph "
+                                                   "holds only for some sizes"), lines
+    assert done.endswith("dynamic batch)"), done

@@ -75,7 +75,7 @@ def own_outputs(tmp_path_factory):
         return out
     write_export(net, out["m.pt2"], verify=False, say=lambda line: None)
     if importlib.util.find_spec("onnxscript"):
-        write_export(net, out["m.onnx"], verify=False, say=lambda line: None)
+        write_export(net, out["m.onnx"], verify=False, say=lambda line: None, dynamic=False)
     return out
 
 
