@@ -412,9 +412,9 @@ def _trace_program(net, inputs: InputSpec | None, outputs: Sequence[str] | None,
                    dynamic: bool) -> tuple[torch.export.ExportedProgram, DynamicPlan | None]:
     wrapper = _wrap(net, outputs)
     check_exportable(net, outputs, "torch.export")
-    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[".pt2"])
     shapes = input_shapes(net, inputs)
     check_input_shapes(net, shapes, outputs)
+    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[".pt2"])
     plan = plan_dynamic(net, shapes, outputs) if dynamic else None
     trace = lambda: _exported(net, wrapper, _tracing_feed(net, inputs, plan),  # noqa: E731
                               _dynamic_shapes(net, plan))
@@ -863,9 +863,9 @@ def write_export(net, path: str | os.PathLike, inputs: InputSpec | None = None,
     check_exportable(net, outputs, "torch.export" if kind == ".pt2" else "ONNX", path)
     if kind == ".onnx":
         check_onnx_precision(net)
-    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[kind])
     shapes = input_shapes(net, inputs)
-    check_input_shapes(net, shapes, outputs)
+    check_input_shapes(net, shapes, outputs)  # the net's own refusals before the torch's
+    require_torch(TORCH_FOR_EXPORT, NEEDS_TORCH_EXPORT[kind])
     how = "tracing the net with torch.export" if kind == ".pt2" else "exporting the net to ONNX"
     say(f"{how} for {_shapes_line(shapes)} ...")
     with atomic_path(path) as tmp:

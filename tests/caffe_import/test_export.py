@@ -261,6 +261,7 @@ def test_convert_to_onnx_refuses_a_bf16_net(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_torch_export
 def test_onnx_exports_a_float16_net_as_asked(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -275,6 +276,7 @@ def test_onnx_exports_a_float16_net_as_asked(tmp_path):
     onnx.checker.check_model(onnx.load(str(tmp_path / "h.onnx")))
 
 
+@needs_torch_export
 @pytest.mark.parametrize("kind", [".pt2", ".onnx"])
 def test_an_export_that_fails_its_check_leaves_no_file(tmp_path, nets, monkeypatch, kind):
     if kind == ".onnx":
@@ -288,6 +290,7 @@ def test_an_export_that_fails_its_check_leaves_no_file(tmp_path, nets, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_torch_export
 def test_fcn8s_exports_with_dynamic_batch_height_and_width(tmp_path, capsys):
     """A fully convolutional net is exported for any image size (and batch): the .pt2 and the
     ONNX both run at two sizes and match the eager net there."""
@@ -316,6 +319,7 @@ def test_fcn8s_exports_with_dynamic_batch_height_and_width(tmp_path, capsys):
         torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
 
 
+@needs_torch_export
 def test_a_net_that_fixes_its_size_exports_static_and_says_why(tmp_path, capsys):
     """An InnerProduct after a fixed-size feature map: height and width stay static, in one
     line naming the layer; the batch is still free."""
@@ -330,6 +334,7 @@ def test_a_net_that_fixes_its_size_exports_static_and_says_why(tmp_path, capsys)
     assert program(torch.zeros(3, 3, 32, 32))[0].shape[0] == 3
 
 
+@needs_torch_export
 def test_static_fixes_every_size(tmp_path, capsys):
     pt2 = tmp_path / "c.pt2"
     assert main(_cli(CONV, "--torch-export", str(pt2), "--static")) == 0
@@ -357,6 +362,7 @@ def test_a_wrong_input_shape_is_one_line_naming_the_layer(tmp_path, capsys, flag
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_torch_export
 def test_a_graph_that_holds_only_for_some_sizes_is_not_left_dynamic(tmp_path):
     """Padded pooling whose Caffe size rule the traced kernels match only for some sizes: the
     traced graph's guards fail at the probe sizes, so height and width stay static (ONNX would
