@@ -3,7 +3,10 @@ file names replaced by the bundled narrow FCN-8s) and docs/forks.md's own-layer 
 to the net it was written for."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -121,3 +124,28 @@ def test_readme_installs_from_the_checkout_and_says_how_to_skip_cuda():
         assert re.search(r'pip install (-e )?("\.(\[[a-z,]+\])?"|\.)(\s|$)', line) or "torch --index-url" in line, line
     cpu = text.index("--index-url https://download.pytorch.org/whl/cpu")
     assert text.index("python -m pip install .", cpu) > cpu  # torch's CPU wheels first, then the package
+
+
+def _quick_start_commands() -> list[str]:
+    """The shell lines of README's Quick start, in order (the walk-through a new user follows)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```\n(.*?)```", section, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_walk_through_runs_as_written(tmp_path):
+    """Issue 17: the Quick start as written. Its install steps are what a user runs once (the
+    suite already runs from that install); the test command is exactly .ci/run's; and the
+    demo command runs offline in a fresh folder, writing where it says."""
+    lines = _quick_start_commands()
+    demo = [line.split("&&")[-1].strip() for line in lines if line.endswith("fcn-repro demo")]
+    tests = [line for line in lines if "pytest" in line]
+    assert demo == ["fcn-repro demo"] and len(tests) == 1
+    assert tests[0] in (ROOT / ".ci" / "run").read_text()
+    run = subprocess.run([sys.executable, "-m", "fcn_repro", *demo[0].split()[1:]], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert "blobs within tolerance" in run.stdout
+    assert any((tmp_path / "fcn_demo_out").iterdir())
