@@ -43,11 +43,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .compat import TORCH_FOR_EXPORT, require_torch
-from .errors import CaffeFormatError, UsageError
-from .io.atomic import atomic_path
-from .layers.base import CaffeLayer
-from .parity import Tolerance, compare_arrays
+from ..compat import TORCH_FOR_EXPORT, require_torch
+from ..errors import CaffeFormatError, UsageError
+from ..io.atomic import atomic_path
+from ..layers.base import CaffeLayer
+from ..parity import Tolerance, compare_arrays
 
 InputSpec = Mapping[str, "torch.Tensor | np.ndarray | Sequence[int]"]
 #: what each export needs a newer torch for (compat.TORCH_FOR_EXPORT)
@@ -525,7 +525,7 @@ def _failure_summary(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # no terminal colour codes
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     where = ""
-    home = str(Path(__file__).parents[1])
+    home = str(Path(__file__).parents[2])
     for frame, lineno in reversed(list(traceback.walk_tb(exc.__traceback__))):
         layer = frame.f_locals.get("self")
         if isinstance(layer, CaffeLayer):
