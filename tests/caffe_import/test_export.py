@@ -344,7 +344,9 @@ def test_static_fixes_every_size(tmp_path, capsys):
     assert "static: --static" in capsys.readouterr().out
     program = torch.export.load(pt2)
     assert ex.program_axes(program, ["data"]) == {"data": ()}
-    with pytest.raises(AssertionError):  # torch.export's input check: height is fixed
+    # torch.export's input check (height is fixed): a RuntimeError on torch 2.8, an
+    # AssertionError on later ones
+    with pytest.raises((AssertionError, RuntimeError), match="shape\\[2\\]|17"):
         program.module()(torch.zeros(2, 6, 20, 23))
 
 
