@@ -13,7 +13,8 @@ Rooms, by concern (imports go down this list, never up):
 from __future__ import annotations
 
 from .blobs import BlobTensors
-from .build import AUTO_TOP, NetBuilder, ParamSpecInfo, Step
+from .build import AUTO_TOP, NetBuilder, ParamSpecInfo
+from .plan import Step
 from .caffenet import CaffeNet
 from .state import filter_net, layer_included, phase_name, state_meets_rule
 from .weights import MissingWeightsWarning, strict_weights

@@ -31,7 +31,7 @@ from ..layers import registry
 from ..layers.base import CaffeLayer, Shape
 from ..layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayer, PythonLayerRegistry
 from ..proto.schema import schema_of
-from .plan import mark_overwritable
+from .plan import Step, mark_overwritable
 from .state import PHASE_NAMES, PHASES
 
 AUTO_TOP = "(automatic)"
@@ -48,19 +48,6 @@ class ParamSpecInfo:
     lr_mult: float = 1.0
     decay_mult: float = 1.0
     name: str = ""  # ParamSpec.name ("" when not shared)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One instantiated layer and its wiring (``CaffeNet.steps``), in Caffe's layer order."""
-
-    name: str
-    type: str
-    module: CaffeLayer
-    bottoms: tuple[str, ...]
-    tops: tuple[str, ...]
-    in_place: tuple[bool, ...]  # per top: computed in place (top j == bottom j)
-    is_input: bool  # an Input layer, or a data layer standing in for one
 
 
 def is_loss_type(type_name: str) -> bool:

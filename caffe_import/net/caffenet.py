@@ -34,7 +34,8 @@ from ..proto.schema import Schema, is_message, resolve_schema, schema_of
 from . import plan as run_plans
 from . import weights as net_weights
 from .blobs import BlobTensors
-from .build import NetBuilder, ParamSpecInfo, Step
+from .build import NetBuilder, ParamSpecInfo
+from .plan import Step
 from .state import filter_net, phase_name
 
 PathLike = str | os.PathLike

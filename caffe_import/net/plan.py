@@ -8,16 +8,30 @@ kernel, and lets an in-place layer overwrite a tensor no one else can see.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
-if TYPE_CHECKING:  # typing only: build.py imports this module
-    from .build import Step
+from ..layers.base import CaffeLayer
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instantiated layer and its wiring (``CaffeNet.steps``), in Caffe's layer order."""
+
+    name: str
+    type: str
+    module: CaffeLayer
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+    in_place: tuple[bool, ...]  # per top: computed in place (top j == bottom j)
+    is_input: bool  # an Input layer, or a data layer standing in for one
+
 
 #: one entry of a run plan: ``(step, fused with the ReLU after it, blobs to drop after it)``
-PlannedStep = tuple["Step", bool, tuple[str, ...]]
+PlannedStep = tuple[Step, bool, tuple[str, ...]]
 
 
-def run_plan(steps: Sequence["Step"], keep: Iterable[str], free: bool, fuse: bool
+def run_plan(steps: Sequence[Step], keep: Iterable[str], free: bool, fuse: bool
              ) -> list[PlannedStep]:
     """The steps to run, each with its fusion flag and the blobs to drop after it.
 
@@ -44,7 +58,7 @@ def run_plan(steps: Sequence["Step"], keep: Iterable[str], free: bool, fuse: boo
     return plan
 
 
-def fusable(steps: Sequence["Step"], k: int) -> bool:
+def fusable(steps: Sequence[Step], k: int) -> bool:
     """Whether step ``k`` (a layer with ``fuses_relu``) can absorb the in-place ReLU after it."""
     step = steps[k]
     if not getattr(step.module, "fuses_relu", False) or len(step.tops) != 1 \
@@ -56,7 +70,7 @@ def fusable(steps: Sequence["Step"], k: int) -> bool:
             and nxt.module.may_overwrite_bottom)
 
 
-def mark_overwritable(steps: Sequence["Step"]) -> None:
+def mark_overwritable(steps: Sequence[Step]) -> None:
     """Let in-place layers (top == bottom, one bottom) overwrite their bottom's tensor
     (``module.may_overwrite_bottom``) when nothing else can see it: the blob was written by a
     layer (not fed as an input, which may be the caller's own tensor) and no other layer read
@@ -76,7 +90,7 @@ def mark_overwritable(steps: Sequence["Step"]) -> None:
             writer[t] = k
 
 
-def steps_for(steps: Sequence["Step"], outputs: Iterable[str]) -> list["Step"]:
+def steps_for(steps: Sequence[Step], outputs: Iterable[str]) -> list[Step]:
     """The steps (layers, in order) the blobs ``outputs`` depend on."""
     wanted = set(outputs)
     kept = []

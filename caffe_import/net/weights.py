@@ -23,7 +23,8 @@ from ..io import read_weights
 from ..io.binary import copy_and_release
 from ..io.shapes import match_blob_shape
 from ..proto.schema import FORKS, schema_of
-from .build import ParamSpecInfo, Step
+from .build import ParamSpecInfo
+from .plan import Step
 
 PathLike = str | os.PathLike
 
