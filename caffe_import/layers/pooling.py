@@ -85,6 +85,16 @@ def _ceil_mode(p, layer: str) -> bool:
     return int(p.round_mode) == CEIL if has_round else True
 
 
+
+def window_sums(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """Each pooling window's sum, as Caffe adds them (``avg_pool2d`` with divisor 1). torch's
+    ONNX exporter drops ``divisor_override`` (its graph would divide by the window size), so
+    while exporting to ONNX the sum is the mean times the window size: one rounding more,
+    within the export check's float32 bounds; eager and ``.pt2`` keep the exact sums."""
+    if torch.onnx.is_in_onnx_export():
+        return F.avg_pool2d(x, kernel, stride, 0) * float(kernel[0] * kernel[1])
+    return F.avg_pool2d(x, kernel, stride, 0, divisor_override=1)
+
 class PoolGeometry:
     """Kernel (None for global pooling: the bottom's size), stride and pad as (h, w),
     validated as Caffe's ``PoolingLayer::LayerSetUp`` does. The one parser of
@@ -267,7 +277,7 @@ class Pooling(CaffeLayer):
             return F.avg_pool2d(x, k, self.stride, self.pad, ceil_mode=self.ceil_mode,
                                 count_include_pad=True)
         xp = self._explicit_pad(x, size, k, out, 0.0)
-        sums = F.avg_pool2d(xp, k, self.stride, 0, divisor_override=1)
+        sums = window_sums(xp, k, self.stride)
         dh = ave_divisors(size[0], out[0], k[0], self.stride[0], self.pad[0])
         dw = ave_divisors(size[1], out[1], k[1], self.stride[1], self.pad[1])
         div = torch.tensor([[a * b for b in dw] for a in dh], dtype=x.dtype, device=x.device)
@@ -276,8 +286,8 @@ class Pooling(CaffeLayer):
     def _stochastic(self, x, size, k, out):
         xp = self._explicit_pad(x, size, k, out, 0.0)  # pad is 0: zeros only past the end
         if self.phase != "train":
-            total = F.avg_pool2d(xp, k, self.stride, 0, divisor_override=1)
-            squares = F.avg_pool2d(xp * xp, k, self.stride, 0, divisor_override=1)
+            total = window_sums(xp, k, self.stride)
+            squares = window_sums(xp * xp, k, self.stride)
             return torch.where(total > 0, squares / total, torch.zeros_like(total))
         n, c = x.shape[:2]
         cols = F.unfold(xp.reshape(n * c, 1, *xp.shape[2:]), k, stride=self.stride)

@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.layers.pooling import FLT_MAX
+from caffe_import.layers.pooling import FLT_MAX, window_sums
+from support import case_dir
 from support.layer_fixture import check_layer, layer_names, make
+from support.versions import needs_torch_export
 
 CASE = "layers_pooling"
 
@@ -168,3 +170,23 @@ def test_matches_caffes_loops_on_random_geometry(h, w, kh, kw, sh, sw, ph, pw, k
     assert torch.allclose(got[0][0, 0], ref, equal_nan=True, rtol=1e-6, atol=1e-6)
     if kind == "MAX":
         assert torch.equal(got[1][0, 0], ref_mask)
+
+
+@needs_torch_export
+def test_padded_average_pooling_exports_to_onnx_as_eager_computes_it(tmp_path):
+    """Caffe's padded AVE windows are sums over a divisor per window; torch's ONNX exporter
+    drops avg_pool2d's divisor_override (its graph divided by 9: 1/9 of eager), so while
+    exporting the sums are the mean times the window size. The export's check against eager
+    passes for the layers_pooling fixture's ave_k3s3p2; eager stays exact."""
+    pytest.importorskip("onnxruntime")
+    from caffe_import.export import write_export
+    from caffe_import.net import CaffeNet
+
+    d = case_dir("layers_pooling")
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"))
+    done = write_export(net, tmp_path / "p.onnx", outputs=["ave_k3s3p2"], say=lambda line: None,
+                        dynamic=False)
+    assert done.startswith(f"wrote {tmp_path / 'p.onnx'} (matches eager"), done
+    x = torch.randn(1, 2, 7, 9)
+    assert torch.equal(window_sums(x, (3, 3), (3, 3)),
+                       torch.nn.functional.avg_pool2d(x, 3, 3, 0, divisor_override=1))
