@@ -89,12 +89,20 @@ SHAPE_EXAMPLE = "1x3x500x500"
 _SHAPE = re.compile(r"\s*\d[\d\s]*([x,]\s*\d[\d\s]*)*")
 
 
+def name_value(text: str, expected: str, *, empty: bool = False) -> tuple[str, str]:
+    """One ``--input NAME=VALUE`` option (every verb's, caffe-import's and fcn-repro's) as
+    ``(name, value)``; an ``ArgumentTypeError`` saying ``expected`` when it is not one
+    (``empty``: the value may be empty, for its own parser to judge)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not (value or empty):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+    return name, value
+
+
 def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     """``NAME=SHAPE`` (``data=1x3x500x500``) -> ``("data", (1, 3, 500, 500))``, for
     ``--input``."""
-    name, sep, shape = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME={SHAPE_EXAMPLE}")
+    name, shape = name_value(text, f"NAME={SHAPE_EXAMPLE}", empty=True)
     try:
         return name, parse_shape(shape)
     except CaffeFormatError as exc:
@@ -103,11 +111,14 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 def input_shape_or_file(text: str) -> tuple[str, tuple[int, ...] | Path]:
     """``NAME=SHAPE`` as :func:`input_shape`, or ``NAME=FILE.npy`` (the path, read later)."""
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=FILE.npy or "
-                                         f"NAME={SHAPE_EXAMPLE}")
+    name, value = name_value(text, f"NAME=FILE.npy or NAME={SHAPE_EXAMPLE}")
     return input_shape(text) if _SHAPE.fullmatch(value) else (name, Path(value))
+
+
+def input_path(text: str) -> tuple[str, Path]:
+    """``NAME=FILE_OR_FOLDER`` (``hha=data/hha``): a second input of a net, for ``--input``."""
+    name, value = name_value(text, "NAME=FILE_OR_FOLDER, e.g. hha=data/hha")
+    return name, Path(value)
 
 
 def add_input_shapes(parser: argparse.ArgumentParser, *, files: bool = False,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from caffe_import.cli.options import (add_precision, add_schema_options, add_strict, device, naming,
-                                      output_dir, require_net_file, require_weights_file)
+from caffe_import.cli.options import (add_precision, add_schema_options, add_strict, device,
+                                      input_path, naming, output_dir, require_net_file,
+                                      require_weights_file)
 from caffe_import.errors import UsageError
 from fcn_repro.infer import ImageDone, infer
 
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, required=True, help="caffemodel or .caffemodel.h5")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                    help="image files (JPEG, PNG, ...: anything Pillow reads) or folders of them")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE_OR_FOLDER",
+    p.add_argument("--input", action="append", default=[], type=input_path,
+                   metavar="NAME=FILE_OR_FOLDER",
                    help="the files of another net input, paired with the images by file name "
                         "(NYUDv2 colour + HHA: --input hha=DIR); repeat for more inputs")
     p.add_argument("-o", "--output", type=output_dir, required=True, metavar="DIR",
@@ -57,16 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def named_inputs(specs: list[str]) -> dict[str, Path]:
-    """``--input NAME=PATH`` options as ``{NAME: PATH}``."""
+def named_inputs(specs: list[tuple[str, Path]]) -> dict[str, Path]:
+    """``--input NAME=PATH`` options (:func:`~caffe_import.cli.options.input_path`) as
+    ``{NAME: PATH}``."""
     out: dict[str, Path] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--input {spec}: expected NAME=FILE_OR_FOLDER, e.g. hha=data/hha")
+    for name, path in specs:
         if name in out:
             raise UsageError(f"--input {name} given twice")
-        out[name] = Path(path)
+        out[name] = path
     return out
 
 
