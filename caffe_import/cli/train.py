@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a .solverstate (or .solverstate.h5) to resume from")
     p.add_argument("--gpu", "-gpu", default=None,
                    help="GPU id to run on (default: the CPU; one id; 'all' = every GPU)")
+    p.add_argument("--level", "-level", type=int, default=0, help="the train net's state level")
+    p.add_argument("--stage", "-stage", default="",
+                   help="the train net's state stages, comma-separated")
     p.set_defaults(func=run)
 
 
@@ -32,5 +35,6 @@ def run(args: argparse.Namespace) -> int:
     require_file(args.solver, "a solver prototxt")
     with naming(args.solver):
         train(args.solver, weights=args.weights, snapshot=args.snapshot,
-              gpus=parse_gpus(args.gpu))
+              gpus=parse_gpus(args.gpu), level=args.level,
+              stages=[s for s in args.stage.split(",") if s])
     return 0

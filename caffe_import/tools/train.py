@@ -47,6 +47,14 @@ class CaffeTrainer(Solver):
     files and log lines, Caffe's ``Solve``."""
 
     net_class = ReadingNet
+    #: Caffe's ``-level`` and ``-stage``: the train net's state (``train_state``)
+    train_level: int = 0
+    train_stages: tuple[str, ...] = ()
+
+    def _train_net(self, param) -> Net:
+        param.train_state.level = self.train_level  # Caffe's train sets it from -level
+        param.train_state.stage.extend(self.train_stages)
+        return super()._train_net(param)
 
     def snapshot(self) -> None:
         """Caffe's ``Snapshot``: the weights, then the solver state naming them."""
@@ -58,7 +66,7 @@ class CaffeTrainer(Solver):
                   f"Snapshotting to {'HDF5' if h5 else 'binary proto'} file {model}")
         self.net.caffe_net.save_weights(model, h5=h5)
         state = stem + (".solverstate.h5" if h5 else ".solverstate")
-        glog.info("sgd_solver.cpp:296" if h5 else "sgd_solver.cpp:285",
+        glog.info("sgd_solver.cpp:296" if h5 else "sgd_solver.cpp:284",
                   f"Snapshotting solver state to {'HDF5' if h5 else 'binary proto'} file {state}")
         engine = self._engine
         write_solverstate(state, iteration=self.iter, current_step=engine.current_step,
@@ -130,15 +138,17 @@ def weight_files(solver: Solver, weights: str | None) -> list[str]:
 
 
 def train(solver_path: str | os.PathLike, *, weights: str | None = None,
-          snapshot: str | os.PathLike | None = None, gpus: Sequence[int] = ()) -> Solver:
-    """Caffe's ``caffe train -solver S [-weights W] [-snapshot STATE] [-gpu ID]``; returns
-    the solver after ``max_iter`` iterations."""
+          snapshot: str | os.PathLike | None = None, gpus: Sequence[int] = (),
+          level: int = 0, stages: Sequence[str] = ()) -> Solver:
+    """Caffe's ``caffe train -solver S [-weights W] [-snapshot STATE] [-gpu ID] [-level L]
+    [-stage S1,S2]``; returns the solver after ``max_iter`` iterations."""
     if snapshot and weights:
         raise UsageError("Give a snapshot to resume training or weights to finetune but not both.")
     if snapshot is not None and not Path(snapshot).is_file():
         raise FileNotFoundError(2, "solver state not found", os.fspath(snapshot))
     use_devices(list(gpus))
-    solver = get_solver(solver_path, TRAINERS)
+    state = {"train_level": int(level), "train_stages": tuple(stages)}
+    solver = get_solver(solver_path, tuple(type(c.__name__, (c,), state) for c in TRAINERS))
     for name in ([] if snapshot else weight_files(solver, weights)):
         glog.info("solver.cpp:72", f"Finetuning from {name}")
         for net in [solver.net, *solver.test_nets]:

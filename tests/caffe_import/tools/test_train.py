@@ -105,3 +105,17 @@ def test_gpu_flag():
     assert parse_gpus("0") == [0] and parse_gpus("0,1") == [0, 1]
     with pytest.raises(UsageError, match="-gpu"):
         parse_gpus("first")
+
+
+def test_level_and_stage_select_the_train_net(tmp_path, monkeypatch):
+    """Caffe's -level / -stage set the train net's state: a layer for stage 'wide' only."""
+    project = write_project(tmp_path)
+    net = (project / "net.prototxt").read_text().replace(
+        'layer { name: "relu1"', 'layer { name: "drop" type: "Dropout" bottom: "ip1" top: "ip1" '
+        'include { phase: TRAIN stage: "wide" } }\nlayer { name: "relu1"')
+    (project / "net.prototxt").write_text(net)
+    monkeypatch.chdir(project)
+    plain = train("solver.prototxt", weights="init.caffemodel")
+    assert "drop" not in plain.net.layer_dict
+    staged = train("solver.prototxt", weights="init.caffemodel", stages=["wide"], level=1)
+    assert "drop" in staged.net.layer_dict and staged.param.train_state.level == 1
