@@ -5,7 +5,8 @@
 Train from a solver prototxt whose nets read their data; file names are relative to the
 working directory, as Caffe opens them. Logs Caffe's lines on stderr (glog's format;
 ``GLOG_minloglevel=1`` silences them), so Caffe's ``tools/extra/parse_log.py`` reads them;
-snapshots are Caffe's ``<prefix>_iter_<N>.caffemodel`` + ``.solverstate``.
+snapshots are Caffe's ``<prefix>_iter_<N>.caffemodel`` + ``.solverstate``. Several GPUs, as
+Caffe's NCCL sync: ``torchrun --nproc_per_node=2 -m caffe_import train -solver S -gpu 0,1``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot", "-snapshot", default=None,
                    help="a .solverstate (or .solverstate.h5) to resume from")
     p.add_argument("--gpu", "-gpu", default=None,
-                   help="GPU id to run on (default: the CPU; one id; 'all' = every GPU)")
+                   help="GPU id(s) to run on (default: the CPU); several ('0,1', 'all'): one "
+                        "process each, under torchrun --nproc_per_node=N")
     p.add_argument("--level", "-level", type=int, default=0, help="the train net's state level")
     p.add_argument("--stage", "-stage", default="",
                    help="the train net's state stages, comma-separated")

@@ -18,7 +18,8 @@ What Caffe's ``train`` does, and so :func:`train`:
   protobuf, ``learned_net`` naming the caffemodel as written), or with
   ``snapshot_format: HDF5`` ``.caffemodel.h5`` + ``.solverstate.h5``; either resumes.
 
-Several GPUs (Caffe's NCCL data parallelism) are not implemented: one GPU or the CPU.
+Several GPUs (Caffe's NCCL data parallelism): one process per GPU under ``torchrun``
+(``caffe_import.tools.parallel``).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ..pycaffe import glog, mode
 from ..pycaffe.net import Net
 from ..pycaffe.solver import SOLVERS, Solver, get_solver
 from ..solver import write_solverstate
+from . import parallel
 
 
 class ReadingNet(Net):
@@ -50,6 +52,8 @@ class CaffeTrainer(Solver):
     #: Caffe's ``-level`` and ``-stage``: the train net's state (``train_state``)
     train_level: int = 0
     train_stages: tuple[str, ...] = ()
+    #: False in the other processes of a multi-GPU run: only the root tests and snapshots
+    root: bool = True
 
     def _train_net(self, param) -> Net:
         param.train_state.level = self.train_level  # Caffe's train sets it from -level
@@ -58,6 +62,8 @@ class CaffeTrainer(Solver):
 
     def snapshot(self) -> None:
         """Caffe's ``Snapshot``: the weights, then the solver state naming them."""
+        if not self.root:
+            return
         p = self.param
         h5 = p.snapshot_format == caffe_pb2.SolverParameter.HDF5
         stem = f"{p.snapshot_prefix}_iter_{self.iter}"
@@ -73,8 +79,12 @@ class CaffeTrainer(Solver):
                           history=engine.history, learned_net=model)
 
     def solve(self, resume_file: str | os.PathLike | None = None) -> None:
-        """Caffe's ``Solver::Solve`` with its log lines (see the module docstring)."""
+        """Caffe's ``Solver::Solve`` with its log lines (see the module docstring); the
+        other solvers of a multi-GPU run only step."""
         p, engine = self.param, self._engine
+        if not self.root:
+            self.step(max(0, int(p.max_iter) - self.iter))
+            return
         glog.info("solver.cpp:289", f"Solving {self.net.caffe_net.net_param.name}")
         glog.info("solver.cpp:290", f"Learning Rate Policy: {p.lr_policy}")
         if resume_file is not None:
@@ -117,14 +127,12 @@ def parse_gpus(text: str | None) -> list[int]:
 
 
 def use_devices(gpus: Sequence[int]) -> None:
-    """Caffe's mode from ``-gpu``: the CPU, or the first of the GPUs (logged as Caffe does)."""
+    """Caffe's mode from ``-gpu``: the CPU, or the first of the GPUs (logged as Caffe does;
+    the tools use one device per process)."""
     if not gpus:
         glog.info("caffe.cpp:197", "Use CPU.")
         mode.set_mode_cpu()
         return
-    if len(gpus) > 1:
-        raise UsageError(f"training on several GPUs ({', '.join(map(str, gpus))}) is not "
-                         f"implemented; give one id, e.g. -gpu {gpus[0]}")
     glog.info("caffe.cpp:204", f"Using GPUs {gpus[0]}")
     mode.set_device(gpus[0])
     mode.set_mode_gpu()
@@ -146,9 +154,12 @@ def train(solver_path: str | os.PathLike, *, weights: str | None = None,
         raise UsageError("Give a snapshot to resume training or weights to finetune but not both.")
     if snapshot is not None and not Path(snapshot).is_file():
         raise FileNotFoundError(2, "solver state not found", os.fspath(snapshot))
-    use_devices(list(gpus))
-    state = {"train_level": int(level), "train_stages": tuple(stages)}
+    rank, size, gpus = parallel.start(list(gpus))
+    use_devices(gpus)
+    state = {"train_level": int(level), "train_stages": tuple(stages), "root": rank == 0}
     solver = get_solver(solver_path, tuple(type(c.__name__, (c,), state) for c in TRAINERS))
+    if not solver.root:
+        solver.test_nets = []  # Caffe's root solver alone tests
     for name in ([] if snapshot else weight_files(solver, weights)):
         glog.info("solver.cpp:72", f"Finetuning from {name}")
         for net in [solver.net, *solver.test_nets]:
@@ -156,6 +167,13 @@ def train(solver_path: str | os.PathLike, *, weights: str | None = None,
     if snapshot:
         glog.info("caffe.cpp:235", f"Resuming from {snapshot}")
         solver.restore(snapshot)
+    if size > 1:
+        net = solver.net.caffe_net
+        solver.net._prepare()  # pycaffe's host copies reach the device first ...
+        parallel.broadcast_params(net)
+        solver.net._device_changed_params()  # ... and the broadcast values are the fresh ones
+        parallel.shard_data(net, rank, size)
+        solver.add_callback(*parallel.gradient_sync(net, size))
     glog.info("caffe.cpp:239", "Starting Optimization")
     solver.solve()
     glog.info("caffe.cpp:250", "Optimization Done.")

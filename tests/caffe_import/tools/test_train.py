@@ -2,10 +2,14 @@
 Caffe's log lines in Caffe's order, snapshots and resuming."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from support import ROOT
 from support.caffe_project import write_project
 
 from caffe_import.errors import UsageError
@@ -119,3 +123,28 @@ def test_level_and_stage_select_the_train_net(tmp_path, monkeypatch):
     assert "drop" not in plain.net.layer_dict
     staged = train("solver.prototxt", weights="init.caffemodel", stages=["wide"], level=1)
     assert "drop" in staged.net.layer_dict and staged.param.train_state.level == 1
+
+
+def test_two_processes_train_as_one_with_both_batches(tmp_path):
+    """Caffe's multi-GPU sync under torchrun (gloo on the CPU, 2 processes, batch 4 each): the
+    solvers share the rows and average their gradients, so the weights equal one solver's
+    with batch 8 on the same rows."""
+    single = write_project(tmp_path / "single", test_interval=None)
+    subprocess.run([sys.executable, "-m", "caffe_import", "train", "-solver", "solver.prototxt",
+                    "-weights", "init.caffemodel"], cwd=single, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    double = write_project(tmp_path / "double", test_interval=None)
+    net = (double / "net.prototxt").read_text()
+    (double / "net.prototxt").write_text(net.replace("batch_size: 8", "batch_size: 4"))
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", "-m", "caffe_import", "train",
+                          "-solver", "solver.prototxt", "-weights", "init.caffemodel"],
+                         cwd=double, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("Optimization Done.") == 2  # the root's lines only
+    ours = read_weights(double / "snap" / "tiny_iter_8.caffemodel")
+    ref = read_weights(single / "snap" / "tiny_iter_8.caffemodel")
+    for name in ref:
+        for a, b in zip(ours[name], ref[name]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
