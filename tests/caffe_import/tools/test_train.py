@@ -148,3 +148,13 @@ def test_two_processes_train_as_one_with_both_batches(tmp_path):
     for name in ref:
         for a, b in zip(ours[name], ref[name]):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_folder_prefix_gets_the_solver_files_stem(tmp_path, monkeypatch):
+    """Caffe's UpgradeSnapshotPrefixProperty: a snapshot_prefix naming an existing folder
+    (with or without '/') becomes that folder plus the solver file's stem."""
+    monkeypatch.chdir(write_project(tmp_path, snapshot_prefix='"snap"', max_iter=4,
+                                    test_interval=None))
+    train("solver.prototxt", weights="init.caffemodel")
+    assert (tmp_path / "snap" / "solver_iter_4.caffemodel").is_file()
+    assert (tmp_path / "snap" / "solver_iter_4.solverstate").is_file()
