@@ -158,3 +158,35 @@ def test_a_folder_prefix_gets_the_solver_files_stem(tmp_path, monkeypatch):
     train("solver.prototxt", weights="init.caffemodel")
     assert (tmp_path / "snap" / "solver_iter_4.caffemodel").is_file()
     assert (tmp_path / "snap" / "solver_iter_4.solverstate").is_file()
+
+
+def test_iter_size_takes_its_batches_from_the_data_layer(tmp_path, monkeypatch):
+    """iter_size 2 with batch 4 reads the rows batch 8 reads in one pass: the same weights."""
+    single = write_project(tmp_path / "single", test_interval=None)
+    monkeypatch.chdir(single)
+    train("solver.prototxt", weights="init.caffemodel")
+    accumulated = write_project(tmp_path / "acc", test_interval=None, iter_size=2)
+    net = (accumulated / "net.prototxt").read_text()
+    (accumulated / "net.prototxt").write_text(net.replace("batch_size: 8", "batch_size: 4"))
+    monkeypatch.chdir(accumulated)
+    train("solver.prototxt", weights="init.caffemodel")
+    ours = read_weights(accumulated / "snap" / "tiny_iter_8.caffemodel")
+    ref = read_weights(single / "snap" / "tiny_iter_8.caffemodel")
+    for name in ref:
+        for a, b in zip(ours[name], ref[name]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_display_shows_the_loss_averaged_over_average_loss(project, capsys):
+    (project / "solver.prototxt").write_text((project / "solver.prototxt").read_text()
+                                             .replace("display: 2", "display: 1")
+                                             + "average_loss: 2\n")
+    train("solver.prototxt", weights="init.caffemodel")
+    lines = _messages(capsys.readouterr().err)
+    raw = [float(m.split(" = ")[1].split(" ")[0]) for m in lines
+           if m.startswith("    Train net output #0")]
+    shown = [float(m.rsplit(" = ", 1)[1]) for m in lines
+             if re.match(r"Iteration \d+ \(", m)]
+    assert shown[0] == pytest.approx(raw[0], rel=1e-5)
+    for k in range(1, len(raw)):
+        assert shown[k] == pytest.approx((raw[k - 1] + raw[k]) / 2, rel=1e-5)
