@@ -12,9 +12,11 @@ What Caffe does, and so this layer when it reads:
   in the list, wrapping around to the first after the last;
 * any numeric dataset (integers, float, double) is read as float32, as HDF5 converts it for
   Caffe's ``H5LTread_dataset_float``; ``transform_param`` is refused ("does not transform");
-* ``shuffle: true`` shuffles the file order and the rows of each file (each pass again). Caffe
-  shuffles with its own RNG (``std::random_shuffle``); the order here comes from numpy seeded
-  with ``seed`` (0 unless set), reproducible but not Caffe's order.
+* ``shuffle: true`` shuffles the file order and the rows of each file (each pass again), in
+  either phase, as Caffe does. Caffe shuffles with its own RNG (``std::random_shuffle``); the
+  order here comes from numpy seeded with the ``seed`` of the net's ``data=`` setting where it
+  has one (fresh randomness otherwise, as Caffe without ``random_seed``): reproducible with a
+  seed, but never Caffe's order.
 
 Where Caffe differs: Caffe opens only the first file at setup and dies on a bad later file
 mid-training; here every listed file is opened at build (metadata only) so a missing or
@@ -26,7 +28,7 @@ the layer and the file before the first iteration. Under several processes (DDP)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -99,16 +101,18 @@ class HDF5Data(DataInput):
         super().__init__(param, bottom_shapes, phase)
         self.batch_size = int(param.hdf5_data_param.batch_size)
         self.shuffle = bool(param.hdf5_data_param.shuffle)
-        self.seed = 0
+        self.seed: int | None = None
         self.solver_rank, self.solver_count = 0, 1
         self.files: list[str] = []
         self.row_shapes: list[Shape] = []
         self.register_buffer("_probe", torch.empty(0), persistent=False)  # follows .to()
 
     # ---- reading ------------------------------------------------------------------
-    def open_source(self) -> None:
+    def open_source(self, reading: Any = True) -> None:
         """Read the source list and check every file it names; from now on the layer reads
-        (it is no longer a net input)."""
+        (it is no longer a net input). ``reading``: the net's ``data=`` setting (its ``seed``,
+        if it has one, seeds the shuffles)."""
+        self.seed = getattr(reading, "seed", None)
         p = self.param
         if p.HasField("transform_param"):
             raise CaffeFormatError("HDF5Data does not transform data (Caffe refuses "

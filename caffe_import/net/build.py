@@ -192,7 +192,7 @@ class NetBuilder:
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
             module = _make_layer(cls, build_param, bottom_shapes, PHASE_NAMES[lp.phase])
             if self.data and hasattr(module, "open_source"):
-                module.open_source()  # a data layer that reads: its files are checked now
+                module.open_source(self.data)  # a layer that reads: its files are checked now
             is_input = bool(getattr(module, "feeds_net", False))
             shapes = self._top_shapes_of(module, lp, bottom_shapes, tops, is_input)
             for t, shape in zip(tops, shapes):

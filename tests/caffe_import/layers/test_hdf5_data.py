@@ -1,6 +1,8 @@
 """caffe_import.layers.hdf5_data: Caffe's HDF5Data layer (reads when built with data=True)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import h5py
 import numpy as np
 import pytest
@@ -94,3 +96,14 @@ def test_missing_dataset_and_row_mismatch(tmp_path):
 def test_transform_param_is_refused(tmp_path):
     with pytest.raises(CaffeFormatError, match="does not transform"):
         _net(_files(tmp_path), 2, "} transform_param { scale: 2")
+
+
+def test_a_seed_makes_the_shuffle_reproducible(tmp_path):
+    """The net's data setting's ``seed`` (a ``DataReading``-like object) seeds the shuffles."""
+    net = _net(_files(tmp_path, (3, 3)), 6, "shuffle: true", phase="train")
+    layer = net.layer("h5")
+    orders = []
+    for _ in range(2):
+        layer.open_source(SimpleNamespace(seed=3))
+        orders.append([net()["label"].tolist() for _ in range(3)])
+    assert orders[0] == orders[1]
