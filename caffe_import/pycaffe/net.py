@@ -160,8 +160,8 @@ class Net:
     (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
 
     schema: Schema | None = None
-    #: data layers that can read (``HDF5Data``) read their sources (``CaffeNet(data=True)``)
-    read_data: bool = False
+    #: data layers that can read (``HDF5Data``) read their sources (``CaffeNet(data=...)``)
+    read_data: Any = False
 
     def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
         if schema is not None:

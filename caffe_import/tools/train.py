@@ -24,6 +24,7 @@ Several GPUs (Caffe's NCCL data parallelism): one process per GPU under ``torchr
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +35,7 @@ from ..proto import caffe_pb2
 from ..pycaffe import glog, mode
 from ..pycaffe.net import Net
 from ..pycaffe.solver import SOLVERS, Solver, get_solver
-from ..solver import write_solverstate
+from ..solver import load_solver_param, write_solverstate
 from . import parallel
 
 
@@ -106,6 +107,23 @@ class CaffeTrainer(Solver):
         glog.info("solver.cpp:332", "Optimization Done.")
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How the nets' data layers read (``CaffeNet(data=...)``): ``seed`` for their shuffles."""
+
+    seed: int | None = None
+
+
+def _reading_net(solver_path: str | os.PathLike) -> type[Net]:
+    """The nets' class for this solver file: Caffe's ``random_seed`` (when >= 0) seeds the
+    fillers (``Caffe::set_random_seed``) and the data layers' shuffles."""
+    param = load_solver_param(os.fspath(solver_path))
+    seed = int(param.random_seed) if param.random_seed >= 0 else None
+    if seed is not None:
+        mode.set_random_seed(seed)
+    return type("ReadingNet", (ReadingNet,), {"read_data": Reading(seed)})
+
+
 def _trainer_class(base: type[Solver]) -> type[CaffeTrainer]:
     return type(base.__name__, (CaffeTrainer, base), {"__doc__": base.__doc__})
 
@@ -156,7 +174,8 @@ def train(solver_path: str | os.PathLike, *, weights: str | None = None,
         raise FileNotFoundError(2, "solver state not found", os.fspath(snapshot))
     rank, size, gpus = parallel.start(list(gpus))
     use_devices(gpus)
-    state = {"train_level": int(level), "train_stages": tuple(stages), "root": rank == 0}
+    state = {"train_level": int(level), "train_stages": tuple(stages), "root": rank == 0,
+             "net_class": _reading_net(solver_path)}
     solver = get_solver(solver_path, tuple(type(c.__name__, (c,), state) for c in TRAINERS))
     if not solver.root:
         solver.test_nets = []  # Caffe's root solver alone tests

@@ -190,3 +190,16 @@ def test_display_shows_the_loss_averaged_over_average_loss(project, capsys):
     assert shown[0] == pytest.approx(raw[0], rel=1e-5)
     for k in range(1, len(raw)):
         assert shown[k] == pytest.approx((raw[k - 1] + raw[k]) / 2, rel=1e-5)
+
+
+def test_random_seed_seeds_the_shuffles(tmp_path, monkeypatch):
+    """Caffe's random_seed: two runs with HDF5Data's shuffle end with the same weights."""
+    project = write_project(tmp_path, random_seed=7, test_interval=None)
+    net = (project / "net.prototxt").read_text()
+    (project / "net.prototxt").write_text(net.replace("batch_size: 8", "batch_size: 8 shuffle: true"))
+    monkeypatch.chdir(project)
+    finals = []
+    for _ in range(2):
+        train("solver.prototxt", weights="init.caffemodel")
+        finals.append(read_weights("snap/tiny_iter_8.caffemodel")["ip2"][0])
+    np.testing.assert_array_equal(finals[0], finals[1])
