@@ -13,7 +13,9 @@ Their shapes come from the layer's own parameters where Caffe fixes them there: 
 for classification layers, ``(N, 1, H, W)`` for SegNet's and DeepLab's segmentation layers.
 A shape the parameters do not fix (the channels of an LMDB, HDF5 blobs, SSD's annotation
 blob) must be given: ``CaffeNet(..., input_shapes={"data": (1, 3, 300, 300)})``.
-``MemoryData`` is a layer of its own (``caffe_import.layers.memory_data``), fed by arrays.
+``MemoryData`` is a layer of its own (``caffe_import.layers.memory_data``), fed by arrays;
+so is ``HDF5Data`` (``caffe_import.layers.hdf5_data``), which reads when the net is built with
+data and is an input like these otherwise.
 """
 from __future__ import annotations
 
@@ -47,7 +49,6 @@ DATA_LAYERS = {
     "Data": DataKind("data_param", color_channels=False),
     "ImageData": DataKind("image_data_param"),
     "WindowData": DataKind("window_data_param"),
-    "HDF5Data": DataKind("hdf5_data_param", color_channels=False, label=None),
 }
 
 

@@ -81,13 +81,18 @@ class NetBuilder:
     """Instantiates the layers of a filtered NetParameter in order and wires them.
 
     ``python_layers``: where ``type: "Python"`` layers find their class (by default the
-    registry ``register_python_layer`` fills; pycaffe's ``Net`` passes its own)."""
+    registry ``register_python_layer`` fills; pycaffe's ``Net`` passes its own).
+
+    ``data``: data layers that can read (those with an ``open_source()`` method, such as
+    ``HDF5Data``) open their sources while the net is built, so a missing file is an error
+    now, and read a batch each forward; otherwise they are net inputs."""
 
     def __init__(self, net_param: Any, phase: str,
                  given_input_shapes: Mapping[str, Shape] | None = None,
                  python_layers: PythonLayerRegistry | None = None,
-                 weights: Any = None) -> None:
+                 weights: Any = None, data: bool = False) -> None:
         self.net_param = net_param
+        self.data = data
         self.weights = weights  # the net's weights (path or mapping): they may pick a class
         self._blob_counts: dict[str, int] | None = None
         self.phase = phase
@@ -161,7 +166,7 @@ class NetBuilder:
             forks = registry.variant_forks({lp.type for lp in self.net_param.layer})
             for fork in forks:
                 retry = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
-                                   self.python_layers, self.weights)
+                                   self.python_layers, self.weights, self.data)
                 variants = [registry.variant(lp.type, fork) or cls
                             for lp, cls in zip(self.net_param.layer, classes)]
                 try:
@@ -186,6 +191,8 @@ class NetBuilder:
             in_place = self._in_place_flags(lp.name, bottoms, tops)
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
             module = _make_layer(cls, build_param, bottom_shapes, PHASE_NAMES[lp.phase])
+            if self.data and hasattr(module, "open_source"):
+                module.open_source(self.data)  # a layer that reads: its files are checked now
             is_input = bool(getattr(module, "feeds_net", False))
             shapes = self._top_shapes_of(module, lp, bottom_shapes, tops, is_input)
             for t, shape in zip(tops, shapes):

@@ -98,6 +98,10 @@ class CaffeNet(nn.Module):
     ``outputs``. ``keep_blobs=True`` (constructor argument or attribute) keeps every blob, as
     pycaffe's ``net.blobs`` does; so does any forward that records a graph.
 
+    ``data``: data layers that can read (``HDF5Data``, ``caffe_import.layers.hdf5_data``) open
+    their sources (relative paths from the working directory, as Caffe) and read a batch each
+    forward; without it they are net inputs (``caffe_import.layers.data``).
+
     ``strict``: weights that leave a net layer with params without values are a
     ``CaffeFormatError`` naming the layers and the file, not a ``MissingWeightsWarning``
     (Caffe copies silently; see ``load_weights``).
@@ -119,7 +123,7 @@ class CaffeNet(nn.Module):
                  precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
                  compile: bool | None = None,
                  python_layers: PythonLayerRegistry | None = None,
-                 strict: bool | None = None) -> None:
+                 strict: bool | None = None, data: bool = False) -> None:
         super().__init__()
         #: shapes of input tops the net file does not fix (data layers, shapeless Input)
         self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
@@ -137,7 +141,7 @@ class CaffeNet(nn.Module):
         self._plans: dict[tuple, list[run_plans.PlannedStep]] = {}
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)
         layout = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
-                            python_layers, weights).build(unknown_fields, source_path)
+                            python_layers, weights, data).build(unknown_fields, source_path)
         self._adopt(layout)
         if weights is not None:
             self.load_weights(weights, strict=strict)

@@ -160,6 +160,8 @@ class Net:
     (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
 
     schema: Schema | None = None
+    #: data layers that can read (``HDF5Data``) read their sources (``CaffeNet(data=...)``)
+    read_data: Any = False
 
     def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
         if schema is not None:
@@ -173,7 +175,8 @@ class Net:
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
                              keep_blobs=True, python_layers=ImportingPythonLayers(),
-                             schema=self.schema)  # weights given: they may pick fork layers
+                             schema=self.schema,  # weights given: they may pick fork layers
+                             data=self.read_data)
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}
