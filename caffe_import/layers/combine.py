@@ -170,11 +170,11 @@ class Filter(CaffeLayer):
 @register("BatchReindex")
 class BatchReindex(CaffeLayer):
     """``top[i] = bottom[idx[i]]`` along the batch axis; ``idx`` (the second bottom, 1-D,
-    float) is truncated toward zero and must lie in ``[0, N)`` (checked, as Caffe checks it).
+    float) is truncated toward zero and must lie in ``[0, N)`` (checked, as Caffe checks it; on CUDA
+    by a device-side assert).
     Backward: each bottom row gets the sum of the gradients of the top rows that copied it;
     the indices get none."""
 
-    host_reads = "the indices, checked to lie in [0, N) (eager only)"
     #: float32 even under precision='fast': the indices must stay exact integers
     dtype_policy = DTYPE_FLOAT32
 
@@ -195,7 +195,10 @@ class BatchReindex(CaffeLayer):
         index = index.detach()
         if index.device.type != "meta" and not tracing() and index.numel():
             bad = ~((index >= 0) & (index < x.shape[0]))
-            if bool(bad.any()):
+            if index.device.type == "cuda":  # a device-side assert: no host sync per forward
+                torch._assert_async(~bad.any(), f"layer '{self.name}': an index is outside "
+                                                f"[0, {x.shape[0]})")
+            elif bool(bad.any()):
                 raise CaffeFormatError(f"index {float(index[bad][0])} is outside [0, "
                                        f"{x.shape[0]}) (the data's batch)", layer=self.name)
         return (x.index_select(0, index.to(torch.long)),)
