@@ -38,7 +38,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, check_arity, tracing
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -144,6 +144,9 @@ class _Recurrent(CaffeLayer):
         self.steps, self.k = x[0], math.prod(x[2:])
         self.k_static = math.prod(self.bottom_shapes[2][1:]) if self.static_input else 0
         self._state: tuple[torch.Tensor, ...] | None = None
+        if not self.expose_hidden:
+            self.export_unsupported = ("the state carries over from one forward to the next "
+                                       "(expose_hidden: false); a graph cannot hold it")
         self.top_shapes(self.bottom_shapes)
         self.add_blobs()
         self.reset_parameters()
@@ -217,7 +220,7 @@ class _Recurrent(CaffeLayer):
         xw, static = self.projections(x, bottoms[2] if self.static_input else None)
         state = self.initial_state(bottoms, x.shape[1], xw)
         out, final = self.run(xw, static, cont, state)
-        if x.device.type != "meta" and not torch.jit.is_tracing():
+        if x.device.type != "meta" and not tracing():
             self._state = tuple(s.detach() for s in final)
         exposed = [s.detach().unsqueeze(0) for s in final] if self.expose_hidden else []
         return (out, *exposed)

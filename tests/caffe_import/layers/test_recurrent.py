@@ -12,6 +12,7 @@ import torch
 from torch.func import functional_call
 
 from caffe_import.errors import CaffeFormatError
+from caffe_import.export.program import unexportable_layers
 from caffe_import.net import CaffeNet
 from caffe_import.solver import Solver
 from support.layer_fixture import make
@@ -324,3 +325,16 @@ def test_a_recurrent_net_of_20_steps_trains_on_cpu(tmp_path):
         losses.append(solver.step(1, inputs={"x": x, "cont": cont, "target": target}))
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20]), losses[::10]
     assert isinstance(solver.net, CaffeNet)
+
+
+def test_export_refuses_the_state_carrying_form_only():
+    net = CaffeNet(LSTM_NET)
+    assert [(n, t) for n, t, _ in unexportable_layers(net)] == [("lstm", "LSTM")]
+    exposed = CaffeNet(LSTM_NET.replace('recurrent_param { num_output: 8',
+                                        'bottom: "h0" bottom: "c0" top: "hT" top: "cT" '
+                                        'recurrent_param { num_output: 8 expose_hidden: true')
+                       .replace('layer { name: "lstm"', 'layer { name: "h0" type: "Input" '
+                                'top: "h0" top: "c0" input_param { shape { dim: 1 dim: 4 '
+                                'dim: 8 } shape { dim: 1 dim: 4 dim: 8 } } }\nlayer { name: "lstm"'))
+    assert unexportable_layers(exposed) == []
+    assert exposed.blob_shapes["hT"] == (1, 4, 8)
