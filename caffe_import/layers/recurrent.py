@@ -222,7 +222,10 @@ class _Recurrent(CaffeLayer):
         out, final = self.run(xw, static, cont, state)
         if x.device.type != "meta" and not tracing():
             self._state = tuple(s.detach() for s in final)
-        exposed = [s.detach().unsqueeze(0) for s in final] if self.expose_hidden else []
+        # Caffe's exposed h_T / c_T share data, not diff, with the unrolled net: a consumer's
+        # gradient lands in them (a leaf here) and goes no further
+        exposed = ([s.detach().unsqueeze(0).requires_grad_(torch.is_grad_enabled()) for s in final]
+                   if self.expose_hidden else [])
         return (out, *exposed)
 
     def run(self, xw, static, cont, state):

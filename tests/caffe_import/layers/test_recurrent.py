@@ -195,9 +195,13 @@ def test_no_gradient_reaches_cont_or_h0_c0_and_exposed_state_diffs_are_dropped()
     cont, h0, c0 = (torch.ones(T, N, requires_grad=True), torch.randn(1, N, H, requires_grad=True),
                     torch.randn(1, N, H, requires_grad=True))
     h, h_t, c_t = layer(x, cont, h0, c0)
-    assert not h_t.requires_grad and not c_t.requires_grad
-    h.sum().backward()
-    assert cont.grad is None and h0.grad is None and c0.grad is None and x.grad is not None
+    (h.sum() + h_t.sum() + c_t.sum()).backward()
+    assert cont.grad is None and h0.grad is None and c0.grad is None
+    assert torch.equal(h_t.grad, torch.ones_like(h_t))  # the top's diff, which goes no further
+    x_grad = x.grad.clone()
+    x.grad = None
+    layer(x, cont, h0, c0)[0].sum().backward()
+    torch.testing.assert_close(x.grad, x_grad)
 
 
 def test_lstm_unit_backward_is_caffes_for_fractional_cont():
