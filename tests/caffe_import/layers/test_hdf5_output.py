@@ -11,6 +11,7 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.net import CaffeNet
+from support import case_dir
 from support.layer_fixture import make
 
 
@@ -74,3 +75,18 @@ def test_bad_settings_and_bottoms_are_clear_errors(tmp_path):
         layer(torch.zeros(2, 4), torch.zeros(2))
     with h5py.File(tmp_path / "d.h5", "r") as f:  # the failed append left the file whole
         assert f["data"].shape == (2, 3, 1, 1)
+
+
+def test_the_file_is_the_one_real_caffe_writes(tmp_path, monkeypatch):
+    """BVLC 9b891540 ran hdf5_output_layer/net.prototxt once on inputs.h5 and wrote out.h5
+    (file_name relative to the working folder): same datasets, shapes, dtype and values."""
+    case = case_dir("hdf5_output_layer")
+    with h5py.File(case / "inputs.h5", "r") as f:
+        inputs = {k: torch.from_numpy(f[k][()]) for k in f}
+    monkeypatch.chdir(tmp_path)
+    CaffeNet(case / "net.prototxt")(**inputs)
+    with h5py.File(case / "out.h5", "r") as caffe, h5py.File(tmp_path / "out.h5", "r") as ours:
+        assert sorted(ours) == sorted(caffe) == ["data", "label"]
+        for name in caffe:
+            assert ours[name].shape == caffe[name].shape and ours[name].dtype == caffe[name].dtype
+            assert np.array_equal(ours[name][()], caffe[name][()])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,9 @@ from caffe_import.errors import CaffeFormatError
 from caffe_import.export.program import unexportable_layers
 from caffe_import.net import CaffeNet
 from caffe_import.solver import Solver
-from support.layer_fixture import make
+from support import case_dir, case_meta
+from support.compare import assert_within, rel_l2
+from support.layer_fixture import make, reference_arrays
 
 T, N, D, H = 5, 3, 4, 6
 
@@ -342,3 +345,25 @@ def test_export_refuses_the_state_carrying_form_only():
                                 'dim: 8 } shape { dim: 1 dim: 4 dim: 8 } } }\nlayer { name: "lstm"'))
     assert unexportable_layers(exposed) == []
     assert exposed.blob_shapes["hT"] == (1, 4, 8)
+
+
+def test_the_state_carried_into_a_second_forward_is_caffes():
+    """layers_recurrent/second_forward.h5: real Caffe ran the case's net a second time with
+    cont_0 = 1, so LSTM and RNN started from the h_T (c_T) of the first forward."""
+    case = case_dir("layers_recurrent")
+    meta = case_meta("layers_recurrent")
+    net = CaffeNet(case / "net.prototxt", case / "weights.caffemodel", phase="train",
+                   keep_blobs=True)
+    first, _ = reference_arrays("layers_recurrent")
+    with h5py.File(case / "second_forward.h5", "r") as f:
+        second = {k: f["inputs"][k][()] for k in f["inputs"]}
+        caffe = {k: f["blobs"][k][()] for k in f["blobs"]}
+    with torch.no_grad():
+        net(**first)
+        out = net(**second)
+    for blob in ("h", "o", "h2", "o2", "h1"):
+        assert_within(out[blob], caffe[blob], meta["tolerance"], blob)
+    with torch.no_grad():
+        fresh = CaffeNet(case / "net.prototxt", case / "weights.caffemodel", phase="train",
+                         keep_blobs=True)
+        assert rel_l2(fresh(**second)["h"], caffe["h"]) > 1e-3  # the carried state matters
