@@ -6,7 +6,7 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.net import CaffeNet
-from support.layer_fixture import make, net_after_input, run_after_input
+from support.layer_fixture import check_layer, layer_names, make, net_after_input, run_after_input
 
 
 def test_concat_legacy_concat_dim_and_single_bottom():
@@ -126,3 +126,10 @@ def test_batch_reindex_needs_1d_indices():
         make(REINDEX, [(3, 2), (2, 1)])
     with pytest.raises(CaffeFormatError, match="2 bottom"):
         make('name: "r" type: "BatchReindex" bottom: "x" top: "y"', [(3, 2)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "BatchReindex"))
+def test_batch_reindex_matches_real_caffe(name):
+    """BVLC 9b891540's BatchReindex on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

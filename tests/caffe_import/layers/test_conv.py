@@ -168,3 +168,10 @@ def test_im2col_bad_settings_are_clear_errors():
     with pytest.raises(CaffeFormatError, match="1 bottom"):
         make('name: "i" type: "Im2col" bottom: "x" bottom: "z" top: "y" convolution_param { '
              'kernel_size: 2 }', [(1, 2, 5, 5), (1, 2, 5, 5)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "Im2col"))
+def test_im2col_matches_real_caffe(name):
+    """BVLC 9b891540's Im2col on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

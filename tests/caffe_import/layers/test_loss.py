@@ -206,3 +206,10 @@ def test_contrastive_loss_bad_bottoms_are_clear_errors(shapes, match):
     with pytest.raises(CaffeFormatError, match=match):
         make('name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "y" top: "l"',
              shapes)
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "ContrastiveLoss"))
+def test_contrastive_loss_matches_real_caffe(name):
+    """BVLC 9b891540's ContrastiveLoss on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

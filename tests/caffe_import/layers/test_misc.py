@@ -7,7 +7,7 @@ import torch
 
 from caffe_import.errors import CaffeFormatError
 from caffe_import.net import CaffeNet
-from support.layer_fixture import make
+from support.layer_fixture import check_layer, layer_names, make
 
 PARAM_NET = """
 layer { name: "p" type: "Parameter" top: "w" parameter_param { shape { dim: 2 dim: 3 } } }
@@ -45,3 +45,10 @@ def test_parameter_without_shape_is_one_value_and_takes_no_bottoms():
     assert layer.blob_shapes() == [()]
     with pytest.raises(CaffeFormatError, match="0 bottom"):
         make('name: "p" type: "Parameter" bottom: "x" top: "w"', [(2,)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "Parameter"))
+def test_parameter_matches_real_caffe(name):
+    """BVLC 9b891540's Parameter on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

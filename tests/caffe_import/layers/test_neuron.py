@@ -13,7 +13,8 @@ from caffe_import.errors import CaffeFormatError
 from caffe_import.net import CaffeNet
 from support import case_dir, case_meta
 from support.compare import assert_within
-from support.layer_fixture import make, net_after_input, reference_arrays, run_after_input
+from support.layer_fixture import (check_layer, layer_names, make, net_after_input,
+                                   reference_arrays, run_after_input)
 
 
 # Layers whose Caffe formula we reproduce to the bit; the rest differ by libm's last ulp. ELU is
@@ -121,3 +122,10 @@ def test_clip_needs_min_and_max():
     with pytest.raises(CaffeFormatError, match="1 bottom and 1 top"):
         make('name: "c" type: "Clip" bottom: "x" bottom: "z" top: "y" '
              'clip_param { min: 0 max: 1 }', [(2,), (2,)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "Swish", "Clip"))
+def test_swish_and_clip_matches_real_caffe(name):
+    """BVLC 9b891540's Swish and Clip on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

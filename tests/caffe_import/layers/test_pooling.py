@@ -256,3 +256,10 @@ def test_spp_bad_settings_are_clear_errors():
     with pytest.raises(CaffeFormatError, match="4-D"):
         make('name: "spp" type: "SPP" bottom: "x" top: "y" spp_param { pyramid_height: 2 }',
              [(2, 5, 5)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "SPP"))
+def test_spp_matches_real_caffe(name):
+    """BVLC 9b891540's SPP on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

@@ -18,7 +18,7 @@ from caffe_import.net import CaffeNet
 from caffe_import.solver import Solver
 from support import case_dir, case_meta
 from support.compare import assert_within, rel_l2
-from support.layer_fixture import make, reference_arrays
+from support.layer_fixture import check_layer, layer_names, make, reference_arrays
 
 T, N, D, H = 5, 3, 4, 6
 
@@ -367,3 +367,10 @@ def test_the_state_carried_into_a_second_forward_is_caffes():
         fresh = CaffeNet(case / "net.prototxt", case / "weights.caffemodel", phase="train",
                          keep_blobs=True)
         assert rel_l2(fresh(**second)["h"], caffe["h"]) > 1e-3  # the carried state matters
+
+
+@pytest.mark.parametrize("name", layer_names("layers_recurrent", "LSTM", "RNN", "LSTMUnit"))
+def test_each_recurrent_layer_matches_real_caffe(name):
+    """BVLC 9b891540's layers on the bottoms they saw in layers_recurrent (forward; the case's
+    param and blob gradients are checked by the parity tests)."""
+    check_layer("layers_recurrent", name)
