@@ -14,7 +14,8 @@ As in Caffe's unrolled net:
 
 * with ``expose_hidden: false`` the state carries over from the previous forward of the same
   layer (zeros at first; the stored state follows the batch size as Caffe's reshaped blobs do:
-  a smaller batch keeps the first streams' state, a larger one starts from zeros);
+  a smaller batch keeps the first streams' state, a batch larger than any before starts from
+  zeros; see :meth:`_Recurrent.keep_state`);
 * no gradient reaches ``cont``, ``h_0``, ``c_0`` or an earlier forward's state, and the
   gradient of a consumer of the exposed ``h_T`` / ``c_T`` tops is dropped;
 * the number of time steps is fixed when the layer is built (Caffe's "input number of
@@ -202,7 +203,22 @@ class _Recurrent(CaffeLayer):
         zeros = like.new_zeros((n, self.hidden))
         if self._state is None or self._state[0].shape[0] < n:
             return [zeros] * len(self.state_names)
-        return [s[:n].to(device=like.device, dtype=like.dtype) for s in self._state]
+        return [s[:n].to(device=like.device, dtype=like.dtype, copy=True) for s in self._state]
+
+    def keep_state(self, final: Sequence[torch.Tensor]) -> None:
+        """Store the final state as Caffe's ``h_T`` (``c_T``) blobs hold it: a blob keeps its
+        memory when the batch shrinks (rows past the batch keep older values, which a later
+        larger batch within that size reads back) and starts from zeros when it grows."""
+        n = final[0].shape[0]
+        if self._state is None or self._state[0].shape[0] < n:
+            self._state = tuple(s.detach().clone() for s in final)
+            return
+        kept = []
+        for old, new in zip(self._state, final):
+            buffer = old.to(device=new.device, dtype=new.dtype, copy=True)
+            buffer[:n] = new.detach()
+            kept.append(buffer)
+        self._state = tuple(kept)
 
     def projections(self, x: torch.Tensor, x_static: torch.Tensor | None):
         """``W x_t + b`` for all T steps in one product (T, N, width), and the static input's
@@ -221,7 +237,7 @@ class _Recurrent(CaffeLayer):
         state = self.initial_state(bottoms, x.shape[1], xw)
         out, final = self.run(xw, static, cont, state)
         if x.device.type != "meta" and not tracing():
-            self._state = tuple(s.detach() for s in final)
+            self.keep_state(final)
         # Caffe's exposed h_T / c_T share data, not diff, with the unrolled net: a consumer's
         # gradient lands in them (a leaf here) and goes no further
         exposed = ([s.detach().unsqueeze(0).requires_grad_(torch.is_grad_enabled()) for s in final]

@@ -374,3 +374,40 @@ def test_each_recurrent_layer_matches_real_caffe(name):
     """BVLC 9b891540's layers on the bottoms they saw in layers_recurrent (forward; the case's
     param and blob gradients are checked by the parity tests)."""
     check_layer("layers_recurrent", name)
+
+
+def test_the_carried_state_follows_caffes_blob_memory_across_batch_sizes():
+    """Caffe's h_T blob keeps its memory when the batch shrinks and reallocates (zeros) when
+    it grows past it: N = 3, then 2, then 3 again reads stream 2's state from the first
+    forward; N = 4 starts from zeros."""
+    torch.manual_seed(10)
+    layer = make(_rnn_text(), [(T, 3, D), (T, 3)])
+    probe = make(_rnn_text(expose=True), [(T, 3, D), (T, 3), (1, 3, H)])
+    for a, b in zip(probe.blobs, layer.blobs):
+        a.data.copy_(b.data)
+    x3, x2, ones = torch.randn(T, 3, D), torch.randn(T, 2, D), torch.ones(T, 3)
+    with torch.no_grad():
+        layer(x3, ones)
+        _, h_a = probe(x3, ones, torch.zeros(1, 3, H))
+        layer(x2, ones[:, :2])
+        _, h_b = probe(x2, ones[:, :2], h_a[:, :2])
+        (again,) = layer(x3, ones)
+        (ref, _) = probe(x3, ones, torch.cat([h_b, h_a[:, 2:]], dim=1))
+        torch.testing.assert_close(again, ref)
+        x4 = torch.randn(T, 4, D)
+        (grown,) = layer(x4, torch.ones(T, 4))
+        layer.reset()
+        torch.testing.assert_close(grown, layer(x4, torch.ones(T, 4))[0])
+
+
+def test_the_carried_state_across_batch_sizes_is_real_caffes():
+    """layers_recurrent/batch_sizes.h5: real Caffe ran an LSTM at batch sizes 3, 2, 3, 4, 3
+    (cont 1 throughout), its state following its blobs' memory."""
+    case = case_dir("layers_recurrent")
+    with h5py.File(case / "batch_sizes.h5", "r") as f:
+        weights = {"lstm": [f["params"][str(i)][()] for i in range(len(f["params"]))]}
+        steps = [(f["x"][str(i)][()], f["h"][str(i)][()]) for i in range(len(f["x"]))]
+    net = CaffeNet(case / "batch_sizes.prototxt", weights=weights)
+    for x, h in steps:
+        out = net(x=x, cont=np.ones(x.shape[:2], np.float32))
+        assert_within(out["h"], h, case_meta("layers_recurrent")["tolerance"], f"N={x.shape[1]}")
