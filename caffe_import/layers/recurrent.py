@@ -176,12 +176,16 @@ class _Recurrent(CaffeLayer):
             raise CaffeFormatError(f"bottom x {x} must be (T, N, ...) with the T = {self.steps} "
                                    f"time steps the layer was built for", layer=self.name)
         n = x[1]
+        if math.prod(x[2:]) != self.k:
+            raise CaffeFormatError(f"bottom x {x} has {math.prod(x[2:])} inputs per step, the "
+                                   f"layer was built for {self.k}", layer=self.name)
         if cont != (self.steps, n):
             raise CaffeFormatError(f"bottom cont {cont} must be (T, N) = {(self.steps, n)}",
                                    layer=self.name)
-        if self.static_input and (len(shapes[2]) < 1 or shapes[2][0] != n):
-            raise CaffeFormatError(f"bottom x_static {shapes[2]} must be (N, ...) with N = {n}",
-                                   layer=self.name)
+        if self.static_input and (len(shapes[2]) < 1 or shapes[2][0] != n
+                                  or math.prod(shapes[2][1:]) != self.k_static):
+            raise CaffeFormatError(f"bottom x_static {shapes[2]} must be (N, ...) with N = {n} "
+                                   f"and {self.k_static} inputs", layer=self.name)
         state = (1, n, self.hidden)
         for name, shape in zip(self.state_names, shapes[2 + self.static_input:]):
             if shape != state:

@@ -263,6 +263,8 @@ def test_changed_number_of_steps_is_refused_as_caffe_does():
     layer = make(_lstm_text(), [(T, N, D), (T, N)])
     with pytest.raises(CaffeFormatError, match="time steps"):
         layer(torch.randn(T + 1, N, D), torch.ones(T + 1, N))
+    with pytest.raises(CaffeFormatError, match="inputs per step"):
+        layer(torch.randn(T, N, D + 1), torch.ones(T, N))
     layer(torch.randn(T, N + 2, D), torch.ones(T, N + 2))  # another batch size is fine
 
 
