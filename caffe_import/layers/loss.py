@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
 from ..io import read_mean  # a BlobProto reader: no code runs from the file
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, check_arity, f32, legacy_4d, tracing
+from .base import (DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, check_arity, f32, legacy_4d,
+                   tracing)
 from .registry import register
 from .softmax import caffe_softmax
 

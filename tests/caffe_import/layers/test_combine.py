@@ -107,7 +107,8 @@ def test_batch_reindex_gathers_rows_and_sums_repeats_in_backward():
     x = torch.randn(3, 2, 2, requires_grad=True)
     idx = torch.tensor([2.0, 0.0, 2.7, 1.0, 2.0])  # 2.7 truncates to 2, as static_cast<int>
     (y,) = layer(x, idx)
-    assert torch.equal(y, x.detach()[[2, 0, 2, 1, 2]]) and layer.top_shapes([(3, 2, 2), (5,)]) == [y.shape]
+    assert torch.equal(y, x.detach()[[2, 0, 2, 1, 2]])
+    assert layer.top_shapes([(3, 2, 2), (5,)]) == [y.shape]
     y.backward(torch.ones_like(y))
     assert x.grad[:, 0, 0].tolist() == [1.0, 1.0, 3.0]
     xd = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)

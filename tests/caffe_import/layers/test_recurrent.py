@@ -21,15 +21,17 @@ from support.compare import assert_within, rel_l2
 from support.layer_fixture import check_layer, layer_names, make, reference_arrays
 
 T, N, D, H = 5, 3, 4, 6
+FILLERS = ' weight_filler { type: "gaussian" std: 0.4 } bias_filler { type: "gaussian" std: 0.2 } }'
 
 
 def _lstm_text(expose=False, static=False, num_output=H, name="lstm"):
-    bottoms = ['"x"', '"cont"'] + (['"xs"'] if static else []) + (['"h0"', '"c0"'] if expose else [])
+    bottoms = (['"x"', '"cont"'] + (['"xs"'] if static else [])
+               + (['"h0"', '"c0"'] if expose else []))
     tops = ['"h"'] + (['"hT"', '"cT"'] if expose else [])
     return (f'name: "{name}" type: "LSTM" ' + " ".join(f"bottom: {b}" for b in bottoms) + " "
             + " ".join(f"top: {t}" for t in tops)
             + f' recurrent_param {{ num_output: {num_output} expose_hidden: {str(expose).lower()}'
-            ' weight_filler { type: "gaussian" std: 0.4 } bias_filler { type: "gaussian" std: 0.2 } }')
+            + FILLERS)
 
 
 def _rnn_text(expose=False, static=False):
@@ -37,8 +39,7 @@ def _rnn_text(expose=False, static=False):
     tops = ['"o"'] + (['"hT"'] if expose else [])
     return ('name: "rnn" type: "RNN" ' + " ".join(f"bottom: {b}" for b in bottoms) + " "
             + " ".join(f"top: {t}" for t in tops)
-            + f' recurrent_param {{ num_output: {H} expose_hidden: {str(expose).lower()}'
-            ' weight_filler { type: "gaussian" std: 0.4 } bias_filler { type: "gaussian" std: 0.2 } }')
+            + f' recurrent_param {{ num_output: {H} expose_hidden: {str(expose).lower()}' + FILLERS)
 
 
 def _cont(first_zero=True, dtype=torch.float32):
@@ -56,11 +57,13 @@ def _unrolled_lstm(x, cont, blobs, h0, c0, xs=None):
     w_static, w_hc = (rest[0], rest[1]) if xs is not None else (None, rest[0])
     h, c, hs = h0, c0, []
     for t in range(x.shape[0]):
-        gate = (h * cont[t, :, None]) @ w_hc.t() + (x[t].reshape(x.shape[1], -1) @ w_xc.t() + b_c)
+        x_t = x[t].reshape(x.shape[1], -1)
+        gate = (h * cont[t, :, None]) @ w_hc.t() + (x_t @ w_xc.t() + b_c)
         if xs is not None:
             gate = gate + xs.reshape(xs.shape[0], -1) @ w_static.t()
         i, f, o, g = gate.chunk(4, dim=1)
-        i, f, o, g = torch.sigmoid(i), cont[t, :, None] * torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
+        i, o, g = torch.sigmoid(i), torch.sigmoid(o), torch.tanh(g)
+        f = cont[t, :, None] * torch.sigmoid(f)
         c = f * c + i * g
         h = o * torch.tanh(c)
         hs.append(h)
@@ -73,7 +76,8 @@ def _unrolled_rnn(x, cont, blobs, h0, xs=None):
     w_hh, w_ho, b_o = rest[-3:]
     h, os_ = h0, []
     for t in range(x.shape[0]):
-        pre = (h * cont[t, :, None]) @ w_hh.t() + (x[t].reshape(x.shape[1], -1) @ w_xh.t() + b_h)
+        x_t = x[t].reshape(x.shape[1], -1)
+        pre = (h * cont[t, :, None]) @ w_hh.t() + (x_t @ w_xh.t() + b_h)
         if xs is not None:
             pre = pre + xs.reshape(xs.shape[0], -1) @ w_static.t()
         h = torch.tanh(pre)
@@ -339,12 +343,13 @@ def test_a_recurrent_net_of_20_steps_trains_on_cpu(tmp_path):
 def test_export_refuses_the_state_carrying_form_only():
     net = CaffeNet(LSTM_NET)
     assert [(n, t) for n, t, _ in unexportable_layers(net)] == [("lstm", "LSTM")]
-    exposed = CaffeNet(LSTM_NET.replace('recurrent_param { num_output: 8',
-                                        'bottom: "h0" bottom: "c0" top: "hT" top: "cT" '
-                                        'recurrent_param { num_output: 8 expose_hidden: true')
-                       .replace('layer { name: "lstm"', 'layer { name: "h0" type: "Input" '
-                                'top: "h0" top: "c0" input_param { shape { dim: 1 dim: 4 '
-                                'dim: 8 } shape { dim: 1 dim: 4 dim: 8 } } }\nlayer { name: "lstm"'))
+    state = ('layer { name: "h0" type: "Input" top: "h0" top: "c0" input_param { '
+             'shape { dim: 1 dim: 4 dim: 8 } shape { dim: 1 dim: 4 dim: 8 } } }\n')
+    exposed = (LSTM_NET.replace('recurrent_param { num_output: 8',
+                                'bottom: "h0" bottom: "c0" top: "hT" top: "cT" '
+                                'recurrent_param { num_output: 8 expose_hidden: true')
+               .replace('layer { name: "lstm"', state + 'layer { name: "lstm"'))
+    exposed = CaffeNet(exposed)
     assert unexportable_layers(exposed) == []
     assert exposed.blob_shapes["hT"] == (1, 4, 8)
 
