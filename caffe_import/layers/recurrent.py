@@ -204,16 +204,24 @@ class _Recurrent(CaffeLayer):
         the previous forward left (its first ``n`` streams; zeros where it has none)."""
         if self.expose_hidden:
             return [b.detach()[0] for b in bottoms[2 + self.static_input:]]
-        zeros = like.new_zeros((n, self.hidden))
+        return self.stored_state(n, like)
+
+    @torch.compiler.disable  # the carried state is the module's: eager even in a compiled net
+    def stored_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
+        """The state the previous forward left, as (N, H) copies (zeros where none)."""
         if self._state is None or self._state[0].shape[0] < n:
-            return [zeros] * len(self.state_names)
+            return [like.new_zeros((n, self.hidden)) for _ in self.state_names]
         return [s[:n].to(device=like.device, dtype=like.dtype, copy=True) for s in self._state]
 
+    @torch.compiler.disable  # eager even in a compiled net (see stored_state)
     def keep_state(self, final: Sequence[torch.Tensor]) -> None:
         """Store the final state as Caffe's ``h_T`` (``c_T``) blobs hold it: a blob keeps its
         memory when the batch shrinks (rows past the batch keep older values, which a later
-        larger batch within that size reads back) and starts from zeros when it grows."""
+        larger batch within that size reads back) and starts from zeros when it grows. Nothing
+        is stored from meta tensors or while tracing."""
         n = final[0].shape[0]
+        if final[0].device.type == "meta" or tracing():
+            return
         if self._state is None or self._state[0].shape[0] < n:
             self._state = tuple(s.detach().clone() for s in final)
             return
@@ -240,7 +248,7 @@ class _Recurrent(CaffeLayer):
         xw, static = self.projections(x, bottoms[2] if self.static_input else None)
         state = self.initial_state(bottoms, x.shape[1], xw)
         out, final = self.run(xw, static, cont, state)
-        if x.device.type != "meta" and not tracing():
+        if not self.expose_hidden:
             self.keep_state(final)
         # Caffe's exposed h_T / c_T share data, not diff, with the unrolled net: a consumer's
         # gradient lands in them (a leaf here) and goes no further

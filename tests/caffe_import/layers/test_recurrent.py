@@ -418,3 +418,15 @@ def test_the_carried_state_across_batch_sizes_is_real_caffes():
     for x, h in steps:
         out = net(x=x, cont=np.ones(x.shape[:2], np.float32))
         assert_within(out["h"], h, case_meta("layers_recurrent")["tolerance"], f"N={x.shape[1]}")
+
+
+def test_the_state_carries_over_in_a_compiled_forward_too():
+    torch.manual_seed(11)
+    eager = make(_lstm_text(), [(T, N, D), (T, N)])
+    compiled = make(_lstm_text(), [(T, N, D), (T, N)])
+    compiled.load_state_dict(eager.state_dict())
+    run = torch.compile(compiled, backend="eager")
+    xs, cont = [torch.randn(T, N, D) for _ in range(3)], torch.ones(T, N)
+    with torch.no_grad():
+        for x in xs:
+            torch.testing.assert_close(run(x, cont)[0], eager(x, cont)[0])
