@@ -187,7 +187,8 @@ def check_db(path: str | os.PathLike, backend: str, *, layer: str | None = None)
     if found == backend:
         return
     if not os.path.isdir(path):
-        why = "no such database folder"
+        why = "no such database folder" + (
+            "" if os.path.isabs(path) else f" (relative to the working folder {os.getcwd()})")
     elif found is None:
         why = "not an LMDB (data.mdb) or LevelDB (CURRENT) folder"
     else:
@@ -203,14 +204,14 @@ class Database:
     path: str
     backend: str
 
-    def cycle(self) -> Iterator[bytes]:
-        """The values in key order, from the first again after the last (Caffe's cursor),
-        without end; opened in the thread that first advances it."""
+    def cycle(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` in key order, from the first again after the last (Caffe's
+        cursor), without end; opened in the thread that first advances it."""
         while True:
             empty = True
-            for _key, value in self.items():
+            for item in self.items():
                 empty = False
-                yield value
+                yield item
             if empty:
                 raise CaffeFormatError("the database holds no records", path=self.path)
 

@@ -113,7 +113,8 @@ class DataInput(CaffeLayer):
             raise CaffeFormatError(f"{self.param.type} is replaced by net inputs, but its "
                                    f"parameters do not fix the shape of {missing}: pass "
                                    f"input_shapes={{{missing[0]!r}: (N, C, H, W), ...}} to "
-                                   f"CaffeNet", layer=self.name)
+                                   f"CaffeNet (or data=True to read the layer's source)",
+                                   layer=self.name)
         return list(self.declared)  # type: ignore[arg-type]
 
     def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
