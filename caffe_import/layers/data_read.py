@@ -1,6 +1,6 @@
 """Caffe's data layers that read their data: ``Data`` (LMDB / LevelDB of Datums),
 ``ImageData`` (an image list) and ``WindowData`` (a window file), built in place of the
-net inputs of ``caffe_import.layers.data`` when a net is built to read
+net inputs of ``caffe_import.layers.data`` (its ``READERS``) when a net is built to read
 (``CaffeNet(..., data=True)`` or ``data=DataReading(seed=...)``).
 
 Each forward serves the next batch, as Caffe's prefetching data layers do: batches are made in
@@ -237,11 +237,3 @@ class ImageDataLayer(ReadingDataLayer):
                     self.rng.shuffle(self.lines)
         return stack(items, layer=self.name, names=names), np.asarray(labels, np.float32)
 
-
-#: the layer types that read, when a net is built to read data
-READERS: dict[str, type[ReadingDataLayer]] = {
-    "Data": DataLayer,
-    "ImageData": ImageDataLayer,
-}
-
-__all__ = ["DataReading", "ReadingDataLayer", "DataLayer", "ImageDataLayer", "READERS"]

@@ -29,8 +29,8 @@ from ..io import read_weights
 from ..io.textscan import problems_error
 from ..layers import registry
 from ..layers.base import CaffeLayer, Shape
-from ..layers.data import DataInput
-from ..layers.data_read import READERS, DataReading
+from ..layers.data import READERS, DataInput
+from ..layers.data_read import DataReading
 from ..layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayer, PythonLayerRegistry
 from ..proto.schema import schema_of
 from .plan import Step, mark_overwritable
