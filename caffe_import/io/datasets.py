@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import lmdb
@@ -218,18 +219,11 @@ class Database:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` in key order, once."""
         if self.backend == LMDB:
-            env = _open_lmdb(self.path)
-            try:
-                with env.begin(buffers=False) as txn:
-                    yield from txn.cursor()
-            finally:
-                env.close()
+            with _shared(self.path, _open_lmdb).begin(buffers=False) as txn:
+                yield from txn.cursor()
         else:
-            db = _open_leveldb(self.path)
-            try:
-                yield from db.iterator()
-            finally:
-                db.close()
+            with _shared(self.path, _open_leveldb).iterator() as records:
+                yield from records
 
     def first(self) -> bytes:
         """The first value (a ``CaffeFormatError`` when the database is empty)."""
@@ -250,8 +244,31 @@ def open_db(path: str | os.PathLike, backend: str | None = None, *,
     try:
         db.first()
     except CaffeFormatError as exc:
-        raise CaffeFormatError(str(exc).split(": ", 1)[-1], path=path, layer=layer) from None
+        raise with_layer(exc, layer) from None
     return db
+
+
+def with_layer(exc: CaffeFormatError, layer: str | None) -> CaffeFormatError:
+    """``exc`` (about a file) said again, naming the layer too."""
+    message, where = str(exc), f"{exc.path}: " if exc.path is not None else ""
+    if where and message.startswith(where):
+        message = message[len(where):]
+    return CaffeFormatError(message, path=exc.path, layer=layer)
+
+
+#: databases open for reading, one handle per folder for the whole process: LMDB and
+#: LevelDB refuse a second open of one database in a process (a TRAIN and a TEST net
+#: reading one source share it; each reader iterates in its own transaction)
+_OPEN: dict[str, Any] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _shared(path: str, opener: Callable[[str], Any]) -> Any:
+    key = os.path.realpath(path)
+    with _OPEN_LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = opener(key)  # LevelDB's in-process lock table goes by the name
+        return _OPEN[key]
 
 
 def _open_lmdb(path: str) -> "lmdb.Environment":

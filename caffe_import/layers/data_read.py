@@ -33,7 +33,7 @@ import torch
 
 from ..errors import CaffeFormatError
 from ..io.datasets import (LEVELDB, LMDB, Database, open_db, parse_datum, read_image,
-                           read_image_list)
+                           read_image_list, with_layer)
 from .base import CaffeLayer, Shape
 from .data_transform import DataTransformer, stack
 
@@ -132,7 +132,8 @@ class ReadingDataLayer(CaffeLayer):
         return tops[:len(self.param.top)]
 
     def close(self) -> None:
-        """Stop the prefetch thread (a later forward starts a new one where it left off)."""
+        """Stop the prefetch thread; the batches it made ahead are dropped (a later forward
+        starts a new thread, going on after them)."""
         if self._prefetcher is not None:
             self._prefetcher.close()
             self._prefetcher = None
@@ -161,6 +162,7 @@ class DataLayer(ReadingDataLayer):
         self.db: Database = open_db(_source(self.p, self.name), backend, layer=self.name)
         first = self.transformer.datum_pixels(parse_datum(self.db.first(), what="first"),
                                               what="first")
+        self.transformer.check(*first.shape, what="the first record")
         self.item_shape = self.transformer.shape(*first.shape)
         self._records: Iterator[tuple[bytes, bytes]] | None = None
 
@@ -196,7 +198,7 @@ class ImageDataLayer(ReadingDataLayer):
         try:
             self.lines = read_image_list(source)
         except CaffeFormatError as exc:
-            raise CaffeFormatError(str(exc), layer=self.name) from None
+            raise with_layer(exc, self.name) from None
         self._check_images(source)
         if p.shuffle:
             self.rng.shuffle(self.lines)
@@ -205,6 +207,7 @@ class ImageDataLayer(ReadingDataLayer):
             raise CaffeFormatError(f"rand_skip skipped {self.pos} of {len(self.lines)} "
                                    f"lines", layer=self.name)
         first = self._read(self.lines[self.pos][0])
+        self.transformer.check(*first.shape, what=self.lines[self.pos][0])
         self.item_shape = self.transformer.shape(*first.shape)
 
     def _check_images(self, source: str) -> None:
@@ -220,7 +223,7 @@ class ImageDataLayer(ReadingDataLayer):
         try:
             img = read_image(path, *self.size, bool(self.p.is_color))
         except CaffeFormatError as exc:
-            raise CaffeFormatError(str(exc), layer=self.name) from None
+            raise with_layer(exc, self.name) from None
         return img.transpose(2, 0, 1)
 
     def make_batch(self) -> Batch:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import CaffeFormatError
 from ..io import read_mean
-from ..io.datasets import datum_image
+from ..io.datasets import datum_image, with_layer
 
 
 class DataTransformer:
@@ -56,11 +56,11 @@ class DataTransformer:
         try:
             return datum_image(datum, self.color, what=what)
         except CaffeFormatError as exc:
-            raise CaffeFormatError(str(exc), layer=self.layer) from None
+            raise with_layer(exc, self.layer) from None
 
     def __call__(self, pixels: np.ndarray, *, what: str = "") -> np.ndarray:
         c, h, w = pixels.shape
-        self._check(c, h, w, what)
+        self.check(c, h, w, what)
         h_off = w_off = 0
         ch, cw = h, w
         if self.crop:
@@ -81,7 +81,8 @@ class DataTransformer:
         x = x * self.scale
         return np.ascontiguousarray(x[:, :, ::-1] if mirror else x)
 
-    def _check(self, c: int, h: int, w: int, what: str) -> None:
+    def check(self, c: int, h: int, w: int, what: str = "") -> None:
+        """Caffe's checks of an image against the crop, the mean file and mean values."""
         where = f"image {what}: " if what else ""
         if self.crop and (h < self.crop or w < self.crop):
             raise CaffeFormatError(f"{where}{h} x {w} is smaller than crop_size {self.crop}",
@@ -104,7 +105,7 @@ def _read_mean(path: str, layer: str) -> np.ndarray:
     try:
         mean = read_mean(path)
     except CaffeFormatError as exc:
-        raise CaffeFormatError(f"mean_file: {exc}", layer=layer) from None
+        raise with_layer(exc, layer) from None
     return mean.reshape(mean.shape[-3:] if mean.ndim >= 3 else (1, *mean.shape))
 
 

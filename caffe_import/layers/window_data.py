@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..errors import CaffeFormatError
-from ..io.datasets import read_image
+from ..io.datasets import read_image, with_layer
 from .base import Shape
 from .data_read import Batch, DataReading, ReadingDataLayer, _source
 
@@ -146,13 +146,13 @@ class WindowDataLayer(ReadingDataLayer):
                  reading: DataReading = DataReading()) -> None:
         super().__init__(param, bottom_shapes, phase, reading=reading)
         p, t = self.p, param.transform_param
+        source = _source(p, self.name)
+        self.images, self.fg, self.bg = read_window_file(
+            source, p.root_folder, p.fg_threshold, p.bg_threshold, layer=self.name)
         self.crop = int(t.crop_size)
         if self.crop <= 0:
             raise CaffeFormatError("WindowData needs transform_param.crop_size > 0",
                                    layer=self.name)
-        source = _source(p, self.name)
-        self.images, self.fg, self.bg = read_window_file(
-            source, p.root_folder, p.fg_threshold, p.bg_threshold, layer=self.name)
         if not self.fg or not self.bg:
             raise CaffeFormatError(f"{source} has {len(self.fg)} foreground and "
                                    f"{len(self.bg)} background windows (thresholds "
@@ -208,7 +208,7 @@ class WindowDataLayer(ReadingDataLayer):
         try:
             img = read_image(path, is_color=True)
         except CaffeFormatError as exc:
-            raise CaffeFormatError(str(exc), layer=self.name) from None
+            raise with_layer(exc, self.name) from None
         warp = plan_warp(window.box, img.shape[:2], self.crop, int(self.p.context_pad),
                          self.p.crop_mode == "square", mirror)
         x1, y1, x2, y2 = warp.box
