@@ -2,6 +2,7 @@
 real Caffe's (pycaffe, tests/fixtures/datalayers), and how a net is built to read."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from caffe_import.errors import CaffeFormatError
 from caffe_import.layers.data_read import DataLayer, DataReading, ImageDataLayer
 from caffe_import.layers.window_data import WindowDataLayer
 from caffe_import.net import CaffeNet
+from support import ROOT
 from support.datalayers import FORWARDS, NET_NAMES, caffe_batches, data_fixture
 
 
@@ -196,3 +198,38 @@ def test_two_nets_read_one_database(name, tmp_path, monkeypatch):
         net.forward()
     np.testing.assert_array_equal(second.forward()["data"], expected[f"{name}/1/data"])
     np.testing.assert_array_equal(first.forward()["data"], expected[f"{name}/2/data"])
+
+
+def test_forks_data_layers_stay_inputs_when_the_net_reads():
+    text = ('layer { name: "d" type: "DenseImageData" top: "data" top: "label" '
+            'dense_image_data_param { source: "absent.txt" batch_size: 1 new_height: 8 '
+            'new_width: 8 } }')
+    net = CaffeNet(text, fork="segnet", data=True)
+    assert net.inputs == ["data", "label"]
+
+
+def test_shuffle_reshuffles_every_pass_and_rand_skip_starts_later(tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    line = 'source: "images/list.txt" root_folder: "images/" new_height: 4 new_width: 4 '
+    net = CaffeNet(net_text("ImageData", line + "batch_size: 6 shuffle: true"),
+                   data=DataReading(seed=0))
+    passes = []
+    for _ in range(4):
+        passes.append(net.forward()["label"].tolist())
+    assert all(sorted(p) == [0, 0, 1, 1, 2, 2] for p in passes)
+    assert len({tuple(p) for p in passes}) > 1
+    plain = CaffeNet(net_text("ImageData", line + "batch_size: 6"), data=True).forward()
+    for seed in range(5):
+        skipped = CaffeNet(net_text("ImageData", line + "batch_size: 6 rand_skip: 5"),
+                           data=DataReading(seed=seed))
+        k = skipped.layer("src").pos
+        assert 0 <= k < 5
+        np.testing.assert_array_equal(skipped.forward()["data"],
+                                      np.roll(plain["data"].numpy(), -k, axis=0))
+
+
+def test_docs_data_md_example_runs(tmp_path, monkeypatch, capsys):
+    data_fixture(tmp_path, monkeypatch)
+    block = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "data.md").read_text(), re.S)[0]
+    exec(compile(block, "docs/data.md", "exec"), {})
+    assert "torch.Size([4, 3, 8, 8])" in capsys.readouterr().out
