@@ -119,6 +119,7 @@ class ReadingDataLayer(CaffeLayer):
     def make_batch(self) -> Batch:
         raise NotImplementedError
 
+    @torch.compiler.disable  # a queue and numpy: nothing for a compiler to trace
     def next_batch(self) -> Batch:
         """The next batch as arrays (from the prefetch thread, started on first use)."""
         if self._prefetcher is None:
