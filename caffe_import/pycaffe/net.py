@@ -173,7 +173,8 @@ class Net:
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
         self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
                              keep_blobs=True, python_layers=ImportingPythonLayers(),
-                             schema=self.schema)  # weights given: they may pick fork layers
+                             schema=self.schema,  # weights given: they may pick fork layers
+                             data=True)  # Data, ImageData, WindowData read, as in Caffe
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}

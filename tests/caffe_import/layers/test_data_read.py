@@ -11,6 +11,7 @@ import pytest
 from caffe_import.errors import CaffeFormatError
 from caffe_import.layers.data_read import DataLayer, DataReading, ImageDataLayer
 from caffe_import.layers.window_data import WindowDataLayer
+from caffe_import import pycaffe as caffe
 from caffe_import.net import CaffeNet
 from support import ROOT
 from support.datalayers import FORWARDS, NET_NAMES, caffe_batches, data_fixture
@@ -233,3 +234,15 @@ def test_docs_data_md_example_runs(tmp_path, monkeypatch, capsys):
     block = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "data.md").read_text(), re.S)[0]
     exec(compile(block, "docs/data.md", "exec"), {})
     assert "torch.Size([4, 3, 8, 8])" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["data_leveldb_encoded", "imagedata_color", "windowdata_warp"])
+def test_pycaffes_net_reads_as_caffes_does(name, tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    expected = caffe_batches()
+    net = caffe.Net(f"nets/{name}.prototxt", caffe.TEST)
+    assert net.inputs == []
+    for k in range(FORWARDS):
+        net.forward()
+        for top in net.outputs:
+            np.testing.assert_array_equal(net.blobs[top].data, expected[f"{name}/{k}/{top}"])
