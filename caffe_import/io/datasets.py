@@ -126,13 +126,15 @@ def datum_image(datum: "caffe_pb2.Datum", color: bool | None = None, *,
     return values.reshape(shape)
 
 
-def parse_datum(value: bytes, *, what: str = "") -> "caffe_pb2.Datum":
-    """A Datum from a database value (a ``CaffeFormatError`` when it is none)."""
+def parse_datum(value: bytes, *, what: str = "", path: str | None = None
+                ) -> "caffe_pb2.Datum":
+    """A Datum from a database value (a ``CaffeFormatError`` naming the record ``what`` of
+    the database ``path`` when it is none)."""
     datum = caffe_pb2.Datum()
     try:
         datum.ParseFromString(value)
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and kin
-        raise CaffeFormatError(f"record {what} is not a Datum: {exc}") from None
+        raise CaffeFormatError(f"record {what} is not a Datum: {exc}", path=path) from None
     return datum
 
 

@@ -10,7 +10,8 @@ the order Caffe makes them; the layer's tops are the data (float32, N x C x H x 
 
 * ``Data``: the records in key order, from the first again after the last. The first record
   of each batch fixes the batch's item shape (as Caffe's ``load_batch`` does); another size in
-  the batch is an error. ``backend`` is the layer's (Caffe's default: LEVELDB).
+  the batch is an error. ``backend`` is the layer's (Caffe's default: LEVELDB);
+  ``data_param.rand_skip`` is ignored, as Caffe's (9b89154) ``Data`` layer ignores it.
 * ``ImageData``: the list file's lines (split at the last space), the images read from
   ``root_folder`` + name (a plain prefix) with ``new_height``/``new_width``/``is_color``;
   ``shuffle`` shuffles at setup and at each wrap, ``rand_skip`` skips a random number of lines
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -53,22 +55,28 @@ class DataReading:
 
 class _Prefetcher:
     """Batches of ``make()`` made in a daemon thread into a queue ``depth`` deep; an error in
-    the thread is raised by the ``next()`` that would have received its batch."""
+    the thread is raised by the ``next()`` that would have received its batch. The thread
+    holds the layer only weakly (``make`` is a bound method): it ends once the layer is
+    gone, or at ``close()``."""
 
     def __init__(self, make: Callable[[], Batch], depth: int, name: str) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(make,), daemon=True,
-                                        name=f"caffe-data-{name}")
+        self._thread = threading.Thread(target=self._loop, args=(weakref.WeakMethod(make),),
+                                        daemon=True, name=f"caffe-data-{name}")
         self._thread.start()
 
-    def _loop(self, make: Callable[[], Batch]) -> None:
+    def _loop(self, make: "weakref.WeakMethod") -> None:
         while not self._stop.is_set():
+            method = make()
+            if method is None:
+                return
             try:
-                item: Any = make()
+                item: Any = method()
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 item = exc
-            while not self._stop.is_set():
+            del method
+            while not self._stop.is_set() and make() is not None:
                 try:
                     self._queue.put(item, timeout=0.1)
                     break
@@ -161,11 +169,18 @@ class DataLayer(ReadingDataLayer):
         super().__init__(param, bottom_shapes, phase, reading=reading)
         backend = LMDB if self.p.backend == type(self.p).LMDB else LEVELDB
         self.db: Database = open_db(_source(self.p, self.name), backend, layer=self.name)
-        first = self.transformer.datum_pixels(parse_datum(self.db.first(), what="first"),
-                                              what="first")
+        _, first = self._pixels(self.db.first(), "first")
         self.transformer.check(*first.shape, what="the first record")
         self.item_shape = self.transformer.shape(*first.shape)
         self._records: Iterator[tuple[bytes, bytes]] | None = None
+
+    def _pixels(self, value: bytes, name: str) -> tuple[Any, np.ndarray]:
+        """A record's Datum and its C x H x W pixels (errors name the layer and database)."""
+        try:
+            datum = parse_datum(value, what=name, path=self.db.path)
+        except CaffeFormatError as exc:
+            raise with_layer(exc, self.name) from None
+        return datum, self.transformer.datum_pixels(datum, what=name)
 
     def make_batch(self) -> Batch:
         if self._records is None:
@@ -174,9 +189,8 @@ class DataLayer(ReadingDataLayer):
         for _ in range(self.batch_size):
             key, value = next(self._records)
             name = f"record {key.decode('utf-8', 'replace')!r} of {self.db.path}"
-            datum = parse_datum(value, what=name)
-            items.append(self.transformer(self.transformer.datum_pixels(datum, what=name),
-                                          what=name))
+            datum, pixels = self._pixels(value, name)
+            items.append(self.transformer(pixels, what=name))
             labels.append(datum.label)
             names.append(name)
         return stack(items, layer=self.name, names=names), np.asarray(labels, np.float32)

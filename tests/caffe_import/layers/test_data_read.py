@@ -2,13 +2,16 @@
 real Caffe's (pycaffe, tests/fixtures/datalayers), and how a net is built to read."""
 from __future__ import annotations
 
+import gc
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
 
 from caffe_import.errors import CaffeFormatError
+from caffe_import.io.datasets import write_db
 from caffe_import.layers.data_read import DataLayer, DataReading, ImageDataLayer
 from caffe_import.layers.window_data import WindowDataLayer
 from caffe_import import pycaffe as caffe
@@ -246,3 +249,38 @@ def test_pycaffes_net_reads_as_caffes_does(name, tmp_path, monkeypatch):
         net.forward()
         for top in net.outputs:
             np.testing.assert_array_equal(net.blobs[top].data, expected[f"{name}/{k}/{top}"])
+
+
+def test_the_prefetch_thread_ends_with_its_net(tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    net = CaffeNet("nets/data_lmdb_resized.prototxt", data=True)
+    net.forward()
+    thread = net.layer("d")._prefetcher._thread
+    assert thread.is_alive()
+    del net
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and thread not in threading.enumerate()
+
+
+def test_data_param_rand_skip_is_ignored_as_caffes_data_layer_does(tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    param = 'source: "caffe/lmdb_resized" backend: LMDB batch_size: 6'
+    plain = CaffeNet(net_text("Data", param), data=True).forward()["data"]
+    skip = CaffeNet(net_text("Data", param + " rand_skip: 5"), data=DataReading(seed=1))
+    np.testing.assert_array_equal(skip.forward()["data"], plain)
+
+
+def test_a_corrupt_database_is_an_error_at_build(tmp_path, monkeypatch):
+    fix = data_fixture(tmp_path, monkeypatch)
+    (fix / "caffe" / "lmdb_raw" / "data.mdb").write_bytes(b"\0garbage" * 512)
+    with pytest.raises(CaffeFormatError, match="lmdb_raw, layer 'src': cannot open the LMDB"):
+        CaffeNet(net_text("Data", 'source: "caffe/lmdb_raw" backend: LMDB batch_size: 1'),
+                 data=True)
+    (fix / "caffe" / "leveldb_gray" / "CURRENT").write_text("MANIFEST-999999\n")
+    with pytest.raises(CaffeFormatError, match="leveldb_gray, layer 'src': cannot open the "
+                                               "LevelDB"):
+        CaffeNet(net_text("Data", 'source: "caffe/leveldb_gray" batch_size: 1'), data=True)
+    write_db("notdatum", iter([(b"k", b"\xff\xff")]), "lmdb")
+    with pytest.raises(CaffeFormatError, match="notdatum, layer .src.: record first is not a Datum"):
+        CaffeNet(net_text("Data", 'source: "notdatum" backend: LMDB batch_size: 1'), data=True)
