@@ -79,7 +79,7 @@ class CaffeNet(nn.Module):
     its forks become inputs of the same tops, see ``caffe_import.layers.data``).
 
     ``data``: False (default) keeps Caffe's data layers as net inputs; True (or a
-    ``DataReading(seed=, prefetch=)``) builds ``Data``, ``ImageData`` and ``WindowData`` to
+    ``caffe_import.net.DataReading(seed=, prefetch=)``) builds ``Data``, ``ImageData`` and ``WindowData`` to
     read their sources as Caffe does (``caffe_import.layers.data_read``): each ``forward()``
     then serves the next batch, and a missing or unreadable source is an error now.
 
