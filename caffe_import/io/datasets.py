@@ -365,25 +365,26 @@ def convert_imageset(root: str, list_path: str | os.PathLike, db_path: str | os.
                      say: Callable[[str], None] = lambda _m: None) -> int:
     """Caffe's ``convert_imageset ROOT/ LIST DB``: each listed image (``root`` + name, a
     plain string prefix) as a Datum under the key ``%08d_<name>`` (its line number after the
-    shuffle). Unlike Caffe, which logs an unreadable image and goes on, every unreadable image
-    (and with ``check_size`` every size mismatch) is one error before anything is written.
-    Returns how many images were written."""
+    shuffle), converted one at a time into the temporary database. Unlike Caffe, which logs
+    an unreadable image and goes on, every unreadable image (and with ``check_size`` every
+    size mismatch) is listed in one error at the end, and no database is left. Returns how
+    many images were written."""
     lines = read_image_list(list_path)
     if options.shuffle:
         random.Random(options.seed).shuffle(lines)
-    datums = _imageset_datums(root, lines, options)
-    count = write_db(db_path, ((f"{i:08d}_{name}".encode("utf-8", "surrogateescape"),
-                                datum.SerializeToString())
-                               for i, (name, datum) in enumerate(datums)), options.backend)
+    count = write_db(db_path, _imageset_records(root, lines, options), options.backend)
     say(f"Processed {count} files.")
     return count
 
 
-def _imageset_datums(root: str, lines: Sequence[tuple[str, int]],
-                     options: ImagesetOptions) -> list[tuple[str, "caffe_pb2.Datum"]]:
-    bad, datums, size = [], [], None
+def _imageset_records(root: str, lines: Sequence[tuple[str, int]],
+                      options: ImagesetOptions) -> Iterator[tuple[bytes, bytes]]:
+    """The records of the converted images; raises, after the last, the one error listing
+    every image that could not be converted."""
+    bad: list[str] = []
+    size = None
     encoded = options.encoded or bool(options.encode_type)
-    for name, label in lines:
+    for i, (name, label) in enumerate(lines):
         enc = options.encode_type
         if encoded and not enc:
             enc = _ext(name) if "." in name else ""
@@ -401,12 +402,13 @@ def _imageset_datums(root: str, lines: Sequence[tuple[str, int]],
             size = this if size is None else size
             if this != size:
                 bad.append(f"{name}: {this} bytes of pixels, the first image has {size}")
-        datums.append((name, datum))
+        if not bad:  # after a failure only the checks go on: nothing will be kept
+            yield f"{i:08d}_{name}".encode("utf-8", "surrogateescape"), \
+                datum.SerializeToString()
     if bad:
         raise CaffeFormatError(f"{len(bad)} of {len(lines)} images cannot be converted (root "
                                f"'{root}'): " + "; ".join(bad[:5])
                                + (" ..." if len(bad) > 5 else ""))
-    return datums
 
 
 def image_mean(db: Database) -> np.ndarray:

@@ -115,13 +115,15 @@ def test_read_image_is_opencvs_with_caffes_flags(tmp_path):
         ds.read_image(tmp_path / "bad.png")
 
 
-def test_unreadable_images_are_one_error_and_leave_no_database(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["lmdb", "leveldb"])
+def test_unreadable_images_are_one_error_and_leave_no_database(backend, tmp_path, monkeypatch):
     data_fixture(tmp_path, monkeypatch)
     with open("images/list.txt", "a") as f:
         f.write("missing.png 1\nimages/list.txt 2\n")
     with pytest.raises(CaffeFormatError, match=r"2 of 8 images cannot be converted.*"
                                                r"missing.png.*list.txt"):
-        ds.convert_imageset("images/", "images/list.txt", "out", ImagesetOptions())
+        ds.convert_imageset("images/", "images/list.txt", "out",
+                            ImagesetOptions(backend=backend))
     assert not [p for p in os.listdir(".") if "out" in p]
 
 
