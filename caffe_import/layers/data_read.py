@@ -91,8 +91,11 @@ class _Prefetcher:
             raise item
         return item
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread (``wait``: until the batch it is making is done)."""
         self._stop.set()
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 class ReadingDataLayer(CaffeLayer):
@@ -150,7 +153,7 @@ class ReadingDataLayer(CaffeLayer):
     def __del__(self) -> None:
         prefetcher = self.__dict__.get("_prefetcher")
         if prefetcher is not None:
-            prefetcher.close()
+            prefetcher.close(wait=False)
 
 
 def _source(p: Any, layer: str) -> str:

@@ -16,6 +16,9 @@ outside becoming zero padding), resized bilinearly (OpenCV) to ``crop_size`` and
 ``(x - mean) * window_data_param.scale``; the mean file is indexed from its centre
 ``(mean_width - crop_size) // 2`` (both axes), as Caffe does. Padding stays 0.
 
+``cache_images`` changes no pixel (Caffe decodes its cached file bytes as ``imread`` would):
+images are read when a window needs them.
+
 The random draws are the net's data seed's, not Caffe's stream: which windows a batch holds
 matches Caffe only where each set has one window; how a given window is warped is exact.
 """
