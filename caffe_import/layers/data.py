@@ -125,7 +125,9 @@ class DataInput(CaffeLayer):
             raise CaffeFormatError(f"{self.param.type} is replaced by net inputs, but its "
                                    f"parameters do not fix the shape of {missing}: pass "
                                    f"input_shapes={{{missing[0]!r}: (N, C, H, W), ...}} to "
-                                   f"CaffeNet (or data=True to read the layer's source)",
+                                   f"CaffeNet" + (" (or data=True to read the layer's "
+                                                  "source)" if self.kind is None and
+                                                  self.param.type in READERS else ""),
                                    layer=self.name)
         return list(self.declared)  # type: ignore[arg-type]
 

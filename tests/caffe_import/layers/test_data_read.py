@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import re
-import shutil
 import threading
 
 import numpy as np
@@ -108,7 +107,6 @@ def test_images_of_other_sizes_in_one_batch_are_an_error(tmp_path, monkeypatch):
 
 def test_an_image_that_does_not_decode_fails_the_forward_that_reads_it(tmp_path, monkeypatch):
     data_fixture(tmp_path, monkeypatch)
-    shutil.copy("images/list.txt", "images/list.txt.bak")
     (tmp_path / "datalayers" / "images" / "f.png").write_bytes(b"broken")
     net = CaffeNet(net_text("ImageData", 'source: "images/list.txt" root_folder: "images/" '
                                          'batch_size: 3 new_height: 5 new_width: 5'), data=True)
