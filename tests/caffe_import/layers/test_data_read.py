@@ -6,11 +6,12 @@ import gc
 import re
 import threading
 
+import cv2
 import numpy as np
 import pytest
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.io.datasets import write_db
+from caffe_import.io.datasets import image_datum, write_db
 from caffe_import.layers.data_read import DataLayer, DataReading, ImageDataLayer
 from caffe_import.layers.window_data import WindowDataLayer
 from caffe_import import pycaffe as caffe
@@ -282,3 +283,20 @@ def test_a_corrupt_database_is_an_error_at_build(tmp_path, monkeypatch):
     write_db("notdatum", iter([(b"k", b"\xff\xff")]), "lmdb")
     with pytest.raises(CaffeFormatError, match="notdatum, layer .src.: record first is not a Datum"):
         CaffeNet(net_text("Data", 'source: "notdatum" backend: LMDB batch_size: 1'), data=True)
+
+
+def test_float_datums_and_force_gray(tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    datum = image_datum(np.zeros((2, 3, 1), np.uint8), 7)
+    datum.data = b""
+    datum.float_data.extend([0.5, 1.5, 2.5, 3.5, 4.5, 5.5])
+    write_db("floats", iter([(b"0", datum.SerializeToString())]), "lmdb")
+    out = CaffeNet(net_text("Data", 'source: "floats" backend: LMDB batch_size: 2',
+                            "mean_value: 0.5 scale: 2"), data=True).forward()
+    np.testing.assert_array_equal(out["data"][0, 0], [[0, 2, 4], [6, 8, 10]])
+    assert out["label"].tolist() == [7, 7]
+    grey = CaffeNet(net_text("Data", 'source: "caffe/lmdb_encoded" backend: LMDB batch_size: 1',
+                             "force_gray: true"), data=True)
+    assert grey.blob_shapes["data"] == (1, 1, 13, 17)
+    np.testing.assert_array_equal(grey.forward()["data"][0, 0],
+                                  cv2.imread("images/a.png", cv2.IMREAD_GRAYSCALE))
