@@ -126,6 +126,13 @@ CASES = [
     # caffe-import run
     ("run-missing", C, ["run", "{d}/absent.py"], 2, ["absent.py", "not found"]),
     ("run-folder", C, ["run", "{d}/voc"], 2, ["voc", "is a folder"]),
+    # caffe-import convert-imageset / compute-image-mean
+    ("convert-imageset-missing-list", C, ["convert-imageset", "{d}/", "{d}/absent.txt", "{d}/db"],
+     2, ["absent.txt", "image list"]),
+    ("convert-imageset-bad-image", C, ["convert-imageset", "{d}/", "{d}/net.prototxt", "{d}/db"],
+     2, ["cannot be converted", "could not open or decode"]),
+    ("compute-image-mean-not-a-db", C, ["compute-image-mean", "{d}/voc"], 2,
+     ["voc", "not an LMDB"]),
     # caffe-import dump
     ("dump-weights-is-prototxt", C, ["dump", NET, NET, "-o", "{d}/out.h5"], 2, ["net.prototxt", "not weights"]),
     ("dump-input-png", C, ["dump", NET, W, "-i", "data={d}/image.png", "-o", "{d}/out.h5"], 2,

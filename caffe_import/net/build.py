@@ -4,8 +4,8 @@
   readers see the new value), any other reuse of a name is an error;
 * a blob read by several layers is simply reused: Caffe's automatic ``Split`` layers are not
   needed (autograd sums the gradients as Split's backward does);
-* tops of ``Input`` layers - and of data layers, which read nothing here - are the net's
-  inputs; blobs produced and never consumed are its outputs (sorted by name, as Caffe's
+* tops of ``Input`` layers - and of data layers, unless the net is built to read data
+  (``data=``: ``caffe_import.layers.data_read``) - are the net's inputs; blobs produced and never consumed are its outputs (sorted by name, as Caffe's
   ``std::set`` yields them);
 * ``loss_weight`` per top (``*Loss`` types: 1 for the first top unless given, others 0);
 * params shared by ``ParamSpec.name`` are one ``nn.Parameter`` (STRICT: same shape,
@@ -29,6 +29,8 @@ from ..io import read_weights
 from ..io.textscan import problems_error
 from ..layers import registry
 from ..layers.base import CaffeLayer, Shape
+from ..layers.data import READERS, DataInput
+from ..layers.data_read import DataReading
 from ..layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayer, PythonLayerRegistry
 from ..proto.schema import schema_of
 from .plan import Step, mark_overwritable
@@ -90,9 +92,9 @@ class NetBuilder:
     def __init__(self, net_param: Any, phase: str,
                  given_input_shapes: Mapping[str, Shape] | None = None,
                  python_layers: PythonLayerRegistry | None = None,
-                 weights: Any = None, data: bool = False) -> None:
+                 weights: Any = None, data: DataReading | None = None) -> None:
         self.net_param = net_param
-        self.data = data
+        self.data = data  # None: data layers are net inputs; else they read (data_read)
         self.weights = weights  # the net's weights (path or mapping): they may pick a class
         self._blob_counts: dict[str, int] | None = None
         self.phase = phase
@@ -190,8 +192,10 @@ class NetBuilder:
             tops = list(build_param.top)
             in_place = self._in_place_flags(lp.name, bottoms, tops)
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
+            if self.data is not None and cls is DataInput and lp.type in READERS:
+                cls = functools.partial(READERS[lp.type], reading=self.data)
             module = _make_layer(cls, build_param, bottom_shapes, PHASE_NAMES[lp.phase])
-            if self.data and hasattr(module, "open_source"):
+            if self.data is not None and hasattr(module, "open_source"):
                 module.open_source(self.data)  # a layer that reads: its files are checked now
             is_input = bool(getattr(module, "feeds_net", False))
             shapes = self._top_shapes_of(module, lp, bottom_shapes, tops, is_input)

@@ -160,8 +160,9 @@ class Net:
     (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
 
     schema: Schema | None = None
-    #: data layers that can read (``HDF5Data``) read their sources (``CaffeNet(data=...)``)
-    read_data: Any = False
+    #: how the data layers (Data, ImageData, WindowData, HDF5Data) read their sources, as in
+    #: Caffe (``CaffeNet(data=...)``: True, or a ``DataReading`` with a seed)
+    read_data: Any = True
 
     def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
         if schema is not None:

@@ -24,13 +24,13 @@ Several GPUs (Caffe's NCCL data parallelism): one process per GPU under ``torchr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..errors import UsageError
+from ..net import DataReading
 from ..proto import caffe_pb2
 from ..pycaffe import glog, mode
 from ..pycaffe.net import Net
@@ -40,7 +40,8 @@ from . import parallel
 
 
 class ReadingNet(Net):
-    """pycaffe's ``Net`` whose data layers read their sources, as Caffe's nets do."""
+    """pycaffe's ``Net`` whose data layers read their sources, as Caffe's nets do (the
+    solver file's ``random_seed`` seeds their random choices: :func:`_reading_net`)."""
 
     read_data = True
 
@@ -107,13 +108,6 @@ class CaffeTrainer(Solver):
         glog.info("solver.cpp:332", "Optimization Done.")
 
 
-@dataclass(frozen=True)
-class Reading:
-    """How the nets' data layers read (``CaffeNet(data=...)``): ``seed`` for their shuffles."""
-
-    seed: int | None = None
-
-
 def _reading_net(solver_path: str | os.PathLike) -> type[Net]:
     """The nets' class for this solver file: Caffe's ``random_seed`` (when >= 0) seeds the
     fillers (``Caffe::set_random_seed``) and the data layers' shuffles."""
@@ -121,7 +115,7 @@ def _reading_net(solver_path: str | os.PathLike) -> type[Net]:
     seed = int(param.random_seed) if param.random_seed >= 0 else None
     if seed is not None:
         mode.set_random_seed(seed)
-    return type("ReadingNet", (ReadingNet,), {"read_data": Reading(seed)})
+    return type("ReadingNet", (ReadingNet,), {"read_data": DataReading(seed=seed)})
 
 
 def _trainer_class(base: type[Solver]) -> type[CaffeTrainer]:
