@@ -33,7 +33,7 @@ from ..net import CaffeNet
 from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
-from .python_layer import ImportingPythonLayers, PythonLayerAdapter
+from .python_layer import ImportingPythonLayers, PythonLayerAdapter, PythonLayerSetupError
 
 _SHOWN_LAYERS = 8  # layer names an unknown-layer error lists
 
@@ -171,9 +171,14 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
-                             keep_blobs=True, python_layers=ImportingPythonLayers(),
-                             schema=self.schema)  # weights given: they may pick fork layers
+        try:
+            self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
+                                 keep_blobs=True, python_layers=ImportingPythonLayers(),
+                                 schema=self.schema)  # weights given: they may pick fork layers
+        except PythonLayerSetupError as exc:  # the user's own exception, as pycaffe raises it
+            cause = exc.__cause__
+            cause.__suppress_context__ = True
+            raise cause
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}
@@ -410,9 +415,9 @@ class Net:
         """Caffe's ``BackwardFromTo(start, end)`` (start >= end) through autograd."""
         if not self._graph_enabled():
             return  # Caffe: no layer of a TEST net without force_backward needs backward
-        if not self._live:
-            raise RuntimeError("backward needs a forward first (no recorded pass)")
         self._prepare()
+        if not self._live:
+            self._record_from_buffers(end, start)
         steps = self._entries[end:start + 1]
         seeds, seed_grads, touched = self._seeds(steps)
         if not seeds:
@@ -433,6 +438,43 @@ class Net:
                 if g is not None:
                     self._blob_map[n]._diff_memory.write(g)
         self._device_changed_params()
+
+    def _record_from_buffers(self, first: int, last: int) -> None:
+        """Caffe's ``Backward`` reads the blobs as they are, with or without a forward: with no
+        recorded pass, record layers ``first..last`` from the current buffers, then put the
+        tops' data back (so a layer whose gradient reads its own top, such as Sigmoid, sees
+        the recomputed top where Caffe sees the buffer; the others match exactly)."""
+        steps = self._entries[first:last + 1]
+        force = bool(self._net.net_param.force_backward)
+        need = self._need_backward(first, force)
+        self._live, self._first, self._fresh = {}, {}, set()
+        made: set[str] = set()
+        for step in steps:
+            for b in step.bottoms:
+                if b not in made and b not in self._live:  # read from before the range
+                    leaf = self._blob_map[b]._data_memory.tensor().detach().clone()
+                    self._live[b] = self._first[b] = leaf.requires_grad_(need.get(b, False))
+                    self._fresh.add(b)
+            made.update(step.tops)
+        saved = {t: self._blob_map[t]._data_memory.tensor().clone() for t in made}
+        with torch.enable_grad():
+            for step in steps:
+                self._forward_step(step, True, force)
+        for t, value in saved.items():
+            self._blob_map[t]._data_memory.write(value)
+
+    def _need_backward(self, first: int, force: bool) -> dict[str, bool]:
+        """Caffe's ``blob_need_backward_`` for the blobs layers before ``first`` write: made
+        by a layer with learnable params or from a blob that needs it (every blob with
+        ``force_backward``)."""
+        need: dict[str, bool] = {}
+        for step in self._entries[:first]:
+            learns = any(p.requires_grad for p in step.module.parameters()) if isinstance(
+                step.module, torch.nn.Module) else False
+            value = force or learns or any(need.get(b, False) for b in step.bottoms)
+            for t in step.tops:
+                need[t] = value
+        return need
 
     def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
         """Blobs written in the range that no later layer of the range reads, with their
