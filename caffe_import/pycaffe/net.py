@@ -442,8 +442,10 @@ class Net:
     def _record_from_buffers(self, first: int, last: int) -> None:
         """Caffe's ``Backward`` reads the blobs as they are, with or without a forward: with no
         recorded pass, record layers ``first..last`` from the current buffers, then put the
-        tops' data back (so a layer whose gradient reads its own top, such as Sigmoid, sees
-        the recomputed top where Caffe sees the buffer; the others match exactly)."""
+        tops' data back. Exact for layers whose gradient reads only bottoms, params and top
+        diffs (Convolution, InnerProduct, ReLU, Python layers, which see the net's blobs); one
+        that reads its own top or its last forward's state (Softmax, Sigmoid, MAX pooling's
+        argmax) gets them recomputed from the bottoms, where Caffe reads stale buffers."""
         steps = self._entries[first:last + 1]
         force = bool(self._net.net_param.force_backward)
         need = self._need_backward(first, force)
