@@ -182,6 +182,7 @@ class Net:
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}
+        self._from_buffers = False  # the recorded pass is backward's own, not a forward's
         self._build_views()
         self._place(mode.current_device())
 
@@ -335,8 +336,9 @@ class Net:
         """Caffe's ``ForwardFromTo(start, end)``; returns the loss of the layers run."""
         self._prepare()
         graph = self._graph_enabled()
-        if start == 0:
+        if start == 0 or self._from_buffers:
             self._live, self._first = {}, {}
+        self._from_buffers = False
         force = bool(self._net.net_param.force_backward)
         self._fresh: set[str] = set()
         with torch.set_grad_enabled(graph):
@@ -416,7 +418,7 @@ class Net:
         if not self._graph_enabled():
             return  # Caffe: no layer of a TEST net without force_backward needs backward
         self._prepare()
-        if not self._live:
+        if not self._live or self._from_buffers:  # no forward since: read the buffers again
             self._record_from_buffers(end, start)
         steps = self._entries[end:start + 1]
         seeds, seed_grads, touched = self._seeds(steps)
@@ -450,6 +452,7 @@ class Net:
         force = bool(self._net.net_param.force_backward)
         need = self._need_backward(first, force)
         self._live, self._first, self._fresh = {}, {}, set()
+        self._from_buffers = True
         made: set[str] = set()
         for step in steps:
             for b in step.bottoms:

@@ -366,3 +366,20 @@ def test_backward_with_no_forward_uses_the_current_buffers(tiny):
                                top.T @ net.blobs["pool"].data.reshape(2, -1), rtol=1e-5)
     assert not net.blobs["ip"].data.any()  # tops keep their data: nothing ran forward
     assert not net.params["conv"][0].diff.any()
+
+
+def test_each_backward_with_no_forward_reads_the_buffers_again(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.blobs["ip"].diff[...] = 1.0
+    net.blobs["pool"].data[...] = 1.0
+    net.backward(start="ip", end="ip")
+    first = net.params["ip"][0].diff.copy()
+    net.clear_param_diffs()
+    net.blobs["pool"].data[...] = 2.0  # an edit between two backward calls counts
+    net.backward(start="ip", end="ip")
+    np.testing.assert_allclose(net.params["ip"][0].diff, 2 * first, rtol=1e-6)
+    x, y = batch()
+    net.forward(data=x, label=y)  # a forward records again: the usual path
+    net.backward()
+    assert net.params["conv"][0].diff.any()
