@@ -1,4 +1,5 @@
-"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch.
+"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch
+(``caffe-import run -m MODULE [ARGS...]``: a module, as ``python -m`` runs it).
 
 The script's own failures are reported as ``python SCRIPT`` reports them, without this
 command's frames or caffe_import's: an exception prints the script's traceback and exits 1;
