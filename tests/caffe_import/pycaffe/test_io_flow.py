@@ -1,7 +1,8 @@
 """caffe.io and the classification flows give real pycaffe's numbers: io_flow/drive.py
 (load_image, resize_image, oversample, Transformer, BVLC's 00-classification notebook flow
-with a feature from an inner blob, caffe.Classifier) and BVLC's python/classify.py, unchanged,
-run under caffe_import.pycaffe against what BVLC Caffe's pycaffe wrote (io_flow/expected/)."""
+with a feature from an inner blob, caffe.Classifier, caffe.Detector) and BVLC's
+python/classify.py, unchanged, run under caffe_import.pycaffe against what BVLC Caffe's
+pycaffe wrote (io_flow/expected/)."""
 from __future__ import annotations
 
 import shutil
@@ -46,7 +47,7 @@ def test_io_and_the_notebook_flow_match_real_pycaffe(work):
     assert bool(real["patched"])  # BVLC's load_image needed as_grey -> as_gray there
     for key in real.files:
         if key != "patched":
-            net_ran = key.startswith(("nb_", "feat_", "clf_"))
+            net_ran = key.startswith(("nb_", "feat_", "clf_", "det_"))
             _close(ours[key], real[key], key, exact=not net_ran)
 
 
