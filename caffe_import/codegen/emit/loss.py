@@ -1,0 +1,2 @@
+"""Loss layers (filled below)."""
+from __future__ import annotations

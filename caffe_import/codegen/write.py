@@ -1,0 +1,51 @@
+"""``write_module``: model.py (and model.safetensors) for a built net, verified first."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+from safetensors.torch import save as save_safetensors
+
+from ..export.shapes import example_inputs
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..parity.compare import Tolerance
+from ..version import __version__
+from .generate import Generated, generate
+from .verify import check
+
+MODEL_FILE, WEIGHTS_FILE = "model.py", "model.safetensors"
+
+
+def weights_bytes(generated: Generated) -> bytes:
+    """model.safetensors' bytes: the state (keys sorted) and what generated it."""
+    return save_safetensors(dict(generated.state),
+                            metadata={"format": "pt", "class": generated.class_name,
+                                      "generator": f"caffe_import {__version__}"})
+
+
+def write_module(net, out_dir: str | os.PathLike, *, class_name: str = "Net",
+                 net_path: Optional[str | os.PathLike] = None,
+                 weights_path: Optional[str | os.PathLike] = None,
+                 inputs: Optional[Mapping[str, Sequence[int]]] = None,
+                 tolerance: Tolerance | None = None,
+                 say: Callable[[str], None] = print) -> list[Path]:
+    """Write ``out_dir/model.py`` (and, when ``weights_path`` is given, ``model.safetensors``)
+    for the built ``net`` (a ``CaffeNet``), after checking that the generated module computes
+    every output blob as the net does (TRAIN nets: the params' gradients too) on seeded inputs
+    of the net's shapes (``inputs``: name -> shape to use instead). Nothing is written when
+    the check fails (``CaffeFormatError``); each file appears atomically. Returns the paths."""
+    generated = generate(net, class_name=class_name, net_path=net_path,
+                         weights_path=weights_path)
+    feed = example_inputs(net, dict(inputs or {}), device="cpu")
+    check(generated, net, feed, tolerance)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / MODEL_FILE]
+    atomic_write_text(paths[0], generated.source)
+    if weights_path is not None:
+        paths.append(out / WEIGHTS_FILE)
+        atomic_write_bytes(paths[1], weights_bytes(generated))
+    say(f"wrote {', '.join(str(p) for p in paths)} (checked against the CaffeNet: "
+        f"{len(generated.outputs)} output blob(s){', gradients' if net.phase == 'train' else ''})")
+    return paths
