@@ -18,7 +18,7 @@ import torch
 
 from ..errors import UsageError
 from ..version import __version__
-from .emit import Emission, LayerContext, emitter_for
+from .emit import EMITTERS, Emission, LayerContext, emitter_for
 from .helpers import closure, constants_for, helper_source
 from .names import Namer, identifier
 
@@ -62,7 +62,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _check_class_name(name: str) -> str:
+def check_class_name(name: str) -> str:
+    """``name`` when it can name the generated class, else a ``UsageError``."""
     if not name.isidentifier() or identifier(name) != name or name in ("nn", "torch", "F"):
         raise UsageError(f"--class-name {name!r}: expected a Python class name like Net")
     return name
@@ -90,7 +91,7 @@ def _emit_all(net, layer_names: Namer, blob_names: Namer) -> list[_Layer]:
             for t in step.tops:
                 writers[t] = "Input"
             continue
-        if step.type == "Python":
+        if step.type == "Python" and type(step.module) not in EMITTERS:
             raise UsageError(f"layer '{step.name}' is a Python layer ({_python_name(step)}): "
                              "its code is the user's own; no code generator is registered "
                              "for it")
@@ -166,12 +167,22 @@ def _imports(body: str) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
+def _loss_weights(net) -> list[str]:
+    """The class attribute naming the loss outputs and the weights Caffe's backward gives
+    them (``sum(weight * output.sum())`` is the loss to minimise)."""
+    if not net.loss_weights:
+        return []
+    items = ", ".join(f"{k!r}: {float(w)!r}" for k, w in net.loss_weights.items())
+    return [f"    LOSS_WEIGHTS = {{{items}}}  # Caffe's loss_weight per loss output", ""]
+
+
 def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str:
     inputs = [blob_names(n) for n in net.inputs]
     shapes = ", ".join(f"{n} {tuple(net.blob_shapes[n])}" for n in net.inputs)
     lines = [f"class {class_name}(nn.Module):",
              f'    """Inputs: {shapes or "none"}; outputs: {", ".join(net.outputs)}."""', "",
-             "    def __init__(self) -> None:", "        super().__init__()"]
+             *_loss_weights(net), "    def __init__(self) -> None:",
+             "        super().__init__()"]
     for layer in layers:
         init = list(layer.emission.init)
         if init and layer.ctx.attr != layer.ctx.name:
@@ -199,7 +210,7 @@ def generate(net, *, class_name: str = "Net", net_path: Optional[str | os.PathLi
     """model.py's source and state for the built ``net`` (a ``CaffeNet``); ``net_path`` /
     ``weights_path``: the files it was built from, named (with their sha256) in the
     docstring. A ``UsageError`` names the first layer no emitter can write."""
-    class_name = _check_class_name(class_name)
+    class_name = check_class_name(class_name)
     blob_names = Namer()
     layer_names = Namer(taken=[class_name], attributes=True)
     layers = _emit_all(net, layer_names, blob_names)

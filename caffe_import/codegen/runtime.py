@@ -118,3 +118,97 @@ def caffe_mvn(x: torch.Tensor, across_channels: bool, normalize_variance: bool,
         std = torch.sqrt((centred * centred).sum(dim=1, keepdim=True) * inv)
         centred = centred / (std + eps)
     return centred.reshape(x.shape)
+
+
+def caffe_normalizer(normalization: str, outer: int, inner: int,
+                     valid: torch.Tensor) -> torch.Tensor:
+    """Caffe's loss normaliser, at least 1: ``full`` every position, ``valid`` the positions
+    not ignored, ``batch_size`` the outer count, ``none`` 1."""
+    counts = {"full": outer * inner, "batch_size": outer, "none": 1}
+    if normalization == "valid":
+        return valid.sum().to(torch.float32).clamp(min=1.0)
+    return torch.tensor(float(max(1, counts[normalization])))
+
+
+def caffe_labels(label: torch.Tensor, ignore_label: int | None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caffe's float labels truncated toward zero, and the mask of the counted positions
+    (ignored ones read class 0)."""
+    index = label.detach().trunc().long()
+    valid = index != ignore_label if ignore_label is not None else torch.ones_like(index).bool()
+    return torch.where(valid, index, torch.zeros_like(index)), valid
+
+
+def caffe_softmax_loss(x: torch.Tensor, label: torch.Tensor, axis: int = 1,
+                       ignore_label: int | None = None, normalization: str = "valid"
+                       ) -> torch.Tensor:
+    """Caffe's SoftmaxWithLoss: ``-log(max(p_label, FLT_MIN))`` from the rounded softmax over
+    the counted positions, normalised; its gradient is Caffe's ``(p - onehot) / norm``."""
+    outer, classes = math.prod(x.shape[:axis]), x.shape[axis]
+    inner = math.prod(x.shape[axis + 1:])
+    scores = x.reshape(outer, classes, inner)
+    index, valid = caffe_labels(label.reshape(outer, 1, inner), ignore_label)
+    e = torch.exp(scores - scores.amax(dim=1, keepdim=True))
+    prob = e / e.sum(dim=1, keepdim=True)
+    picked = prob.detach().gather(1, index).clamp(min=1.1754943508222875e-38)
+    value = torch.where(valid, -torch.log(picked), torch.zeros_like(picked)).sum()
+    nll = -F.log_softmax(scores, dim=1).gather(1, index)
+    surrogate = torch.where(valid, nll, torch.zeros_like(nll)).sum()
+    loss = surrogate + (value - surrogate).detach()
+    return loss / caffe_normalizer(normalization, outer, inner, valid)
+
+
+def caffe_sigmoid_cross_entropy_loss(x: torch.Tensor, target: torch.Tensor,
+                                     ignore_label: int | None = None,
+                                     normalization: str = "batch_size") -> torch.Tensor:
+    """Caffe's SigmoidCrossEntropyLoss: ``max(x, 0) - x t + log(1 + exp(-|x|))`` summed over
+    the counted elements, normalised (default: by the batch size); no gradient to ``t``."""
+    t = target.detach().reshape(x.shape)
+    positive = (x >= 0).to(x.dtype)
+    terms = torch.log(1 + torch.exp(x - 2 * x * positive)) - x * (t - positive)
+    _, valid = caffe_labels(t, ignore_label)
+    terms = torch.where(valid, terms, torch.zeros_like(terms))
+    outer = x.shape[0] if x.dim() else 1
+    return terms.sum() / caffe_normalizer(normalization, outer, x.numel() // max(outer, 1),
+                                          valid)
+
+
+def caffe_euclidean_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Caffe's EuclideanLoss: ``sum((a - b)^2) / N / 2``, ``N`` the batch size."""
+    diff = a - b.reshape(a.shape)
+    return (diff * diff).sum() / a.shape[0] / 2
+
+
+def caffe_accuracy(x: torch.Tensor, label: torch.Tensor, top_k: int = 1, axis: int = 1,
+                   ignore_label: int | None = None) -> torch.Tensor:
+    """Caffe's Accuracy: the fraction of counted positions whose class has fewer than
+    ``top_k`` classes scoring at least as high (ties count against it); 0 when none count."""
+    x = x.detach()
+    outer, classes = math.prod(x.shape[:axis]), x.shape[axis]
+    scores = x.reshape(outer, classes, -1)
+    index, valid = caffe_labels(label.reshape(outer, 1, -1), ignore_label)
+    correct = ((scores >= scores.gather(1, index)).sum(dim=1, keepdim=True) <= top_k) & valid
+    count = valid.sum()
+    return torch.where(count > 0, correct.sum().to(x.dtype) / count.clamp(min=1).to(x.dtype),
+                       torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def caffe_multinomial_logistic_loss(prob: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Caffe's MultinomialLogisticLoss: ``-sum log(max(p_label, 1e-20)) / N``; gradient
+    ``-1 / max(p, 1e-20)`` at the label."""
+    num = prob.shape[0]
+    index, _ = caffe_labels(label.reshape(num, 1), None)
+    picked = prob.reshape(num, -1).gather(1, index)
+    kept = picked.detach().clamp(min=1e-20)
+    surrogate = -(picked / kept).sum()
+    return (surrogate + (-torch.log(kept).sum() - surrogate).detach()) / num
+
+
+def caffe_hinge_loss(x: torch.Tensor, label: torch.Tensor, norm: int = 1) -> torch.Tensor:
+    """Caffe's HingeLoss: ``max(0, 1 + t)`` with the label's score negated, summed (L1) or
+    squared and summed (L2), over ``N``."""
+    num = x.shape[0]
+    flat = x.reshape(num, -1)
+    index, _ = caffe_labels(label.reshape(num, 1), None)
+    margin = torch.clamp(1 + flat * torch.ones_like(flat).scatter(1, index, -1.0), min=0)
+    return (margin.sum() if norm == 1 else (margin * margin).sum()) / num

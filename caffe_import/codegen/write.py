@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
+import torch
 from safetensors.torch import save as save_safetensors
 
 from ..export.shapes import example_inputs
+from .emit.base import EXAMPLES
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..parity.compare import Tolerance
 from ..version import __version__
@@ -24,6 +27,23 @@ def weights_bytes(generated: Generated) -> bytes:
                                       "generator": f"caffe_import {__version__}"})
 
 
+def checking_inputs(net, shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                    seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
+    """Seeded inputs of the net's shapes (``shapes``: name -> shape instead) to check a
+    generated module with: noise, except where a layer reading an input holds integers there
+    (labels, indices: ``emit.base.EXAMPLES``)."""
+    feed = example_inputs(net, dict(shapes or {}), seed=seed, device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    for step in net.steps:
+        make = EXAMPLES.get(type(step.module))
+        for i, bottom in enumerate(step.bottoms):
+            if make is not None and bottom in feed:
+                value = make(step.module, i, tuple(feed[bottom].shape), generator)
+                if value is not None:
+                    feed[bottom] = value
+    return feed
+
+
 def write_module(net, out_dir: str | os.PathLike, *, class_name: str = "Net",
                  net_path: Optional[str | os.PathLike] = None,
                  weights_path: Optional[str | os.PathLike] = None,
@@ -37,7 +57,7 @@ def write_module(net, out_dir: str | os.PathLike, *, class_name: str = "Net",
     the check fails (``CaffeFormatError``); each file appears atomically. Returns the paths."""
     generated = generate(net, class_name=class_name, net_path=net_path,
                          weights_path=weights_path)
-    feed = example_inputs(net, dict(inputs or {}), device="cpu")
+    feed = checking_inputs(net, inputs)
     check(generated, net, feed, tolerance)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

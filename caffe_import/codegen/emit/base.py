@@ -47,8 +47,6 @@ class Emission:
     params: list[ParamMap] = field(default_factory=list)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     helpers: tuple[str, ...] = ()
-    #: a loss layer: its forward lines are also the body of a ``<attr>_loss`` method
-    loss: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,3 +136,25 @@ def broadcast(var: str, start: int, ndim: int, rank: int) -> str:
     if index == [":"] * len(index):
         return var
     return f"{var}[{', '.join(index)}]"
+
+
+#: layer class -> ``make(layer, bottom_index, shape, generator)``: a valid value for a net
+#: input that bottom reads (labels, indices), or None for seeded noise
+EXAMPLES: dict[type, Callable] = {}
+
+
+def example_input(*classes: type) -> Callable[[Callable], Callable]:
+    """Decorator: the function makes valid values of the bottoms of ``classes`` that hold
+    integers (labels, indices), for checking a generated module on made-up inputs."""
+
+    def deco(fn: Callable) -> Callable:
+        for cls in classes:
+            EXAMPLES[cls] = fn
+        return fn
+
+    return deco
+
+
+def integers(shape, high: int, generator: torch.Generator) -> torch.Tensor:
+    """Seeded whole numbers in ``[0, high)`` as float32 (Caffe's label blobs)."""
+    return torch.randint(0, max(1, high), tuple(shape), generator=generator).to(torch.float32)

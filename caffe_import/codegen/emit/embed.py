@@ -3,7 +3,7 @@ on the layer's ``weight`` (``input_dim x num_output``), plus its ``bias``."""
 from __future__ import annotations
 
 from ...layers.embed import Embed
-from .base import Emission, LayerContext, ParamMap, emits, literal
+from .base import Emission, LayerContext, ParamMap, emits, example_input, integers, literal
 
 
 @emits(Embed)
@@ -17,3 +17,9 @@ def emit_embed(layer, ctx: LayerContext) -> Emission:
     return Emission(init=[f"{ctx.self_attr} = nn.ParameterDict({{{items}}})"],
                     forward=[f"{ctx.y} = {expr}"],
                     params=[ParamMap(n, i) for i, n in enumerate(names)])
+
+
+@example_input(Embed)
+def example_indices(layer, index: int, shape, generator):
+    """Indices of the layer's rows."""
+    return integers(shape, layer.input_dim, generator)
