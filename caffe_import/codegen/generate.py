@@ -19,7 +19,7 @@ import torch
 from ..errors import UsageError
 from ..version import __version__
 from .emit import EMITTERS, Emission, LayerContext, emitter_for
-from .helpers import closure, constants_for, helper_source
+from .helpers import closure, helper_source
 from .names import Namer, identifier
 
 #: layer types whose top may be written over by the in-place ReLU after them: their top is a
@@ -173,7 +173,7 @@ def _loss_weights(net) -> list[str]:
     if not net.loss_weights:
         return []
     items = ", ".join(f"{k!r}: {float(w)!r}" for k, w in net.loss_weights.items())
-    return [f"    LOSS_WEIGHTS = {{{items}}}  # Caffe's loss_weight per loss output", ""]
+    return [f"        self.loss_weights = {{{items}}}  # Caffe's loss_weight per loss output"]
 
 
 def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str:
@@ -181,8 +181,8 @@ def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str
     shapes = ", ".join(f"{n} {tuple(net.blob_shapes[n])}" for n in net.inputs)
     lines = [f"class {class_name}(nn.Module):",
              f'    """Inputs: {shapes or "none"}; outputs: {", ".join(net.outputs)}."""', "",
-             *_loss_weights(net), "    def __init__(self) -> None:",
-             "        super().__init__()"]
+             "    def __init__(self) -> None:", "        super().__init__()",
+             *_loss_weights(net)]
     for layer in layers:
         init = list(layer.emission.init)
         if init and layer.ctx.attr != layer.ctx.name:
@@ -217,8 +217,7 @@ def generate(net, *, class_name: str = "Net", net_path: Optional[str | os.PathLi
     helpers = closure(h for layer in layers for h in layer.emission.helpers)
     helper_text = [helper_source(h) for h in helpers]
     cls = _class(class_name, net, layers, blob_names)
-    code = "\n\n".join([*constants_for(helper_text), *helper_text, cls]) if helper_text \
-        else cls
+    code = "\n\n".join([*helper_text, cls])
     body = "\n".join(helper_text) + cls
     source = "\n".join([_header(class_name, net, net_path, weights_path), _imports(body), "",
                         code])

@@ -16,9 +16,6 @@ HELPERS: dict[str, Callable] = {
     if inspect.isfunction(fn) and fn.__module__ == runtime.__name__}
 HELPERS.update(caffe_softmax=caffe_softmax, caffe_topk=caffe_topk)
 
-#: module-level constants of the runtime a helper may name
-CONSTANTS = {"CAFFE_FLT_MAX": f"CAFFE_FLT_MAX = {runtime.CAFFE_FLT_MAX!r}"}
-
 
 def _names(text: str) -> set[str]:
     return set(re.findall(r"\b[A-Za-z_]\w*\b", text))
@@ -42,9 +39,3 @@ def closure(names: Iterable[str]) -> list[str]:
     for name in sorted(set(names)):
         visit(name, ())
     return order
-
-
-def constants_for(sources: Iterable[str]) -> list[str]:
-    """The runtime constants the given helper sources name."""
-    used = set().union(*(_names(s) for s in sources)) if sources else set()
-    return [line for key, line in sorted(CONSTANTS.items()) if key in used]

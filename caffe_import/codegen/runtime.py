@@ -11,9 +11,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: C's FLT_MAX: Caffe's MAX pooling gives -FLT_MAX for a window without input
-CAFFE_FLT_MAX = 3.4028234663852886e38
-
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
     """Caffe's pooled length: ceil (or floor) of ``(size + 2 pad - kernel) / stride`` plus one,
@@ -43,7 +40,7 @@ def caffe_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int
     last window of ``pad: 0`` starting past the input): a window without input is -FLT_MAX."""
     padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, float("-inf"))
     y = F.max_pool2d(padded, kernel, stride)
-    return y.masked_fill(y == float("-inf"), -CAFFE_FLT_MAX)
+    return y.masked_fill(y == float("-inf"), -3.4028234663852886e38)  # C's -FLT_MAX
 
 
 def caffe_avg_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],

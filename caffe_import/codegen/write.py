@@ -13,7 +13,6 @@ from ..export.shapes import example_inputs
 from .emit.base import EXAMPLES
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..parity.compare import Tolerance
-from ..version import __version__
 from .generate import Generated, generate
 from .verify import check
 
@@ -21,10 +20,9 @@ MODEL_FILE, WEIGHTS_FILE = "model.py", "model.safetensors"
 
 
 def weights_bytes(generated: Generated) -> bytes:
-    """model.safetensors' bytes: the state (keys sorted) and what generated it."""
-    return save_safetensors(dict(generated.state),
-                            metadata={"format": "pt", "class": generated.class_name,
-                                      "generator": f"caffe_import {__version__}"})
+    """model.safetensors' bytes: the state (keys sorted). One metadata entry only: the
+    format writes its metadata map in no fixed order (model.py's docstring says the rest)."""
+    return save_safetensors(dict(generated.state), metadata={"format": "pt"})
 
 
 def checking_inputs(net, shapes: Optional[Mapping[str, Sequence[int]]] = None,

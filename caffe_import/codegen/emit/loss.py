@@ -1,6 +1,6 @@
 """Loss layers and Accuracy as calls of the runtime's ``caffe_*_loss`` functions (Caffe's
 normalisation, clamping and gradients); the net's ``loss_weight``s are the module's
-``LOSS_WEIGHTS``. A user who fine-tunes drops the calls or calls the functions alone."""
+``loss_weights``. A user who fine-tunes drops the calls or calls the functions alone."""
 from __future__ import annotations
 
 import math
