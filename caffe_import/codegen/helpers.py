@@ -7,6 +7,7 @@ import inspect
 import re
 from typing import Callable, Iterable
 
+from ..forks.yolov2.layers import reorg_index
 from ..layers.argmax import caffe_topk
 from ..layers.softmax import caffe_softmax
 from . import runtime
@@ -14,7 +15,7 @@ from . import runtime
 HELPERS: dict[str, Callable] = {
     name: fn for name, fn in sorted(vars(runtime).items())
     if inspect.isfunction(fn) and fn.__module__ == runtime.__name__}
-HELPERS.update(caffe_softmax=caffe_softmax, caffe_topk=caffe_topk)
+HELPERS.update(caffe_softmax=caffe_softmax, caffe_topk=caffe_topk, reorg_index=reorg_index)
 
 
 def _names(text: str) -> set[str]:

@@ -10,7 +10,7 @@ from torch import nn
 
 #: names model.py binds at module level or uses inside forward
 RESERVED = frozenset({"self", "torch", "nn", "F", "math", "values", "index", "outputs",
-                      "l", "O", "I"})
+                      "_", "l", "O", "I"})
 _MODULE_NAMES = frozenset(dir(nn.Module))
 
 

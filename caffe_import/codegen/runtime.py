@@ -12,49 +12,68 @@ import torch
 import torch.nn.functional as F
 
 
-def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    """Caffe's pooled length: ceil (or floor) of ``(size + 2 pad - kernel) / stride`` plus one,
-    then, only where a pad is non-zero, minus the last window if it starts in the padding."""
+def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
+                      extra: int = 0) -> int:
+    """Caffe's pooled length: ceil (or floor) of ``(size + 2 pad - kernel) / stride`` plus one
+    (plus a fork's ``extra`` cells), then, only where a pad is non-zero, minus the last window
+    if it starts in the padding."""
     num = size + 2 * pad - kernel
-    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1 + extra
     if pad > 0 and (out - 1) * stride >= size + pad:
         out -= 1
     return out
 
 
 def caffe_pool_pad(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
-                   pad: tuple[int, int], ceil_mode: bool, value: float) -> torch.Tensor:
+                   pad: tuple[int, int], ceil_mode: bool, value: float,
+                   extra: int = 0) -> torch.Tensor:
     """``x`` padded (or cut) so windows of ``stride`` without padding tile Caffe's output grid:
     ``pad`` before, whatever Caffe's last window reaches after."""
     widths = []
     for i in (1, 0):
         size = x.shape[2 + i]
-        out = caffe_pooled_size(size, kernel[i], stride[i], pad[i], ceil_mode)
+        out = caffe_pooled_size(size, kernel[i], stride[i], pad[i], ceil_mode, extra)
         widths += [pad[i], (out - 1) * stride[i] + kernel[i] - size - pad[i]]
     return F.pad(x, widths, value=value)
 
 
 def caffe_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
-                     pad: tuple[int, int], ceil_mode: bool = True) -> torch.Tensor:
+                     pad: tuple[int, int], ceil_mode: bool = True, extra: int = 0
+                     ) -> torch.Tensor:
     """Caffe's MAX pooling where PyTorch's window grid differs (pad over half the kernel, the
     last window of ``pad: 0`` starting past the input): a window without input is -FLT_MAX."""
-    padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, float("-inf"))
+    padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, float("-inf"), extra)
     y = F.max_pool2d(padded, kernel, stride)
     return y.masked_fill(y == float("-inf"), -3.4028234663852886e38)  # C's -FLT_MAX
 
 
 def caffe_avg_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
-                     pad: tuple[int, int], ceil_mode: bool = True) -> torch.Tensor:
+                     pad: tuple[int, int], ceil_mode: bool = True, extra: int = 0
+                     ) -> torch.Tensor:
     """Caffe's AVE pooling where PyTorch's window grid differs: each window's sum divided by
     its size clipped to the padded input (padding counts, the overhang past it does not)."""
     h, w = x.shape[2], x.shape[3]
-    padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, 0.0)
+    padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, 0.0, extra)
     sums = F.avg_pool2d(padded, kernel, stride, 0, divisor_override=1)
     sizes = []
     for i, size in enumerate((h, w)):
         starts = torch.arange(sums.shape[2 + i], device=x.device) * stride[i] - pad[i]
         sizes.append(torch.clamp(starts + kernel[i], max=size + pad[i]) - starts)
     return sums / (sizes[0][:, None] * sizes[1][None, :]).to(x.dtype)
+
+
+def caffe_max_pool2d_with_mask(x: torch.Tensor, kernel: tuple[int, int],
+                               stride: tuple[int, int], pad: tuple[int, int],
+                               ceil_mode: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caffe's MAX pooling and its mask top: the winner's index ``h * W + w`` in its (n, c)
+    plane as a float (first maximum in raster order), -1 for a window without input."""
+    padded = caffe_pool_pad(x, kernel, stride, pad, ceil_mode, float("-inf"))
+    y, index = F.max_pool2d(padded, kernel, stride, return_indices=True)
+    index = (index // padded.shape[3] - pad[0]) * x.shape[3] + (index % padded.shape[3] - pad[1])
+    empty = y == float("-inf")
+    y = y.masked_fill(empty, -3.4028234663852886e38)
+    mask = torch.where(empty, torch.full_like(y, -1.0), index.to(y.dtype))
+    return y, mask
 
 
 def caffe_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -209,3 +228,268 @@ def caffe_hinge_loss(x: torch.Tensor, label: torch.Tensor, norm: int = 1) -> tor
     index, _ = caffe_labels(label.reshape(num, 1), None)
     margin = torch.clamp(1 + flat * torch.ones_like(flat).scatter(1, index, -1.0), min=0)
     return (margin.sum() if norm == 1 else (margin * margin).sum()) / num
+
+
+def caffe_relu6(x: torch.Tensor) -> torch.Tensor:
+    """``min(max(x, 0), 6)``; its gradient passes only where ``0 < x < 6`` (the port's)."""
+    inside = (x > 0) & (x < 6)
+    return torch.where(inside, x, torch.clamp(x, 0.0, 6.0).detach())
+
+
+def caffe_interp(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """DeepLab's / PSPNet's ``caffe_cpu_interp2``: bilinear with aligned corners, the source
+    positions and weights in float32, ``h0 (w0 a + w1 b) + h1 (w0 c + w1 d)``."""
+    if (x.shape[2], x.shape[3]) == (out_h, out_w):
+        return x.clone()
+    taps = []
+    for size_in, size_out in ((x.shape[2], out_h), (x.shape[3], out_w)):
+        ratio = (torch.tensor(float(size_in - 1)) / float(size_out - 1) if size_out > 1
+                 else torch.tensor(0.0))
+        pos = torch.arange(size_out, dtype=torch.float32) * ratio
+        low = pos.long()
+        w1 = pos - low.float()
+        step = (low < size_in - 1).long()
+        taps.append((low.to(x.device), (low + step).to(x.device),
+                     (1.0 - w1).to(x.device, x.dtype), w1.to(x.device, x.dtype)))
+    (hl, hr, h0, h1), (wl, wr, w0, w1) = taps
+    rows = w0 * x[..., wl] + w1 * x[..., wr]
+    return h0[:, None] * rows[..., hl, :] + h1[:, None] * rows[..., hr, :]
+
+
+def caffe_unpool(x: torch.Tensor, mask: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """SegNet's Upsample: each value scattered to the position its pooling mask names (the
+    last writer wins); the backward reads every input's gradient at its position (the fork's)."""
+    planes, size = x.shape[0] * x.shape[1], out_h * out_w
+    flat = x.reshape(planes, -1)
+    index = mask.detach().reshape(planes, -1).long()
+    target = torch.where((index >= 0) & (index < size), index, torch.full_like(index, size))
+    order = torch.arange(flat.shape[1], device=x.device).expand(planes, -1)
+    winner = torch.full((planes, size + 1), -1, dtype=torch.long, device=x.device)
+    winner = winner.scatter_reduce(1, target, order, reduce="amax", include_self=True)[:, :size]
+    value = flat.detach().gather(1, winner.clamp(min=0))
+    value = torch.where(winner >= 0, value, torch.zeros_like(value))
+    spread = torch.zeros(planes, size + 1, dtype=x.dtype, device=x.device)
+    spread = spread.scatter_add(1, target, flat)[:, :size]
+    out = value + (spread - spread.detach())
+    return out.reshape(x.shape[0], x.shape[1], out_h, out_w)
+
+
+def caffe_smooth_l1_loss(a: torch.Tensor, b: torch.Tensor, sigma2: float,
+                         inside: torch.Tensor | None = None,
+                         outside: torch.Tensor | None = None) -> torch.Tensor:
+    """Faster R-CNN's SmoothL1Loss: ``0.5 (sigma d)^2`` below ``1 / sigma^2``, else
+    ``|d| - 0.5 / sigma^2``, with ``d`` weighted inside and the error outside (no gradient to
+    the weights), in double then float as the fork's kernel; summed, over ``N``."""
+    d = a - b
+    if inside is not None:
+        d = inside.detach() * d
+    dd = d.double()
+    absd = dd.abs()
+    err = torch.where(absd < 1.0 / sigma2, 0.5 * dd * dd * sigma2, absd - 0.5 / sigma2)
+    err = err.to(d.dtype)
+    if outside is not None:
+        err = outside.detach() * err
+    return err.sum() / a.shape[0]
+
+
+def caffe_normalize(x: torch.Tensor, scale: torch.Tensor, across_spatial: bool,
+                    eps: float) -> torch.Tensor:
+    """SSD's Normalize: ``x / sqrt(sum x^2 + eps)`` over channels (each position) or over
+    channels and positions, times the learned scale (one, or one per channel)."""
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    if across_spatial:
+        norm = torch.sqrt((flat * flat).sum(dim=(1, 2), keepdim=True) + eps)
+        y = flat * (1.0 / norm.double()).to(x.dtype)
+    else:
+        y = flat / torch.sqrt((flat * flat).sum(dim=1, keepdim=True) + eps)
+    return (y * scale.reshape(1, -1, 1)).reshape(x.shape)
+
+
+def caffe_prior_box(feat: torch.Tensor, image: torch.Tensor, sizes: list[tuple[float, float]],
+                    variance: list[float], offset: float, clip: bool,
+                    img: tuple[int, int] | None = None,
+                    step: tuple[float, float] | None = None) -> torch.Tensor:
+    """SSD's PriorBox ``(1, 2, H W priors 4)``: each cell's boxes (``sizes``: width, height)
+    as corners over the image size, then the variances; centres in float32, corners in
+    double, rounded once."""
+    h, w = feat.shape[2], feat.shape[3]
+    img_h, img_w = img if img is not None else (image.shape[2], image.shape[3])
+    if step is not None:
+        step_h, step_w = torch.tensor(step[0]), torch.tensor(step[1])
+    else:
+        step_h = torch.tensor(float(img_h)) / float(h)
+        step_w = torch.tensor(float(img_w)) / float(w)
+    cy = ((torch.arange(h, dtype=torch.float32) + offset) * step_h).double()[:, None, None]
+    cx = ((torch.arange(w, dtype=torch.float32) + offset) * step_w).double()[None, :, None]
+    wh = torch.tensor(sizes, dtype=torch.float64)
+    bw, bh = wh[None, None, :, 0], wh[None, None, :, 1]
+    corners = [(cx - bw / 2.0) / img_w, (cy - bh / 2.0) / img_h,
+               (cx + bw / 2.0) / img_w, (cy + bh / 2.0) / img_h]
+    boxes = torch.stack(torch.broadcast_tensors(*corners), dim=-1).float().reshape(-1)
+    if clip:
+        boxes = boxes.clamp(0.0, 1.0)
+    var = torch.tensor(variance, dtype=torch.float32).repeat(boxes.numel() // len(variance))
+    return torch.stack([boxes, var])[None].to(feat.device)
+
+
+def caffe_segnet_bn(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SegNet's BN in LEARN mode: the batch's mean and ``E[x^2] - E[x]^2`` (per position, then
+    over the batch, as the fork sums), ``(x - mean) / sqrt(var + 1e-9) * scale + shift``;
+    also the mean and variance (the fork's optional tops, without gradient)."""
+    n, hw = x.shape[0], x.shape[2] * x.shape[3]
+    mean = ((x.sum(dim=(2, 3)) * (1.0 / hw)).sum(0) * (1.0 / n)).view(1, -1, 1, 1)
+    sq = ((x * x).sum(dim=(2, 3)) * (1.0 / hw)).sum(0) * (1.0 / n)
+    var = sq.view(1, -1, 1, 1) - mean * mean
+    y = (x - mean) / torch.sqrt(var + 1e-9) * scale + shift
+    return y, mean.detach(), var.detach()
+
+
+def caffe_roi_bins(start: int, end: int, pooled: int, limit: int) -> list[tuple[int, int]]:
+    """Fast R-CNN's bins along one axis of a roi ``[start, end]``: bin ``p`` is
+    ``[floor(p size / pooled), ceil((p + 1) size / pooled))`` (float32) from ``start``,
+    clipped to ``[0, limit]``."""
+    size = torch.tensor(float(max(end - start + 1, 1))) / float(pooled)
+    p = torch.arange(pooled, dtype=torch.float32)
+    lo = (torch.floor(p * size).long() + start).clamp(0, limit)
+    hi = (torch.ceil((p + 1) * size).long() + start).clamp(0, limit)
+    return list(zip(lo.tolist(), hi.tolist()))
+
+
+def caffe_roi_pooling(x: torch.Tensor, rois: torch.Tensor, pooled_h: int, pooled_w: int,
+                      spatial_scale: float) -> torch.Tensor:
+    """Fast R-CNN's ROIPooling, roi by roi: corners ``round(coord * scale)`` (C's round, halves
+    away from zero), each bin's first maximum (an empty bin 0, one of only -inf -FLT_MAX);
+    ``rois`` ``(R, 5)``: batch index, x1, y1, x2, y2. The gradient reaches a bin's maximum
+    only where the fork's backward kernel credits it (:func:`caffe_roi_credited`)."""
+    out = []
+    for roi in rois.detach().reshape(-1, 5).float():
+        scaled = roi[1:] * spatial_scale
+        whole = torch.trunc(scaled)
+        half = torch.where((scaled - whole).abs() >= 0.5, torch.sign(scaled),
+                           torch.zeros_like(scaled))
+        box = [int(v) for v in (whole + half).tolist()]
+        plane = x[int(roi[0])]
+        cells = []
+        for ph, (hs, he) in enumerate(caffe_roi_bins(box[1], box[3], pooled_h, x.shape[2])):
+            for pw, (ws, we) in enumerate(caffe_roi_bins(box[0], box[2], pooled_w, x.shape[3])):
+                if he <= hs or we <= ws:
+                    cells.append(plane.new_zeros(plane.shape[0]))
+                    continue
+                best, at = plane[:, hs:he, ws:we].flatten(1).max(dim=1)
+                where = (hs + at // (we - ws), ws + at % (we - ws))
+                credited = caffe_roi_credited(where, box, (ph, pw), (pooled_h, pooled_w))
+                best = torch.where(credited, best, best.detach())
+                cells.append(best.clamp(min=-3.4028234663852886e38))
+        out.append(torch.stack(cells, dim=1).reshape(plane.shape[0], pooled_h, pooled_w))
+    if not out:
+        return x.new_zeros((0, x.shape[1], pooled_h, pooled_w))
+    return torch.stack(out)
+
+
+def caffe_roi_credited(where: tuple[torch.Tensor, torch.Tensor], box: list[int],
+                       cell: tuple[int, int], pooled: tuple[int, int]) -> torch.Tensor:
+    """Whether the fork's ``ROIPoolBackward`` kernel passes a bin's gradient to its maximum at
+    ``where`` (rows, columns per channel): inside the roi's box, and the bin among those its
+    float32 search ``floor((h - start) / bin)`` to ``ceil((h - start + 1) / bin)`` finds."""
+    ok = torch.ones_like(where[0], dtype=torch.bool)
+    for pos, start, end, p, n in ((where[0], box[1], box[3], cell[0], pooled[0]),
+                                  (where[1], box[0], box[2], cell[1], pooled[1])):
+        size = torch.tensor(float(max(end - start + 1, 1))) / float(n)
+        lo = torch.floor((pos - start).float() / size).long().clamp(0, n)
+        hi = torch.ceil((pos - start + 1).float() / size).long().clamp(0, n)
+        ok = ok & (pos >= start) & (pos <= end) & (lo <= p) & (p < hi)
+    return ok
+
+
+def caffe_decode_boxes(prior: torch.Tensor, var: torch.Tensor, loc: torch.Tensor,
+                       code_type: int, variance_in_target: bool) -> torch.Tensor:
+    """SSD's ``DecodeBBox`` (code type 1 CORNER, 2 CENTER_SIZE, 3 CORNER_SIZE) for every
+    prediction: ``prior``/``var`` ``(P, 4)``, ``loc`` ``(..., P, 4)``, in the fork's order."""
+    px0, py0, px1, py1 = prior.unbind(-1)
+    lx0, ly0, lx1, ly1 = loc.unbind(-1)
+    v0, v1, v2, v3 = [torch.ones_like(px0)] * 4 if variance_in_target else var.unbind(-1)
+    pw, ph = px1 - px0, py1 - py0
+    if code_type == 1:
+        if variance_in_target:
+            return torch.stack((px0 + lx0, py0 + ly0, px1 + lx1, py1 + ly1), dim=-1)
+        return torch.stack((px0 + v0 * lx0, py0 + v1 * ly0, px1 + v2 * lx1, py1 + v3 * ly1),
+                           dim=-1)
+    if code_type == 3:
+        if variance_in_target:
+            return torch.stack((px0 + lx0 * pw, py0 + ly0 * ph, px1 + lx1 * pw,
+                                py1 + ly1 * ph), dim=-1)
+        return torch.stack((px0 + v0 * lx0 * pw, py0 + v1 * ly0 * ph, px1 + v2 * lx1 * pw,
+                            py1 + v3 * ly1 * ph), dim=-1)
+    pcx, pcy = (px0 + px1) / 2, (py0 + py1) / 2
+    if variance_in_target:
+        cx, cy = lx0 * pw + pcx, ly0 * ph + pcy
+        w, h = torch.exp(lx1) * pw, torch.exp(ly1) * ph
+    else:
+        cx, cy = v0 * lx0 * pw + pcx, v1 * ly0 * ph + pcy
+        w, h = torch.exp(v2 * lx1) * pw, torch.exp(v3 * ly1) * ph
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+
+
+def caffe_nms(boxes: torch.Tensor, threshold: float, eta: float) -> list[int]:
+    """SSD's ``ApplyNMSFast`` on boxes sorted best first: the positions kept, each one
+    overlapping every kept one by at most ``threshold`` (a NaN overlap suppresses); with
+    ``eta < 1`` the threshold shrinks after each kept box while it is above 0.5."""
+    sizes = torch.where((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]),
+                        torch.zeros_like(boxes[:, 0]),
+                        (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    kept: list[int] = []
+    for i in range(boxes.shape[0]):
+        if kept:
+            k = torch.tensor(kept)
+            iw = torch.minimum(boxes[k, 2], boxes[i, 2]) - torch.maximum(boxes[k, 0], boxes[i, 0])
+            ih = torch.minimum(boxes[k, 3], boxes[i, 3]) - torch.maximum(boxes[k, 1], boxes[i, 1])
+            inter = iw * ih
+            overlap = (inter / (sizes[k] + sizes[i] - inter)).masked_fill(~((iw > 0) & (ih > 0)),
+                                                                          0.0)
+            if bool((~(overlap <= threshold)).any()):
+                continue
+        kept.append(i)
+        if eta < 1 and threshold > 0.5:
+            threshold *= eta
+    return kept
+
+
+def caffe_detection_output(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
+                           num_classes: int, share_location: bool, background: int,
+                           code_type: int, variance_in_target: bool, confidence: float,
+                           nms_threshold: float, eta: float, top_k: int,
+                           keep_top_k: int) -> torch.Tensor:
+    """SSD's DetectionOutput ``(1, 1, rows, 7)``: rows ``[image, label, score, xmin, ymin,
+    xmax, ymax]`` by image, label, then score; per class the ``top_k`` best scores above
+    ``confidence`` (ties: lower prior first) through NMS, then the ``keep_top_k`` best per
+    image (ties: lower label, then NMS rank). No detection at all: ``[i, -1, ..., -1]`` rows."""
+    n, p = loc.shape[0], prior.shape[2] // 4
+    pri = prior.reshape(-1)[:2 * p * 4].reshape(2, p, 4)
+    boxes = caffe_decode_boxes(pri[0], pri[1], loc.reshape(n, p, -1, 4).transpose(1, 2),
+                               code_type, variance_in_target)
+    scores = conf.reshape(n, p, num_classes).transpose(1, 2)
+    rows = []
+    for i in range(n):
+        found = []
+        for c in range(num_classes):
+            if c == background:
+                continue
+            s, b = scores[i, c], boxes[i, 0 if share_location else c]
+            idx = torch.nonzero(s > confidence).flatten()
+            order = idx[torch.sort(s[idx], descending=True, stable=True).indices]
+            order = order if top_k < 0 else order[:top_k]
+            found += [(c, int(order[k])) for k in caffe_nms(b[order], nms_threshold, eta)]
+        if 0 <= keep_top_k < len(found):
+            best = sorted(range(len(found)), key=lambda j: -float(scores[i, found[j][0],
+                                                                       found[j][1]]))
+            found = [found[j] for j in sorted(best[:keep_top_k])]
+        for c, k in found:
+            b = boxes[i, 0 if share_location else c, k]
+            rows.append(torch.cat([torch.tensor([float(i), float(c)], dtype=loc.dtype),
+                                   scores[i, c, k].reshape(1), b]))
+    if not rows:
+        empty = torch.full((n, 7), -1.0, dtype=loc.dtype)
+        empty[:, 0] = torch.arange(n, dtype=loc.dtype)
+        return empty.reshape(1, 1, n, 7)
+    return torch.stack(rows).reshape(1, 1, -1, 7)

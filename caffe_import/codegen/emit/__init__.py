@@ -2,8 +2,10 @@
 unit under ``emit/forks``); importing this package fills ``base.EMITTERS``."""
 from __future__ import annotations
 
-from . import (combine, conv, crop, embed, inner_product, inputs, loss, neuron,  # noqa: F401
-               norm, pooling, scale, shape, softmax)
+from . import (combine, conv, crop, embed, inner_product, inputs, loss,  # noqa: F401
+               mobilenet, neuron, norm, pooling, scale, senet, shape, softmax)
+from .forks import (deeplab, deeplab_v1, fast_rcnn, pspnet, segnet, shufflenet,  # noqa: F401
+                    ssd, yolo, yolov2)
 from .base import EMITTERS, Emission, LayerContext, ParamMap, emits, emitter_for
 
 __all__ = ["EMITTERS", "Emission", "LayerContext", "ParamMap", "emits", "emitter_for"]

@@ -121,7 +121,9 @@ def literal(value) -> str:
         if value != value or value in (float("inf"), float("-inf")):
             return f'float("{value}")'
         return repr(value)
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, list):
+        return f"[{', '.join(literal(v) for v in value)}]"
+    if isinstance(value, tuple):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     return repr(value)

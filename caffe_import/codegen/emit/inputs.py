@@ -8,6 +8,13 @@ from ...layers.misc import Silence
 from .base import Emission, LayerContext, emits
 
 
-@emits(Input, DataInput, Silence)
+@emits(Input, DataInput)
 def emit_nothing(layer, ctx: LayerContext) -> Emission:
     return Emission()
+
+
+@emits(Silence)
+def emit_silence(layer, ctx: LayerContext) -> Emission:
+    """The bottoms are deleted: Caffe computes them and shows them to no one."""
+    names = ", ".join(dict.fromkeys(b for b in ctx.bottoms if b not in ctx.inputs))
+    return Emission(forward=[f"del {names}"] if names else [])

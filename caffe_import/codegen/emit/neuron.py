@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...layers.neuron import (BNLL, ELU, AbsVal, Dropout, Exp, Log, Power, PReLU, ReLU,
                               Sigmoid, TanH, Threshold)
-from .base import Emission, LayerContext, ParamMap, emits, literal, unsupported
+from .base import Emission, LayerContext, ParamMap, emits, literal
 
 
 def _module(ctx: LayerContext, make: str) -> Emission:
@@ -43,9 +43,12 @@ def emit_tanh(layer, ctx: LayerContext) -> Emission:
 
 @emits(Dropout)
 def emit_dropout(layer, ctx: LayerContext) -> Emission:
+    """``nn.Dropout``; a fork's ``scale_train: false`` (TRAIN keeps the mask unscaled, TEST
+    multiplies by ``1 - p``) is ``nn.Dropout``'s output times ``1 - p`` in both modes."""
+    out = _module(ctx, f"nn.Dropout({literal(layer.ratio)})")
     if not layer.scale_train:
-        raise unsupported(layer, "dropout without scale_train is not written as code")
-    return _module(ctx, f"nn.Dropout({literal(layer.ratio)})")
+        out.forward[0] += f" * {literal(1.0 - layer.ratio)}  # scale_train: false"
+    return out
 
 
 @emits(AbsVal)

@@ -19,24 +19,34 @@ def _one(v) -> object:
 
 @emits(Pooling)
 def emit_pooling(layer, ctx: LayerContext) -> Emission:
+    """Also the emitter of a fork's Pooling subclass whose ``extra_cells`` adds output cells
+    (registered by its fork's emitter module)."""
     if layer.pool not in (MAX, AVE):
         raise unsupported(layer, "STOCHASTIC pooling is not written as code")
-    if layer.want_mask:
-        raise unsupported(layer, "MAX pooling's mask top is not written as code")
     name = "Max" if layer.pool == MAX else "Avg"
+    k, s, p = layer.kernel, layer.stride, layer.pad
+    args = f"{literal(k)}, {literal(s)}, {literal(p)}{'' if layer.ceil_mode else ', ceil_mode=False'}"
+    if layer.want_mask:
+        return Emission(forward=[f"{ctx.tops[0]}, {ctx.tops[1]} = "
+                                 f"caffe_max_pool2d_with_mask({ctx.x}, {args})"],
+                        helpers=("caffe_max_pool2d_with_mask",))
     if layer.global_pooling:
         return Emission(init=[f"{ctx.self_attr} = nn.Adaptive{name}Pool2d(1)"],
                         forward=[f"{ctx.y} = {ctx.self_attr}({ctx.x})"])
-    k, s, p = layer.kernel, layer.stride, layer.pad
-    if torch_grid_is_caffes(k, s, p):
-        args = [f"{literal(_one(k))}", f"stride={literal(_one(s))}"]
-        if any(p):
-            args.append(f"padding={literal(_one(p))}")
-        if layer.ceil_mode:
-            args.append("ceil_mode=True")
-        return Emission(init=[f"{ctx.self_attr} = nn.{name}Pool2d({', '.join(args)})"],
-                        forward=[f"{ctx.y} = {ctx.self_attr}({ctx.x})"])
+    extra = layer.extra_cells(k)
+    if torch_grid_is_caffes(k, s, p) and not extra:
+        return _torch_pooling(layer, ctx, name)
     fn = f"caffe_{name.lower()}_pool2d"
-    call = (f"{ctx.y} = {fn}({ctx.x}, {literal(k)}, {literal(s)}, {literal(p)}"
-            f"{'' if layer.ceil_mode else ', ceil_mode=False'})")
-    return Emission(forward=[call], helpers=(fn,))
+    if extra:
+        args += f", extra={extra}"
+    return Emission(forward=[f"{ctx.y} = {fn}({ctx.x}, {args})"], helpers=(fn,))
+
+
+def _torch_pooling(layer, ctx: LayerContext, name: str) -> Emission:
+    args = [f"{literal(_one(layer.kernel))}", f"stride={literal(_one(layer.stride))}"]
+    if any(layer.pad):
+        args.append(f"padding={literal(_one(layer.pad))}")
+    if layer.ceil_mode:
+        args.append("ceil_mode=True")
+    return Emission(init=[f"{ctx.self_attr} = nn.{name}Pool2d({', '.join(args)})"],
+                    forward=[f"{ctx.y} = {ctx.self_attr}({ctx.x})"])

@@ -41,14 +41,19 @@ for folder, phase, inputs, outputs in json.loads(sys.argv[1]):
     model.load_state_dict(load_file(folder + "/model.safetensors"), strict=True)
     model.train(phase == "train")
     feed = load_file(folder + "/inputs.safetensors")
+    if phase == "train":
+        for value in feed.values():
+            value.requires_grad_(True)
     with torch.set_grad_enabled(phase == "train"):
         result = model(*[feed[name] for name in inputs])
         result = {outputs[0]: result} if isinstance(result, torch.Tensor) else result
         save_file({k: v.detach().clone().contiguous() for k, v in result.items()}, folder + "/outputs.safetensors")
         if phase == "train":
             loss = sum(w * result[k].sum() for k, w in model.loss_weights.items())
-            loss.backward()
+            if torch.is_tensor(loss) and loss.requires_grad:
+                loss.backward()
             grads = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+            grads.update({"input:" + k: v.grad for k, v in feed.items() if v.grad is not None})
             save_file(grads, folder + "/grads.safetensors")
 print("ran", len(json.loads(sys.argv[1])))
 '''
@@ -77,7 +82,7 @@ def _weights(name: str) -> Path | None:
     return weights if weights.is_file() else None
 
 
-CASES = FORWARD_CASES + TRAIN_CASES  # + FORK_CASES once they all emit
+CASES = FORWARD_CASES + TRAIN_CASES + FORK_CASES
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +118,31 @@ def test_the_generated_module_matches_caffe_without_caffe_import(written, name):
         problem = within(outputs[blob], ref.blobs[blob], tol)
         assert problem is None, f"{name} {blob}: {problem}"
     if net.phase == "train":
-        grads = load_file(str(folder / "grads.safetensors"))
-        places = generate(net).places
-        checked = 0
-        for place in places:
-            theirs = ref.diffs.get(place.layer, {}).get(place.index)
-            if theirs is None:
-                continue
-            ours = place.to_caffe(grads[place.key]) if place.key in grads else \
-                torch.zeros(theirs.shape)
+        _check_gradients(name, folder, net, ref, tol)
+
+
+def _check_gradients(name: str, folder: Path, net, ref, tol: dict) -> None:
+    """Each param gradient Caffe stored and, where the net forces the backward to its inputs,
+    each input's gradient, against ours (none: 0)."""
+    grads = load_file(str(folder / "grads.safetensors"))
+    checked = 0
+    for blob in net.inputs if net.net_param.force_backward else ():
+        theirs = ref.blob_diffs.get(blob)
+        if theirs is not None:
+            ours = grads.get(f"input:{blob}", torch.zeros(theirs.shape))
             problem = within(ours, theirs, tol)
-            assert problem is None, f"{name} {place.layer}[{place.index}] diff: {problem}"
+            assert problem is None, f"{name} {blob} (input diff): {problem}"
             checked += 1
-        assert checked, f"{name}: no gradient compared"
+    for place in generate(net).places:
+        theirs = ref.diffs.get(place.layer, {}).get(place.index)
+        if theirs is None:
+            continue
+        ours = place.to_caffe(grads[place.key]) if place.key in grads else \
+            torch.zeros(theirs.shape)
+        problem = within(ours, theirs, tol)
+        assert problem is None, f"{name} {place.layer}[{place.index}] diff: {problem}"
+        checked += 1
+    assert checked or not (ref.diffs or ref.blob_diffs), f"{name}: no gradient compared"
 
 
 def test_generated_files_compile_and_pass_ruff(written):
