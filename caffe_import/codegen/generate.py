@@ -186,6 +186,7 @@ def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str
         if init and layer.ctx.attr != layer.ctx.name:
             init[0] += f"  # Caffe layer {layer.ctx.name!r}"
         lines += [f"        {s}" for s in init]
+    inputs += [a for layer in layers for a in layer.emission.arguments]
     args = "".join(f", {n}: torch.Tensor" for n in inputs)
     single = len(net.outputs) == 1
     result = "torch.Tensor" if single else "dict[str, torch.Tensor]"

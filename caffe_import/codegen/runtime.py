@@ -493,3 +493,23 @@ def caffe_detection_output(loc: torch.Tensor, conf: torch.Tensor, prior: torch.T
         empty[:, 0] = torch.arange(n, dtype=loc.dtype)
         return empty.reshape(1, 1, n, 7)
     return torch.stack(rows).reshape(1, 1, -1, 7)
+
+
+def caffe_infogain_loss(x: torch.Tensor, label: torch.Tensor, h: torch.Tensor, axis: int = 1,
+                        ignore_label: int | None = None, normalization: str = "valid"
+                        ) -> torch.Tensor:
+    """Caffe's InfogainLoss: ``-sum_l H[label, l] log(max(p_l, 1e-20))`` per counted position,
+    ``p`` the softmax along ``axis``, normalised; no gradient reaches ``H``."""
+    outer, classes = math.prod(x.shape[:axis]), x.shape[axis]
+    inner = math.prod(x.shape[axis + 1:])
+    h = h.detach().reshape(classes, classes).to(x.dtype)
+    scores = x.reshape(outer, classes, inner)
+    index, valid = caffe_labels(label.reshape(outer, inner), ignore_label)
+    weights = h[index].transpose(1, 2)
+    weights = torch.where(valid.unsqueeze(1), weights, torch.zeros_like(weights))
+    e = torch.exp(scores - scores.amax(dim=1, keepdim=True))
+    prob = e / e.sum(dim=1, keepdim=True)
+    value = -(weights * torch.log(prob.detach().clamp(min=1e-20))).sum()
+    surrogate = -(weights * F.log_softmax(scores, dim=1)).sum()
+    loss = surrogate + (value - surrogate).detach()
+    return loss / caffe_normalizer(normalization, outer, inner, valid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ...errors import UsageError
@@ -47,6 +48,8 @@ class Emission:
     params: list[ParamMap] = field(default_factory=list)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     helpers: tuple[str, ...] = ()
+    #: blobs the layer takes from the caller: more arguments of ``forward`` (MemoryData)
+    arguments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,17 @@ def unsupported(layer: CaffeLayer, why: str) -> UsageError:
 
 
 def literal(value) -> str:
-    """A Python literal for a number or a tuple of them (floats round-trip exactly)."""
+    """A Python literal for a number, or a list or tuple of them. A float that is a float32
+    (Caffe's ``float`` fields) is spelled as float32 prints it (``1e-05``, not
+    ``9.999999747378752e-06``): the same float32 wherever torch rounds it to one."""
     if isinstance(value, bool):
         return repr(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             return f'float("{value}")'
+        single = np.float32(value)
+        if float(single) == value:  # a float32 (Caffe's proto floats): its shortest spelling
+            return repr(float(str(single)))
         return repr(value)
     if isinstance(value, list):
         return f"[{', '.join(literal(v) for v in value)}]"
@@ -160,3 +168,9 @@ def example_input(*classes: type) -> Callable[[Callable], Callable]:
 def integers(shape, high: int, generator: torch.Generator) -> torch.Tensor:
     """Seeded whole numbers in ``[0, high)`` as float32 (Caffe's label blobs)."""
     return torch.randint(0, max(1, high), tuple(shape), generator=generator).to(torch.float32)
+
+
+def torch_momentum(fraction: float) -> float:
+    """``nn.BatchNorm``'s ``momentum`` for a Caffe moving-average fraction (its float32 as
+    written, ``0.999`` -> ``0.001``). Only the running statistics' update uses it."""
+    return float(f"{1.0 - float(str(np.float32(fraction))):.6g}")

@@ -1,11 +1,13 @@
-"""Layers that need no code: the net's inputs (``Input`` and the data layers standing in for
-them are ``forward``'s arguments) and ``Silence`` (its bottoms are simply not returned)."""
+"""The net's sources and sinks: ``Input`` and the data layers standing in for it (and
+``MemoryData``'s batch) are ``forward``'s arguments, ``DummyData`` its fillers as tensors,
+``Silence`` deletes its bottoms."""
 from __future__ import annotations
 
 from ...layers.data import DataInput
-from ...layers.input import Input
+from ...layers.input import DummyData, Input
+from ...layers.memory_data import MemoryData
 from ...layers.misc import Silence
-from .base import Emission, LayerContext, emits
+from .base import Emission, LayerContext, emits, literal, unsupported
 
 
 @emits(Input, DataInput)
@@ -18,3 +20,35 @@ def emit_silence(layer, ctx: LayerContext) -> Emission:
     """The bottoms are deleted: Caffe computes them and shows them to no one."""
     names = ", ".join(dict.fromkeys(b for b in ctx.bottoms if b not in ctx.inputs))
     return Emission(forward=[f"del {names}"] if names else [])
+
+
+def _filled(filler, shape) -> str:
+    """A tensor expression for one DummyData top."""
+    size = literal(tuple(shape))
+    kind = "constant" if filler is None else (filler.type or "constant")
+    if kind == "constant":
+        return f"torch.full({size}, {literal(float(filler.value) if filler else 0.0)})"
+    if kind == "gaussian" and filler.sparse < 0:
+        return f"torch.empty({size}).normal_({literal(float(filler.mean))}, {literal(float(filler.std))})"
+    if kind == "uniform":
+        return f"torch.empty({size}).uniform_({literal(float(filler.min))}, {literal(float(filler.max))})"
+    return ""
+
+
+@emits(DummyData)
+def emit_dummy_data(layer, ctx: LayerContext) -> Emission:
+    """Constant tops as ``torch.full``; gaussian and uniform ones drawn on every forward, as
+    Caffe refills them (torch's random stream, not Caffe's)."""
+    lines = []
+    for top, filler, shape in zip(ctx.tops, layer.fillers, layer.shapes):
+        expr = _filled(filler, shape)
+        if not expr:
+            raise unsupported(layer, f"a {filler.type} data_filler is not written as code")
+        lines.append(f"{top} = {expr}")
+    return Emission(forward=lines)
+
+
+@emits(MemoryData)
+def emit_memory_data(layer, ctx: LayerContext) -> Emission:
+    """The batch Caffe's ``set_input_arrays`` would serve is ``forward``'s argument."""
+    return Emission(arguments=ctx.tops)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from ...layers.loss import (BATCH_SIZE, FULL, NONE, VALID, Accuracy, EuclideanLoss, HingeLoss,
-                            MultinomialLogisticLoss, SigmoidCrossEntropyLoss, SoftmaxWithLoss)
+                            InfogainLoss, MultinomialLogisticLoss, SigmoidCrossEntropyLoss,
+                            SoftmaxWithLoss)
 from .base import Emission, LayerContext, emits, example_input, integers, unsupported
 
 _MODES = {FULL: "full", VALID: "valid", BATCH_SIZE: "batch_size", NONE: "none"}
@@ -58,7 +59,24 @@ def emit_accuracy(layer, ctx: LayerContext) -> Emission:
     return _one(layer, ctx, "caffe_accuracy", f"{args}{_ignore(layer)}")
 
 
-@example_input(SoftmaxWithLoss, Accuracy, MultinomialLogisticLoss, HingeLoss,
+@emits(InfogainLoss)
+def emit_infogain_loss(layer, ctx: LayerContext) -> Emission:
+    """H is the third bottom, or the matrix file ``source`` as a buffer ``<layer>.infogain``."""
+    axis = "" if layer.axis == 1 else f", axis={layer.axis}"
+    mode = "" if layer.mode == VALID else f', normalization="{_MODES[layer.mode]}"'
+    if len(ctx.bottoms) == 3:
+        return _one(layer, ctx, "caffe_infogain_loss",
+                    f", {ctx.bottoms[2]}{axis}{_ignore(layer)}{mode}")
+    c = layer.infogain.shape[0]
+    out = _one(layer, ctx, "caffe_infogain_loss",
+               f", {ctx.self_attr}.infogain{axis}{_ignore(layer)}{mode}")
+    out.init = [f"{ctx.self_attr} = nn.Module()",
+                f'{ctx.self_attr}.register_buffer("infogain", torch.empty({c}, {c}))']
+    out.extra = {"infogain": layer.infogain.detach().clone()}
+    return out
+
+
+@example_input(SoftmaxWithLoss, InfogainLoss, Accuracy, MultinomialLogisticLoss, HingeLoss,
                SigmoidCrossEntropyLoss)
 def example_labels(layer, index: int, shape, generator):
     """Labels of the layer's classes (0 or 1 for sigmoid targets)."""

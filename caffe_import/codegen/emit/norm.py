@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ...layers.norm import ACROSS_CHANNELS, MVN, LRN, BatchNorm
-from .base import Emission, LayerContext, ParamMap, emits, literal
+from .base import Emission, LayerContext, ParamMap, emits, literal, torch_momentum
 
 
 @emits(LRN)
@@ -41,7 +41,7 @@ class _Folded:
 def emit_batchnorm(layer, ctx: LayerContext) -> Emission:
     rank = len(ctx.bottom_shapes[0])
     kind = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[rank]
-    momentum = literal(float(1.0 - layer.fraction))
+    momentum = literal(torch_momentum(layer.fraction))
     init = [f"{ctx.self_attr} = nn.{kind}({layer.channels}, eps={literal(layer.eps)}, "
             f"momentum={momentum}, affine=False)"]
     folded = _Folded(layer)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ....forks.pspnet.layers import PSPNetBN
-from ..base import Emission, LayerContext, ParamMap, emits, literal
+from ..base import Emission, LayerContext, ParamMap, emits, literal, torch_momentum
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -19,7 +19,7 @@ def _column(g: torch.Tensor) -> torch.Tensor:
 
 @emits(PSPNetBN)
 def emit_pspnet_bn(layer, ctx: LayerContext) -> Emission:
-    momentum, eps = literal(float(1.0 - layer.momentum)), literal(layer.eps)
+    momentum, eps = literal(torch_momentum(layer.momentum)), literal(layer.eps)
     out = Emission(init=[f"{ctx.self_attr} = nn.BatchNorm2d({layer.channels}, eps={eps}, "
                          f"momentum={momentum})"],
                    params=[ParamMap("weight", 0, _flat, _column),
