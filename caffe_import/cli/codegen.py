@@ -5,7 +5,6 @@ import argparse
 
 from ..codegen import write_module
 from ..codegen.generate import check_class_name
-from ..errors import UsageError
 from ..net import CaffeNet
 from .options import (add_builtin_python_layers, add_input_shapes, add_schema_options,
     naming, output_dir, python_layers_of, require_known_inputs, require_net_file,
@@ -27,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="caffemodel or .caffemodel.h5 (optional: without it model.py only)")
     p.add_argument("-o", "--output", type=output_dir, required=True, metavar="DIR",
                    help="folder to write model.py (and model.safetensors) into")
-    p.add_argument("--class-name", default="Net", metavar="NAME", type=class_name,
+    p.add_argument("--class-name", default="Net", metavar="NAME",
                    help="name of the generated nn.Module class")
     p.add_argument("--phase", choices=("test", "train"), default="test",
                    help="net phase: which layers Caffe's include/exclude rules keep")
@@ -37,15 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def class_name(text: str) -> str:
-    """A Python class name for ``--class-name``."""
-    try:
-        return check_class_name(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
+    check_class_name(args.class_name)  # before the net is built
     parsed = require_net_file(args.net, schema=args.schema)
     if args.weights is not None:
         require_weights_file(args.weights)

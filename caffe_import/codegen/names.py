@@ -11,7 +11,8 @@ from torch import nn
 #: names model.py binds at module level or uses inside forward
 RESERVED = frozenset({"self", "torch", "nn", "F", "math", "values", "index", "outputs",
                       "_", "l", "O", "I"})
-_MODULE_NAMES = frozenset(dir(nn.Module))
+#: what an attribute may not be called: nn.Module's members and the generated class's own
+_MODULE_NAMES = frozenset(dir(nn.Module())) | {"loss_weights"}
 
 
 def identifier(name: str) -> str:

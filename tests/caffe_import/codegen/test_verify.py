@@ -1,0 +1,34 @@
+"""The check against the CaffeNet: a faithful module passes, a changed weight is named."""
+from __future__ import annotations
+
+import pytest
+
+from caffe_import.codegen import check, generate, verify
+from caffe_import.codegen.write import checking_inputs
+from caffe_import.errors import CaffeFormatError
+from caffe_import.net import CaffeNet
+from support import case_dir
+
+
+@pytest.fixture(scope="module")
+def train_net():
+    d = case_dir("train_fcn8s_narrow")
+    return CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"), phase="train")
+
+
+def test_a_faithful_module_passes_outputs_and_gradients(train_net):
+    gen = generate(train_net)
+    assert verify(gen, train_net, checking_inputs(train_net)) == []
+
+
+def test_a_changed_weight_is_named(train_net):
+    gen = generate(train_net)
+    gen.state["score_fr.weight"] = gen.state["score_fr.weight"] * 1.5
+    with pytest.raises(CaffeFormatError, match=r"differs from the CaffeNet: loss: rel_l2"):
+        check(gen, train_net, checking_inputs(train_net))
+
+
+def test_labels_are_made_valid(train_net):
+    feed = checking_inputs(train_net)
+    label = feed["label"]
+    assert label.min() >= 0 and label.max() < 21 and (label == label.trunc()).all()
