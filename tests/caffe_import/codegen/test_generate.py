@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 
 import pytest
+import torch
 
 from caffe_import.codegen import generate, load_generated
 from caffe_import.codegen.generate import check_class_name, sha256_file
@@ -16,6 +17,7 @@ from caffe_import.layers.python_layer import PythonLayerRegistry
 from caffe_import.net import CaffeNet
 from caffe_import.version import __version__
 from support import case_dir
+from support.versions import needs_torch_export
 
 NET = '''
 layer { name: "in/put" type: "Input" top: "data/0" top: "label"
@@ -113,3 +115,21 @@ def test_python_layers_are_refused_by_name():
 def test_bad_class_names_are_refused(name):
     with pytest.raises(UsageError, match="class name"):
         check_class_name(name)
+
+
+def test_the_fcn8s_module_compiles_as_one_graph(fcn8s):
+    model = load_generated(fcn8s[2]).eval()
+    x = torch.randn(1, 3, 61, 75)
+    with torch.no_grad():
+        expected = model(x)
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(compiled(x), expected, rtol=0, atol=0)
+
+
+@needs_torch_export
+def test_the_fcn8s_module_exports(fcn8s):
+    model = load_generated(fcn8s[2]).eval()
+    x = torch.randn(1, 3, 61, 75)
+    program = torch.export.export(model, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), rtol=0, atol=0)
