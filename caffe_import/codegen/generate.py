@@ -168,8 +168,11 @@ def _imports(body: str) -> str:
 
 
 def _loss_weights(net) -> list[str]:
-    """The class attribute naming the loss outputs and the weights Caffe's backward gives
-    them (``sum(weight * output.sum())`` is the loss to minimise)."""
+    """The attribute naming the loss outputs and the weights Caffe's backward gives them
+    (``sum(weight * output.sum())`` is the loss to minimise): in a TRAIN net, or any with
+    losses."""
+    if not net.loss_weights and net.phase != "train":
+        return []
     items = ", ".join(f"{k!r}: {float(w)!r}" for k, w in net.loss_weights.items())
     return [f"        self.loss_weights = {{{items}}}  # Caffe's loss_weight per loss output"]
 
