@@ -9,6 +9,7 @@ no emitter compares fork names.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -123,7 +124,7 @@ def literal(value) -> str:
     if isinstance(value, bool):
         return repr(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             return f'float("{value}")'
         single = np.float32(value)
         if float(single) == value:  # a float32 (Caffe's proto floats): its shortest spelling
