@@ -513,3 +513,23 @@ def caffe_infogain_loss(x: torch.Tensor, label: torch.Tensor, h: torch.Tensor, a
     surrogate = -(weights * F.log_softmax(scores, dim=1)).sum()
     loss = surrogate + (value - surrogate).detach()
     return loss / caffe_normalizer(normalization, outer, inner, valid)
+
+
+def caffe_stochastic_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                            training: bool, ceil_mode: bool = True) -> torch.Tensor:
+    """Caffe's STOCHASTIC pooling (its GPU code; no padding): TRAIN samples one element per
+    window with probability proportional to its value (torch's random stream); TEST gives
+    ``sum(x^2) / sum(x)``, 0 where ``sum(x) <= 0``."""
+    padded = caffe_pool_pad(x, kernel, stride, (0, 0), ceil_mode, 0.0)
+    if not training:
+        total = F.avg_pool2d(padded, kernel, stride, 0, divisor_override=1)
+        squares = F.avg_pool2d(padded * padded, kernel, stride, 0, divisor_override=1)
+        return torch.where(total > 0, squares / total, torch.zeros_like(total))
+    n, c = x.shape[:2]
+    out = [caffe_pooled_size(s, k, st, 0, ceil_mode) for s, k, st in
+           zip(x.shape[2:], kernel, stride)]
+    cols = F.unfold(padded.reshape(n * c, 1, *padded.shape[2:]), kernel, stride=stride)
+    total = cols.sum(dim=1, keepdim=True)
+    reached = cols.cumsum(dim=1) >= torch.rand_like(total) * total
+    first = reached.to(torch.uint8).argmax(dim=1, keepdim=True)
+    return cols.gather(1, first).reshape(n, c, *out)

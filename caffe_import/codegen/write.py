@@ -59,11 +59,10 @@ def write_module(net, out_dir: str | os.PathLike, *, class_name: str = "Net",
     check(generated, net, feed, tolerance)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / MODEL_FILE]
-    atomic_write_text(paths[0], generated.source)
-    if weights_path is not None:
-        paths.append(out / WEIGHTS_FILE)
+    paths = [out / MODEL_FILE] + ([out / WEIGHTS_FILE] if weights_path is not None else [])
+    if weights_path is not None:  # the weights first: model.py appearing says both are there
         atomic_write_bytes(paths[1], weights_bytes(generated))
+    atomic_write_text(paths[0], generated.source)
     say(f"wrote {', '.join(str(p) for p in paths)} (checked against the CaffeNet: "
         f"{len(generated.outputs)} output blob(s){', gradients' if net.phase == 'train' else ''})")
     return paths

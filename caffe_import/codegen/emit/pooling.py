@@ -4,8 +4,8 @@ stride), global pooling as the adaptive modules, else the runtime's ``caffe_max_
 ``caffe_avg_pool2d`` (Caffe's ceil rounding and last-window clip)."""
 from __future__ import annotations
 
-from ...layers.pooling import AVE, MAX, Pooling
-from .base import Emission, LayerContext, emits, literal, unsupported
+from ...layers.pooling import MAX, STOCHASTIC, Pooling
+from .base import Emission, LayerContext, emits, literal
 
 
 def torch_grid_is_caffes(kernel, stride, pad) -> bool:
@@ -21,8 +21,8 @@ def _one(v) -> object:
 def emit_pooling(layer, ctx: LayerContext) -> Emission:
     """Also the emitter of a fork's Pooling subclass whose ``extra_cells`` adds output cells
     (registered by its fork's emitter module)."""
-    if layer.pool not in (MAX, AVE):
-        raise unsupported(layer, "STOCHASTIC pooling is not written as code")
+    if layer.pool == STOCHASTIC:
+        return _stochastic(layer, ctx)
     name = "Max" if layer.pool == MAX else "Avg"
     k, s, p = layer.kernel, layer.stride, layer.pad
     args = f"{literal(k)}, {literal(s)}, {literal(p)}{'' if layer.ceil_mode else ', ceil_mode=False'}"
@@ -50,3 +50,12 @@ def _torch_pooling(layer, ctx: LayerContext, name: str) -> Emission:
         args.append("ceil_mode=True")
     return Emission(init=[f"{ctx.self_attr} = nn.{name}Pool2d({', '.join(args)})"],
                     forward=[f"{ctx.y} = {ctx.self_attr}({ctx.x})"])
+
+
+def _stochastic(layer, ctx: LayerContext) -> Emission:
+    """STOCHASTIC pooling: the module's ``training`` is Caffe's phase (sampling in TRAIN)."""
+    kernel = "tuple(" + ctx.x + ".shape[2:])" if layer.global_pooling else literal(layer.kernel)
+    ceil = "" if layer.ceil_mode else ", ceil_mode=False"
+    return Emission(forward=[f"{ctx.y} = caffe_stochastic_pool2d({ctx.x}, {kernel}, "
+                             f"{literal(layer.stride)}, self.training{ceil})"],
+                    helpers=("caffe_stochastic_pool2d",))

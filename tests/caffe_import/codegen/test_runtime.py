@@ -64,3 +64,13 @@ def test_interp_is_deeplabs(out):
     x = torch.randn(2, 3, 5, 7)
     torch.testing.assert_close(runtime.caffe_interp(x, *out), caffe_interp2(x, *out),
                                rtol=0, atol=0)
+
+
+def test_stochastic_pooling_at_test_is_the_layers():
+    layer = build('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { '
+                  "pool: STOCHASTIC kernel_size: 3 stride: 2 }", [(2, 3, 7, 9)], fork="bvlc")
+    x = torch.rand(2, 3, 7, 9)
+    torch.testing.assert_close(runtime.caffe_stochastic_pool2d(x, (3, 3), (2, 2), False),
+                               layer(x)[0])
+    sampled = runtime.caffe_stochastic_pool2d(x, (3, 3), (2, 2), True)
+    assert sampled.shape == (2, 3, 3, 4)
