@@ -18,7 +18,8 @@ import torch
 
 from ..errors import UsageError
 from ..version import __version__
-from .emit import EMITTERS, Emission, LayerContext, emitter_for
+from .emit import Emission, LayerContext, emitter_for
+from .emit.base import find_emitter
 from .helpers import closure, helper_source
 from .names import Namer, identifier
 
@@ -91,7 +92,7 @@ def _emit_all(net, layer_names: Namer, blob_names: Namer) -> list[_Layer]:
             for t in step.tops:
                 writers[t] = "Input"
             continue
-        if step.type == "Python" and type(step.module) not in EMITTERS:
+        if step.type == "Python" and find_emitter(type(step.module)) is None:
             raise UsageError(f"layer '{step.name}' is a Python layer ({_python_name(step)}): "
                              "its code is the user's own; no code generator is registered "
                              "for it")

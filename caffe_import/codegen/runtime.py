@@ -533,3 +533,58 @@ def caffe_stochastic_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tu
     reached = cols.cumsum(dim=1) >= torch.rand_like(total) * total
     first = reached.to(torch.uint8).argmax(dim=1, keepdim=True)
     return cols.gather(1, first).reshape(n, c, *out)
+
+
+def caffe_proposal_nms(boxes: torch.Tensor, scores: torch.Tensor, thresh: float,
+                       limit: int) -> torch.Tensor:
+    """py-faster-rcnn's ``nms`` (pixel boxes, ``+1`` areas), best score first (ties as
+    ``argsort()[::-1]`` of a stable sort), stopping after ``limit`` kept boxes."""
+    order = torch.sort(scores, stable=True).indices.flip(0)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    keep = []
+    while order.numel() and (limit <= 0 or len(keep) < limit):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = torch.clamp(torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest]) + 1,
+                        min=0.0)
+        h = torch.clamp(torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest]) + 1,
+                        min=0.0)
+        inter = w * h
+        order = rest[inter / (areas[i] + areas[rest] - inter) <= thresh]
+    return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.long)
+
+
+def caffe_proposal(cls_prob: torch.Tensor, deltas: torch.Tensor, im_info: torch.Tensor,
+                   anchors: list[list[float]], feat_stride: int, pre_nms_top_n: int,
+                   post_nms_top_n: int, nms_thresh: float, min_size: float) -> torch.Tensor:
+    """py-faster-rcnn's RPN proposal layer for one image: anchors shifted over the feature
+    map, moved by the deltas, clipped to the image (``im_info``: height, width, scale), boxes
+    under ``min_size * scale`` dropped, the ``pre_nms_top_n`` best through NMS, the first
+    ``post_nms_top_n`` kept; rois ``(R, 5)`` with batch index 0. No gradient."""
+    with torch.no_grad():
+        base = torch.tensor(anchors, dtype=torch.float64)
+        h, w = cls_prob.shape[-2:]
+        sy, sx = torch.meshgrid(torch.arange(h) * feat_stride, torch.arange(w) * feat_stride,
+                                indexing="ij")
+        shifts = torch.stack([sx.reshape(-1), sy.reshape(-1)] * 2, dim=1).double()
+        boxes = (base[None] + shifts[:, None]).reshape(-1, 4).float()
+        d = deltas.permute(0, 2, 3, 1).reshape(-1, 4).float()
+        widths, heights = boxes[:, 2] - boxes[:, 0] + 1.0, boxes[:, 3] - boxes[:, 1] + 1.0
+        cx, cy = boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights
+        pcx, pcy = d[:, 0] * widths + cx, d[:, 1] * heights + cy
+        pw, ph = torch.exp(d[:, 2]) * widths, torch.exp(d[:, 3]) * heights
+        boxes = torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], 1)
+        info = im_info.reshape(-1).float()
+        lim = torch.stack([info[1] - 1, info[0] - 1, info[1] - 1, info[0] - 1])
+        boxes = torch.maximum(torch.minimum(boxes, lim), torch.zeros_like(boxes))
+        smallest = float(torch.tensor(min_size) * info[2])
+        ws, hs = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+        scores = cls_prob[:, len(anchors):].permute(0, 2, 3, 1).reshape(-1).float()
+        keep = (ws >= smallest) & (hs >= smallest)
+        boxes, scores = boxes[keep], scores[keep]
+        order = torch.sort(scores, stable=True).indices.flip(0)
+        order = order[:pre_nms_top_n] if pre_nms_top_n > 0 else order
+        boxes, scores = boxes[order], scores[order]
+        boxes = boxes[caffe_proposal_nms(boxes, scores, nms_thresh, post_nms_top_n)]
+        return torch.cat([torch.zeros_like(boxes[:, :1]), boxes], 1).to(cls_prob.dtype)

@@ -88,24 +88,38 @@ Emitter = Callable[[CaffeLayer, LayerContext], Emission]
 
 #: layer class -> its emitter (exact classes: a subclass may compute something else)
 EMITTERS: dict[type, Emitter] = {}
+#: the classes whose subclasses their emitter also writes (they differ in settings only)
+_WITH_SUBCLASSES: set[type] = set()
 
 
-def emits(*classes: type) -> Callable[[Emitter], Emitter]:
-    """Decorator: ``@emits(Convolution)`` makes the function the emitter of those classes."""
+def emits(*classes: type, subclasses: bool = False) -> Callable[[Emitter], Emitter]:
+    """Decorator: ``@emits(Convolution)`` makes the function the emitter of those classes
+    (with ``subclasses``, of their subclasses too, unless these have their own)."""
 
     def deco(fn: Emitter) -> Emitter:
         for cls in classes:
             if cls in EMITTERS and EMITTERS[cls] is not fn:
                 raise RuntimeError(f"{cls.__qualname__} has two emitters")
             EMITTERS[cls] = fn
+            if subclasses:
+                _WITH_SUBCLASSES.add(cls)
         return fn
 
     return deco
 
 
+def find_emitter(cls: type) -> Emitter | None:
+    """The emitter of ``cls``: its own, else that of a base class registered with
+    ``subclasses=True``."""
+    if cls in EMITTERS:
+        return EMITTERS[cls]
+    base = next((b for b in cls.__mro__ if b in _WITH_SUBCLASSES), None)
+    return EMITTERS[base] if base is not None else None
+
+
 def emitter_for(layer: CaffeLayer, type_name: str = "") -> Emitter:
     """The emitter of ``layer``'s class; a ``UsageError`` naming the layer otherwise."""
-    fn = EMITTERS.get(type(layer))
+    fn = find_emitter(type(layer))
     if fn is None:
         raise UsageError(f"layer '{layer.name}' ({type_name or type(layer).__name__}, "
                          f"{type(layer).__qualname__}): no code generator for this layer class")
