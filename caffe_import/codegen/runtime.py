@@ -588,3 +588,17 @@ def caffe_proposal(cls_prob: torch.Tensor, deltas: torch.Tensor, im_info: torch.
         boxes, scores = boxes[order], scores[order]
         boxes = boxes[caffe_proposal_nms(boxes, scores, nms_thresh, post_nms_top_n)]
         return torch.cat([torch.zeros_like(boxes[:, :1]), boxes], 1).to(cls_prob.dtype)
+
+
+def caffe_accuracy_per_class(x: torch.Tensor, label: torch.Tensor, top_k: int = 1,
+                             axis: int = 1, ignore_label: int | None = None) -> torch.Tensor:
+    """Accuracy's second top: per class, the fraction of its counted positions that
+    ``caffe_accuracy`` calls correct (0 for a class never seen)."""
+    x = x.detach()
+    outer, classes = math.prod(x.shape[:axis]), x.shape[axis]
+    scores = x.reshape(outer, classes, -1)
+    index, valid = caffe_labels(label.reshape(outer, 1, -1), ignore_label)
+    correct = ((scores >= scores.gather(1, index)).sum(dim=1, keepdim=True) <= top_k) & valid
+    seen = torch.bincount(index[valid], minlength=classes)[:classes].to(x.dtype)
+    hits = torch.bincount(index[correct], minlength=classes)[:classes].to(x.dtype)
+    return torch.where(seen > 0, hits / seen.clamp(min=1), torch.zeros_like(seen))

@@ -1,14 +1,17 @@
 """Run a generated module against the CaffeNet it came from: every output blob, and for a
-TRAIN net every learnable blob's gradient of the weighted loss, within exact-mode bounds."""
+TRAIN net every learnable blob's gradient of the weighted loss, within exact-mode bounds
+(dropout keeping everything on both sides while they run: random masks cannot agree)."""
 from __future__ import annotations
 
+import contextlib
 import types
 from collections import OrderedDict
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
 
 from ..errors import CaffeFormatError
+from ..layers.neuron import Dropout
 from ..parity.compare import ParityRow, Tolerance, compare_arrays
 from ..parity.run import run_net
 from .generate import Generated
@@ -59,15 +62,35 @@ def run_generated(generated: Generated, model: torch.nn.Module, inputs: Mapping[
     return outputs, grads
 
 
+@contextlib.contextmanager
+def _without_dropout(net, model: torch.nn.Module) -> Iterator[None]:
+    """Dropout keeping everything, in the net's TRAIN-phase layers and the module's
+    ``nn.Dropout``s, while they are compared: their random masks cannot agree, the rest must."""
+    layers = [(m, m.ratio, m.scale) for m in net.layers if isinstance(m, Dropout)]
+    drops = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    try:
+        for m, _, _ in layers:
+            m.ratio, m.scale = 0.0, 1.0
+        for m, _ in drops:
+            m.p = 0.0
+        yield
+    finally:
+        for m, ratio, scale in layers:
+            m.ratio, m.scale = ratio, scale
+        for m, p in drops:
+            m.p = p
+
+
 def verify(generated: Generated, net, inputs: Mapping[str, torch.Tensor],
            tol: Tolerance | None = None) -> list[ParityRow]:
     """Compare the generated module with ``net`` on ``inputs``; the failed rows (empty: the
     module computes what the CaffeNet does)."""
     tol = tol or Tolerance()
     train = net.phase == "train"
-    ref = run_net(net, inputs, backward=train)
     model = load_generated(generated)
-    outputs, grads = run_generated(generated, model, inputs, train)
+    with _without_dropout(net, model):
+        ref = run_net(net, inputs, backward=train)
+        outputs, grads = run_generated(generated, model, inputs, train)
     rows = [compare_arrays("blob", name, outputs.get(name), ref.blobs[name].detach(), tol)
             for name in generated.outputs]
     if train:

@@ -18,10 +18,23 @@ def _ignore(layer) -> str:
 
 
 def _one(layer, ctx: LayerContext, fn: str, args: str) -> Emission:
-    if len(ctx.tops) != 1:
-        raise unsupported(layer, "a second top of a loss layer is not written as code")
-    return Emission(forward=[f"{ctx.y} = {fn}({', '.join(ctx.bottoms[:2])}{args})"],
-                    helpers=(fn,))
+    """``top = fn(bottom 0, bottom 1, args)``; a second top is the softmax along the layer's
+    axis (SoftmaxWithLoss, InfogainLoss: Caffe sends no gradient back through it) or
+    Accuracy's per-class accuracy."""
+    out = Emission(forward=[f"{ctx.y} = {fn}({', '.join(ctx.bottoms[:2])}{args})"],
+                   helpers=(fn,))
+    if len(ctx.tops) == 1:
+        return out
+    if isinstance(layer, Accuracy):
+        out.forward.append(f"{ctx.tops[1]} = caffe_accuracy_per_class("
+                           f"{', '.join(ctx.bottoms[:2])}{args})")
+        out.helpers += ("caffe_accuracy_per_class",)
+    elif isinstance(layer, (SoftmaxWithLoss, InfogainLoss)):
+        out.forward.append(f"{ctx.tops[1]} = caffe_softmax({ctx.x}.detach(), {layer.axis})")
+        out.helpers += ("caffe_softmax",)
+    else:
+        raise unsupported(layer, "a second top of this loss layer is not written as code")
+    return out
 
 
 @emits(SoftmaxWithLoss)

@@ -32,3 +32,12 @@ def test_labels_are_made_valid(train_net):
     feed = checking_inputs(train_net)
     label = feed["label"]
     assert label.min() >= 0 and label.max() < 21 and (label == label.trunc()).all()
+
+
+def test_a_train_net_with_dropout_is_checked_without_its_masks():
+    d = case_dir("voc_fcn32s_narrow")
+    net = CaffeNet(str(d / "net.prototxt"), str(d / "weights.caffemodel"), phase="train")
+    gen = generate(net)
+    assert "nn.Dropout(0.5)" in gen.source
+    assert verify(gen, net, checking_inputs(net)) == []
+    assert [m.ratio for m in net.layers if type(m).__name__ == "Dropout"] == [0.5, 0.5]
