@@ -26,7 +26,7 @@ from .names import Namer, identifier
 #: layer types whose top may be written over by the in-place ReLU after them: their top is a
 #: fresh tensor (no view or alias of another blob) and their backward does not need it
 _FRESH_TOPS = frozenset({"Convolution", "Deconvolution", "InnerProduct", "Eltwise", "Scale",
-                         "Bias", "BatchNorm", "Pooling", "LRN"})
+                         "Bias", "BatchNorm", "BN", "Pooling", "LRN"})
 
 
 @dataclass(frozen=True)

@@ -602,3 +602,10 @@ def caffe_accuracy_per_class(x: torch.Tensor, label: torch.Tensor, top_k: int = 
     seen = torch.bincount(index[valid], minlength=classes)[:classes].to(x.dtype)
     hits = torch.bincount(index[correct], minlength=classes)[:classes].to(x.dtype)
     return torch.where(seen > 0, hits / seen.clamp(min=1), torch.zeros_like(seen))
+
+
+def caffe_global_stats_bn(x: torch.Tensor, bn: torch.nn.Module) -> torch.Tensor:
+    """``bn`` (an ``nn.BatchNorm*d``) normalising with its running statistics in ``train()``
+    too: Caffe's ``use_global_stats: true``, PSPNet's frozen BN."""
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0,
+                        bn.eps)

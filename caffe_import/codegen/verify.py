@@ -64,10 +64,11 @@ def run_generated(generated: Generated, model: torch.nn.Module, inputs: Mapping[
 
 @contextlib.contextmanager
 def _without_dropout(net, model: torch.nn.Module) -> Iterator[None]:
-    """Dropout keeping everything, in the net's TRAIN-phase layers and the module's
-    ``nn.Dropout``s, while they are compared: their random masks cannot agree, the rest must."""
-    layers = [(m, m.ratio, m.scale) for m in net.layers if isinstance(m, Dropout)]
-    drops = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    """For a TRAIN net, dropout keeping everything in the net's layers and the module's
+    ``nn.Dropout``s while they are compared: their random masks cannot agree, the rest must."""
+    train = net.phase == "train"
+    layers = [(m, m.ratio, m.scale) for m in net.layers if train and isinstance(m, Dropout)]
+    drops = [(m, m.p) for m in model.modules() if train and isinstance(m, torch.nn.Dropout)]
     try:
         for m, _, _ in layers:
             m.ratio, m.scale = 0.0, 1.0

@@ -47,7 +47,7 @@ def emit_dropout(layer, ctx: LayerContext) -> Emission:
     multiplies by ``1 - p``) is ``nn.Dropout``'s output times ``1 - p`` in both modes."""
     out = _module(ctx, f"nn.Dropout({literal(layer.ratio)})")
     if not layer.scale_train:
-        out.forward[0] += f" * {literal(1.0 - layer.ratio)}  # scale_train: false"
+        out.forward[0] += f" * (1 - {ctx.self_attr}.p)  # scale_train: false"
     return out
 
 

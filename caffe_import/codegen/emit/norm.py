@@ -48,12 +48,16 @@ def emit_batchnorm(layer, ctx: LayerContext) -> Emission:
     out = Emission(init=init, params=[ParamMap("running_mean", 0, folded, None),
                                       ParamMap("running_var", 1, folded, None)],
                    extra={"num_batches_tracked": torch.tensor(0, dtype=torch.long)})
-    if layer.param.batch_norm_param.HasField("use_global_stats"):
-        stats = f"{ctx.self_attr}.running_mean, {ctx.self_attr}.running_var"
-        training = "False" if layer.use_global_stats else "True"
-        out.forward.append(f"{ctx.y} = F.batch_norm({ctx.x}, {stats}, training={training}, "
-                           f"momentum={momentum}, eps={literal(layer.eps)})  "
-                           f"# use_global_stats: {str(layer.use_global_stats).lower()}")
+    given = layer.param.batch_norm_param.HasField("use_global_stats")
+    if given and layer.use_global_stats:
+        out.forward.append(f"{ctx.y} = caffe_global_stats_bn({ctx.x}, {ctx.self_attr})  "
+                           "# use_global_stats: true")
+        out.helpers = ("caffe_global_stats_bn",)
+    elif given:
+        a = ctx.self_attr
+        out.forward.append(f"{ctx.y} = F.batch_norm({ctx.x}, {a}.running_mean, {a}.running_var, "
+                           f"training=True, momentum={momentum}, eps={literal(layer.eps)})  "
+                           "# use_global_stats: false")
     else:
         out.forward.append(f"{ctx.y} = {ctx.self_attr}({ctx.x})")
     return out

@@ -41,3 +41,20 @@ def test_a_train_net_with_dropout_is_checked_without_its_masks():
     assert "nn.Dropout(0.5)" in gen.source
     assert verify(gen, net, checking_inputs(net)) == []
     assert [m.ratio for m in net.layers if type(m).__name__ == "Dropout"] == [0.5, 0.5]
+
+
+def test_unscaled_dropout_is_checked_in_both_phases():
+    text = ('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 8 } } }'
+            'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip" inner_product_param {'
+            ' num_output: 3 weight_filler { type: "gaussian" std: 0.1 } } }'
+            'layer { name: "d" type: "Dropout" bottom: "ip" top: "d" dropout_param {'
+            ' dropout_ratio: 0.25 scale_train: false } }'
+            'layer { name: "loss" type: "EuclideanLoss" bottom: "d" bottom: "x2" top: "loss" }')
+    text = text.replace('top: "x" input_param { shape { dim: 2 dim: 8 } }',
+                        'top: "x" top: "x2" input_param { shape { dim: 2 dim: 8 } '
+                        'shape { dim: 2 dim: 3 } }')
+    for phase in ("test", "train"):
+        net = CaffeNet(text, phase=phase, fork="fast-rcnn")
+        gen = generate(net)
+        assert "* (1 - self.d.p)  # scale_train: false" in gen.source
+        assert verify(gen, net, checking_inputs(net)) == [], phase

@@ -1,6 +1,6 @@
 """PSPNet's ``BN``: ``nn.BatchNorm2d`` with its slope and bias as the affine ``weight`` and
 ``bias`` (Caffe's ``(1, C, 1, 1)`` blobs flattened) and its moving statistics as the running
-ones; ``frozen`` layers always use those (``F.batch_norm`` with ``training=False``)."""
+ones; ``frozen`` layers always use those (the runtime's ``caffe_global_stats_bn``)."""
 from __future__ import annotations
 
 import torch
@@ -28,9 +28,8 @@ def emit_pspnet_bn(layer, ctx: LayerContext) -> Emission:
                            ParamMap("running_var", 3, _flat, None)],
                    extra={"num_batches_tracked": torch.tensor(0, dtype=torch.long)})
     if layer.frozen:
-        a = ctx.self_attr
-        out.forward.append(f"{ctx.y} = F.batch_norm({ctx.x}, {a}.running_mean, {a}.running_var, "
-                           f"{a}.weight, {a}.bias, training=False, eps={eps})  # frozen")
+        out.forward.append(f"{ctx.y} = caffe_global_stats_bn({ctx.x}, {ctx.self_attr})  # frozen")
+        out.helpers = ("caffe_global_stats_bn",)
     else:
         out.forward.append(f"{ctx.y} = {ctx.self_attr}({ctx.x})")
     return out
