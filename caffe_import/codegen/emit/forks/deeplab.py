@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ....forks.deeplab.layers import ImageSegData, Interp, MatWrite
 from ..base import Emission, LayerContext, emits
-from ..inputs import emit_nothing, emit_silence
+from ..input import emit_nothing
+from ..misc import emit_silence
 
 emits(ImageSegData)(emit_nothing)
 emits(MatWrite)(emit_silence)

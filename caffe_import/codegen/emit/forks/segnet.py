@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ....forks.segnet.layers import INFERENCE, DenseImageData, SegNetBN, SegNetUpsample
 from ..base import Emission, LayerContext, ParamMap, emits
-from ..inputs import emit_nothing
+from ..input import emit_nothing
 
 emits(DenseImageData)(emit_nothing)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ....forks.ssd.layers import (AnnotatedData, DetectionOutput, Normalize, Permute, PriorBox,
                                   VideoData)
 from ..base import Emission, LayerContext, ParamMap, emits, literal
-from ..inputs import emit_nothing
+from ..input import emit_nothing
 
 emits(AnnotatedData, VideoData)(emit_nothing)
 

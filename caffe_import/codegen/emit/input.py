@@ -1,25 +1,15 @@
-"""The net's sources and sinks: ``Input`` and the data layers standing in for it (and
-``MemoryData``'s batch) are ``forward``'s arguments, ``DummyData`` its fillers as tensors,
-``Silence`` deletes its bottoms."""
+"""``Input`` (its tops are ``forward``'s arguments) and ``DummyData`` (its fillers as
+tensors)."""
 from __future__ import annotations
 
-from ...layers.data import DataInput
 from ...layers.input import DummyData, Input
-from ...layers.memory_data import MemoryData
-from ...layers.misc import Silence
 from .base import Emission, LayerContext, emits, literal, unsupported
 
 
-@emits(Input, DataInput)
+@emits(Input)
 def emit_nothing(layer, ctx: LayerContext) -> Emission:
+    """Also the emitter of the data layers standing in for inputs (``emit.data``)."""
     return Emission()
-
-
-@emits(Silence)
-def emit_silence(layer, ctx: LayerContext) -> Emission:
-    """The bottoms are deleted: Caffe computes them and shows them to no one."""
-    names = ", ".join(dict.fromkeys(b for b in ctx.bottoms if b not in ctx.inputs))
-    return Emission(forward=[f"del {names}"] if names else [])
 
 
 def _filled(filler, shape) -> str:
@@ -46,9 +36,3 @@ def emit_dummy_data(layer, ctx: LayerContext) -> Emission:
             raise unsupported(layer, f"a {filler.type} data_filler is not written as code")
         lines.append(f"{top} = {expr}")
     return Emission(forward=lines)
-
-
-@emits(MemoryData)
-def emit_memory_data(layer, ctx: LayerContext) -> Emission:
-    """The batch Caffe's ``set_input_arrays`` would serve is ``forward``'s argument."""
-    return Emission(arguments=ctx.tops)
