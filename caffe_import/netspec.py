@@ -53,7 +53,7 @@ from caffe_import.errors import CaffeFormatError
 from caffe_import.proto.schema import BVLC, Schema, bvlc
 
 __all__ = ["NetSpec", "L", "P", "Layers", "Params", "Top", "Function", "to_proto",
-           "param_field_for_type"]
+           "param_field_for_type", "NotATop"]
 
 # Caffe layer types whose C++ implementation reads another type's parameter message.
 _SHARED_PARAM_FIELD = {
@@ -180,6 +180,11 @@ class Top:
         return to_proto(self)
 
 
+class NotATop(CaffeFormatError, TypeError):
+    """A layer's input is not a top made by another layer (pycaffe raises ``TypeError``, with
+    this message)."""
+
+
 class Function:
     """A layer call: type, input tops, the parameters (as a partial ``LayerParameter`` of
     ``schema``, BVLC's by default)."""
@@ -189,8 +194,7 @@ class Function:
         self.schema = schema or bvlc()
         for i, bottom in enumerate(inputs):
             if not isinstance(bottom, Top):
-                raise CaffeFormatError(
-                    f"L.{type_name}: bottom {i} must be a top made by another layer, got {bottom!r}")
+                raise NotATop(f"{type_name} input {i} is not a Top (type is {type(bottom)})")
         self.type_name = type_name
         self.inputs = inputs
         self.ntop = int(kwargs.pop("ntop", 1))

@@ -54,6 +54,7 @@ from .proto.schema import Schema, is_message
 
 __all__ = [
     "Solver", "learning_rate", "load_solver_param", "SOLVER_TYPES", "STATE_SUFFIX",
+    "write_solverstate", "read_solverstate",
 ]
 
 #: update rules Caffe registers (``REGISTER_SOLVER_CLASS``), by their ``type`` string
@@ -492,8 +493,8 @@ class Solver:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"solver state '{path}' not found")
-        if path.name.endswith(".solverstate"):
-            history, meta = _read_caffe_solverstate(path)
+        if path.name.endswith((".solverstate", ".solverstate.h5")):
+            history, meta = read_solverstate(path)
         else:
             history, meta = _read_state(path)
         if len(history) != len(self.history):
@@ -536,8 +537,13 @@ def _read_state(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
     return history, meta
 
 
-def _read_caffe_solverstate(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
-    """Caffe's binary ``.solverstate`` (SolverState protobuf: data only, no code)."""
+def read_solverstate(path: str | os.PathLike) -> tuple[list[torch.Tensor], dict[str, str]]:
+    """Caffe's solver state: the binary ``.solverstate`` (SolverState protobuf: data only, no
+    code) or ``.solverstate.h5`` (``iter``, ``current_step``, ``learned_net``,
+    ``history/<i>``); returns the history blobs and ``iter``/``current_step``/``learned_net``."""
+    path = Path(path)
+    if path.name.endswith(".h5"):
+        return _read_h5_solverstate(path)
     state = caffe_pb2.SolverState()
     try:
         state.ParseFromString(path.read_bytes())
@@ -549,3 +555,53 @@ def _read_caffe_solverstate(path: Path) -> tuple[list[torch.Tensor], dict[str, s
         history.append(torch.from_numpy(data.copy()))
     return history, {"iter": str(state.iter), "current_step": str(state.current_step),
                      "learned_net": state.learned_net}
+
+
+def _read_h5_solverstate(path: Path) -> tuple[list[torch.Tensor], dict[str, str]]:
+    import h5py  # lazy: h5py loads only for HDF5 solver states
+
+    try:
+        with h5py.File(path, "r") as f:
+            learned = f["learned_net"][()] if "learned_net" in f else b""
+            meta = {"iter": str(int(np.asarray(f["iter"]).reshape(-1)[0])),
+                    "current_step": str(int(np.asarray(f["current_step"]).reshape(-1)[0])),
+                    "learned_net": learned.decode() if isinstance(learned, bytes) else str(learned)}
+            group = f["history"]
+            history = [torch.from_numpy(np.asarray(group[str(i)], dtype=np.float32).copy())
+                       for i in range(len(group))]
+    except (OSError, KeyError, ValueError) as exc:
+        raise CaffeFormatError(f"not a Caffe HDF5 solver state (iter, current_step, "
+                               f"history/<i>): {exc}", path=path) from exc
+    return history, meta
+
+
+def write_solverstate(path: str | os.PathLike, *, iteration: int, current_step: int,
+                      history: Sequence[torch.Tensor], learned_net: str) -> None:
+    """Caffe's solver state, atomically: binary SolverState protobuf, or Caffe's HDF5 layout
+    where ``path`` ends in ``.h5`` (``SnapshotSolverStateToHDF5``). ``learned_net`` is stored
+    as given (Caffe stores the caffemodel's name as it wrote it)."""
+    arrays = [h.detach().cpu().float().numpy() for h in history]
+    with atomic_path(path) as tmp:
+        if str(path).endswith(".h5"):
+            _write_h5_solverstate(tmp, iteration, current_step, arrays, learned_net)
+            return
+        state = caffe_pb2.SolverState()
+        state.iter, state.current_step, state.learned_net = iteration, current_step, learned_net
+        for array in arrays:
+            blob = state.history.add()
+            blob.shape.dim.extend(array.shape)
+            blob.data.extend(array.reshape(-1).tolist())
+        Path(tmp).write_bytes(state.SerializeToString())
+
+
+def _write_h5_solverstate(path: str | os.PathLike, iteration: int, current_step: int,
+                          arrays: Sequence[np.ndarray], learned_net: str) -> None:
+    import h5py  # lazy: h5py loads only for HDF5 solver states
+
+    with h5py.File(path, "w") as f:
+        f["iter"] = np.array([iteration], np.int32)  # H5LTmake_dataset_int: one element
+        f["learned_net"] = np.bytes_(learned_net)
+        f["current_step"] = np.array([current_step], np.int32)
+        group = f.create_group("history")
+        for i, array in enumerate(arrays):
+            group[str(i)] = array

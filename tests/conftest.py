@@ -7,3 +7,7 @@ otherwise slows several-fold (docs/performance.md).
 from caffe_import.threads import configure_threads
 
 configure_threads()
+
+# fixtures hold other projects' test files (BVLC's pycaffe unittest files, run by
+# tests/caffe_import/pycaffe/test_bvlc_tests.py under `caffe-import run`), never collected here
+collect_ignore = ["fixtures"]

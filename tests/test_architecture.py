@@ -27,6 +27,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
               r"caffe_import\.net(\..*)?", r"caffe_import\.solver(\..*)?")),
     ("tools", (r"caffe_import\.(parity|convert|export|inspect|codegen)(\..*)?",)),
     ("pycaffe", (r"caffe_import\.pycaffe(\..*)?",)),
+    ("caffe-tools", (r"caffe_import\.tools(\..*)?",)),
     ("facade", (r"caffe_import",)),
     ("commands", (r"caffe_import\.(cli(\..*)?|__main__)",)),
     ("fcn-base", (r"fcn_repro", r"fcn_repro\.(errors|palette|published|metrics)")),

@@ -1,4 +1,5 @@
-"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch.
+"""``caffe-import run SCRIPT [ARGS...]``: run a pycaffe script with ``import caffe`` on PyTorch
+(``caffe-import run -m MODULE [ARGS...]``: a module, as ``python -m`` runs it).
 
 The script's own failures are reported as ``python SCRIPT`` reports them, without this
 command's frames or caffe_import's: an exception prints the script's traceback and exits 1;
@@ -17,7 +18,7 @@ import traceback
 from types import TracebackType
 
 from ..errors import CaffeFormatError, UsageError
-from ..pycaffe.runner import run_script
+from ..pycaffe.runner import run_module, run_script
 from . import describe_os_error
 from .options import add_schema_options
 
@@ -31,9 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "answered by caffe_import's pycaffe API. Python layers the script's nets "
                     "name are imported from sys.path, as Caffe does: run only scripts and "
                     "models you trust, as you would under Caffe. See docs/pycaffe.md.")
-    p.add_argument("script", help="the Python script to run")
+    p.add_argument("script", nargs="?", help="the Python script to run")
     rest = p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     rest.required = False  # argparse would otherwise name it among the missing arguments
+    p.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
+                   help="run a library module as a script, as python -m does (e.g. "
+                        "`-m unittest discover -s DIR` for pycaffe's own unittest files)")
     add_schema_options(p)
     p.set_defaults(func=run)
 
@@ -108,7 +112,26 @@ def _script_line(tb: TracebackType, script: str) -> str:
     return f"{script}, line {line}"
 
 
+def _run_module(args: argparse.Namespace) -> int:
+    """``-m MODULE ARGS``: as ``python -m``; a failure prints its traceback (none of ours)."""
+    try:
+        return run_module(args.module[0], args.module[1:], schema=args.schema)
+    except UsageError:
+        raise  # no such module: one line, exit 2
+    except Exception as exc:  # noqa: BLE001 - the module's failure, reported as python would
+        if isinstance(exc, BrokenPipeError):
+            raise
+        return _report(exc, exc.__traceback__)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.module:
+        if args.script is not None:  # only when options came between: `run --fork x s.py -m`
+            raise UsageError("run: give a script or -m MODULE, not both")
+        return _run_module(args)
+    if args.script is None:
+        raise UsageError("run SCRIPT [ARGS...] or run -m MODULE [ARGS...]: "
+                         "the following arguments are required: script")
     try:  # --fork / --proto: the script's `caffe` is bound to that schema, for this run only
         return run_script(args.script, args.args, schema=args.schema)
     except Exception as exc:  # noqa: BLE001 - the script's failure, reported as python would

@@ -56,6 +56,17 @@ def check_4d(shape: Sequence[int], layer: str, kind: str, what: str = "bottom") 
                                layer=layer)
 
 
+def legacy_4d(shape: Sequence[int], layer: str, what: str = "bottom") -> tuple[int, int, int, int]:
+    """``(num, channels, height, width)`` as Caffe's legacy blob accessors read ``shape``:
+    missing trailing axes are 1; more than 4 axes is a ``CaffeFormatError`` (Caffe refuses
+    them there too)."""
+    if len(shape) > 4:
+        raise CaffeFormatError(f"{what} {tuple(shape)} has more than 4 axes: the layer reads "
+                               f"it as (N, C, H, W)", layer=layer)
+    full = tuple(int(d) for d in shape) + (1,) * (4 - len(shape))
+    return full[0], full[1], full[2], full[3]
+
+
 def check_channels(shape: Sequence[int], channels: int, layer: str) -> None:
     """A ``CaffeFormatError`` unless axis 1 of ``shape`` has the ``channels`` the layer's
     params were sized for at build time."""

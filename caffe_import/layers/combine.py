@@ -1,4 +1,5 @@
-"""Layers that join or divide blobs along an axis: Concat, Slice, Split.
+"""Layers that join or divide blobs along an axis: Concat, Slice, Split; and that pick rows
+of the batch: Filter, BatchReindex.
 
 They only move data, so they agree with Caffe bit for bit.
 """
@@ -9,7 +10,7 @@ from typing import Sequence
 import torch
 
 from ..errors import CaffeFormatError
-from .base import CaffeLayer, Shape, canonical_axis
+from .base import DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, check_arity, tracing
 from .registry import register
 
 
@@ -125,3 +126,79 @@ class Split(CaffeLayer):
 
     def forward(self, x):
         return (x,) * len(self.param.top)
+
+
+@register("Filter")
+class Filter(CaffeLayer):
+    """Bottoms ``b_0 ... b_{k-1}`` and a selector (the last bottom, (N, 1, ..., 1)); tops
+    ``b_i[selected]``, the rows whose selector value is non-zero (NaN counts), in order: the
+    top's batch is the number selected, known only from the data. Each bottom's N must be the
+    selector's. The shapes a net sees at build time are the full batch (Caffe's first
+    reshape). Backward: the top's gradient goes to the selected rows, zeros to the others; the
+    selector gets none (Caffe refuses to backpropagate to it)."""
+
+    host_reads = "the selector: the number of selected rows is the tops' batch size"
+    export_unsupported = "Filter's output batch is the number of selected rows (data-dependent)"
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        if len(param.bottom) < 2 or len(param.top) != len(param.bottom) - 1:
+            raise CaffeFormatError(f"Filter takes k >= 1 bottoms to filter, then the selector, "
+                                   f"and k tops; got {len(param.bottom)} bottom(s) and "
+                                   f"{len(param.top)} top(s)", layer=param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shapes = [tuple(s) for s in bottom_shapes]
+        selector = shapes[-1]
+        if len(selector) < 1 or any(d != 1 for d in selector[1:]):
+            raise CaffeFormatError(f"the selector (last bottom) must be (N, 1, ..., 1), got "
+                                   f"{selector}", layer=self.name)
+        for shape in shapes[:-1]:
+            if len(shape) < 1 or shape[0] != selector[0]:
+                raise CaffeFormatError(f"bottom {shape} must have the selector's batch size "
+                                       f"{selector[0]}", layer=self.name)
+        return shapes[:-1]
+
+    def forward(self, *bottoms: torch.Tensor):
+        self.top_shapes([tuple(b.shape) for b in bottoms])
+        selector = bottoms[-1].detach()
+        index = torch.nonzero(selector.reshape(selector.shape[0]) != 0).flatten()
+        return tuple(b.index_select(0, index) for b in bottoms[:-1])
+
+
+@register("BatchReindex")
+class BatchReindex(CaffeLayer):
+    """``top[i] = bottom[idx[i]]`` along the batch axis; ``idx`` (the second bottom, 1-D,
+    float) is truncated toward zero and must lie in ``[0, N)`` (checked, as Caffe checks it; on CUDA
+    by a device-side assert).
+    Backward: each bottom row gets the sum of the gradients of the top rows that copied it;
+    the indices get none."""
+
+    #: float32 even under precision='fast': the indices must stay exact integers
+    dtype_policy = DTYPE_FLOAT32
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        check_arity(param, 2, 1, "data, indices")
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        data, index = (tuple(s) for s in bottom_shapes)
+        if len(index) != 1 or len(data) < 1:
+            raise CaffeFormatError(f"BatchReindex takes data (N, ...) and 1-D indices, got "
+                                   f"{data} and {index}", layer=self.name)
+        return [(index[0], *data[1:])]
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor):
+        self.top_shapes([tuple(x.shape), tuple(index.shape)])
+        index = index.detach()
+        if index.device.type != "meta" and not tracing() and index.numel():
+            bad = ~((index >= 0) & (index < x.shape[0]))
+            if index.device.type == "cuda":  # a device-side assert: no host sync per forward
+                torch._assert_async(~bad.any(), f"layer '{self.name}': an index is outside "
+                                                f"[0, {x.shape[0]})")
+            elif bool(bad.any()):
+                raise CaffeFormatError(f"index {float(index[bad][0])} is outside [0, "
+                                       f"{x.shape[0]}) (the data's batch)", layer=self.name)
+        return (x.index_select(0, index.to(torch.long)),)

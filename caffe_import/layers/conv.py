@@ -1,4 +1,5 @@
-"""Convolution and Deconvolution (``convolution_param``), in 1, 2 or 3 spatial dimensions.
+"""Convolution and Deconvolution (``convolution_param``), in 1, 2 or 3 spatial dimensions, and
+Im2col (Caffe's im2col buffer as a layer, in any number of spatial dimensions).
 
 Where Caffe differs from ``torch.nn.Conv*d``:
 
@@ -21,13 +22,15 @@ Deconvolution's weight is ``(C_in, num_output / group, *kernel)`` - the layout o
 """
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import DTYPE_REDUCED, CaffeLayer, Shape, canonical_axis, tracing
+from .base import DTYPE_REDUCED, CaffeLayer, Shape, canonical_axis, check_arity, tracing
 from .fillers import fill_or_constant
 from .registry import register
 
@@ -188,11 +191,8 @@ class _ConvBase(CaffeLayer):
         for i, size in enumerate(spatial):
             if self.transposed:
                 o = g.stride[i] * (size - 1) + g.extent(i) - 2 * g.pad[i]
-            else:
-                num = size + 2 * g.pad[i] - g.extent(i)
-                # C++ division truncates toward zero; in integers, so that a size traced
-                # with torch.export's dynamic shapes stays symbolic
-                o = (num // g.stride[i] if num >= 0 else -(-num // g.stride[i])) + 1
+            else:  # in integers, so that a size traced with dynamic shapes stays symbolic
+                o = caffe_conv_out(size, g.extent(i), g.stride[i], g.pad[i])
             if o <= 0:
                 raise CaffeFormatError(f"{self.param.type} output would be empty along spatial "
                                        f"axis {i} (input {size}, kernel {g.kernel[i]}, stride "
@@ -342,3 +342,67 @@ class Deconvolution(_ConvBase):
     *kernel)``, bias ``(num_output,)``; ``out = stride (in - 1) + dilation (k - 1) + 1 - 2 pad``."""
 
     transposed = True
+
+
+def caffe_conv_out(size: int, kernel_extent: int, stride: int, pad: int) -> int:
+    """Caffe's convolution / im2col output length: ``(size + 2 pad - extent) / stride + 1``
+    with C++'s division, which truncates toward zero."""
+    num = size + 2 * pad - kernel_extent
+    return (num // stride if num >= 0 else -(-num // stride)) + 1
+
+
+def im2col(x: torch.Tensor, geom: ConvGeometry, out_spatial: Sequence[int]) -> torch.Tensor:
+    """Caffe's ``im2col`` of (B, C, *spatial) in any number of spatial axes: (B, C * K,
+    *out_spatial) with K the kernel's cells, rows ordered channel first, then the kernel
+    offsets in raster order; cells outside the input read 0. Its gradient (autograd of the
+    slices) is Caffe's ``col2im``: the sum over every window that read a cell."""
+    spatial = x.shape[2:]
+    widths = []
+    for i in reversed(range(len(spatial))):
+        reach = (out_spatial[i] - 1) * geom.stride[i] + geom.extent(i)
+        widths += [geom.pad[i], max(0, reach - spatial[i] - geom.pad[i])]
+    xp = F.pad(x, widths)
+    cols = []
+    for offsets in itertools.product(*(range(k) for k in geom.kernel)):
+        index = [slice(o * d, o * d + (n - 1) * s + 1, s) for o, d, n, s in
+                 zip(offsets, geom.dilation, out_spatial, geom.stride)]
+        cols.append(xp[(..., *index)])
+    return torch.stack(cols, dim=2).reshape(x.shape[0], -1, *out_spatial)
+
+
+@register("Im2col")
+class Im2col(CaffeLayer):
+    """Caffe's Im2col layer (``convolution_param``'s kernel, stride, pad, dilation and
+    ``axis``; any number of spatial axes): the top is the bottom's axes before ``axis``, then
+    ``C * prod(kernel)`` channels, then the output positions, laid out as Caffe's im2col
+    buffer (see :func:`im2col`). Output sizes truncate as Caffe's do (a window running past
+    the padded input reads zeros)."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        check_arity(param, 1, 1)
+        p = param.convolution_param
+        shape = self.bottom_shapes[0]
+        self.axis = canonical_axis(int(p.axis), len(shape), param.name)
+        self.geom = ConvGeometry(p, len(shape) - self.axis - 1, param.name)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        g = self.geom
+        if len(shape) != len(self.bottom_shapes[0]):
+            raise CaffeFormatError(f"bottom {shape} must have the {len(self.bottom_shapes[0])} "
+                                   f"axes the layer was built for", layer=self.name)
+        out = [caffe_conv_out(s, g.extent(i), g.stride[i], g.pad[i])
+               for i, s in enumerate(shape[self.axis + 1:])]
+        if min(out) <= 0:
+            raise CaffeFormatError(f"im2col output would be empty for bottom {shape} (kernel "
+                                   f"{g.kernel}, stride {g.stride}, pad {g.pad}, dilation "
+                                   f"{g.dilation})", layer=self.name)
+        return [(*shape[:self.axis], shape[self.axis] * math.prod(g.kernel), *out)]
+
+    def forward(self, x: torch.Tensor):
+        (top,) = self.top_shapes([tuple(x.shape)])
+        a = self.axis
+        flat = x.reshape(-1, x.shape[a], *x.shape[a + 1:])
+        return (im2col(flat, self.geom, top[a + 1:]).reshape(top),)

@@ -3,9 +3,11 @@
 Caffe's data layers read databases, image lists or video (``Data``, ``ImageData``,
 ``WindowData``, ``HDF5Data``; the forks' units add theirs as subclasses with their own
 :class:`DataKind`: SSD's ``AnnotatedData`` and ``VideoData``, SegNet's ``DenseImageData``,
-DeepLab's ``ImageSegData``). Here none of them reads anything:
-each becomes an input of the net, fed like an ``Input`` layer's tops (``CaffeNet.forward(
-data=..., label=...)``), so train/test prototxts of the forks build and run unchanged.
+DeepLab's ``ImageSegData``). Unless the net is built to read data (``CaffeNet(...,
+data=True)``: ``Data``, ``ImageData`` and ``WindowData`` then read, see ``READERS``), none of
+them reads anything: each becomes an input of the net, fed like an ``Input`` layer's tops
+(``CaffeNet.forward(data=..., label=...)``), so train/test prototxts of the forks build and
+run unchanged.
 
 Their shapes come from the layer's own parameters where Caffe fixes them there: the batch size,
 ``new_height``/``new_width``, ``crop_size`` (``transform_param``), SSD's ``resize_param``,
@@ -13,7 +15,9 @@ Their shapes come from the layer's own parameters where Caffe fixes them there: 
 for classification layers, ``(N, 1, H, W)`` for SegNet's and DeepLab's segmentation layers.
 A shape the parameters do not fix (the channels of an LMDB, HDF5 blobs, SSD's annotation
 blob) must be given: ``CaffeNet(..., input_shapes={"data": (1, 3, 300, 300)})``.
-``MemoryData`` is a layer of its own (``caffe_import.layers.memory_data``), fed by arrays.
+``MemoryData`` is a layer of its own (``caffe_import.layers.memory_data``), fed by arrays;
+so is ``HDF5Data`` (``caffe_import.layers.hdf5_data``), which reads when the net is built with
+data and is an input like these otherwise.
 """
 from __future__ import annotations
 
@@ -24,9 +28,19 @@ import torch
 
 from ..errors import CaffeFormatError
 from .base import CaffeLayer, Shape
+from .data_read import DataLayer, ImageDataLayer, ReadingDataLayer
 from .registry import register
+from .window_data import WindowDataLayer
 
 CLASS_LABEL, SEGMENTATION_LABEL = "class", "segmentation"
+
+#: BVLC's data layer types that read their source in a net built with ``data=True``
+#: (``caffe_import.layers.data_read``, ``window_data``); elsewhere they are net inputs
+READERS: dict[str, type[ReadingDataLayer]] = {
+    "Data": DataLayer,
+    "ImageData": ImageDataLayer,
+    "WindowData": WindowDataLayer,
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,6 @@ DATA_LAYERS = {
     "Data": DataKind("data_param", color_channels=False),
     "ImageData": DataKind("image_data_param"),
     "WindowData": DataKind("window_data_param"),
-    "HDF5Data": DataKind("hdf5_data_param", color_channels=False, label=None),
 }
 
 
@@ -113,7 +126,10 @@ class DataInput(CaffeLayer):
             raise CaffeFormatError(f"{self.param.type} is replaced by net inputs, but its "
                                    f"parameters do not fix the shape of {missing}: pass "
                                    f"input_shapes={{{missing[0]!r}: (N, C, H, W), ...}} to "
-                                   f"CaffeNet", layer=self.name)
+                                   f"CaffeNet" + (" (or data=True to read the layer's "
+                                                  "source)" if self.kind is None and
+                                                  self.param.type in READERS else ""),
+                                   layer=self.name)
         return list(self.declared)  # type: ignore[arg-type]
 
     def forward(self, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:

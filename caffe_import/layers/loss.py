@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
 from ..io import read_mean  # a BlobProto reader: no code runs from the file
-from .base import DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, tracing
+from .base import (DTYPE_FLOAT32, CaffeLayer, Shape, canonical_axis, check_arity, f32, legacy_4d,
+                   tracing)
 from .registry import register
 from .softmax import caffe_softmax
 
@@ -369,3 +370,71 @@ class InfogainLoss(_Loss):
         if len(self.param.top) == 2:
             return loss, prob.detach().reshape(x.shape)
         return (loss,)
+
+
+class _ContrastiveFn(torch.autograd.Function):
+    """ContrastiveLoss's forward and Caffe's own backward (``ContrastiveLossLayer``):
+    ``a``, ``b`` (N, C), ``similar`` (N,) bool."""
+
+    @staticmethod
+    def forward(ctx, a, b, similar, margin: float, legacy: bool):
+        diff = a - b
+        dist_sq = (diff * diff).sum(dim=1)
+        if legacy:
+            dissimilar = torch.clamp(margin - dist_sq, min=0)
+        else:
+            gap = torch.clamp(margin - torch.sqrt(dist_sq), min=0)
+            dissimilar = gap * gap
+        loss = torch.where(similar, dist_sq, dissimilar).sum() / a.shape[0] / 2
+        ctx.save_for_backward(diff, dist_sq, similar)
+        ctx.margin, ctx.legacy = margin, legacy
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        diff, dist_sq, similar = ctx.saved_tensors
+        alpha = g / diff.shape[0]
+        if ctx.legacy:
+            mdist, beta = ctx.margin - dist_sq, -alpha.expand_as(dist_sq)
+        else:
+            dist = torch.sqrt(dist_sq)
+            mdist = ctx.margin - dist
+            beta = -alpha * mdist / (dist + 1e-4)
+        zero = torch.zeros_like(beta)
+        scale = torch.where(similar, alpha.expand_as(beta), torch.where(mdist > 0, beta, zero))
+        grad = scale.unsqueeze(1) * diff
+        return grad, -grad, None, None, None
+
+
+@register("ContrastiveLoss")
+class ContrastiveLoss(_Loss):
+    """Bottoms ``a``, ``b`` (N, C[, 1, 1]) and ``y`` (N[, 1, 1, 1]): similar pairs (``y``
+    truncated toward zero is non-zero) add ``d^2 = ||a - b||^2``, dissimilar ones
+    ``max(margin - d, 0)^2``, or with ``legacy_version: true`` ``max(margin - d^2, 0)``; the
+    sum is divided by N and by 2. The backward is Caffe's, which divides by ``d + 1e-4``
+    (not the derivative's ``d``); ``y`` gets no gradient. ``margin`` defaults to 1."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        check_arity(param, 3, 1, "a, b, y")
+        p = param.contrastive_loss_param
+        self.margin, self.legacy = f32(p.margin), bool(p.legacy_version)
+        self.top_shapes(self.bottom_shapes)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        a, b, y = (legacy_4d(s, self.name, what) for s, what in zip(bottom_shapes, "aby"))
+        if a[1] != b[1] or a[2:] != (1, 1) or b[2:] != (1, 1) or y[1:] != (1, 1, 1):
+            raise CaffeFormatError(f"ContrastiveLoss takes a and b of shape (N, C, 1, 1) with "
+                                   f"the same C and y of (N, 1, 1, 1), got "
+                                   f"{[tuple(s) for s in bottom_shapes]}", layer=self.name)
+        if a[0] != b[0] or y[0] < a[0]:
+            raise CaffeFormatError(f"a, b and y must have the same N, got {a[0]}, {b[0]} and "
+                                   f"{y[0]}", layer=self.name)
+        return [()]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor):
+        self.top_shapes([tuple(a.shape), tuple(b.shape), tuple(y.shape)])
+        n = a.shape[0]
+        similar = y.detach().reshape(-1)[:n].trunc() != 0
+        return (_ContrastiveFn.apply(a.reshape(n, -1), b.reshape(n, -1), similar, self.margin,
+                                     self.legacy),)

@@ -1,4 +1,5 @@
-"""Elementwise ("neuron") layers: one bottom, one top of the same shape.
+"""Elementwise ("neuron") layers: one bottom, one top of the same shape (Swish and Clip
+with Caffe's own backward).
 
 Where Caffe's CPU formula rounds differently from PyTorch's op (a ``double`` literal inside a
 float expression, a stepwise float computation), the layer evaluates Caffe's formula the way
@@ -104,8 +105,13 @@ class Sigmoid(_Neuron):
     """``y = 0.5 * tanh(0.5 * x) + 0.5`` evaluated in double then rounded, as Caffe's CPU code
     does (its ``0.5`` literals are doubles); float32 ``torch.sigmoid`` is off by 1 ulp often."""
 
+    @staticmethod
+    def caffe_sigmoid(x: torch.Tensor) -> torch.Tensor:
+        """Caffe's CPU sigmoid, rounded once to ``x``'s dtype."""
+        return (0.5 * torch.tanh(0.5 * x.double()) + 0.5).to(x.dtype)
+
     def forward(self, x):
-        return ((0.5 * torch.tanh(0.5 * x.double()) + 0.5).to(x.dtype),)
+        return (self.caffe_sigmoid(x),)
 
 
 @register("TanH")
@@ -270,3 +276,58 @@ class Dropout(_Neuron):
         if self.scale_train:
             y = y * self.scale
         return (y,)
+
+
+class _SwishFn(torch.autograd.Function):
+    """Swish's forward and Caffe's backward ``dy * (beta y + s (1. - beta y))``, whose
+    ``1.`` is a double literal: the bracket and the product are evaluated in double."""
+
+    @staticmethod
+    def forward(ctx, x, beta: float):
+        s = Sigmoid.caffe_sigmoid(x * beta)
+        y = x * s
+        ctx.save_for_backward(s, y)
+        ctx.beta = beta
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        s, y = ctx.saved_tensors
+        by = (y * ctx.beta).double()
+        return (dy.double() * (by + s.double() * (1.0 - by))).to(dy.dtype), None
+
+
+@register("Swish")
+class Swish(_Neuron):
+    """``y = x * sigmoid(beta * x)`` (``swish_param.beta``, default 1), the sigmoid being
+    Caffe's Sigmoid layer's; the gradient is Caffe's formula from ``y`` (see ``_SwishFn``)."""
+
+    def __init__(self, param, bottom_shapes, phase="test"):
+        super().__init__(param, bottom_shapes, phase)
+        self.beta = f32(param.swish_param.beta)
+
+    def forward(self, x):
+        return (_SwishFn.apply(x, self.beta),)
+
+
+@register("Clip")
+class Clip(_Neuron):
+    """``y = max(min, min(x, max))`` as C++'s ``std::max(min, std::min(x, max))``: NaN gives
+    ``min`` (``torch.clamp`` keeps NaN). The gradient passes where ``min <= x <= max``, bounds
+    included, and is 0 elsewhere (NaN too), as Caffe's backward does."""
+
+    def __init__(self, param, bottom_shapes, phase="test"):
+        super().__init__(param, bottom_shapes, phase)
+        p = param.clip_param
+        missing = [f for f in ("min", "max") if not p.HasField(f)]
+        if missing:
+            raise CaffeFormatError(f"Clip needs clip_param {{ min max }} (required), "
+                                   f"{' and '.join(missing)} not given", layer=param.name)
+        self.min, self.max = f32(p.min), f32(p.max)
+
+    def forward(self, x):
+        d = x.detach()
+        upper = torch.where(d > self.max, torch.full_like(d, self.max), d)  # std::min(x, max)
+        clipped = torch.where(upper > self.min, upper, torch.full_like(d, self.min))
+        inside = (d >= self.min) & (d <= self.max)
+        return (torch.where(inside, x, clipped),)

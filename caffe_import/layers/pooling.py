@@ -1,4 +1,5 @@
-"""Pooling (``pooling_param``): MAX, AVE and STOCHASTIC over 4-D blobs, with Caffe's sizes.
+"""Pooling (``pooling_param``): MAX, AVE and STOCHASTIC over 4-D blobs, with Caffe's sizes;
+SPP (``spp_param``), a pyramid of these poolings.
 
 Where Caffe differs from ``F.max_pool2d`` / ``F.avg_pool2d``:
 
@@ -27,13 +28,14 @@ avoids a host sync.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import CaffeFormatError
-from .base import FLT_MAX, CaffeLayer, Shape, tracing
+from .base import FLT_MAX, CaffeLayer, Shape, check_arity, tracing
 from .registry import register
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
@@ -297,3 +299,76 @@ class Pooling(CaffeLayer):
         first = reached.to(torch.uint8).argmax(dim=1, keepdim=True)  # first window element
         picked = cols.gather(1, first)
         return picked.reshape(n, c, *out)
+
+
+def spp_level_geometry(level: int, size: int) -> tuple[int, int]:
+    """SPP's kernel (= stride) and pad along one axis for pyramid level ``level``: ``2^level``
+    bins covering ``size``: ``kernel = ceil(size / bins)``, ``pad = (kernel bins - size + 1) / 2``
+    in integers (Caffe's ``SPPLayer::GetPoolingParam``)."""
+    bins = 2 ** level
+    kernel = -(-size // bins)
+    return kernel, (kernel * bins - size + 1) // 2
+
+
+@register("SPP")
+class SPP(CaffeLayer):
+    """Spatial pyramid pooling (``spp_param``): for each level ``l < pyramid_height`` a Pooling
+    of ``2^l x 2^l`` bins over the whole bottom (kernel, stride and pad from
+    :func:`spp_level_geometry`), each flattened to (N, C * bins) and concatenated along axis 1.
+    With ``pyramid_height: 1`` the top is the single pooling's (N, C, 1, 1), as in Caffe. The
+    poolings are Caffe's Pooling layer (this module's), so its size and padding rules apply;
+    a bottom too small for a level's bins (pad not below the kernel) is refused, as Caffe's
+    Pooling refuses it."""
+
+    def __init__(self, param, bottom_shapes: Sequence[Shape], phase: str = "test") -> None:
+        super().__init__(param, bottom_shapes, phase)
+        check_arity(param, 1, 1)
+        p = param.spp_param
+        self.height = int(p.pyramid_height)
+        self.pool = int(p.pool)
+        if self.height <= 0:
+            raise CaffeFormatError("spp_param.pyramid_height must be given and positive",
+                                   layer=param.name)
+        if self.pool not in (MAX, AVE, STOCHASTIC):
+            raise CaffeFormatError(f"unknown SPP pool method {self.pool}", layer=param.name)
+        self._levels: dict[tuple[int, int], list[Pooling]] = {}
+        self.top_shapes(self.bottom_shapes)
+
+    def levels(self, shape: Shape) -> list[Pooling]:
+        """The pyramid's Pooling layers for a bottom of ``shape`` (built once per size)."""
+        if len(shape) != 4 or min(shape[2:]) <= 0:
+            raise CaffeFormatError(f"SPP needs a 4-D bottom (N, C, H, W) with H, W > 0, got "
+                                   f"{tuple(shape)}", layer=self.name)
+        key = (int(shape[2]), int(shape[3]))
+        if key not in self._levels:
+            self._levels[key] = [self._level(i, *key, shape) for i in range(self.height)]
+        return self._levels[key]
+
+    def _level(self, level: int, h: int, w: int, shape: Shape) -> Pooling:
+        (kh, ph), (kw, pw) = spp_level_geometry(level, h), spp_level_geometry(level, w)
+        if ph >= kh or pw >= kw:
+            raise CaffeFormatError(f"SPP level {level} ({2 ** level} bins) of a {h}x{w} bottom "
+                                   f"needs pad ({ph}, {pw}) below its kernel ({kh}, {kw}), as "
+                                   f"Caffe's Pooling requires: the bottom is too small",
+                                   layer=self.name)
+        lp = type(self.param)()
+        lp.name, lp.type = f"{self.name}_level{level}", "Pooling"
+        lp.bottom.append(self.param.bottom[0])
+        lp.top.append(f"{self.name}_level{level}")
+        pp = lp.pooling_param
+        pp.pool, pp.kernel_h, pp.kernel_w, pp.stride_h, pp.stride_w = self.pool, kh, kw, kh, kw
+        pp.pad_h, pp.pad_w = ph, pw
+        return Pooling(lp, [shape], self.phase)
+
+    def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+        shape = tuple(bottom_shapes[0])
+        tops = [pool.top_shapes([shape])[0] for pool in self.levels(shape)]
+        if self.height == 1:
+            return tops
+        return [(shape[0], sum(math.prod(t[1:]) for t in tops))]
+
+    def forward(self, x: torch.Tensor):
+        pools = self.levels(tuple(x.shape))
+        if self.height == 1:
+            return pools[0](x)
+        return (torch.cat([pool(x)[0].reshape(x.shape[0], -1) for pool in pools], dim=1),)

@@ -12,6 +12,7 @@ Rooms, by concern (imports go down this list, never up):
 """
 from __future__ import annotations
 
+from ..layers.data_read import DataReading
 from .blobs import BlobTensors
 from .build import AUTO_TOP, NetBuilder, ParamSpecInfo
 from .plan import Step
@@ -21,4 +22,4 @@ from .weights import MissingWeightsWarning, strict_weights
 
 __all__ = ["CaffeNet", "filter_net", "phase_name", "state_meets_rule", "layer_included",
            "ParamSpecInfo", "Step", "BlobTensors", "AUTO_TOP", "NetBuilder",
-           "MissingWeightsWarning", "strict_weights"]
+           "MissingWeightsWarning", "strict_weights", "DataReading"]

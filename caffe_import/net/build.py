@@ -4,8 +4,8 @@
   readers see the new value), any other reuse of a name is an error;
 * a blob read by several layers is simply reused: Caffe's automatic ``Split`` layers are not
   needed (autograd sums the gradients as Split's backward does);
-* tops of ``Input`` layers - and of data layers, which read nothing here - are the net's
-  inputs; blobs produced and never consumed are its outputs (sorted by name, as Caffe's
+* tops of ``Input`` layers - and of data layers, unless the net is built to read data
+  (``data=``: ``caffe_import.layers.data_read``) - are the net's inputs; blobs produced and never consumed are its outputs (sorted by name, as Caffe's
   ``std::set`` yields them);
 * ``loss_weight`` per top (``*Loss`` types: 1 for the first top unless given, others 0);
 * params shared by ``ParamSpec.name`` are one ``nn.Parameter`` (STRICT: same shape,
@@ -29,6 +29,8 @@ from ..io import read_weights
 from ..io.textscan import problems_error
 from ..layers import registry
 from ..layers.base import CaffeLayer, Shape
+from ..layers.data import READERS, DataInput
+from ..layers.data_read import DataReading
 from ..layers.python_layer import DEFAULT_PYTHON_LAYERS, PythonLayer, PythonLayerRegistry
 from ..proto.schema import schema_of
 from .plan import Step, mark_overwritable
@@ -81,13 +83,18 @@ class NetBuilder:
     """Instantiates the layers of a filtered NetParameter in order and wires them.
 
     ``python_layers``: where ``type: "Python"`` layers find their class (by default the
-    registry ``register_python_layer`` fills; pycaffe's ``Net`` passes its own)."""
+    registry ``register_python_layer`` fills; pycaffe's ``Net`` passes its own).
+
+    ``data``: data layers that can read (those with an ``open_source()`` method, such as
+    ``HDF5Data``) open their sources while the net is built, so a missing file is an error
+    now, and read a batch each forward; otherwise they are net inputs."""
 
     def __init__(self, net_param: Any, phase: str,
                  given_input_shapes: Mapping[str, Shape] | None = None,
                  python_layers: PythonLayerRegistry | None = None,
-                 weights: Any = None) -> None:
+                 weights: Any = None, data: DataReading | None = None) -> None:
         self.net_param = net_param
+        self.data = data  # None: data layers are net inputs; else they read (data_read)
         self.weights = weights  # the net's weights (path or mapping): they may pick a class
         self._blob_counts: dict[str, int] | None = None
         self.phase = phase
@@ -161,7 +168,7 @@ class NetBuilder:
             forks = registry.variant_forks({lp.type for lp in self.net_param.layer})
             for fork in forks:
                 retry = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
-                                   self.python_layers, self.weights)
+                                   self.python_layers, self.weights, self.data)
                 variants = [registry.variant(lp.type, fork) or cls
                             for lp, cls in zip(self.net_param.layer, classes)]
                 try:
@@ -185,7 +192,11 @@ class NetBuilder:
             tops = list(build_param.top)
             in_place = self._in_place_flags(lp.name, bottoms, tops)
             bottom_shapes = [self.blob_shapes[b] for b in bottoms]
+            if self.data is not None and cls is DataInput and lp.type in READERS:
+                cls = functools.partial(READERS[lp.type], reading=self.data)
             module = _make_layer(cls, build_param, bottom_shapes, PHASE_NAMES[lp.phase])
+            if self.data is not None and hasattr(module, "open_source"):
+                module.open_source(self.data)  # a layer that reads: its files are checked now
             is_input = bool(getattr(module, "feeds_net", False))
             shapes = self._top_shapes_of(module, lp, bottom_shapes, tops, is_input)
             for t, shape in zip(tops, shapes):

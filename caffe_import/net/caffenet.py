@@ -27,6 +27,7 @@ from ..io import write_weights, write_weights_h5
 from ..io.text import ParsedNet, parse_net
 from ..io.upgrade import net_needs_upgrade, upgrade_net
 from ..layers.base import CaffeLayer, Shape, tracing
+from ..layers.data_read import DataReading
 from ..layers.python_layer import PythonLayerRegistry
 from ..precision import (PrecisionPolicy, cast_bottoms, cast_layer_params, float32_results,
                          precision_scope, resolve_precision)
@@ -77,6 +78,11 @@ class CaffeNet(nn.Module):
     ``input_shapes`` maps input tops to shapes the file does not fix (data layers of Caffe and
     its forks become inputs of the same tops, see ``caffe_import.layers.data``).
 
+    ``data``: False (default) keeps Caffe's data layers as net inputs; True (or a
+    ``caffe_import.net.DataReading(seed=, prefetch=)``) builds ``Data``, ``ImageData`` and ``WindowData`` to
+    read their sources as Caffe does (``caffe_import.layers.data_read``): each ``forward()``
+    then serves the next batch, and a missing or unreadable source is an error now.
+
     ``forward(outputs=None, **inputs)`` feeds the ``Input`` blobs (tensors or arrays, any shape:
     layers re-derive shapes on every call, as Caffe's ``Reshape`` does; an input not given keeps
     the tensor in ``net.blobs``, or zeros of its declared shape) and returns every blob, or the
@@ -97,6 +103,10 @@ class CaffeNet(nn.Module):
     result (and ``net.blobs``) then holds the inputs, the net's outputs and the blobs named in
     ``outputs``. ``keep_blobs=True`` (constructor argument or attribute) keeps every blob, as
     pycaffe's ``net.blobs`` does; so does any forward that records a graph.
+
+    ``data``: data layers that can read (``HDF5Data``, ``caffe_import.layers.hdf5_data``) open
+    their sources (relative paths from the working directory, as Caffe) and read a batch each
+    forward; without it they are net inputs (``caffe_import.layers.data``).
 
     ``strict``: weights that leave a net layer with params without values are a
     ``CaffeFormatError`` naming the layers and the file, not a ``MissingWeightsWarning``
@@ -119,7 +129,7 @@ class CaffeNet(nn.Module):
                  precision: str | PrecisionPolicy = "exact", keep_blobs: bool = False,
                  compile: bool | None = None,
                  python_layers: PythonLayerRegistry | None = None,
-                 strict: bool | None = None) -> None:
+                 strict: bool | None = None, data: bool | DataReading = False) -> None:
         super().__init__()
         #: shapes of input tops the net file does not fix (data layers, shapeless Input)
         self.given_input_shapes = {str(k): tuple(v) for k, v in (input_shapes or {}).items()}
@@ -136,8 +146,9 @@ class CaffeNet(nn.Module):
         self._loss_tops: dict[str, torch.Tensor] = {}
         self._plans: dict[tuple, list[run_plans.PlannedStep]] = {}
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)
+        reading = data if isinstance(data, DataReading) else (DataReading() if data else None)
         layout = NetBuilder(self.net_param, self.phase, self.given_input_shapes,
-                            python_layers, weights).build(unknown_fields, source_path)
+                            python_layers, weights, reading).build(unknown_fields, source_path)
         self._adopt(layout)
         if weights is not None:
             self.load_weights(weights, strict=strict)

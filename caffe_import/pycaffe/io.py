@@ -1,14 +1,8 @@
 """``caffe.io``: array/proto converters, the input ``Transformer`` and image helpers.
 
-Same behaviour as pycaffe's ``io.py`` except where it leaned on scikit-image (not a dependency
-here):
-
-* ``load_image`` decodes with Pillow and scales to [0, 1] as ``skimage.img_as_float`` does
-  (8-bit: / 255; 16-bit: / 65535); with ``color=False`` a colour image becomes gray as
-  skimage's ``rgb2gray`` makes it (``0.2125 R + 0.7154 G + 0.0721 B`` on the [0, 1] values, in
-  float64; not Pillow's "L", whose ITU-R 601-2 weights differ by up to 0.09);
-* ``resize_image`` calls ``scipy.ndimage.zoom`` as skimage's ``resize`` does inside
-  (``grid_mode=True``, zeros beyond the border, output clipped), so it gives pycaffe's values.
+Same behaviour as pycaffe's ``io.py``; the image helpers call scikit-image as it does
+(``load_image``: ``skimage.io.imread`` and ``img_as_float``; ``resize_image``:
+``skimage.transform.resize``), so they give what pycaffe gives with the same scikit-image.
 """
 from __future__ import annotations
 
@@ -186,26 +180,19 @@ class Transformer:
 # ---- image IO ----------------------------------------------------------------------------
 
 
-_RGB2GRAY = np.array([0.2125, 0.7154, 0.0721])  # skimage.color.rgb2gray
-
-
 def load_image(filename: str, color: bool = True) -> np.ndarray:
-    """An image as float32 in [0, 1]: H x W x 3 (RGB) or H x W x 1 with ``color=False``."""
-    from PIL import Image
+    """An image as float32 in [0, 1]: H x W x 3 (RGB) or H x W x 1 with ``color=False``.
 
-    with Image.open(filename) as im:
-        if im.mode not in ("RGB", "RGBA", "L", "I;16", "I"):
-            im = im.convert("RGB")
-        arr = np.asarray(im)
-    if arr.dtype == np.uint8:
-        img = arr.astype(np.float64) / 255.0
-    elif arr.dtype in (np.uint16, np.int32) or str(arr.dtype).startswith(">u2"):
-        img = arr.astype(np.float64) / 65535.0
-    else:
-        img = arr.astype(np.float64)
-    if not color and img.ndim == 3:
-        img = img[..., :3] @ _RGB2GRAY
-    img = img.astype(np.float32)
+    pycaffe's own steps: scikit-image's ``imread`` (``as_gray=not color``: ``rgb2gray``, after
+    ``rgba2rgb`` for RGBA), ``img_as_float`` (8-bit / 255, 16-bit / 65535), a gray image tiled
+    to 3 channels for ``color``, alpha dropped. (BVLC master passes ``as_grey``, a keyword
+    scikit-image removed in 0.16, so there its ``load_image`` fails with a TypeError on any
+    current scikit-image; this is the call it meant, under today's name.)
+    """
+    import skimage  # lazy: scikit-image's io and colour modules take half a second to load
+    import skimage.io  # lazy: as above
+
+    img = skimage.img_as_float(skimage.io.imread(filename, as_gray=not color)).astype(np.float32)
     if img.ndim == 2:
         img = img[:, :, np.newaxis]
         if color:
@@ -217,32 +204,31 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
 
 def resize_image(im: np.ndarray, new_dims: Sequence[int], interp_order: int = 1) -> np.ndarray:
     """Resize H x W x K to ``new_dims`` (H', W') with spline interpolation of
-    ``interp_order`` (1: linear), as pycaffe does.
+    ``interp_order`` (1: linear), exactly as pycaffe does, with the scikit-image installed.
 
-    1 or 3 channels: pycaffe scales the image to [0, 1] and calls skimage's ``resize``
-    (``mode='constant'``), which is ``scipy.ndimage.zoom`` with ``grid_mode=True`` (pixel areas
-    aligned) and zeros beyond the border (``'grid-constant'``), clipped to [0, 1]; that is done
-    here directly. A constant image stays constant. Other channel counts: ``zoom`` as pycaffe
-    calls it.
+    1 or 3 channels: the image is scaled to [0, 1] by its min and max, resized by
+    ``skimage.transform.resize(..., order=interp_order, mode='constant')`` and scaled back
+    (scikit-image >= 0.15 smooths with a Gaussian before downscaling, as it then does under
+    pycaffe); a constant image stays constant. Other channel counts: ``scipy.ndimage.zoom``.
+    The result is float32.
     """
-    from scipy.ndimage import zoom
+    from scipy.ndimage import zoom  # lazy: scipy.ndimage is only needed for resizing
+    from skimage.transform import resize  # lazy: scikit-image loads in half a second
 
     im = np.asarray(im)
-    new_dims = (int(new_dims[0]), int(new_dims[1]))
-    if im.shape[-1] not in (1, 3):
+    if im.shape[-1] == 1 or im.shape[-1] == 3:
+        im_min, im_max = im.min(), im.max()
+        if not im_max > im_min:  # a constant image: no division by zero
+            ret = np.empty((new_dims[0], new_dims[1], im.shape[-1]), dtype=np.float32)
+            ret.fill(im_min)
+            return ret
+        im_std = (im - im_min) / (im_max - im_min)
+        resized_std = resize(im_std, new_dims, order=interp_order, mode="constant")
+        resized_im = resized_std * (im_max - im_min) + im_min
+    else:
         scale = tuple(np.array(new_dims, dtype=float) / np.array(im.shape[:2]))
-        return zoom(im, scale + (1,), order=interp_order).astype(np.float32)
-    im_min, im_max = im.min(), im.max()
-    if not im_max > im_min:
-        ret = np.empty((new_dims[0], new_dims[1], im.shape[-1]), dtype=np.float32)
-        ret.fill(im_min)
-        return ret
-    im_std = (im.astype(np.float64) - im_min) / (im_max - im_min)
-    factors = (new_dims[0] / im.shape[0], new_dims[1] / im.shape[1], 1.0)
-    resized = zoom(im_std, factors, order=interp_order, mode="grid-constant", cval=0.0,
-                   grid_mode=True)
-    np.clip(resized, 0.0, 1.0, out=resized)
-    return (resized * (im_max - im_min) + im_min).astype(np.float32)
+        resized_im = zoom(im, scale + (1,), order=interp_order)
+    return resized_im.astype(np.float32)
 
 
 def oversample(images: Sequence[np.ndarray], crop_dims: Sequence[int]) -> np.ndarray:

@@ -33,7 +33,7 @@ from ..net import CaffeNet
 from ..proto.schema import Schema
 from . import mode
 from .blob import DEVICE, Blob, BlobVec, Memory, ParamBlob
-from .python_layer import ImportingPythonLayers, PythonLayerAdapter
+from .python_layer import ImportingPythonLayers, PythonLayerAdapter, PythonLayerSetupError
 
 _SHOWN_LAYERS = 8  # layer names an unknown-layer error lists
 
@@ -160,6 +160,9 @@ class Net:
     (:func:`caffe_import.pycaffe.bound.caffe_modules`)."""
 
     schema: Schema | None = None
+    #: how the data layers (Data, ImageData, WindowData, HDF5Data) read their sources, as in
+    #: Caffe (``CaffeNet(data=...)``: True, or a ``DataReading`` with a seed)
+    read_data: Any = True
 
     def __init__(self, *args: Any, schema: Schema | None = None, **kwargs: Any) -> None:
         if schema is not None:
@@ -171,12 +174,19 @@ class Net:
             _check_file(weights, "weights file")
         if phase not in (TRAIN, TEST):
             raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
-        self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
-                             keep_blobs=True, python_layers=ImportingPythonLayers(),
-                             schema=self.schema)  # weights given: they may pick fork layers
+        try:
+            self._net = CaffeNet(source, weights, phase=phase, stages=stages, level=level,
+                                 keep_blobs=True, python_layers=ImportingPythonLayers(),
+                                 schema=self.schema,  # weights given: they may pick fork layers
+                                 data=self.read_data)
+        except PythonLayerSetupError as exc:  # the user's own exception, as pycaffe raises it
+            cause = exc.__cause__
+            cause.__suppress_context__ = True
+            raise cause
         self._phase = phase
         self._live: dict[str, torch.Tensor] = {}
         self._first: dict[str, torch.Tensor] = {}
+        self._from_buffers = False  # the recorded pass is backward's own, not a forward's
         self._build_views()
         self._place(mode.current_device())
 
@@ -330,8 +340,9 @@ class Net:
         """Caffe's ``ForwardFromTo(start, end)``; returns the loss of the layers run."""
         self._prepare()
         graph = self._graph_enabled()
-        if start == 0:
+        if start == 0 or self._from_buffers:
             self._live, self._first = {}, {}
+        self._from_buffers = False
         force = bool(self._net.net_param.force_backward)
         self._fresh: set[str] = set()
         with torch.set_grad_enabled(graph):
@@ -410,9 +421,9 @@ class Net:
         """Caffe's ``BackwardFromTo(start, end)`` (start >= end) through autograd."""
         if not self._graph_enabled():
             return  # Caffe: no layer of a TEST net without force_backward needs backward
-        if not self._live:
-            raise RuntimeError("backward needs a forward first (no recorded pass)")
         self._prepare()
+        if not self._live or self._from_buffers:  # no forward since: read the buffers again
+            self._record_from_buffers(end, start)
         steps = self._entries[end:start + 1]
         seeds, seed_grads, touched = self._seeds(steps)
         if not seeds:
@@ -433,6 +444,46 @@ class Net:
                 if g is not None:
                     self._blob_map[n]._diff_memory.write(g)
         self._device_changed_params()
+
+    def _record_from_buffers(self, first: int, last: int) -> None:
+        """Caffe's ``Backward`` reads the blobs as they are, with or without a forward: with no
+        recorded pass, record layers ``first..last`` from the current buffers, then put the
+        tops' data back. Exact for layers whose gradient reads only bottoms, params and top
+        diffs (Convolution, InnerProduct, ReLU, Python layers, which see the net's blobs); one
+        that reads its own top or its last forward's state (Softmax, Sigmoid, MAX pooling's
+        argmax) gets them recomputed from the bottoms, where Caffe reads stale buffers."""
+        steps = self._entries[first:last + 1]
+        force = bool(self._net.net_param.force_backward)
+        need = self._need_backward(first, force)
+        self._live, self._first, self._fresh = {}, {}, set()
+        self._from_buffers = True
+        made: set[str] = set()
+        for step in steps:
+            for b in step.bottoms:
+                if b not in made and b not in self._live:  # read from before the range
+                    leaf = self._blob_map[b]._data_memory.tensor().detach().clone()
+                    self._live[b] = self._first[b] = leaf.requires_grad_(need.get(b, False))
+                    self._fresh.add(b)
+            made.update(step.tops)
+        saved = {t: self._blob_map[t]._data_memory.tensor().clone() for t in made}
+        with torch.enable_grad():
+            for step in steps:
+                self._forward_step(step, True, force)
+        for t, value in saved.items():
+            self._blob_map[t]._data_memory.write(value)
+
+    def _need_backward(self, first: int, force: bool) -> dict[str, bool]:
+        """Caffe's ``blob_need_backward_`` for the blobs layers before ``first`` write: made
+        by a layer with learnable params or from a blob that needs it (every blob with
+        ``force_backward``)."""
+        need: dict[str, bool] = {}
+        for step in self._entries[:first]:
+            learns = any(p.requires_grad for p in step.module.parameters()) if isinstance(
+                step.module, torch.nn.Module) else False
+            value = force or learns or any(need.get(b, False) for b in step.bottoms)
+            for t in step.tops:
+                need[t] = value
+        return need
 
     def _seeds(self, steps) -> tuple[list[torch.Tensor], list[torch.Tensor], set[str]]:
         """Blobs written in the range that no later layer of the range reads, with their

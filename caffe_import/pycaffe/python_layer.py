@@ -68,6 +68,12 @@ class Layer:
         pass
 
 
+class PythonLayerSetupError(CaffeFormatError):
+    """A user layer's ``setup`` or ``reshape`` raised: carries that exception (its
+    ``__cause__``) through the net's build, which passes ``CaffeFormatError`` on unwrapped;
+    ``caffe.Net`` re-raises the user's exception itself, as pycaffe does."""
+
+
 class PythonLayerAdapter(CaffeLayer):
     """The ``CaffeLayer`` that stands for one user Python layer inside a ``CaffeNet``.
 
@@ -87,8 +93,14 @@ class PythonLayerAdapter(CaffeLayer):
         self.user = user
         bottoms = [Blob.zeros(s) for s in bottom_shapes]
         tops = [Blob.zeros(()) for _ in param.top]
-        user.setup(bottoms, tops)
-        user.reshape(bottoms, tops)
+        try:
+            user.setup(bottoms, tops)
+            user.reshape(bottoms, tops)
+        except CaffeFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - carried through the build, re-raised as is
+            raise PythonLayerSetupError(f"Python layer setup raised {type(exc).__name__}: "
+                                        f"{exc}", layer=self.name) from exc
         self._setup_shapes = [t.shape for t in tops]
 
     def _add_param_blob(self, shape: tuple[int, ...]) -> None:

@@ -2,7 +2,7 @@
 
 ``run_script(path, args)`` behaves as ``python path args...``: the script runs as
 ``__main__``, ``sys.argv`` is ``[path, *args]``, ``sys.path[0]`` is the script's folder, the
-current directory is left alone. While it runs, a meta-path finder answers ``caffe``,
+current directory is left alone; ``run_module(name, args)`` as ``python -m name args...``. While it runs, a meta-path finder answers ``caffe``,
 ``caffe.proto``, ``caffe.proto.caffe_pb2``, ``caffe.io``, ``caffe.net_spec``, ``caffe.coord_map``, ``caffe.pycaffe``, ``caffe._caffe``,
 ``caffe.classifier``, ``caffe.detector`` (and ``caffe.draw`` when pydot is installed) with this
 package's modules, ahead of any real Caffe on the path. Everything is undone afterwards:
@@ -25,8 +25,9 @@ import os
 import runpy
 import sys
 import types
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
+from ..errors import UsageError
 from ..proto.schema import Schema
 from .bound import caffe_modules
 
@@ -107,12 +108,37 @@ def run_script(path: str | os.PathLike, args: Sequence[str] = (), *,
         raise IsADirectoryError(21, "is a folder, not a script", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(2, "script not found", path)
+    return _run_main(lambda: runpy.run_path(path, run_name="__main__"), [path, *args],
+                     os.path.dirname(os.path.abspath(path)), schema)
+
+
+def run_module(name: str, args: Sequence[str] = (), *, schema: Schema | None = None) -> int:
+    """Run module ``name`` as ``python -m name args...`` would (as ``__main__``,
+    ``sys.argv[0]`` its file, the current directory first on ``sys.path``), with ``caffe``
+    aliased as in :func:`run_script`: ``run_module("unittest", ["discover", "-s", DIR])``
+    runs pycaffe's unittest files. Returns the exit status."""
+    return _run_main(lambda: _module_main(name), [name, *args], os.getcwd(), schema)
+
+
+def _module_main(name: str) -> None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # a parent package that is missing or not a package
+        spec = None
+    if spec is None:
+        raise UsageError(f"run -m: no module named {name!r}")
+    runpy.run_module(name, run_name="__main__", alter_sys=True)
+
+
+def _run_main(run: Callable[[], object], argv: list[str], path0: str, schema: Schema | None) -> int:
+    """``run()`` with ``sys.argv = argv``, ``path0`` first on ``sys.path`` and ``caffe``
+    aliased, all undone afterwards; ``sys.exit`` codes mapped to a status as Python does."""
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    sys.argv = [path, *args]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    sys.argv = argv
+    sys.path.insert(0, path0)
     try:
         with caffe_aliased(schema):
-            runpy.run_path(path, run_name="__main__")
+            run()
     except SystemExit as exc:
         code = exc.code
         if code is None:

@@ -35,12 +35,13 @@ from .net import TEST, TRAIN, Net
 
 def _snapshot_prefix(param, filename: str) -> None:
     """Caffe's ``UpgradeSnapshotPrefixProperty``: no prefix -> the solver file's name without
-    extension; a folder prefix (ending in '/') -> that folder plus the file's stem."""
+    extension; a folder prefix (an existing folder, or ending in '/') -> that folder plus the
+    file's stem."""
     stem = Path(filename).stem if filename else "snapshot"
     if not param.snapshot_prefix:
         param.snapshot_prefix = str(Path(filename).with_suffix("")) if filename else stem
-    elif param.snapshot_prefix.endswith(("/", os.sep)):
-        param.snapshot_prefix = param.snapshot_prefix + stem
+    elif param.snapshot_prefix.endswith(("/", os.sep)) or os.path.isdir(param.snapshot_prefix):
+        param.snapshot_prefix = os.path.join(param.snapshot_prefix, stem)
 
 
 class _Engine(_LibrarySolver):

@@ -143,7 +143,7 @@ def test_prototxt_reads_back_with_read_net():
     (lambda x: L.Convolution(x, param=[1]), "expects dicts"),
     (lambda x: L.Convolution(x, name="c"), "set by the net spec"),
     (lambda x: L.ReLU(x, x, in_place=True), "in_place"),
-    (lambda x: L.Convolution("data"), "bottom 0"),
+    (lambda x: L.Convolution("data"), r"^Convolution input 0 is not a Top"),
 ])
 def test_bad_kwargs_fail_at_the_call_naming_the_layer_type(call, fragment):
     x = L.Input(shape=dict(dim=[1, 1, 4, 4]))

@@ -34,6 +34,7 @@ ALL_CASES = [
     "layers_activations", "layers_misc", "layers_losses", "train_fcn8s_narrow",
     "net_state_rules", "format_hdf5_fcn16s", "format_v1_vgg16_classifier",
     "format_mean_binaryproto", "solver_fcn32s_narrow", "surgery_transplant_vgg_to_fcn32s",
+    "layers_recurrent", "layers_more", "hdf5_output_layer",
 ]
 FORWARD_CASES = [c for c in ALL_CASES if c.startswith(("voc_", "siftflow_", "nyud_", "layers_", "format_hdf5", "format_v1"))]
 TRAIN_CASES = ["train_fcn8s_narrow"]

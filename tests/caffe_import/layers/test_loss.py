@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -145,3 +147,69 @@ def test_infogain_with_identity_matrix_is_softmax_loss():
     with pytest.raises(CaffeFormatError, match="normalization"):
         make('name: "i" type: "InfogainLoss" bottom: "x" bottom: "t" bottom: "h" top: "l" '
              'loss_param { normalize: true }', [(2, 4), (2,), (4, 4)])
+
+
+# ----------------------------------------------------------------------------- ContrastiveLoss
+def _contrastive(a, b, y, margin, legacy):
+    """Caffe's ContrastiveLossLayer::Forward_cpu and Backward_cpu (loss weight 1), in numpy."""
+    n = a.shape[0]
+    diff = (a - b).reshape(n, -1)
+    dist_sq = (diff * diff).sum(1)
+    loss, grad = 0.0, np.zeros_like(diff)
+    for i in range(n):
+        if int(y.reshape(-1)[i]):
+            loss += dist_sq[i]
+            grad[i] = diff[i] / n
+        elif legacy:
+            loss += max(margin - dist_sq[i], 0.0)
+            grad[i] = -diff[i] / n if margin - dist_sq[i] > 0 else 0
+        else:
+            dist = np.sqrt(dist_sq[i])
+            loss += max(margin - dist, 0.0) ** 2
+            grad[i] = -(1 / n) * (margin - dist) / (dist + 1e-4) * diff[i] if margin - dist > 0 else 0
+    return loss / n / 2, grad
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_contrastive_loss_is_caffes_with_its_own_backward(legacy):
+    torch.manual_seed(0)
+    a = (0.3 * torch.randn(6, 4, 1, 1)).requires_grad_(True)
+    b = (0.3 * torch.randn(6, 4, 1, 1)).requires_grad_(True)
+    y = torch.tensor([1.0, 0.0, 0.9, 1.0, 0.0, -1.0]).reshape(6, 1, 1, 1)  # 0.9 -> 0: dissimilar
+    layer = make(f'name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "y" '
+                 f'top: "l" contrastive_loss_param {{ margin: 0.8 legacy_version: '
+                 f'{str(legacy).lower()} }}', [(6, 4, 1, 1), (6, 4, 1, 1), (6, 1, 1, 1)])
+    (loss,) = layer(a, b, y)
+    ref, grad = _contrastive(a.detach().double().numpy(), b.detach().double().numpy(),
+                             y.numpy(), float(np.float32(0.8)), legacy)
+    assert loss.shape == () and abs(float(loss.detach()) - ref) < 1e-6
+    (2 * loss).backward()
+    np.testing.assert_allclose(a.grad.reshape(6, 4).numpy(), 2 * grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b.grad.reshape(6, 4).numpy(), -2 * grad, rtol=1e-5, atol=1e-7)
+
+
+def test_contrastive_loss_defaults_and_2d_bottoms():
+    layer = make('name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "y" '
+                 'top: "l"', [(2, 3), (2, 3), (2,)])
+    a, b = torch.zeros(2, 3), torch.tensor([[0.0, 0.0, 0.5], [0.0, 0.0, 0.5]])
+    (loss,) = layer(a, b, torch.tensor([1.0, 0.0]))
+    assert float(loss) == pytest.approx((0.25 + 0.25) / 2 / 2)  # margin 1: (1 - 0.5)^2
+
+
+@pytest.mark.parametrize("shapes, match", [
+    ([(2, 3), (2, 4), (2,)], "same C"),
+    ([(2, 3, 2, 1), (2, 3, 2, 1), (2,)], "\\(N, C, 1, 1\\)"),
+    ([(2, 3), (2, 3), (2, 2)], "y of \\(N, 1, 1, 1\\)"),
+    ([(2, 3), (3, 3), (3,)], "same N"),
+])
+def test_contrastive_loss_bad_bottoms_are_clear_errors(shapes, match):
+    with pytest.raises(CaffeFormatError, match=match):
+        make('name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "y" top: "l"',
+             shapes)
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "ContrastiveLoss"))
+def test_contrastive_loss_matches_real_caffe(name):
+    """BVLC 9b891540's ContrastiveLoss on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from caffe_import.errors import CaffeFormatError
 from caffe_import.net import CaffeNet
 from support import case_dir, case_meta
 from support.compare import assert_within
-from support.layer_fixture import net_after_input, reference_arrays, run_after_input
+from support.layer_fixture import (check_layer, layer_names, make, net_after_input,
+                                   reference_arrays, run_after_input)
 
 
 # Layers whose Caffe formula we reproduce to the bit; the rest differ by libm's last ulp. ELU is
@@ -77,3 +79,54 @@ def test_threshold_is_strict_and_relu_slope_applies_below_zero():
                           'relu_param { negative_slope: 0.5 } }', x)
     assert out["t"].tolist() == [[0.0, 0.0, 0.0, 1.0]]
     assert torch.equal(out["r"], torch.tensor([[-0.5, 0.0, 0.3, 0.5]]))
+
+
+# ----------------------------------------------------------------------- Swish and Clip
+def test_swish_is_x_times_caffes_sigmoid_of_beta_x_with_caffes_gradient():
+    torch.manual_seed(0)
+    layer = make('name: "s" type: "Swish" bottom: "x" top: "y" swish_param { beta: 1.7 }',
+                 [(2, 3, 4, 5)])
+    x = torch.randn(2, 3, 4, 5, requires_grad=True)
+    (y,) = layer(x)
+    beta = np.float32(1.7)
+    bx = (x.detach().numpy() * beta).astype(np.float64)
+    s = (0.5 * np.tanh(0.5 * bx) + 0.5).astype(np.float32)
+    assert np.array_equal(y.detach().numpy(), x.detach().numpy() * s)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    by = (y.detach().numpy() * beta).astype(np.float64)
+    expected = (dy.numpy().astype(np.float64) * (by + s.astype(np.float64) * (1.0 - by)))
+    assert np.array_equal(x.grad.numpy(), expected.astype(np.float32))
+    xd = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: layer(v)[0], (xd,))
+
+
+def test_swish_default_beta_is_one():
+    layer = make('name: "s" type: "Swish" bottom: "x" top: "y"', [(2, 3)])
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(layer(x)[0], x * torch.sigmoid(x))
+
+
+def test_clip_clamps_and_passes_the_gradient_on_the_bounds():
+    layer = make('name: "c" type: "Clip" bottom: "x" top: "y" clip_param { min: -0.5 max: 0.25 }',
+                 [(6,)])
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.25, 0.3, float("nan")], requires_grad=True)
+    (y,) = layer(x)
+    assert y.tolist() == [-0.5, -0.5, 0.0, 0.25, 0.25, -0.5]  # NaN: std::max(min, NaN) = min
+    y.backward(torch.full((6,), 2.0))
+    assert x.grad.tolist() == [0.0, 2.0, 2.0, 2.0, 0.0, 0.0]
+
+
+def test_clip_needs_min_and_max():
+    with pytest.raises(CaffeFormatError, match="max not given"):
+        make('name: "c" type: "Clip" bottom: "x" top: "y" clip_param { min: 0 }', [(2,)])
+    with pytest.raises(CaffeFormatError, match="1 bottom and 1 top"):
+        make('name: "c" type: "Clip" bottom: "x" bottom: "z" top: "y" '
+             'clip_param { min: 0 max: 1 }', [(2,), (2,)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "Swish", "Clip"))
+def test_swish_and_clip_matches_real_caffe(name):
+    """BVLC 9b891540's Swish and Clip on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

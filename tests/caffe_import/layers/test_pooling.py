@@ -1,13 +1,14 @@
 """Pooling against real Caffe (layers_pooling) and hand-computed cases of Caffe's size rules."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffe_import.errors import CaffeFormatError
-from caffe_import.layers.pooling import FLT_MAX, window_sums
+from caffe_import.layers.pooling import FLT_MAX, spp_level_geometry, window_sums
 from support import case_dir
 from support.layer_fixture import check_layer, layer_names, make
 from support.versions import needs_torch_export
@@ -190,3 +191,75 @@ def test_padded_average_pooling_exports_to_onnx_as_eager_computes_it(tmp_path):
     x = torch.randn(1, 2, 7, 9)
     assert torch.equal(window_sums(x, (3, 3), (3, 3)),
                        torch.nn.functional.avg_pool2d(x, 3, 3, 0, divisor_override=1))
+
+
+# ----------------------------------------------------------------------------- SPP
+def _caffe_pool(x: np.ndarray, k, s, p, pool: str) -> np.ndarray:
+    """Caffe's PoolingLayer::Forward_cpu for one (N, C, H, W) array, loops as written there."""
+    n, c, h, w = x.shape
+    oh = int(np.ceil((h + 2 * p[0] - k[0]) / s[0])) + 1
+    ow = int(np.ceil((w + 2 * p[1] - k[1]) / s[1])) + 1
+    if p[0] or p[1]:
+        oh -= (oh - 1) * s[0] >= h + p[0]
+        ow -= (ow - 1) * s[1] >= w + p[1]
+    out = np.zeros((n, c, oh, ow), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            hs, ws = i * s[0] - p[0], j * s[1] - p[1]
+            he, we = min(hs + k[0], h + p[0]), min(ws + k[1], w + p[1])
+            size = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            win = x[:, :, hs:he, ws:we]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if pool == "MAX" else win.sum(axis=(2, 3)) / size
+    return out
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("hw", [(7, 9), (9, 13), (4, 4)])
+def test_spp_is_caffes_pyramid_of_poolings(pool, hw):
+    x = torch.randn(2, 3, *hw)
+    layer = make(f'name: "spp" type: "SPP" bottom: "x" top: "y" '
+                 f'spp_param {{ pyramid_height: 3 pool: {pool} }}', [tuple(x.shape)])
+    (y,) = layer(x)
+    parts = []
+    for level in range(3):
+        (kh, ph), (kw, pw) = spp_level_geometry(level, hw[0]), spp_level_geometry(level, hw[1])
+        parts.append(_caffe_pool(x.numpy(), (kh, kw), (kh, kw), (ph, pw), pool).reshape(2, -1))
+    ref = np.concatenate(parts, axis=1)
+    assert y.shape == (2, 3 * (1 + 4 + 16)) and layer.top_shapes([tuple(x.shape)]) == [y.shape]
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_spp_of_height_one_is_one_global_pooling_with_a_4d_top():
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    layer = make('name: "spp" type: "SPP" bottom: "x" top: "y" spp_param { pyramid_height: 1 }',
+                 [tuple(x.shape)])
+    (y,) = layer(x)
+    assert y.shape == (2, 3, 1, 1)
+    torch.testing.assert_close(y, x.amax(dim=(2, 3), keepdim=True))
+
+
+def test_spp_gradients_and_a_new_input_size():
+    layer = make('name: "spp" type: "SPP" bottom: "x" top: "y" '
+                 'spp_param { pyramid_height: 2 pool: AVE }', [(1, 2, 5, 7)])
+    x = torch.randn(1, 2, 6, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: layer(v)[0], (x,))
+    assert layer(x)[0].shape == (1, 2 * 5)
+
+
+def test_spp_bad_settings_are_clear_errors():
+    with pytest.raises(CaffeFormatError, match="pyramid_height"):
+        make('name: "spp" type: "SPP" bottom: "x" top: "y"', [(1, 2, 5, 5)])
+    with pytest.raises(CaffeFormatError, match="too small"):
+        make('name: "spp" type: "SPP" bottom: "x" top: "y" spp_param { pyramid_height: 3 }',
+             [(1, 2, 3, 3)])
+    with pytest.raises(CaffeFormatError, match="4-D"):
+        make('name: "spp" type: "SPP" bottom: "x" top: "y" spp_param { pyramid_height: 2 }',
+             [(2, 5, 5)])
+
+
+@pytest.mark.parametrize("name", layer_names("layers_more", "SPP"))
+def test_spp_matches_real_caffe(name):
+    """BVLC 9b891540's SPP on the bottoms it saw in layers_more (forward; the case's
+    gradients are checked by the parity tests)."""
+    check_layer("layers_more", name)

@@ -112,3 +112,14 @@ def test_variants_are_the_forks_own_classes_for_bvlc_types():
     assert registry.variant_forks({"Convolution", "BN", "Upsample"}) == []
     assert registry.variant("Pooling", "yolo") is DarknetPooling
     assert registry.variant("Pooling", "ssd") is None and registry.variant("BN", "segnet") is None
+
+
+def test_every_type_bvlc_registers_is_registered_for_bvlc():
+    """Issue 16: all 61 types BVLC master 9b891540 registers (REGISTER_LAYER_CLASS /
+    REGISTER_LAYER_CREATOR, listed once from its source in tests/fixtures) have a class here,
+    with BVLC's schema too."""
+    lines = (ROOT / "tests" / "fixtures" / "bvlc_layer_types.txt").read_text().splitlines()
+    assert lines[0].startswith("# ") and "9b891540" in lines[0]
+    bvlc = [t for t in lines[1:] if t]
+    assert len(bvlc) == len(set(bvlc)) == 61
+    assert [t for t in bvlc if registry.get(t, fork="bvlc") is None] == []

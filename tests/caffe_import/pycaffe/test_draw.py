@@ -1,7 +1,9 @@
 """caffe_import.pycaffe.draw: pycaffe's net drawing (the graph as data; pydot renders it)."""
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import json
 
 import pytest
 from google.protobuf import text_format
@@ -11,6 +13,8 @@ from caffe_import.pycaffe import draw
 from support import ROOT
 
 NET = ROOT / "tests" / "fixtures" / "pycaffe" / "fcn_release" / "voc-fcn32s" / "val.prototxt"
+DRAW = ROOT / "tests" / "fixtures" / "pycaffe" / "draw"
+BVLC = ROOT / "tests" / "fixtures" / "pycaffe" / "bvlc_tests"
 
 
 def _net():
@@ -33,3 +37,26 @@ def test_graph_spec_like_pycaffe():
 def test_drawing_without_pydot_says_what_it_needs(tmp_path):
     with pytest.raises(ImportError, match="pydot"):
         draw.draw_net_to_file(_net(), str(tmp_path / "n.png"))
+
+
+def _as_pydot_sees_it(nodes, edges):
+    """graph_spec's data as pycaffe's pydot graph names it (draw/dump.py): a node is named by
+    its label; each edge joins two such names."""
+    def name(key):
+        return nodes[key][0].strip('"')
+    listed = sorted([name(k), "None", str(style.get("fillcolor")), str(style.get("shape"))]
+                    for k, (_, style) in nodes.items())
+    joined = sorted([name(e["src"]), name(e["dst"]), e["label"].strip('"')] for e in edges)
+    return [listed, joined]
+
+
+def test_graph_is_real_pycaffes_for_bvlcs_nets():
+    """Every net prototxt of BVLC's models/ and examples/ (tests/fixtures/pycaffe/bvlc_tests/)
+    gives the nodes (label, colour, shape) and edges real pycaffe's get_pydot_graph gave
+    (phase TEST, learning-rate multipliers shown; tests/fixtures/pycaffe/draw/)."""
+    real = json.loads(gzip.decompress((DRAW / "expected.json.gz").read_bytes()))
+    assert len(real) == 29
+    for rel, expected in sorted(real.items()):
+        net = text_format.Parse((BVLC / rel).read_text(), caffe_pb2.NetParameter())
+        nodes, edges = draw.graph_spec(net, "LR", phase=caffe_pb2.TEST, display_lrm=True)
+        assert _as_pydot_sees_it(nodes, edges) == expected, rel

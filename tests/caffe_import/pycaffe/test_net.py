@@ -349,3 +349,37 @@ def test_a_layer_error_keeps_its_type_and_names_the_layer(tmp_path, monkeypatch)
     assert err.value.__notes__ == ["in Caffe layer 'odd' (type Python), bottoms [(1, 2, 3, 3)]"]
     shown = "".join(traceback.format_exception(err.type, err.value, err.tb))
     assert "RuntimeError: the layer's own error" in shown and "in Caffe layer 'odd'" in shown
+
+
+def test_backward_with_no_forward_uses_the_current_buffers(tiny):
+    """Caffe's Backward reads the blobs as they stand: no forward needed, none done."""
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    rng = np.random.RandomState(3)
+    net.blobs["pool"].data[...] = rng.rand(*net.blobs["pool"].data.shape)
+    top = rng.rand(*net.blobs["ip"].diff.shape).astype(np.float32)
+    net.blobs["ip"].diff[...] = top
+    out = net.backward(start="ip", end="ip")
+    w = net.params["ip"][0].data
+    np.testing.assert_allclose(out["pool"].reshape(2, -1), top @ w, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(net.params["ip"][0].diff,
+                               top.T @ net.blobs["pool"].data.reshape(2, -1), rtol=1e-5)
+    assert not net.blobs["ip"].data.any()  # tops keep their data: nothing ran forward
+    assert not net.params["conv"][0].diff.any()
+
+
+def test_each_backward_with_no_forward_reads_the_buffers_again(tiny):
+    net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.blobs["ip"].diff[...] = 1.0
+    net.blobs["pool"].data[...] = 1.0
+    net.backward(start="ip", end="ip")
+    first = net.params["ip"][0].diff.copy()
+    net.clear_param_diffs()
+    net.blobs["pool"].data[...] = 2.0  # an edit between two backward calls counts
+    net.backward(start="ip", end="ip")
+    np.testing.assert_allclose(net.params["ip"][0].diff, 2 * first, rtol=1e-6)
+    x, y = batch()
+    net.forward(data=x, label=y)  # a forward records again: the usual path
+    net.backward()
+    assert net.params["conv"][0].diff.any()

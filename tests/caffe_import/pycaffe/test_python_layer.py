@@ -147,3 +147,24 @@ def test_unimportable_module_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="found but its own import failed.*"
                        "not_installed_dependency_xyz"):
         caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+
+
+def test_an_exception_in_setup_reaches_the_caller_as_itself(pynet):
+    """pycaffe raises the layer's own exception from ``caffe.Net`` (BVLC's test_exception)."""
+    (pynet / "pylayers_broken.py").write_text(textwrap.dedent('''
+        import caffe
+        class Oops(Exception):
+            pass
+        class Broken(caffe.Layer):
+            def setup(self, bottom, top):
+                raise Oops("bad param_str: " + self.param_str)
+        '''))
+    (pynet / "broken.prototxt").write_text(
+        'layer { name: "b" type: "Python" top: "y" '
+        'python_param { module: "pylayers_broken" layer: "Broken" param_str: "x=1" } }')
+    with pytest.raises(Exception) as info:
+        caffe.Net(str(pynet / "broken.prototxt"), caffe.TEST)
+    assert type(info.value).__name__ == "Oops" and str(info.value) == "bad param_str: x=1"
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+    assert info.traceback[-1].name == "setup"  # its own frame, not a wrapper's
+    sys.modules.pop("pylayers_broken", None)

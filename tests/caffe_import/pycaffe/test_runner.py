@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from caffe_import.cli import main
-from caffe_import.pycaffe.runner import run_script
+from caffe_import.pycaffe.runner import run_module, run_script
 
 SCRIPT = '''
 import json, os, sys
@@ -130,3 +130,41 @@ def test_multi_gpu_entry_points_refuse_clearly():
         caffe.NCCL(None, "uid")
     with pytest.raises(NotImplementedError, match="multi-GPU"):
         caffe.set_solver_count(2)
+
+
+def test_run_module_like_python_dash_m(tmp_path, monkeypatch):
+    """``caffe-import run -m MODULE ARGS`` as ``python -m``: __main__, argv[0] its file, the
+    current directory first on the path; caffe aliased only while it runs."""
+    (tmp_path / "mod_t.py").write_text(SCRIPT)
+    out = tmp_path / "out.json"
+    monkeypatch.chdir(tmp_path)
+    path_before = list(sys.path)
+    assert run_module("mod_t", [str(out), "0"]) == 0
+    info = json.loads(out.read_text())
+    assert info["name"] == "__main__" and info["caffe"] == "caffe_import.pycaffe"
+    assert info["argv"] == [str(tmp_path / "mod_t.py"), str(out), "0"]
+    assert info["path0"] == str(tmp_path)
+    assert sys.path == path_before and "caffe" not in sys.modules
+    sys.modules.pop("mod_t", None)
+    assert main(["run", "-m", "mod_t", str(out), "4"]) == 4
+    sys.modules.pop("mod_t", None)
+
+
+def test_cli_run_dash_m_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-m", "no_such_module_t"]) == 2
+    assert "run -m: no module named 'no_such_module_t'" in capsys.readouterr().err
+    (tmp_path / "bad_t.py").write_text("import caffe\nraise KeyError('x')\n")
+    assert main(["run", "-m", "bad_t"]) == 1
+    err = capsys.readouterr().err
+    assert "KeyError: 'x'" in err and "caffe_import" not in err
+    sys.modules.pop("bad_t", None)
+
+
+def test_layer_type_list_names_the_registry():
+    from caffe_import import pycaffe as caffe
+    from caffe_import.layers import registry
+
+    types = caffe.layer_type_list()
+    assert {"Data", "Convolution", "InnerProduct", "Python"} <= set(types)
+    assert types == registry.known_types()
