@@ -205,7 +205,18 @@ def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str
     else:
         items = ", ".join(f"{o!r}: {blob_names(o)}" for o in net.outputs)
         lines.append(f"        return {{{items}}}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _reset(layers)) + "\n"
+
+
+def _reset(layers: list[_Layer]) -> list[str]:
+    """The module's ``reset()`` where layers carry state between forwards (LSTM, RNN with
+    ``expose_hidden: false``): their state back to zeros, as Caffe's ``RecurrentLayer::Reset``."""
+    body = [f"        {s}" for layer in layers for s in layer.emission.reset]
+    if not body:
+        return []
+    return ["", "    def reset(self) -> None:",
+            '        """The state the recurrent layers carry between forwards back to zeros '
+            '(Caffe\'s Reset)."""', *body]
 
 
 def generate(net, *, class_name: str = "Net", net_path: Optional[str | os.PathLike] = None,

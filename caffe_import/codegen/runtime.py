@@ -609,3 +609,206 @@ def caffe_global_stats_bn(x: torch.Tensor, bn: torch.nn.Module) -> torch.Tensor:
     too: Caffe's ``use_global_stats: true``, PSPNet's frozen BN."""
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0,
                         bn.eps)
+
+
+def caffe_with_grad(value: torch.Tensor, slope: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``value`` forward, ``slope * dy`` backward to ``x``: where Caffe's backward is its own
+    formula rather than the derivative of its forward (``x - x.detach()`` is 0 for finite
+    ``x``)."""
+    return value.detach() + slope.detach() * (x - x.detach())
+
+
+def caffe_swish(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Caffe's Swish ``x * sigmoid(beta x)`` (Caffe's sigmoid); its backward
+    ``beta y + s (1 - beta y)`` evaluated in double, from the output ``y``."""
+    s = caffe_sigmoid(x.detach() * beta)
+    y = x.detach() * s
+    by = (y * beta).double()
+    return caffe_with_grad(y, (by + s.double() * (1.0 - by)).to(x.dtype), x)
+
+
+def caffe_clip(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Caffe's Clip ``max(low, min(x, high))`` (NaN gives ``low``); the gradient passes where
+    ``low <= x <= high``, bounds included."""
+    d = x.detach()
+    upper = torch.where(d > high, torch.full_like(d, high), d)
+    clipped = torch.where(upper > low, upper, torch.full_like(d, low))
+    return torch.where((d >= low) & (d <= high), x, clipped)
+
+
+def caffe_im2col(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
+                 pad: tuple[int, ...], dilation: tuple[int, ...],
+                 out: tuple[int, ...]) -> torch.Tensor:
+    """Caffe's im2col of (B, C, *spatial): (B, C * K, *out), rows channel first, then the
+    kernel offsets in raster order; cells outside the input read 0 (autograd's gradient is
+    Caffe's col2im)."""
+    spatial = x.shape[2:]
+    widths = []
+    for i in reversed(range(len(spatial))):
+        reach = (out[i] - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1
+        widths += [pad[i], max(0, reach - spatial[i] - pad[i])]
+    xp = F.pad(x, widths)
+    offsets = [()]
+    for k in kernel:
+        offsets = [o + (j,) for o in offsets for j in range(k)]
+    cols = []
+    for offset in offsets:
+        index = [slice(o * d, o * d + (n - 1) * s + 1, s)
+                 for o, d, n, s in zip(offset, dilation, out, stride)]
+        cols.append(xp[(..., *index)])
+    return torch.stack(cols, dim=2).reshape(x.shape[0], -1, *out)
+
+
+def caffe_filter(selector: torch.Tensor, *bottoms: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Caffe's Filter: the rows of each bottom whose selector value is non-zero, in order (the
+    batch is data-dependent); the selector gets no gradient."""
+    chosen = selector.detach().reshape(selector.shape[0]) != 0
+    index = torch.nonzero(chosen).flatten()
+    return tuple(b.index_select(0, index) for b in bottoms)
+
+
+def caffe_contrastive_loss(a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, margin: float,
+                           legacy: bool = False) -> torch.Tensor:
+    """Caffe's ContrastiveLoss: similar pairs (``y`` truncated is non-zero) add ``d^2``,
+    others ``max(margin - d, 0)^2`` (legacy: ``max(margin - d^2, 0)``), summed / N / 2. Its
+    backward is Caffe's, dividing by ``d + 1e-4``; ``y`` gets no gradient."""
+    n = a.shape[0]
+    a, b = a.reshape(n, -1), b.reshape(n, -1)
+    similar = y.detach().reshape(-1)[:n].trunc() != 0
+    diff = (a - b).detach()
+    dist_sq = (diff * diff).sum(dim=1)
+    if legacy:
+        mdist = margin - dist_sq
+        dissimilar = torch.clamp(mdist, min=0)
+        beta = torch.full_like(dist_sq, -1.0 / n)
+    else:
+        dist = torch.sqrt(dist_sq)
+        mdist = margin - dist
+        dissimilar = torch.clamp(mdist, min=0) ** 2
+        beta = -mdist / (dist + 1e-4) / n
+    value = torch.where(similar, dist_sq, dissimilar).sum() / n / 2
+    scale = torch.where(similar, torch.full_like(beta, 1.0 / n),
+                        torch.where(mdist > 0, beta, torch.zeros_like(beta)))
+    surrogate = (scale[:, None] * diff * (a - b)).sum()
+    return value + (surrogate - surrogate.detach())
+
+
+def caffe_lstm_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """LSTMUnit's ``1 / (1 + exp(-x))``, in double, rounded once."""
+    return (1.0 / (1.0 + torch.exp(-x.double()))).to(x.dtype)
+
+
+def caffe_lstm_tanh(x: torch.Tensor) -> torch.Tensor:
+    """LSTMUnit's ``2 sigmoid(2 x) - 1``, in double, rounded once."""
+    return (2.0 / (1.0 + torch.exp(-2.0 * x.double())) - 1.0).to(x.dtype)
+
+
+def caffe_lstm_unit(c_prev: torch.Tensor, gates: torch.Tensor,
+                    cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caffe's LSTMUnit: ``(c, h)`` from ``c_prev`` (..., H), the gate inputs (..., 4H) in the
+    order (i, f, o, g) and ``cont`` (...): ``f = 0`` where ``cont`` is 0, else ``cont *
+    sigmoid``; Caffe's backward uses ``f (1 - f)`` with ``f`` already scaled by ``cont``.
+    ``cont`` gets no gradient."""
+    pre = gates.reshape(*gates.shape[:-1], 4, c_prev.shape[-1])
+    k = cont.detach().to(gates.dtype).unsqueeze(-1)
+    act = [caffe_lstm_sigmoid(pre[..., j, :].detach()) for j in range(3)]
+    act[1] = torch.where(k == 0, torch.zeros_like(act[1]), k * act[1])
+    i, f, o = (caffe_with_grad(v, v * (1 - v), pre[..., j, :]) for j, v in enumerate(act))
+    g = caffe_lstm_tanh(pre[..., 3, :].detach())
+    g = caffe_with_grad(g, 1 - g * g, pre[..., 3, :])
+    c = f * c_prev + i * g
+    tanh_c = caffe_lstm_tanh(c.detach())
+    return c, o * caffe_with_grad(tanh_c, 1 - tanh_c * tanh_c, c)
+
+
+def caffe_recurrent_state(stored: tuple[torch.Tensor, ...] | None, count: int, n: int,
+                          hidden: int, like: torch.Tensor) -> list[torch.Tensor]:
+    """The state a recurrent layer's previous forward left (``expose_hidden: false``), as
+    ``count`` (N, H) copies without gradient (dtype and device of ``like``): its first ``n``
+    streams, zeros where it has none (never run, ``reset()``, or a batch larger than any
+    before)."""
+    if stored is None or stored[0].shape[0] < n:
+        return [like.new_zeros((n, hidden)) for _ in range(count)]
+    return [s[:n].to(device=like.device, dtype=like.dtype, copy=True) for s in stored]
+
+
+def caffe_keep_state(stored: tuple[torch.Tensor, ...] | None,
+                     final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The state to carry to the next forward, as Caffe's ``h_T`` (``c_T``) blobs keep it: a
+    smaller batch overwrites the first rows (later ones keep older values), a larger one
+    starts afresh."""
+    n = final[0].shape[0]
+    if stored is None or stored[0].shape[0] < n:
+        return tuple(s.detach().clone() for s in final)
+    kept = []
+    for old, new in zip(stored, final):
+        buffer = old.to(device=new.device, dtype=new.dtype, copy=True)
+        buffer[:n] = new.detach()
+        kept.append(buffer)
+    return tuple(kept)
+
+
+def caffe_carry(stored: tuple[torch.Tensor, ...] | None, out: torch.Tensor,
+                final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``(out, the state to keep)`` of a recurrent layer with ``expose_hidden: false``."""
+    return out, caffe_keep_state(stored, final)
+
+
+def caffe_exposed(out: torch.Tensor, final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """``out`` and the final state as (1, N, H) tops (``expose_hidden: true``): Caffe's
+    ``h_T`` / ``c_T`` share data, not diff, with its unrolled net, so their consumers'
+    gradient goes no further."""
+    return (out, *(s.detach().unsqueeze(0) for s in final))
+
+
+def caffe_recurrent_input(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                          x_static: torch.Tensor | None, w_static: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``W x_t + b`` for all T steps of ``x`` (T, N, ...) in one product (T, N, width), and
+    the static input's ``W_static x_static`` (N, width) or None."""
+    t, n = x.shape[:2]
+    xw = (x.reshape(t * n, -1) @ w.t() + b).reshape(t, n, -1)
+    if x_static is None:
+        return xw, None
+    return xw, x_static.reshape(n, -1) @ w_static.t()
+
+
+def caffe_lstm(x: torch.Tensor, cont: torch.Tensor, state: list[torch.Tensor],
+               w_xc: torch.Tensor, b_c: torch.Tensor, w_hc: torch.Tensor,
+               x_static: torch.Tensor | None = None, w_static: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Caffe's LSTM over ``x`` (T, N, ...) with ``cont`` (T, N) from ``state`` (h_0, c_0):
+    ``(h for every step (T, N, H), (h_T, c_T))``; ``cont_t`` multiplies ``h_{t-1}``."""
+    xw, static = caffe_recurrent_input(x, w_xc, b_c, x_static, w_static)
+    cont = cont.detach().to(x.dtype)
+    h, c = state
+    hs = []
+    for t in range(xw.shape[0]):
+        gates = (h * cont[t].unsqueeze(-1)) @ w_hc.t() + xw[t]
+        if static is not None:
+            gates = gates + static
+        c, h = caffe_lstm_unit(c, gates, cont[t])
+        hs.append(h)
+    return torch.stack(hs), (h, c)
+
+
+def caffe_rnn(x: torch.Tensor, cont: torch.Tensor, state: list[torch.Tensor],
+              w_xh: torch.Tensor, b_h: torch.Tensor, w_hh: torch.Tensor, w_ho: torch.Tensor,
+              b_o: torch.Tensor, x_static: torch.Tensor | None = None,
+              w_static: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, tuple[torch.Tensor]]:
+    """Caffe's RNN: ``h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t + b_h)``, outputs
+    ``o_t = tanh(W_ho h_t + b_o)`` (T, N, H) and the final ``(h_T,)``."""
+    xw, static = caffe_recurrent_input(x, w_xh, b_h, x_static, w_static)
+    cont = cont.detach().to(x.dtype)
+    (h,) = state
+    hs = []
+    for t in range(xw.shape[0]):
+        pre = (h * cont[t].unsqueeze(-1)) @ w_hh.t() + xw[t]
+        if static is not None:
+            pre = pre + static
+        h = torch.tanh(pre)
+        hs.append(h)
+    hidden = torch.stack(hs)
+    t, n = hidden.shape[:2]
+    return torch.tanh(hidden.reshape(t * n, -1) @ w_ho.t() + b_o).reshape(t, n, -1), (h,)

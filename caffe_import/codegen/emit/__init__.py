@@ -3,8 +3,8 @@ fork unit under ``emit/forks``); importing this package fills ``base.EMITTERS``.
 from __future__ import annotations
 
 from . import (argmax, combine, conv, crop, data, eltwise, embed, inner_product,  # noqa: F401
-               input, loss, memory_data, misc, mobilenet, neuron, norm, pooling, reduction,
-               scale, senet, shape, softmax)
+               input, loss, memory_data, misc, mobilenet, neuron, norm, pooling, recurrent,
+               reduction, scale, senet, shape, softmax)
 from .forks import (deeplab, deeplab_v1, fast_rcnn, pspnet, segnet, shufflenet,  # noqa: F401
                     ssd, yolo, yolov2)
 from .base import EMITTERS, Emission, LayerContext, ParamMap, emits, emitter_for

@@ -51,6 +51,8 @@ class Emission:
     helpers: tuple[str, ...] = ()
     #: blobs the layer takes from the caller: more arguments of ``forward`` (MemoryData)
     arguments: tuple[str, ...] = ()
+    #: statements of the module's ``reset()`` (state carried between forwards: LSTM, RNN)
+    reset: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ weight layouts are PyTorch's, and so is the output size wherever the padded inpu
 whole kernel."""
 from __future__ import annotations
 
-from ...layers.conv import Convolution, Deconvolution
+from ...layers.conv import Convolution, Deconvolution, Im2col
 from .base import Emission, LayerContext, ParamMap, emits, literal, unsupported
 
 
@@ -39,3 +39,20 @@ def emit_conv(layer, ctx: LayerContext) -> Emission:
     for x, y in zip(ctx.bottoms, ctx.tops):
         out.forward.append(f"{y} = {ctx.self_attr}({x})")
     return out
+
+
+@emits(Im2col)
+def emit_im2col(layer, ctx: LayerContext) -> Emission:
+    """``caffe_im2col`` (any number of spatial axes) with the output size the net was built
+    with; axes before ``axis`` are folded into the batch and back."""
+    g, a = layer.geom, layer.axis
+    (top,) = layer.top_shapes(ctx.bottom_shapes)
+    out = tuple(top[a + 1:])
+    args = ", ".join(literal(tuple(v)) for v in (g.kernel, g.stride, g.pad, g.dilation))
+    if a == 1:
+        return Emission(forward=[f"{ctx.y} = caffe_im2col({ctx.x}, {args}, {literal(out)})"],
+                        helpers=("caffe_im2col",))
+    flat = f"{ctx.x}.reshape((-1,) + tuple({ctx.x}.shape[{a}:]))"
+    return Emission(forward=[f"{ctx.y} = caffe_im2col({flat}, {args}, {literal(out)})"
+                             f".reshape(tuple({ctx.x}.shape[:{a}]) + (-1,) + {literal(out)})"],
+                    helpers=("caffe_im2col",))

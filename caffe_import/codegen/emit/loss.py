@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
-from ...layers.loss import (BATCH_SIZE, FULL, NONE, VALID, Accuracy, EuclideanLoss, HingeLoss,
-                            InfogainLoss, MultinomialLogisticLoss, SigmoidCrossEntropyLoss,
-                            SoftmaxWithLoss)
-from .base import Emission, LayerContext, emits, example_input, integers, unsupported
+from ...layers.loss import (BATCH_SIZE, FULL, NONE, VALID, Accuracy, ContrastiveLoss,
+                            EuclideanLoss, HingeLoss, InfogainLoss, MultinomialLogisticLoss,
+                            SigmoidCrossEntropyLoss, SoftmaxWithLoss)
+from .base import (Emission, LayerContext, emits, example_input, integers, literal,
+                   unsupported)
 
 _MODES = {FULL: "full", VALID: "valid", BATCH_SIZE: "batch_size", NONE: "none"}
 
@@ -101,3 +102,18 @@ def example_labels(layer, index: int, shape, generator):
     axis = getattr(layer, "axis", None)
     classes = scores[axis] if axis is not None else math.prod(scores[1:])
     return integers(shape, int(classes), generator)
+
+
+@emits(ContrastiveLoss)
+def emit_contrastive_loss(layer, ctx: LayerContext) -> Emission:
+    """``caffe_contrastive_loss`` (Caffe's backward, ``d + 1e-4``)."""
+    legacy = ", legacy=True" if layer.legacy else ""
+    return Emission(forward=[f"{ctx.y} = caffe_contrastive_loss({', '.join(ctx.bottoms)}, "
+                             f"{literal(layer.margin)}{legacy})"],
+                    helpers=("caffe_contrastive_loss",))
+
+
+@example_input(ContrastiveLoss)
+def example_similar(layer, index: int, shape, generator):
+    """Similarity labels 0 / 1."""
+    return integers(shape, 2, generator) if index == 2 else None

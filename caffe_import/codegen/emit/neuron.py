@@ -3,8 +3,8 @@
 Exp, Log in Caffe's precision) through the runtime's functions."""
 from __future__ import annotations
 
-from ...layers.neuron import (BNLL, ELU, AbsVal, Dropout, Exp, Log, Power, PReLU, ReLU,
-                              Sigmoid, TanH, Threshold)
+from ...layers.neuron import (BNLL, ELU, AbsVal, Clip, Dropout, Exp, Log, Power, PReLU, ReLU,
+                              Sigmoid, Swish, TanH, Threshold)
 from .base import Emission, LayerContext, ParamMap, emits, literal
 
 
@@ -90,3 +90,15 @@ def emit_exp(layer, ctx: LayerContext) -> Emission:
 @emits(Log)
 def emit_log(layer, ctx: LayerContext) -> Emission:
     return _call(ctx, "caffe_log", layer.scale, layer.shift, layer.base_scale)
+
+
+@emits(Swish)
+def emit_swish(layer, ctx: LayerContext) -> Emission:
+    """Caffe's sigmoid and Caffe's backward formula (``caffe_swish``)."""
+    return _call(ctx, "caffe_swish", layer.beta)
+
+
+@emits(Clip)
+def emit_clip(layer, ctx: LayerContext) -> Emission:
+    """``caffe_clip``: NaN gives ``min``; the gradient passes on the bounds too."""
+    return _call(ctx, "caffe_clip", layer.min, layer.max)

@@ -4,8 +4,8 @@ stride), global pooling as the adaptive modules, else the runtime's ``caffe_max_
 ``caffe_avg_pool2d`` (Caffe's ceil rounding and last-window clip)."""
 from __future__ import annotations
 
-from ...layers.pooling import MAX, STOCHASTIC, Pooling
-from .base import Emission, LayerContext, emits, literal
+from ...layers.pooling import MAX, SPP, STOCHASTIC, Pooling
+from .base import Emission, LayerContext, emits, literal, unsupported
 
 
 def torch_grid_is_caffes(kernel, stride, pad) -> bool:
@@ -59,3 +59,32 @@ def _stochastic(layer, ctx: LayerContext) -> Emission:
     return Emission(forward=[f"{ctx.y} = caffe_stochastic_pool2d({ctx.x}, {kernel}, "
                              f"{literal(layer.stride)}, self.training{ceil})"],
                     helpers=("caffe_stochastic_pool2d",))
+
+
+def _spp_level(pool, ctx: LayerContext) -> tuple[str, str]:
+    """One SPP level as a call of the runtime's Caffe pooling (its geometry fixed by the
+    bottom's size the net was built with): (expression, helper)."""
+    args = f"{literal(pool.kernel)}, {literal(pool.stride)}"
+    ceil = "" if pool.ceil_mode else ", ceil_mode=False"
+    if pool.pool == STOCHASTIC:
+        if any(pool.pad):
+            raise unsupported(pool, "STOCHASTIC SPP with padding is not written as code")
+        return (f"caffe_stochastic_pool2d({ctx.x}, {args}, self.training{ceil})",
+                "caffe_stochastic_pool2d")
+    fn = "caffe_max_pool2d" if pool.pool == MAX else "caffe_avg_pool2d"
+    return f"{fn}({ctx.x}, {args}, {literal(pool.pad)}{ceil})", fn
+
+
+@emits(SPP)
+def emit_spp(layer, ctx: LayerContext) -> Emission:
+    """Each level a Caffe pooling whose kernel, stride and pad come from the bottom's size
+    the net was built with (a module for that input size, as Caffe's reshape fixes them);
+    the levels flattened and concatenated (one level: its (N, C, 1, 1))."""
+    levels = [_spp_level(pool, ctx) for pool in layer.levels(ctx.bottom_shapes[0])]
+    helpers = tuple(dict.fromkeys(h for _, h in levels))
+    if len(levels) == 1:
+        return Emission(forward=[f"{ctx.y} = {levels[0][0]}"], helpers=helpers)
+    lines = [f"{ctx.y} = torch.cat(["]
+    lines += [f"    {expr}.flatten(1)," for expr, _ in levels]
+    lines.append("], dim=1)")
+    return Emission(forward=lines, helpers=helpers)
