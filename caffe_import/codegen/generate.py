@@ -178,11 +178,24 @@ def _loss_weights(net) -> list[str]:
     return [f"        self.loss_weights = {{{items}}}  # Caffe's loss_weight per loss output"]
 
 
-def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str:
-    inputs = [blob_names(n) for n in net.inputs]
-    shapes = ", ".join(f"{n} {tuple(net.blob_shapes[n])}" for n in net.inputs)
+def _inputs(net, layers: list[_Layer]) -> list[str]:
+    """``forward``'s arguments as Caffe blob names, in the order of the layers making them:
+    the net's inputs and the tops an emitter takes from the caller (a data layer that reads
+    in a net built with ``data=True``; MemoryData), so both builds give one signature."""
+    arguments = {layer.step.name: [t for t, v in zip(layer.step.tops, layer.ctx.tops)
+                                   if v in layer.emission.arguments] for layer in layers}
+    names: list[str] = []
+    for step in net.steps:
+        names += list(step.tops) if step.is_input else arguments.get(step.name, [])
+    return names
+
+
+def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer,
+           inputs: list[str]) -> str:
+    shapes = ", ".join(f"{n} {tuple(net.blob_shapes[n])}" for n in inputs)
+    inputs = [blob_names(n) for n in inputs]
     lines = [f"class {class_name}(nn.Module):",
-             f'    """Inputs: {shapes or "none"}; outputs: {", ".join(net.outputs)}."""', "",
+             f'    """Inputs: {shapes or "none"}; outputs: {", ".join(net.outputs) or "none"}."""', "",
              "    def __init__(self) -> None:", "        super().__init__()",
              *_loss_weights(net)]
     for layer in layers:
@@ -190,7 +203,6 @@ def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer) -> str
         if init and layer.ctx.attr != layer.ctx.name:
             init[0] += f"  # Caffe layer {layer.ctx.name!r}"
         lines += [f"        {s}" for s in init]
-    inputs += [a for layer in layers for a in layer.emission.arguments]
     args = "".join(f", {n}: torch.Tensor" for n in inputs)
     single = len(net.outputs) == 1
     result = "torch.Tensor" if single else "dict[str, torch.Tensor]"
@@ -230,12 +242,12 @@ def generate(net, *, class_name: str = "Net", net_path: Optional[str | os.PathLi
     layers = _emit_all(net, layer_names, blob_names)
     helpers = closure(h for layer in layers for h in layer.emission.helpers)
     helper_text = [helper_source(h) for h in helpers]
-    cls = _class(class_name, net, layers, blob_names)
+    inputs = _inputs(net, layers)
+    cls = _class(class_name, net, layers, blob_names, inputs)
     code = "\n\n".join([*helper_text, cls])
     body = "\n".join(helper_text) + cls
     source = "\n".join([_header(class_name, net, net_path, weights_path), _imports(body), "",
                         code])
     state, places = _state(layers)
     losses = {t: float(w) for t, w in net.loss_weights.items()}
-    return Generated(source, state, class_name, list(net.inputs), list(net.outputs), places,
-                     losses)
+    return Generated(source, state, class_name, inputs, list(net.outputs), places, losses)

@@ -91,7 +91,9 @@ def verify(generated: Generated, net, inputs: Mapping[str, torch.Tensor],
     model = load_generated(generated)
     with _without_dropout(net, model):
         ref = run_net(net, inputs, backward=train)
-        outputs, grads = run_generated(generated, model, inputs, train)
+        # tops of layers that read (a net built with data=True): the batch the net read
+        fed = {n: ref.blobs[n].detach() for n in generated.inputs if n not in inputs}
+        outputs, grads = run_generated(generated, model, {**inputs, **fed}, train)
     rows = [compare_arrays("blob", name, outputs.get(name), ref.blobs[name].detach(), tol)
             for name in generated.outputs]
     if train:
