@@ -16,7 +16,7 @@ def emit_hdf5_output(layer, ctx: LayerContext) -> Emission:
         _, c, h, w = legacy_4d(shape, layer.name, f"bottom {name}")
         rows.append(f'"{name}": {var}.detach().float().reshape({var}.shape[0], {c}, {h}, {w})')
     hook = ctx.self_attr
-    return Emission(init=[f"{hook} = None  # HDF5Output: a callable(file_name, datasets) "
-                          f"receives what Caffe writes to {layer.file_name!r}"],
+    note = f"a callable(file_name, datasets) receives what Caffe writes to {layer.file_name!r}"
+    return Emission(init=[f"{hook} = None  # HDF5Output: {note}"],
                     forward=[f"if {hook} is not None:  # HDF5Output {ctx.name!r}",
                              f"    {hook}({layer.file_name!r}, {{{', '.join(rows)}}})"])

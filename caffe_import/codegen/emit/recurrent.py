@@ -46,9 +46,9 @@ def emit_recurrent(layer, ctx: LayerContext) -> Emission:
     stored = f"{ctx.self_attr}.state"
     state = f"caffe_recurrent_state({stored}, {count}, {x}.shape[1], {layer.hidden}, {x})"
     out.init.append(f"{stored} = None  # the final state, read by the next forward "
-                    "(expose_hidden: false)")
-    out.forward = [f"{ctx.y}, {stored} = caffe_carry({stored}, *{fn}({x}, {cont}, {state}, "
-                   f"{', '.join(weights)}))"]
+                    f"(expose_hidden: false); reset() clears it")
+    call = f"{fn}({x}, {cont}, {state}, {', '.join(weights)})"
+    out.forward = [f"{ctx.y}, {stored} = caffe_carry({stored}, *{call})"]
     out.helpers = (fn, "caffe_recurrent_state", "caffe_carry")
     out.reset = [f"{stored} = None"]
     return out
@@ -56,6 +56,7 @@ def emit_recurrent(layer, ctx: LayerContext) -> Emission:
 
 @emits(LSTMUnit)
 def emit_lstm_unit(layer, ctx: LayerContext) -> Emission:
-    return Emission(forward=[f"{ctx.tops[0]}, {ctx.tops[1]} = "
-                             f"caffe_lstm_unit({', '.join(ctx.bottoms)})"],
+    """``c, h = caffe_lstm_unit(c_prev, gates, cont)`` (Caffe's backward)."""
+    call = f"caffe_lstm_unit({', '.join(ctx.bottoms)})"
+    return Emission(forward=[f"{ctx.tops[0]}, {ctx.tops[1]} = {call}"],
                     helpers=("caffe_lstm_unit",))

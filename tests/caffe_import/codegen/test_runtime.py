@@ -11,6 +11,7 @@ import torch
 
 from caffe_import.codegen import runtime
 from caffe_import.forks.deeplab.layers import caffe_interp2
+from caffe_import.layers.recurrent import lstm_unit
 from support.forks import build
 
 RUNTIME_IMPORTS = {"__future__", "math", "torch", "torch.nn.functional"}
@@ -74,3 +75,62 @@ def test_stochastic_pooling_at_test_is_the_layers():
                                layer(x)[0])
     sampled = runtime.caffe_stochastic_pool2d(x, (3, 3), (2, 2), True)
     assert sampled.shape == (2, 3, 3, 4)
+
+
+def _grad(fn, *args):
+    """(value, gradient of value.sum() w.r.t. the first argument)."""
+    x = args[0].clone().requires_grad_(True)
+    y = fn(x, *args[1:])
+    y = y[0] if isinstance(y, tuple) else y
+    (g,) = torch.autograd.grad(y.sum() if y.dim() else y, [x])
+    return y.detach(), g
+
+
+def test_clip_passes_the_gradient_on_its_bounds_and_clips_nan_to_min():
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0, float("nan")])
+    y, g = _grad(runtime.caffe_clip, x, -0.5, 0.5)
+    assert y.tolist() == [-0.5, -0.5, 0.0, 0.5, 0.5, -0.5]
+    assert g.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def _layer(text: str, shapes):
+    return build(text, shapes, fork="bvlc")
+
+
+def test_swish_contrastive_and_lstm_unit_are_the_layers_forward_and_backward():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 4, 5, generator=gen) * 3
+    swish = _layer('name: "s" type: "Swish" bottom: "x" top: "y" swish_param { beta: 1.3 }',
+                   [tuple(x.shape)])
+    assert all(torch.equal(a, b) for a, b in zip(_grad(runtime.caffe_swish, x, swish.beta),
+                                                 _grad(lambda t: swish(t)[0], x)))
+    a, b = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    y = torch.tensor([1.0, 0.0, 2.7, 0.0, 0.4, 0.0])
+    for legacy in (False, True):
+        loss = _layer(f'name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "y" '
+                      f'top: "l" contrastive_loss_param {{ margin: 2.5 legacy_version: '
+                      f'{str(legacy).lower()} }}', [(6, 4), (6, 4), (6,)])
+        ours = _grad(runtime.caffe_contrastive_loss, a, b, y, loss.margin, legacy)
+        theirs = _grad(lambda t: loss(t, b, y)[0], a)
+        for u, v in zip(ours, theirs):
+            torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)
+    c, gates = torch.randn(1, 5, 3, generator=gen), torch.randn(1, 5, 12, generator=gen) * 2
+    cont = torch.tensor([[1.0, 0.0, 0.5, 1.0, 0.0]])
+    for pick in (0, 1):
+        ours = _grad(lambda t: runtime.caffe_lstm_unit(c, t, cont)[pick], gates)
+        theirs = _grad(lambda t: lstm_unit(c[0], t[0], cont[0])[pick].unsqueeze(0), gates)
+        for u, v in zip(ours, theirs):
+            torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_im2col_is_the_layers_in_three_spatial_axes():
+    layer = _layer('name: "i" type: "Im2col" bottom: "x" top: "y" convolution_param { '
+                   'kernel_size: 2 kernel_size: 3 kernel_size: 1 stride: 2 stride: 1 stride: 1 '
+                   'pad: 1 pad: 0 pad: 1 dilation: 1 dilation: 2 dilation: 1 }',
+                   [(2, 3, 5, 7, 4)])
+    x = torch.randn(2, 3, 5, 7, 4, generator=torch.Generator().manual_seed(4))
+    (theirs,) = layer(x)
+    g = layer.geom
+    ours = runtime.caffe_im2col(x, g.kernel, g.stride, g.pad, g.dilation,
+                                tuple(theirs.shape[2:]))
+    assert torch.equal(ours, theirs)
