@@ -613,9 +613,11 @@ def caffe_global_stats_bn(x: torch.Tensor, bn: torch.nn.Module) -> torch.Tensor:
 
 def caffe_with_grad(value: torch.Tensor, slope: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``value`` forward, ``slope * dy`` backward to ``x``: where Caffe's backward is its own
-    formula rather than the derivative of its forward (``x - x.detach()`` is 0 for finite
-    ``x``)."""
-    return value.detach() + slope.detach() * (x - x.detach())
+    formula rather than the derivative of its forward (``x - x.detach()`` is 0; where ``x``
+    is not finite the value passes unchanged and the gradient is 0)."""
+    finite = torch.isfinite(x.detach())
+    step = slope.detach() * torch.where(finite, x - x.detach(), torch.zeros_like(x))
+    return value.detach() + torch.where(finite, step, torch.zeros_like(step))
 
 
 def caffe_swish(x: torch.Tensor, beta: float) -> torch.Tensor:

@@ -134,3 +134,12 @@ def test_im2col_is_the_layers_in_three_spatial_axes():
     ours = runtime.caffe_im2col(x, g.kernel, g.stride, g.pad, g.dilation,
                                 tuple(theirs.shape[2:]))
     assert torch.equal(ours, theirs)
+
+
+def test_with_grad_keeps_the_value_where_the_input_is_not_finite():
+    x = torch.tensor([1.0, float("inf"), float("-inf"), float("nan")])
+    value = torch.tensor([2.0, float("inf"), 0.0, float("nan")])
+    y, g = _grad(lambda t: runtime.caffe_with_grad(value, torch.full_like(t, 3.0), t), x)
+    assert torch.equal(y[:3], value[:3]) and torch.isnan(y[3])
+    assert g.tolist() == [3.0, 0.0, 0.0, 0.0]
+    assert runtime.caffe_swish(torch.tensor([float("inf")]), 1.0).item() == float("inf")
