@@ -25,7 +25,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("layers", (r"caffe_import\.layers(\..*)?", r"caffe_import\.forks\.[a-z_0-9]+\.layers")),
     ("nets", (r"caffe_import\.(precision|devices|coord_map|netspec)",
               r"caffe_import\.net(\..*)?", r"caffe_import\.solver(\..*)?")),
-    ("tools", (r"caffe_import\.(parity|convert|export|inspect)(\..*)?",)),
+    ("tools", (r"caffe_import\.(parity|convert|export|inspect|codegen)(\..*)?",)),
     ("pycaffe", (r"caffe_import\.pycaffe(\..*)?",)),
     ("caffe-tools", (r"caffe_import\.tools(\..*)?",)),
     ("facade", (r"caffe_import",)),

@@ -173,6 +173,13 @@ CASES = [
      ["format_v1_vgg16_classifier/net.prototxt", "'fc6'", "built for 32"]),
     ("export-bad-shape", C, ["export", NET, W, "--torch-export", "{d}/o.pt2", "-i", "data=axb"], 2,
      ["axb", "1x3x500x500"]),
+    # caffe-import codegen
+    ("codegen-net-syntax", C, ["codegen", "{d}/syntax.prototxt", "-o", "{d}/gen"], 2,
+     ["syntax.prototxt", "line 7"]),
+    ("codegen-bad-class-name", C, ["codegen", NET, W, "-o", "{d}/gen", "--class-name", "1x"], 2,
+     ["--class-name", "'1x'"]),
+    ("codegen-output-is-file", C, ["codegen", NET, "-o", "{d}/a_file"], 2,
+     ["a_file", "expected a folder"]),
     # caffe-import solver-parity
     ("solver-parity-missing-folder", C, ["solver-parity", "{d}/absent_case"], 2, ["absent_case", "does not exist"]),
     ("solver-parity-wrong-folder", C, ["solver-parity", "{d}/voc"], 2, ["voc", "solver.prototxt"]),

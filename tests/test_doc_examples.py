@@ -171,6 +171,41 @@ def test_readme_layer_list_is_what_the_registry_holds():
     assert not [t for t in named + data if registry.get(t) is None]
 
 
+def _codegen_fcn8s(out) -> None:
+    """docs/codegen.md's command: the shipped narrow FCN-8s as class FCN8s into ``out``."""
+    from caffe_import.cli import main
+    assert main(["codegen", str(NARROW / "net.prototxt"), str(NARROW / "weights.caffemodel"),
+                 "-o", str(out), "--class-name", "FCN8s"]) == 0
+
+
+def test_codegen_md_shows_what_codegen_writes_for_fcn8s(tmp_path, capsys):
+    _codegen_fcn8s(tmp_path / "fcn8s")
+    listing = python_blocks("docs/codegen.md")[0]
+    assert listing == (tmp_path / "fcn8s" / "model.py").read_text()
+
+
+def test_codegen_md_fine_tuning_example_runs(tmp_path, monkeypatch, capsys):
+    _codegen_fcn8s(tmp_path / "fcn8s")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    block = next(b for b in python_blocks("docs/codegen.md") if "optimizer.step()" in b)
+    exec(compile(block, "codegen.md", "exec"), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[-2:]] == ["step 0", "step 1"]
+
+
+def test_readme_codegen_command_runs(tmp_path, capsys):
+    from caffe_import.cli import main
+    command = re.search(r"^caffe-import codegen .*$", (ROOT / "README.md").read_text(), re.M)
+    argv = command.group(0).split()[1:]
+    argv = [str(NARROW / "net.prototxt") if a == "fcn8s-deploy.prototxt" else
+            str(NARROW / "weights.caffemodel") if a == "fcn8s.caffemodel" else
+            str(tmp_path / a) if a == "fcn8s" else a for a in argv]
+    assert main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "fcn8s").iterdir()) == ["model.py",
+                                                                       "model.safetensors"]
+
+
 def test_readme_caffe_project_commands_run(tmp_path):
     """README's "A Caffe project, unchanged": its train, resume, test and time commands run as
     written, one after the other, in a copy of the LeNet project the Caffe fixtures use."""

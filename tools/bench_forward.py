@@ -7,6 +7,8 @@ CPU (default): the full-size FCN-8s (random weights written to a caffemodel by o
 * ``exact``       CaffeNet(precision="exact"): Caffe's float32 numbers;
 * ``fast``        CaffeNet(precision="fast"): bf16 + channels_last + fused conv/ReLU;
 * ``handwritten`` a hand-written nn.Module FCN-8s with the same weights (the PyTorch ports);
+* ``codegen``     the plain nn.Module ``caffe-import codegen`` writes for the same files
+                  (``caffe_import.codegen``; target codegen/exact <= 1.0);
 * ``opencv``      OpenCV dnn 4.x reading the same prototxt + caffemodel (skipped if absent).
 
 Rounds run the variants in turn (the machine's noise is shared); the script prints the median
@@ -56,7 +58,7 @@ from torch import nn  # noqa: E402
 DEMO_IMAGE = ROOT / "fcn_repro" / "assets" / "fcn_release" / "demo" / "image.jpg"
 NARROW = ROOT / "fcn_repro" / "assets" / "voc_fcn8s_narrow"
 MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
-CPU_VARIANTS = ("exact", "fast", "handwritten", "opencv")
+CPU_VARIANTS = ("exact", "fast", "handwritten", "codegen", "opencv")
 
 VGG_CFG = [  # (block, convs, width)
     (1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512),
@@ -210,11 +212,35 @@ def _worker_net(variant: str, prototxt: str, weights: str):
             with torch.inference_mode():
                 return hand(torch.from_numpy(x)).numpy()
         return run_hand
+    if variant == "codegen":
+        return _codegen_net(prototxt, weights)
     net = CaffeNet(prototxt, weights, precision=variant, compile=False)
 
     def run_net(x):
         return net(data=x, outputs=["score"])["score"].numpy()
     return run_net
+
+
+def _codegen_net(prototxt: str, weights: str):
+    """The generated module (model.py + model.safetensors written next to the prototxt, after
+    codegen's own check), imported by path, in eval mode without gradients."""
+    import importlib.util
+    from safetensors.torch import load_file
+    from caffe_import.codegen import write_module
+    from caffe_import.net import CaffeNet
+    out = Path(prototxt).parent / "codegen"
+    if not (out / "model.py").is_file():
+        write_module(CaffeNet(prototxt, weights), out, weights_path=weights, say=lambda _: None)
+    spec = importlib.util.spec_from_file_location("bench_codegen_model", out / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Net().eval()
+    model.load_state_dict(load_file(str(out / "model.safetensors")))
+
+    def run_codegen(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+    return run_codegen
 
 
 def worker(args) -> int:
@@ -286,7 +312,7 @@ def run_worker(variant: str, files: dict, args) -> dict | None:
 def cpu_benchmark(args, files: dict) -> dict:
     """Time every variant in this process, interleaved (rep by rep, so that they share the
     machine's noise), then measure each one's peak RSS in a process of its own."""
-    variants = ["exact", "fast"] + ([] if args.net == "narrow" else ["handwritten"])
+    variants = ["exact", "fast", "codegen"] + ([] if args.net == "narrow" else ["handwritten"])
     cv = opencv_available()
     if cv:
         variants.append("opencv")
@@ -325,6 +351,11 @@ def report_cpu_ratios(res: dict) -> None:
         print(f"ratio fast/exact          : {res['fast']['ms'] / ex['ms']:.3f}  (target <= 0.35)")
         print(f"fast vs exact             : argmax agreement {agree * 100:.3f}%, "
               f"max |prob diff| {diff:.2e}")
+    if "codegen" in res:
+        gen = res["codegen"]["scores"]
+        rel = float(np.abs(ref - gen).max() / max(np.abs(ref).max(), 1e-30))
+        print(f"ratio codegen/exact       : {res['codegen']['ms'] / ex['ms']:.3f}  "
+              f"(target <= 1.0; max |diff| / max |ref| {rel:.2e})")
     if "handwritten" in res:
         hw = res["handwritten"]["scores"]
         rel = float(np.abs(ref - hw).max() / max(np.abs(hw).max(), 1e-30))

@@ -36,8 +36,8 @@ from ..version import __version__
 from .formatting import HelpFormatter
 from .options import verb_scope
 
-VERBS = ("inspect", "parity", "dump", "convert", "export", "solver_parity", "run", "train",
-         "score", "timing", "convert_imageset", "compute_image_mean")
+VERBS = ("inspect", "parity", "dump", "convert", "export", "codegen", "solver_parity", "run",
+         "train", "score", "timing", "convert_imageset", "compute_image_mean")
 DESCRIPTION = "Caffe files and nets in PyTorch, without Caffe."
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

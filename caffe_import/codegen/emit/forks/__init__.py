@@ -1,0 +1,1 @@
+"""The forks' emitters, one module per fork unit under ``caffe_import/forks``."""
