@@ -162,10 +162,8 @@ def train(solver_path: str | os.PathLike, *, weights: str | None = None,
         glog.info("caffe.cpp:235", f"Resuming from {snapshot}")
         solver.restore(snapshot)
     if size > 1:
-        net = solver.net.caffe_net
-        solver.net._prepare()  # pycaffe's host copies reach the device first ...
-        parallel.broadcast_params(net)
-        solver.net._device_changed_params()  # ... and the broadcast values are the fresh ones
+        with solver.net.params_on_device() as net:  # the broadcast values are the fresh ones
+            parallel.broadcast_params(net)
         parallel.shard_data(net, rank, size)
         solver.add_callback(*parallel.gradient_sync(net, size))
     glog.info("caffe.cpp:239", "Starting Optimization")
