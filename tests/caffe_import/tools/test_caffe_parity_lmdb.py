@@ -1,10 +1,10 @@
 """A legacy Caffe project end to end against BVLC Caffe: an image list made into an LMDB (train)
 and a LevelDB (test) by ``convert-imageset``, their mean by ``compute-image-mean``, a LeNet
 whose ``Data`` layers read them (``transform_param`` scale and ``mean_file``) trained by
-``train -solver -weights``, resumed with ``-snapshot`` and scored by ``test``: the commands
-the README writes, in a fresh folder, against what Caffe's own ``convert_imageset``,
-``compute_image_mean`` and ``caffe train/test`` made (tests/fixtures/caffe_tools/lenet_lmdb,
-README there)."""
+``train -solver -weights``, resumed with ``-snapshot``, scored by ``test`` and timed by
+``time``: the commands the README writes, run in a fresh folder, against what Caffe's own
+``convert_imageset``, ``compute_image_mean`` and ``caffe train/test`` made
+(tests/fixtures/caffe_tools/lenet_lmdb, README there)."""
 from __future__ import annotations
 
 import contextlib
@@ -38,6 +38,7 @@ COMMANDS = {  # log name: the command line after ``caffe-import``
     "resume": "train -solver lenet_solver.prototxt -snapshot snap/lenet_iter_20.solverstate",
     "test": "test -model lenet_train_test.prototxt -weights full/lenet_iter_40.caffemodel "
             "-iterations 2",
+    "time": "time -model lenet_train_test.prototxt -iterations 2",
 }
 
 
@@ -113,3 +114,8 @@ def test_parse_log_reads_our_log_into_caffes_columns(project, tmp_path):
     shutil.copy(project / "train.log", tmp_path / "ours.log")
     shutil.copy(CAFFE / "train.log", tmp_path / "caffe.log")
     assert_parse_log_same(tmp_path / "ours.log", tmp_path / "caffe.log")
+
+
+def test_time_runs_the_net_reading_its_database(project):
+    log = (project / "time.log").read_text()
+    assert "mnist\tforward: " in log and "Average Forward-Backward: " in log
