@@ -14,8 +14,9 @@ import pytest
 
 from caffe_import.io import read_weights
 from caffe_import.proto import caffe_pb2
-from support import ROOT
-from support.compare import rel_l2
+
+from . import ROOT
+from .compare import rel_l2
 
 PARSE_LOG = ROOT / "tests" / "fixtures" / "caffe_tools" / "parse_log" / "parse_log.py"
 REL = 1e-4
