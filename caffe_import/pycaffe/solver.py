@@ -91,10 +91,8 @@ class _Engine(_LibrarySolver):
         return loss
 
     def apply_update(self) -> float:
-        self.owner.net._prepare()
-        rate = super().apply_update()
-        self.owner.net._device_changed_params()
-        return rate
+        with self.owner.net.params_on_device():
+            return super().apply_update()
 
     def test_all(self) -> list[dict[str, Any]]:
         return [self.owner._test(i) for i in range(len(self.owner.test_nets))]
@@ -103,9 +101,8 @@ class _Engine(_LibrarySolver):
         return self.owner.snapshot()
 
     def restore(self, path, load_weights: bool = True) -> None:
-        self.owner.net._prepare()
-        super().restore(path, load_weights)
-        self.owner.net._device_changed_params()
+        with self.owner.net.params_on_device():
+            super().restore(path, load_weights)
 
 
 class Solver:
