@@ -359,7 +359,7 @@ class Solver:
                 else:
                     loss += self.forward_backward(batch)
             loss /= p.iter_size
-            self._update_smoothed_loss(loss)
+            self.update_smoothed_loss(loss)
             record = {"iter": self.iter, "loss": loss, "smoothed_loss": self.smoothed_loss}
             if p.display and self.iter % p.display == 0:
                 self.display()
@@ -377,7 +377,9 @@ class Solver:
         """Caffe's display line (the smoothed loss), every ``display`` iterations."""
         log.info("Iteration %d, loss = %g", self.iter, self.smoothed_loss)
 
-    def _update_smoothed_loss(self, loss: float) -> None:
+    def update_smoothed_loss(self, loss: float) -> None:
+        """Caffe's ``UpdateSmoothedLoss``: ``smoothed_loss`` is the mean of the last
+        ``average_loss`` losses (a running mean until that many were seen)."""
         window = max(1, int(self.param.average_loss))
         if len(self.losses) < window:
             self.losses.append(loss)

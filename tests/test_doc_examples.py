@@ -207,23 +207,26 @@ def test_readme_codegen_command_runs(tmp_path, capsys):
 
 
 def test_readme_caffe_project_commands_run(tmp_path):
-    """README's "A Caffe project, unchanged": its train, resume, test and time commands run as
-    written, one after the other, in a copy of the LeNet project the Caffe fixtures use."""
-    case = ROOT / "tests" / "fixtures" / "caffe_tools" / "lenet_hdf5"
+    """README's "A Caffe project, unchanged": every ``caffe-import`` command of its block runs
+    as written, one after the other, in a copy of the project the LMDB Caffe fixture uses
+    (the databases and the mean made by the block's own first commands)."""
+    case = ROOT / "tests" / "fixtures" / "caffe_tools" / "lenet_lmdb"
     for name in ("lenet_solver.prototxt", "lenet_train_test.prototxt", "init.caffemodel"):
         shutil.copy(case / name, tmp_path / name)
-    shutil.copytree(case / "data", tmp_path / "data")
+    shutil.copytree(case / "images", tmp_path / "images")
     (tmp_path / "snap").mkdir()
     section = (ROOT / "README.md").read_text().split("### A Caffe project, unchanged", 1)[1]
     block = re.search(r"```\n(.*?)```", section, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in block.splitlines()
-                if line.startswith(("caffe-import train", "caffe-import test", "caffe-import time"))]
-    assert len(commands) == 4
+                if line.startswith("caffe-import ")]
+    assert len(commands) == 7
     for command in commands:
         words = command.split("2>")[0].split()
         run = subprocess.run([sys.executable, "-m", "caffe_import", *words[1:]], cwd=tmp_path,
                              capture_output=True, text=True, timeout=600,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert run.returncode == 0, (command, run.stderr)
-        assert "] " in run.stderr  # the glog lines
-    assert (tmp_path / "snap" / "lenet_iter_60.caffemodel").is_file()
+        if words[1] in ("train", "test", "time"):
+            assert "] " in run.stderr  # the glog lines
+    for name in ("train_lmdb", "test_leveldb", "mean.binaryproto", "snap/lenet_iter_40.caffemodel"):
+        assert (tmp_path / name).exists(), name

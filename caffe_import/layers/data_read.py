@@ -11,7 +11,9 @@ the order Caffe makes them; the layer's tops are the data (float32, N x C x H x 
 * ``Data``: the records in key order, from the first again after the last. The first record
   of each batch fixes the batch's item shape (as Caffe's ``load_batch`` does); another size in
   the batch is an error. ``backend`` is the layer's (Caffe's default: LEVELDB);
-  ``data_param.rand_skip`` is ignored, as Caffe's (9b89154) ``Data`` layer ignores it.
+  ``data_param.rand_skip`` is ignored, as Caffe's (9b89154) ``Data`` layer ignores it. In a
+  multi-GPU run (``solver_rank``, ``solver_count``) each solver keeps every n-th record in
+  TRAIN, as Caffe's ``Skip`` does.
 * ``ImageData``: the list file's lines (split at the last space), the images read from
   ``root_folder`` + name (a plain prefix) with ``new_height``/``new_width``/``is_color``;
   ``shuffle`` shuffles at setup and at each wrap, ``rand_skip`` skips a random number of lines
@@ -176,6 +178,20 @@ class DataLayer(ReadingDataLayer):
         self.transformer.check(*first.shape, what="the first record")
         self.item_shape = self.transformer.shape(*first.shape)
         self._records: Iterator[tuple[bytes, bytes]] | None = None
+        #: Caffe's multi-GPU ``Skip``: of ``solver_count`` solvers, this one (``solver_rank``)
+        #: keeps in TRAIN the records whose offset is its rank modulo the count
+        self.solver_rank, self.solver_count, self._offset = 0, 1, 0
+
+    def _next_record(self) -> tuple[bytes, bytes]:
+        """The next record this solver reads (Caffe's ``Skip`` / ``Next`` on the cursor)."""
+        if self._records is None:
+            self._records = self.db.cycle()
+        while True:
+            key, value = next(self._records)
+            keep = self.phase != "train" or self._offset % self.solver_count == self.solver_rank
+            self._offset += 1
+            if keep:
+                return key, value
 
     def _pixels(self, value: bytes, name: str) -> tuple[Any, np.ndarray]:
         """A record's Datum and its C x H x W pixels (errors name the layer and database)."""
@@ -186,11 +202,9 @@ class DataLayer(ReadingDataLayer):
         return datum, self.transformer.datum_pixels(datum, what=name)
 
     def make_batch(self) -> Batch:
-        if self._records is None:
-            self._records = self.db.cycle()
         items, labels, names = [], [], []
         for _ in range(self.batch_size):
-            key, value = next(self._records)
+            key, value = self._next_record()
             name = f"record {key.decode('utf-8', 'replace')!r} of {self.db.path}"
             datum, pixels = self._pixels(value, name)
             items.append(self.transformer(pixels, what=name))

@@ -17,6 +17,7 @@ diffs alone, as Caffe skips layers that need no backward.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections import OrderedDict
@@ -317,6 +318,16 @@ class Net:
     def caffe_net(self) -> CaffeNet:
         """The underlying ``CaffeNet`` (a ``torch.nn.Module``)."""
         return self._net
+
+    @contextlib.contextmanager
+    def params_on_device(self) -> Iterator[CaffeNet]:
+        """Not pycaffe's: ``with net.params_on_device() as caffe_net:`` gives the
+        ``CaffeNet`` whose parameters hold every write made through the param blobs (moved
+        to the current device), and what the block writes to those parameters (a broadcast,
+        a load) is what the param blobs read afterwards."""
+        self._prepare()
+        yield self._net
+        self._device_changed_params()
 
     def _layer_index(self, name: str, what: str) -> int:
         """The index of layer ``name`` (``what``: the call and argument, ``"forward(end"``),

@@ -91,10 +91,8 @@ class _Engine(_LibrarySolver):
         return loss
 
     def apply_update(self) -> float:
-        self.owner.net._prepare()
-        rate = super().apply_update()
-        self.owner.net._device_changed_params()
-        return rate
+        with self.owner.net.params_on_device():
+            return super().apply_update()
 
     def test_all(self) -> list[dict[str, Any]]:
         return [self.owner._test(i) for i in range(len(self.owner.test_nets))]
@@ -103,9 +101,8 @@ class _Engine(_LibrarySolver):
         return self.owner.snapshot()
 
     def restore(self, path, load_weights: bool = True) -> None:
-        self.owner.net._prepare()
-        super().restore(path, load_weights)
-        self.owner.net._device_changed_params()
+        with self.owner.net.params_on_device():
+            super().restore(path, load_weights)
 
 
 class Solver:
@@ -199,8 +196,31 @@ class Solver:
         self._engine.step(int(iters))
 
     def solve(self, resume_file: str | os.PathLike | None = None) -> None:
-        """Caffe's ``Solve``: optionally restore, step to ``max_iter``, final snapshot."""
-        self._engine.solve(resume_file)
+        """Caffe's ``Solver::Solve``, with its log lines: optionally restore, step to
+        ``max_iter``, a snapshot after the last step (``snapshot_after_train``); then, where
+        ``display`` divides the iteration, one more forward of the train net for the final
+        loss line (it draws a batch, as Caffe's does, and the train net's blobs keep that
+        forward), and where ``test_interval`` divides it, a final test."""
+        p, engine = self.param, self._engine
+        glog.info("solver.cpp:289", f"Solving {self.net.caffe_net.net_param.name}")
+        glog.info("solver.cpp:290", f"Learning Rate Policy: {p.lr_policy}")
+        if resume_file is not None:
+            glog.info("solver.cpp:296", f"Restoring previous solver status from {resume_file}")
+            self.restore(resume_file)
+        self.step(max(0, int(p.max_iter) - self.iter))
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if p.display and self.iter % p.display == 0:
+            self.net.forward()  # the final loss line: one more forward, no update
+            weights = self.net.blob_loss_weights
+            loss = sum(float(w * self.net.blobs[name].data.sum())
+                       for name, w in weights.items() if w)
+            engine.update_smoothed_loss(loss)
+            glog.info("solver.cpp:327", f"Iteration {self.iter}, loss = "
+                                        f"{glog.num(engine.smoothed_loss)}")
+        if p.test_interval and self.iter % p.test_interval == 0:
+            engine.test_all()
+        glog.info("solver.cpp:332", "Optimization Done.")
 
     def apply_update(self) -> None:
         """Caffe's ``ApplyUpdate`` on the current diffs; it advances ``iter`` (BVLC master

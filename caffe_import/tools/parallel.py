@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import UsageError
+from ..layers.data_read import DataLayer
 from ..layers.hdf5_data import HDF5Data
 
 
@@ -56,9 +57,11 @@ def start(gpus: Sequence[int]) -> tuple[int, int, list[int]]:
 
 
 def shard_data(net: Any, rank: int, size: int) -> None:
-    """Each solver its share of the rows of ``net``'s (a CaffeNet's) data layers."""
+    """Each solver its share of the rows of ``net``'s (a CaffeNet's) ``HDF5Data`` and
+    ``Data`` layers (the layers Caffe's ``Skip`` shards; ``ImageData`` and ``WindowData``
+    read everything in every solver, as Caffe's do)."""
     for module in net.modules():
-        if isinstance(module, HDF5Data):
+        if isinstance(module, (HDF5Data, DataLayer)):
             module.solver_rank, module.solver_count = rank, size
 
 

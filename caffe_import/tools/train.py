@@ -81,31 +81,12 @@ class CaffeTrainer(Solver):
                           history=engine.history, learned_net=model)
 
     def solve(self, resume_file: str | os.PathLike | None = None) -> None:
-        """Caffe's ``Solver::Solve`` with its log lines (see the module docstring); the
-        other solvers of a multi-GPU run only step."""
-        p, engine = self.param, self._engine
+        """pycaffe's ``solve`` (Caffe's ``Solver::Solve``, with its log lines); the other
+        solvers of a multi-GPU run only step."""
         if not self.root:
-            self.step(max(0, int(p.max_iter) - self.iter))
+            self.step(max(0, int(self.param.max_iter) - self.iter))
             return
-        glog.info("solver.cpp:289", f"Solving {self.net.caffe_net.net_param.name}")
-        glog.info("solver.cpp:290", f"Learning Rate Policy: {p.lr_policy}")
-        if resume_file is not None:
-            glog.info("solver.cpp:296", f"Restoring previous solver status from {resume_file}")
-            self.restore(resume_file)
-        self.step(max(0, int(p.max_iter) - self.iter))
-        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
-            self.snapshot()
-        if p.display and self.iter % p.display == 0:
-            self.net.forward()  # the final loss line: one more forward, no update
-            weights = self.net.blob_loss_weights
-            loss = sum(float(w * self.net.blobs[name].data.sum())
-                       for name, w in weights.items() if w)
-            engine._update_smoothed_loss(loss)
-            glog.info("solver.cpp:327", f"Iteration {self.iter}, loss = "
-                                        f"{glog.num(engine.smoothed_loss)}")
-        if p.test_interval and self.iter % p.test_interval == 0:
-            engine.test_all()
-        glog.info("solver.cpp:332", "Optimization Done.")
+        super().solve(resume_file)
 
 
 def _reading_net(solver_path: str | os.PathLike) -> type[Net]:
@@ -181,10 +162,8 @@ def train(solver_path: str | os.PathLike, *, weights: str | None = None,
         glog.info("caffe.cpp:235", f"Resuming from {snapshot}")
         solver.restore(snapshot)
     if size > 1:
-        net = solver.net.caffe_net
-        solver.net._prepare()  # pycaffe's host copies reach the device first ...
-        parallel.broadcast_params(net)
-        solver.net._device_changed_params()  # ... and the broadcast values are the fresh ones
+        with solver.net.params_on_device() as net:  # the broadcast values are the fresh ones
+            parallel.broadcast_params(net)
         parallel.shard_data(net, rank, size)
         solver.add_callback(*parallel.gradient_sync(net, size))
     glog.info("caffe.cpp:239", "Starting Optimization")

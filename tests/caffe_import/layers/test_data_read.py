@@ -106,6 +106,20 @@ def test_images_of_other_sizes_in_one_batch_are_an_error(tmp_path, monkeypatch):
         net.forward()
 
 
+def test_solvers_of_a_multi_gpu_run_share_the_records_in_train(tmp_path, monkeypatch):
+    """Caffe's ``Skip``: of n solvers, solver r keeps the records at offsets r, r + n, ...
+    in TRAIN; in TEST every solver reads every record."""
+    data_fixture(tmp_path, monkeypatch)
+    text = net_text("Data", 'source: "caffe/lmdb_resized" backend: LMDB batch_size: 3')
+    whole = CaffeNet(text, phase="train", data=True)
+    rows = np.concatenate([whole.forward()["data"].numpy() for _ in range(2)])  # 6 records
+    for phase, expected in (("train", (rows[0::2], rows[1::2])), ("test", (rows[:3], rows[:3]))):
+        for rank in (0, 1):
+            net = CaffeNet(text, phase=phase, data=True)
+            layer = next(m for m in net.modules() if isinstance(m, DataLayer))
+            layer.solver_rank, layer.solver_count = rank, 2
+            np.testing.assert_array_equal(net.forward()["data"].numpy(), expected[rank])
+
 def test_an_image_that_does_not_decode_fails_the_forward_that_reads_it(tmp_path, monkeypatch):
     data_fixture(tmp_path, monkeypatch)
     (tmp_path / "datalayers" / "images" / "f.png").write_bytes(b"broken")

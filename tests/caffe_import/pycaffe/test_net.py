@@ -210,6 +210,20 @@ def test_save_load_hdf5_share_with(tiny, tmp_path):
     assert (test.params["conv"][0].data == 3).all()
 
 
+def test_params_on_device_hands_the_caffenet_both_ways(tiny):
+    """Writes through the param blobs are in the CaffeNet's parameters inside the block;
+    what the block writes there (a broadcast, in caffe train's multi-GPU runs) the blobs read."""
+    net = caffe.Net(str(tiny / "deploy.prototxt"), caffe.TEST,
+                    weights=str(tiny / "weights.caffemodel"))
+    net.params["ip"][1].data[...] = 5
+    with net.params_on_device() as caffe_net:
+        assert caffe_net is net.caffe_net
+        params = [info.param for info in caffe_net.learnable_params()]
+        assert any(torch.equal(p.detach().cpu(), torch.full((5,), 5.0)) for p in params)
+        for p in params:
+            p.data.fill_(2)
+    assert (net.params["ip"][1].data == 2).all() and (net.params["ip"][0].data == 2).all()
+
 def test_introspection(tiny):
     net = caffe.Net(str(tiny / "train.prototxt"), caffe.TRAIN)
     assert net._layer_names == ["data", "conv", "relu", "pool", "ip", "loss"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from support.caffe_project import write_project
+from support.datalayers import data_fixture
 
 from caffe_import.errors import UsageError
+from caffe_import.layers.data_read import DataLayer
 from caffe_import.layers.hdf5_data import HDF5Data
 from caffe_import.net import CaffeNet
 from caffe_import.tools import parallel
@@ -33,3 +35,11 @@ def test_shards_keep_every_other_row_in_train(tmp_path, monkeypatch):
     whole = CaffeNet("net.prototxt", phase="train", data=True)
     rows = whole()["label"].tolist() + whole()["label"].tolist()
     assert labels[0] == rows[0::2] and labels[1] == rows[1::2]
+
+
+def test_data_layers_are_sharded_too(tmp_path, monkeypatch):
+    data_fixture(tmp_path, monkeypatch)
+    net = CaffeNet("nets/data_lmdb_resized.prototxt", phase="train", data=True)
+    parallel.shard_data(net, 1, 2)
+    assert [(m.solver_rank, m.solver_count) for m in net.modules()
+            if isinstance(m, DataLayer)] == [(1, 2)]
