@@ -21,8 +21,11 @@ MODEL_FILE, WEIGHTS_FILE = "model.py", "model.safetensors"
 
 def weights_bytes(generated: Generated) -> bytes:
     """model.safetensors' bytes: the state (keys sorted). One metadata entry only: the
-    format writes its metadata map in no fixed order (model.py's docstring says the rest)."""
-    return save_safetensors(dict(generated.state), metadata={"format": "pt"})
+    format writes its metadata map in no fixed order (model.py's docstring says the rest). A
+    net without params gets none: safetensors up to 0.4.2 writes an empty map with metadata as
+    a header no version reads."""
+    state = dict(generated.state)
+    return save_safetensors(state, metadata={"format": "pt"} if state else None)
 
 
 def checking_inputs(net, shapes: Optional[Mapping[str, Sequence[int]]] = None,
