@@ -68,6 +68,20 @@ def test_one_class_one_attribute_per_layer_with_params_or_a_module(fcn8s):
     assert {k.split(".")[0] for k in model.state_dict()} == layers_with_params
 
 
+def test_each_blob_is_dropped_after_its_last_reader(fcn8s):
+    forward = fcn8s[2].source.split("def forward")[1].splitlines()
+    after = {line.strip(): forward[k + 1].strip() for k, line in enumerate(forward[:-1])}
+    assert after["conv1_2 = self.conv1_2(conv1_1)"] == "del conv1_1"
+    assert after["conv5_1 = self.conv5_1(pool4)"] != "del pool4"  # score_pool4 reads it later
+    assert after["score_pool4 = self.score_pool4(pool4)"] == "del pool4"
+    assert after["fuse_pool4 = upscore2 + score_pool4c  # Eltwise 'fuse_pool4'"] \
+        == "del upscore2, score_pool4c"
+    dropped = {n for line in forward if line.strip().startswith("del ")
+               for n in line.strip()[4:].split(", ")}
+    assert "data" not in dropped and "score" not in dropped  # the caller's, the result
+    assert forward[-1].strip() == "return score"
+
+
 def test_state_dict_keys_follow_the_layer_names_and_load_strictly(fcn8s):
     _, net, gen = fcn8s
     model = load_generated(gen)
