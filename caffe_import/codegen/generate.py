@@ -179,26 +179,28 @@ def _loss_weights(net) -> list[str]:
     return [f"        self.loss_weights = {{{items}}}  # Caffe's loss_weight per loss output"]
 
 
-def _names(lines: list[str]) -> tuple[list[str], list[str]]:
-    """(every variable, the variables assigned) of forward ``lines``, in order of appearance."""
+def _names(lines: list[str]) -> tuple[list[str], set[str], set[str]]:
+    """The variables of forward ``lines``: all (in order of appearance), those assigned,
+    those deleted."""
     nodes = [n for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)]
     nodes.sort(key=lambda n: (n.lineno, n.col_offset))
-    used = list(dict.fromkeys(n.id for n in nodes))
-    return used, [n.id for n in nodes if isinstance(n.ctx, ast.Store)]
+    return (list(dict.fromkeys(n.id for n in nodes)),
+            {n.id for n in nodes if isinstance(n.ctx, ast.Store)},
+            {n.id for n in nodes if isinstance(n.ctx, ast.Del)})
 
 
 def _drops(bodies: list[list[str]], keep: set[str]) -> list[list[str]]:
     """Per layer, the local variables it is the last to use (``del`` after it): each blob is
     dropped after its last reader, as ``CaffeNet`` does in inference, so that peak memory is
     the live blobs' and not every blob's. The returned ones (``keep``) stay; so do the
-    caller's tensors, never assigned in ``forward``."""
+    caller's tensors (never assigned in ``forward``) and those a layer deletes itself
+    (Silence)."""
     used = [_names(body) for body in bodies]
-    local = {name for _, stored in used for name in stored} - keep
-    last = {name: k for k, (names, _) in enumerate(used) for name in names if name in local}
-    drops: list[list[str]] = [[] for _ in bodies]
-    for k, (names, _) in enumerate(used):
-        drops[k] = [name for name in names if last.get(name) == k]
-    return drops
+    local = set().union(*(bound for _, bound, _ in used)) - keep
+    local -= set().union(*(gone for _, _, gone in used))
+    last = {name: k for k, (names, _, _) in enumerate(used) for name in names if name in local}
+    return [[name for name in names if last.get(name) == k]
+            for k, (names, _, _) in enumerate(used)]
 
 
 def _forward_lines(layers: list[_Layer], returned: set[str]) -> list[str]:

@@ -147,3 +147,15 @@ def test_the_fcn8s_module_exports(fcn8s):
     program = torch.export.export(model, (x,))
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), rtol=0, atol=0)
+
+
+def test_a_silenced_blob_is_deleted_once():
+    text = NET + ('layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2" '
+                  'convolution_param { num_output: 2 kernel_size: 1 } }\n'
+                  'layer { name: "mute" type: "Silence" bottom: "conv2" }')
+    gen = generate(CaffeNet(text, phase="test"))
+    forward = gen.source.split("def forward")[1]
+    assert forward.count("del conv2") == 1 and forward.count("del conv1") == 1
+    model = load_generated(gen).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 8), torch.zeros(1, 1, 6, 6))
