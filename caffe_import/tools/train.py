@@ -62,6 +62,12 @@ class CaffeTrainer(Solver):
         param.train_state.stage.extend(self.train_stages)
         return super()._train_net(param)
 
+    def _check_snapshot_prefix(self) -> None:
+        """Caffe's root solver alone probes the snapshot folder (``Solver::Init``): two
+        solvers probing one file name would delete each other's probe."""
+        if self.root:
+            super()._check_snapshot_prefix()
+
     def snapshot(self) -> None:
         """Caffe's ``Snapshot``: the weights, then the solver state naming them."""
         if not self.root:

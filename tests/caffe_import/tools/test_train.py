@@ -141,7 +141,8 @@ def test_two_processes_train_as_one_with_both_batches(tmp_path):
                           "-solver", "solver.prototxt", "-weights", "init.caffemodel"],
                          cwd=double, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    errors = [line for line in run.stderr.splitlines() if "error" in line.lower()]
+    assert run.returncode == 0, "\n".join(errors[:20]) + "\n" + run.stderr[-3000:]
     assert run.stderr.count("Optimization Done.") == 2  # the root's lines only
     ours = read_weights(double / "snap" / "tiny_iter_8.caffemodel")
     ref = read_weights(single / "snap" / "tiny_iter_8.caffemodel")
