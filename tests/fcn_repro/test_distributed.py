@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,12 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         Path(out, f"rank{rank}.json").write_text(json.dumps(
             {"mean_iu": scores["score"]["mean_iu"], "pixel_acc": scores["score"]["pixel_acc"],
              "loss": scores["loss"], "params": params}))
+        del model, solver  # DDP's reducer holds the group: free it while the peer is there
     finally:
         D.cleanup()
+    # the results are written: skip the interpreter's teardown, where torch 2.1's gloo can
+    # hang joining its threads once the other rank has gone
+    os._exit(0)
 
 
 def free_port() -> int:
@@ -75,7 +80,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    context = mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=False)
+    deadline = time.monotonic() + 300
+    while not context.join(timeout=5):  # raises if a rank failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two ranks did not finish within 300 s")
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
 
