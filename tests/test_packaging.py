@@ -127,3 +127,31 @@ def test_wheel_states_its_license_as_an_spdx_expression(wheel: zipfile.ZipFile) 
     assert re.search(r'^license = "BSD-2-Clause"', text, re.M)
     floor = re.search(r'^requires = \[[^\]]*"setuptools>=(\d+)', text, re.M)
     assert floor and int(floor[1]) >= 77, "setuptools reads an SPDX project.license from 77 on"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"9"`` and ``"9.0"`` alike: the numbers, trailing zeros dropped."""
+    numbers = [int(n) for n in version.split(".")]
+    while numbers and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def test_readmes_version_table_is_what_pyproject_admits() -> None:
+    """README's "Supported versions": every package's oldest tested version is its floor in
+    pyproject.toml (the floor run of .ci/run installs exactly those)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Supported versions", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    checked = 0
+    for names, versions in rows:
+        if ".pt2" in names:  # torch.export's torch: caffe_import.compat.TORCH_FOR_EXPORT
+            continue
+        names = re.sub(r"`\[\w+\]`:", "", names)
+        for name, version in zip(names.split(","), versions.split(",")):
+            floor = re.search(rf'"{re.escape(name.strip())}>=([\d.]+)"', pyproject)
+            assert floor, f"{name.strip()} has no floor in pyproject.toml"
+            assert _release(floor.group(1)) == _release(version.strip()), (name, version)
+            checked += 1
+    assert checked >= 18
