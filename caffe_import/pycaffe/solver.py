@@ -27,8 +27,7 @@ import numpy as np
 
 from ..errors import CaffeFormatError
 from ..proto import caffe_pb2
-from ..io.atomic import atomic_path
-from ..solver import Solver as _LibrarySolver, learning_rate, load_solver_param
+from ..solver import Solver as _LibrarySolver, learning_rate, load_solver_param, write_solverstate
 from . import glog
 from .net import TEST, TRAIN, Net
 
@@ -257,17 +256,9 @@ class Solver:
         weights.parent.mkdir(parents=True, exist_ok=True)
         h5 = self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5
         self.net.caffe_net.save_weights(str(weights), h5=h5)
-        state = caffe_pb2.SolverState()
-        state.iter = self.iter
-        state.learned_net = str(weights)
-        state.current_step = self._engine.current_step
-        for h in self._engine.history:
-            blob = state.history.add()
-            blob.shape.dim.extend(h.shape)
-            blob.data.extend(h.detach().cpu().reshape(-1).tolist())
-        path = Path(str(weights).rsplit(".caffemodel", 1)[0] + ".solverstate")
-        with atomic_path(path) as tmp:
-            Path(tmp).write_bytes(state.SerializeToString())
+        write_solverstate(str(weights).rsplit(".caffemodel", 1)[0] + ".solverstate",
+                          iteration=self.iter, current_step=self._engine.current_step,
+                          history=self._engine.history, learned_net=str(weights))
 
     def restore(self, state_file: str | os.PathLike) -> None:
         """Restore ``iter``, the learning-rate step, the history and the weights the state
